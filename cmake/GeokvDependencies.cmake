@@ -1,0 +1,21 @@
+# Every third-party dependency of geokv, found the way Debian 12 ships it (scripts/bootstrap
+# installs them). WiredTiger and libzmq come only with pkg-config files.
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(WIREDTIGER REQUIRED IMPORTED_TARGET wiredtiger>=3.2.1)
+pkg_check_modules(ZMQ REQUIRED IMPORTED_TARGET libzmq>=4.3.2)
+find_package(cppzmq REQUIRED)
+find_package(FlatBuffers CONFIG REQUIRED)
+find_package(spdlog CONFIG REQUIRED)
+find_package(fmt CONFIG REQUIRED)
+find_package(tomlplusplus CONFIG REQUIRED)
+find_package(CLI11 CONFIG REQUIRED)
+find_package(nlohmann_json CONFIG REQUIRED)
+find_package(Threads REQUIRED)
+
+if(GEOKV_BUILD_TESTS)
+  find_package(GTest CONFIG REQUIRED)
+  find_package(rapidcheck CONFIG REQUIRED)
+endif()
+if(GEOKV_BUILD_BENCH)
+  find_package(benchmark CONFIG REQUIRED)
+endif()
