@@ -1,0 +1,164 @@
+#include "core/sim/network.h"
+
+#include <cassert>
+#include <cstdlib>
+#include <stdexcept>
+#include <utility>
+
+namespace geokv::sim {
+namespace {
+
+// AWS inter-region round-trip times in ms (2017 measurements, from issue 3).
+// Order: VA, CA, OR, EU, JP.
+constexpr double kAwsRttMs[5][5] = {
+    {0.0, 72.7, 87.0, 80.6, 145.3},
+    {72.7, 0.0, 19.5, 153.2, 102.5},
+    {87.0, 19.5, 0.0, 137.0, 89.1},
+    {80.6, 153.2, 137.0, 0.0, 212.4},
+    {145.3, 102.5, 89.1, 212.4, 0.0},
+};
+constexpr const char* kAwsRegions[5] = {"VA", "CA", "OR", "EU", "JP"};
+
+// FNV-1a over raw bytes: cheap, stable across platforms and runs.
+uint64_t Mix(uint64_t h, const void* data, size_t n) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < n; ++i) {
+    h ^= p[i];
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+}  // namespace
+
+Network::Network(uint64_t seed, std::vector<std::string> regions,
+                 std::vector<std::vector<double>> rtt_ms)
+    : regions_(std::move(regions)), rtt_ms_(std::move(rtt_ms)), rng_(seed) {
+  const size_t n = regions_.size();
+  if (rtt_ms_.size() != n) throw std::invalid_argument("rtt matrix does not match regions");
+  for (const auto& row : rtt_ms_) {
+    if (row.size() != n) throw std::invalid_argument("rtt matrix is not square");
+  }
+  handlers_.resize(n);
+  blocked_.assign(n, std::vector<bool>(n, false));
+  up_.assign(n, true);
+  epoch_.assign(n, 0);
+}
+
+Network Network::Aws(uint64_t seed, int regions) {
+  if (regions < 1 || regions > 5) throw std::invalid_argument("Aws: 1..5 regions");
+  std::vector<std::string> names;
+  std::vector<std::vector<double>> rtt(regions, std::vector<double>(regions));
+  for (int i = 0; i < regions; ++i) {
+    names.emplace_back(kAwsRegions[i]);
+    for (int j = 0; j < regions; ++j) rtt[i][j] = kAwsRttMs[i][j];
+  }
+  return Network(seed, std::move(names), std::move(rtt));
+}
+
+void Network::Attach(int node, Handler deliver) {
+  assert(node >= 0 && node < size());
+  handlers_[node] = std::move(deliver);
+}
+
+Time Network::one_way_us(int from, int to) const {
+  return static_cast<Time>(rtt_ms_[from][to] * 1000.0 / 2.0);
+}
+
+void Network::Send(int from, int to, std::string bytes) {
+  assert(from >= 0 && from < size() && to >= 0 && to < size());
+  ++stats_.sent;
+  stats_.sent_bytes += bytes.size();
+  // Draw every random number unconditionally so that the sequence of draws does not depend
+  // on partition state (keeps traces comparable when only a fault toggles).
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  const bool lost = unit(rng_) < faults_.loss;
+  const bool dup = unit(rng_) < faults_.duplicate;
+  if (lost || blocked_[from][to] || !up_[to] || !up_[from]) {
+    ++stats_.dropped;
+    return;
+  }
+  const int copies = dup ? 2 : 1;
+  if (dup) ++stats_.duplicated;
+  const uint64_t epoch = epoch_[to];
+  for (int c = 0; c < copies; ++c) {
+    Time delay = from == to ? 0 : one_way_us(from, to);
+    if (faults_.jitter_us > 0) {
+      delay += std::uniform_int_distribution<Time>(0, faults_.jitter_us)(rng_);
+    }
+    if (c + 1 < copies) {
+      At(now_ + delay, [this, from, to, epoch, b = bytes] { Deliver(from, to, epoch, b); });
+    } else {
+      At(now_ + delay, [this, from, to, epoch, b = std::move(bytes)] {
+        Deliver(from, to, epoch, b);
+      });
+    }
+  }
+}
+
+void Network::Deliver(int from, int to, uint64_t epoch, const std::string& bytes) {
+  if (!up_[to] || epoch_[to] != epoch || blocked_[from][to] || !handlers_[to]) {
+    ++stats_.dropped;
+    return;
+  }
+  ++stats_.delivered;
+  uint64_t h = trace_hash_;
+  h = Mix(h, &now_, sizeof now_);
+  h = Mix(h, &from, sizeof from);
+  h = Mix(h, &to, sizeof to);
+  h = Mix(h, bytes.data(), bytes.size());
+  trace_hash_ = h;
+  handlers_[to](from, bytes);
+}
+
+void Network::At(Time when, std::function<void()> fn) {
+  if (when < now_) when = now_;
+  queue_.push(Event{when, next_seq_++, std::move(fn)});
+}
+
+bool Network::Step() {
+  if (queue_.empty()) return false;
+  // Move out of the queue before running: the event may schedule new ones.
+  Event ev = std::move(const_cast<Event&>(queue_.top()));
+  queue_.pop();
+  now_ = ev.when;
+  ev.fn();
+  return true;
+}
+
+void Network::RunUntil(Time t) {
+  while (!queue_.empty() && queue_.top().when <= t) Step();
+  if (now_ < t) now_ = t;
+}
+
+void Network::Block(int from, int to, bool blocked) { blocked_[from][to] = blocked; }
+
+void Network::HealAll() {
+  for (auto& row : blocked_) row.assign(row.size(), false);
+}
+
+void Network::SetUp(int node, bool up) {
+  if (up && !up_[node]) ++epoch_[node];
+  if (!up) ++epoch_[node];
+  up_[node] = up;
+}
+
+int SeedFromEnvOr(int fallback) {
+  const char* s = std::getenv("GEOKV_SEED");
+  if (s == nullptr || *s == '\0') return fallback;
+  return std::atoi(s);
+}
+
+bool SeedFromEnvSet() {
+  const char* s = std::getenv("GEOKV_SEED");
+  return s != nullptr && *s != '\0';
+}
+
+int SeedCountFromEnvOr(int fallback) {
+  const char* s = std::getenv("GEOKV_SIM_SEEDS");
+  if (s == nullptr || *s == '\0') return fallback;
+  const int n = std::atoi(s);
+  return n > 0 ? n : fallback;
+}
+
+}  // namespace geokv::sim
