@@ -1,0 +1,94 @@
+#include "core/node.h"
+
+#include <utility>
+
+#include <spdlog/spdlog.h>
+
+#include "core/log.h"
+#include "core/storage/wiredtiger_storage.h"
+
+namespace geokv {
+
+StatusOr<std::unique_ptr<Node>> Node::Open(const Config& config) {
+  GEOKV_RETURN_IF_ERROR(config.Validate());
+  storage::WiredTigerStorage::Options options;
+  options.dir = config.data_dir;
+  options.cache_mb = config.cache_mb;
+  options.group_commit_batches_max = config.group_commit_batches_max;
+  options.commit_timeout_ms = config.commit_timeout_ms;
+  auto storage = storage::WiredTigerStorage::Open(options);
+  if (!storage.ok()) return storage.status();
+  return Open(config, std::move(storage).value());
+}
+
+StatusOr<std::unique_ptr<Node>> Node::Open(const Config& config,
+                                           std::unique_ptr<storage::Storage> storage) {
+  GEOKV_RETURN_IF_ERROR(config.Validate());
+  if (storage == nullptr) return InvalidArgument("storage is null");
+  GEOKV_RETURN_IF_ERROR(SetLogLevel(config.log_level));
+  spdlog::debug("node open: data_dir={} durability={}", config.data_dir,
+                storage::DurabilityName(config.durability));
+  return std::unique_ptr<Node>(new Node(config, std::move(storage)));
+}
+
+Node::Node(Config config, std::unique_ptr<storage::Storage> storage)
+    : config_(std::move(config)), storage_(std::move(storage)) {}
+
+Node::~Node() {
+  Status s = Close();
+  if (!s.ok()) spdlog::error("closing node: {}", s.ToString());
+}
+
+Status Node::Close() {
+  if (closed_.exchange(true)) return Status::Ok();
+  return storage_->Close();
+}
+
+Status Node::CheckOpen() const {
+  if (closed_.load()) return Status(Code::kClosed, "node is closed");
+  return Status::Ok();
+}
+
+Status Node::CheckKey(std::string_view key) const {
+  GEOKV_RETURN_IF_ERROR(CheckOpen());
+  if (key.empty()) return InvalidArgument("key is empty");
+  if (key.size() > config_.limits.key_bytes_max) {
+    return Status(Code::kKeyTooLarge, "key is " + std::to_string(key.size()) + " bytes; the limit is " +
+                                          std::to_string(config_.limits.key_bytes_max));
+  }
+  return Status::Ok();
+}
+
+Status Node::Put(std::string_view key, std::string_view value) {
+  GEOKV_RETURN_IF_ERROR(CheckKey(key));
+  if (value.size() > config_.limits.value_bytes_max) {
+    return Status(Code::kValueTooLarge, "value is " + std::to_string(value.size()) +
+                                            " bytes; the limit is " +
+                                            std::to_string(config_.limits.value_bytes_max));
+  }
+  return storage_->Put(kDataTable, key, value, config_.durability);
+}
+
+StatusOr<std::string> Node::Get(std::string_view key) {
+  GEOKV_RETURN_IF_ERROR(CheckKey(key));
+  return storage_->Get(kDataTable, key);
+}
+
+Status Node::Delete(std::string_view key) {
+  GEOKV_RETURN_IF_ERROR(CheckKey(key));
+  return storage_->Delete(kDataTable, key, config_.durability);
+}
+
+StatusOr<std::vector<storage::Entry>> Node::Scan(std::string_view prefix, std::string_view after,
+                                                 size_t limit) {
+  GEOKV_RETURN_IF_ERROR(CheckOpen());
+  if (limit == 0 || limit > kScanLimitMax) {
+    return InvalidArgument("scan limit must be in [1, " + std::to_string(kScanLimitMax) + "]");
+  }
+  if (prefix.size() > config_.limits.key_bytes_max) {
+    return Status(Code::kKeyTooLarge, "prefix is longer than the key limit");
+  }
+  return storage_->Scan(kDataTable, prefix, after, limit);
+}
+
+}  // namespace geokv

@@ -1,0 +1,80 @@
+#include "core/storage/memory_storage.h"
+
+namespace geokv::storage {
+
+namespace {
+Status ClosedError() { return Status(Code::kClosed, "storage is closed"); }
+}  // namespace
+
+void MemoryStorage::Apply(const WriteBatch& batch, Tables& tables) {
+  for (const auto& op : batch.ops()) {
+    auto& table = tables[op.table];
+    if (op.is_delete) {
+      table.erase(op.key);
+    } else {
+      table.insert_or_assign(op.key, op.value);
+    }
+  }
+}
+
+Status MemoryStorage::Write(const WriteBatch& batch, Durability durability) {
+  for (const auto& op : batch.ops()) {
+    if (op.table.empty()) return InvalidArgument("table name is empty");
+  }
+  std::lock_guard lock(mu_);
+  if (closed_) return ClosedError();
+  Apply(batch, current_);
+  volatile_.push_back(batch);
+  if (durability == Durability::kSync) {
+    // A sync covers every earlier write too, as a log fsync does.
+    for (const auto& pending : volatile_) Apply(pending, durable_);
+    volatile_.clear();
+  }
+  return Status::Ok();
+}
+
+StatusOr<std::string> MemoryStorage::Get(std::string_view table, std::string_view key) {
+  std::lock_guard lock(mu_);
+  if (closed_) return ClosedError();
+  auto t = current_.find(table);
+  if (t == current_.end()) return NotFound("no such key");
+  auto it = t->second.find(key);
+  if (it == t->second.end()) return NotFound("no such key");
+  return it->second;
+}
+
+StatusOr<std::vector<Entry>> MemoryStorage::Scan(std::string_view table, std::string_view prefix,
+                                                 std::string_view after, size_t limit) {
+  std::lock_guard lock(mu_);
+  if (closed_) return ClosedError();
+  std::vector<Entry> out;
+  auto t = current_.find(table);
+  if (t == current_.end()) return out;
+  const auto& rows = t->second;
+  auto it = (after.empty() || after < prefix) ? rows.lower_bound(prefix) : rows.upper_bound(after);
+  for (; it != rows.end() && out.size() < limit; ++it) {
+    if (it->first.compare(0, prefix.size(), prefix) != 0) break;
+    out.push_back(Entry{it->first, it->second});
+  }
+  return out;
+}
+
+Status MemoryStorage::Close() {
+  std::lock_guard lock(mu_);
+  closed_ = true;
+  return Status::Ok();
+}
+
+void MemoryStorage::Crash() {
+  std::lock_guard lock(mu_);
+  current_ = durable_;
+  volatile_.clear();
+  closed_ = false;
+}
+
+size_t MemoryStorage::volatile_writes() const {
+  std::lock_guard lock(mu_);
+  return volatile_.size();
+}
+
+}  // namespace geokv::storage

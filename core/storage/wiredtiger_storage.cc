@@ -1,0 +1,427 @@
+#include "core/storage/wiredtiger_storage.h"
+
+#include <unistd.h>
+#include <wiredtiger.h>
+
+#include <cerrno>
+#include <cstring>
+#include <chrono>
+#include <filesystem>
+#include <future>
+#include <map>
+#include <system_error>
+#include <utility>
+
+#include <spdlog/spdlog.h>
+
+namespace geokv::storage {
+
+namespace {
+
+WT_ITEM Item(std::string_view bytes) {
+  WT_ITEM item{};
+  item.data = bytes.data();
+  item.size = bytes.size();
+  return item;
+}
+
+std::string_view View(const WT_ITEM& item) {
+  return {static_cast<const char*>(item.data), item.size};
+}
+
+// Closes a cursor when it leaves scope.
+struct CursorCloser {
+  void operator()(WT_CURSOR* c) const { if (c != nullptr) c->close(c); }
+};
+using CursorPtr = std::unique_ptr<WT_CURSOR, CursorCloser>;
+
+}  // namespace
+
+struct WiredTigerStorage::EventHandler {
+  WT_EVENT_HANDLER base{};  // must stay first: WiredTiger passes &base back to us
+  WiredTigerStorage* owner = nullptr;
+
+  static int OnError(WT_EVENT_HANDLER* handler, WT_SESSION*, int error, const char* message) {
+    auto* self = reinterpret_cast<EventHandler*>(handler);
+    spdlog::error("wiredtiger: {}", message != nullptr ? message : "(no message)");
+    if (error == WT_PANIC) self->owner->OnPanic(message != nullptr ? message : "WT_PANIC");
+    return 0;  // handled: WiredTiger prints nothing itself
+  }
+
+  static int OnMessage(WT_EVENT_HANDLER*, WT_SESSION*, const char* message) {
+    spdlog::debug("wiredtiger: {}", message != nullptr ? message : "");
+    return 0;
+  }
+};
+
+// Sessions for readers: a WT_SESSION is single-threaded, so each reader borrows one.
+class WiredTigerStorage::SessionPool {
+ public:
+  explicit SessionPool(WT_CONNECTION* conn) : conn_(conn) {}
+  ~SessionPool() { CloseAll(); }
+
+  // Returns a session or nullptr with `ret` set.
+  WT_SESSION* Acquire(int* ret) {
+    {
+      std::lock_guard lock(mu_);
+      if (!free_.empty()) {
+        WT_SESSION* s = free_.back();
+        free_.pop_back();
+        *ret = 0;
+        return s;
+      }
+    }
+    WT_SESSION* s = nullptr;
+    *ret = conn_->open_session(conn_, nullptr, nullptr, &s);
+    return *ret == 0 ? s : nullptr;
+  }
+
+  void Release(WT_SESSION* s) {
+    std::lock_guard lock(mu_);
+    if (free_.size() < kIdleMax) {
+      free_.push_back(s);
+      return;
+    }
+    s->close(s, nullptr);
+  }
+
+  void CloseAll() {
+    std::lock_guard lock(mu_);
+    for (WT_SESSION* s : free_) s->close(s, nullptr);
+    free_.clear();
+  }
+
+ private:
+  static constexpr size_t kIdleMax = 32;
+  WT_CONNECTION* const conn_;
+  std::mutex mu_;
+  std::vector<WT_SESSION*> free_;  // guarded by mu_
+};
+
+// One queued Write: the batch, its durability and, once done, its result.
+struct WiredTigerStorage::Pending {
+  WriteBatch batch;
+  Durability durability;
+  std::promise<Status> done;
+};
+
+WiredTigerStorage::WiredTigerStorage(Options options) : options_(std::move(options)) {}
+
+StatusOr<std::unique_ptr<WiredTigerStorage>> WiredTigerStorage::Open(const Options& options) {
+  namespace fs = std::filesystem;
+  if (options.dir.empty()) return InvalidArgument("data dir is empty");
+  std::error_code ec;
+  if (fs::exists(options.dir, ec) && !fs::is_directory(options.dir, ec)) {
+    return InvalidArgument("data dir " + options.dir + " exists and is not a directory");
+  }
+  fs::create_directories(options.dir, ec);
+  if (ec) return IOError("cannot create data dir " + options.dir + ": " + ec.message());
+  if (::access(options.dir.c_str(), W_OK | X_OK) != 0) {
+    return IOError("data dir " + options.dir + " is not writable: " + std::strerror(errno));
+  }
+
+  std::unique_ptr<WiredTigerStorage> self(new WiredTigerStorage(options));
+  self->handler_ = std::make_unique<EventHandler>();
+  self->handler_->base.handle_error = EventHandler::OnError;
+  self->handler_->base.handle_message = EventHandler::OnMessage;
+  self->handler_->owner = self.get();
+
+  const std::string config =
+      "create,log=(enabled=true,archive=true),session_max=256,"
+      "cache_size=" + std::to_string(options.cache_mb) + "MB,"
+      "checkpoint=(wait=" + std::to_string(options.checkpoint_interval_s) + "),"
+      "transaction_sync=(enabled=false,method=fsync)";
+  WT_CONNECTION* conn = nullptr;
+  int ret = wiredtiger_open(options.dir.c_str(), &self->handler_->base, config.c_str(), &conn);
+  if (ret == EBUSY) {
+    return Status(Code::kBusy, "data dir " + options.dir +
+                                   " is already open (by this or another process)");
+  }
+  if (ret != 0) {
+    return Status(ret == WT_PANIC ? Code::kPanic : Code::kIOError,
+                  "cannot open WiredTiger in " + options.dir + ": " + wiredtiger_strerror(ret));
+  }
+  self->conn_ = conn;
+  self->readers_ = std::make_unique<SessionPool>(conn);
+  self->committer_ = std::thread([s = self.get()] { s->CommitLoop(); });
+  return self;
+}
+
+WiredTigerStorage::~WiredTigerStorage() {
+  Status s = Close();
+  if (!s.ok()) spdlog::error("closing storage: {}", s.ToString());
+}
+
+Status WiredTigerStorage::Close() {
+  if (closed_.exchange(true)) return Status::Ok();
+  {
+    std::lock_guard lock(queue_mu_);
+    stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  room_cv_.notify_all();
+  if (committer_.joinable()) committer_.join();
+  if (readers_) readers_->CloseAll();
+  if (conn_ == nullptr) return Status::Ok();
+  int ret = conn_->close(conn_, nullptr);
+  conn_ = nullptr;
+  if (ret != 0) return IOError(std::string("closing WiredTiger: ") + wiredtiger_strerror(ret));
+  return Status::Ok();
+}
+
+void WiredTigerStorage::TestOnlyRaisePanic() {
+  handler_->base.handle_error(&handler_->base, nullptr, WT_PANIC, "injected WT_PANIC (test)");
+}
+
+void WiredTigerStorage::OnPanic(std::string_view message) {
+  {
+    std::lock_guard lock(panic_mu_);
+    if (panic_message_.empty()) panic_message_ = std::string(message);
+  }
+  panicked_.store(true);
+}
+
+Status WiredTigerStorage::PanicStatus() const {
+  std::lock_guard lock(panic_mu_);
+  return Status(Code::kPanic, "storage engine panicked (" + panic_message_ +
+                                  "); the store refuses further work; reopen it to run recovery");
+}
+
+Status WiredTigerStorage::CheckWt(int ret, std::string_view what) {
+  if (ret == 0) return Status::Ok();
+  if (ret == WT_NOTFOUND) return NotFound(std::string(what) + ": not found");
+  if (ret == WT_PANIC) {
+    OnPanic(std::string(what) + ": " + wiredtiger_strerror(ret));
+    return PanicStatus();
+  }
+  if (ret == EBUSY) return Status(Code::kBusy, std::string(what) + ": " + wiredtiger_strerror(ret));
+  return IOError(std::string(what) + ": " + wiredtiger_strerror(ret));
+}
+
+Status WiredTigerStorage::ValidateTable(std::string_view table) {
+  if (table.empty() || table.size() > 64) return InvalidArgument("table name must be 1..64 characters");
+  for (char c : table) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+    if (!ok) return InvalidArgument("table name may hold only letters, digits and '_': " + std::string(table));
+  }
+  return Status::Ok();
+}
+
+Status WiredTigerStorage::EnsureTable(WT_SESSION* session, const std::string& table) {
+  {
+    std::lock_guard lock(tables_mu_);
+    if (tables_.count(table) != 0) return Status::Ok();
+  }
+  // create is idempotent for an existing table with the same format.
+  const std::string uri = "table:" + table;
+  GEOKV_RETURN_IF_ERROR(CheckWt(session->create(session, uri.c_str(), "key_format=u,value_format=u"),
+                                "creating table " + table));
+  std::lock_guard lock(tables_mu_);
+  tables_.insert(table);
+  return Status::Ok();
+}
+
+Status WiredTigerStorage::Write(const WriteBatch& batch, Durability durability) {
+  if (closed_.load()) return Status(Code::kClosed, "storage is closed");
+  if (panicked_.load()) return PanicStatus();
+  for (const auto& op : batch.ops()) GEOKV_RETURN_IF_ERROR(ValidateTable(op.table));
+  if (batch.empty()) return Status::Ok();
+
+  auto pending = std::make_shared<Pending>();
+  pending->batch = batch;
+  pending->durability = durability;
+  auto result = pending->done.get_future();
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.commit_timeout_ms);
+  {
+    std::unique_lock lock(queue_mu_);
+    if (!room_cv_.wait_until(lock, deadline, [&] {
+          return stopping_ || queue_.size() < options_.write_queue_max;
+        })) {
+      return Status(Code::kTimeout, "write queue stayed full for " +
+                                        std::to_string(options_.commit_timeout_ms) + " ms");
+    }
+    if (stopping_) return Status(Code::kClosed, "storage is closed");
+    queue_.push_back(pending);
+  }
+  queue_cv_.notify_one();
+  if (result.wait_until(deadline) != std::future_status::ready) {
+    return Status(Code::kTimeout, "commit did not finish within " +
+                                      std::to_string(options_.commit_timeout_ms) +
+                                      " ms; its outcome is unknown");
+  }
+  return result.get();
+}
+
+// What the commit thread owns for its whole life: one session and a cursor per table.
+struct WiredTigerStorage::CommitState {
+  WT_SESSION* session = nullptr;
+  std::map<std::string, CursorPtr, std::less<>> cursors;
+};
+
+void WiredTigerStorage::CommitLoop() {
+  CommitState state;
+  std::vector<std::shared_ptr<Pending>> group;
+  for (;;) {
+    group.clear();
+    {
+      std::unique_lock lock(queue_mu_);
+      queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) break;  // stopping, and everything queued is committed
+      size_t bytes = 0;
+      while (!queue_.empty() && group.size() < options_.group_commit_batches_max &&
+             (group.empty() || bytes + queue_.front()->batch.bytes() <= options_.group_commit_bytes_max)) {
+        bytes += queue_.front()->batch.bytes();
+        group.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    room_cv_.notify_all();
+    Status s = CommitGroup(state, group);
+    for (auto& p : group) p->done.set_value(s);
+  }
+  state.cursors.clear();
+  if (state.session != nullptr) state.session->close(state.session, nullptr);
+}
+
+Status WiredTigerStorage::CommitGroup(CommitState& state,
+                                      const std::vector<std::shared_ptr<Pending>>& group) {
+  if (panicked_.load()) return PanicStatus();
+  if (state.session == nullptr) {
+    GEOKV_RETURN_IF_ERROR(CheckWt(conn_->open_session(conn_, nullptr, nullptr, &state.session),
+                                  "opening commit session"));
+  }
+  WT_SESSION* session = state.session;
+  auto& cursors = state.cursors;
+  auto cursor_for = [&](const std::string& table) -> StatusOr<WT_CURSOR*> {
+    auto it = cursors.find(table);
+    if (it != cursors.end()) return it->second.get();
+    GEOKV_RETURN_IF_ERROR(EnsureTable(session, table));
+    WT_CURSOR* c = nullptr;
+    const std::string uri = "table:" + table;
+    GEOKV_RETURN_IF_ERROR(CheckWt(session->open_cursor(session, uri.c_str(), nullptr, nullptr, &c),
+                                  "opening cursor on " + table));
+    cursors.emplace(table, CursorPtr(c));
+    return c;
+  };
+
+  GEOKV_RETURN_IF_ERROR(CheckWt(session->begin_transaction(session, nullptr), "begin transaction"));
+  bool sync = false, write = false;
+  Status status;
+  for (const auto& p : group) {
+    sync |= p->durability == Durability::kSync;
+    write |= p->durability == Durability::kWrite;
+    for (const auto& op : p->batch.ops()) {
+      auto c = cursor_for(op.table);
+      if (!c.ok()) { status = c.status(); break; }
+      WT_ITEM key = Item(op.key);
+      (*c)->set_key(*c, &key);
+      int ret;
+      if (op.is_delete) {
+        ret = (*c)->remove(*c);
+        if (ret == WT_NOTFOUND) ret = 0;  // deleting an absent key is not an error
+      } else {
+        WT_ITEM value = Item(op.value);
+        (*c)->set_value(*c, &value);
+        ret = (*c)->insert(*c);
+      }
+      status = CheckWt(ret, op.is_delete ? "delete in " + op.table : "put in " + op.table);
+      if (!status.ok()) break;
+    }
+    if (!status.ok()) break;
+  }
+  if (!status.ok()) {
+    session->rollback_transaction(session, nullptr);
+    return status;
+  }
+  GEOKV_RETURN_IF_ERROR(CheckWt(session->commit_transaction(session, sync ? "sync=on" : "sync=off"),
+                                "commit transaction"));
+  if (!sync && write) {
+    // Hand the log records to the OS: survives a process crash without paying for an fsync.
+    GEOKV_RETURN_IF_ERROR(CheckWt(session->log_flush(session, "sync=off"), "log flush"));
+  }
+  for (auto& [table, c] : cursors) c->reset(c.get());
+  commits_.fetch_add(1, std::memory_order_relaxed);
+  writes_.fetch_add(group.size(), std::memory_order_relaxed);
+  return Status::Ok();
+}
+
+StatusOr<std::string> WiredTigerStorage::Get(std::string_view table, std::string_view key) {
+  if (closed_.load()) return Status(Code::kClosed, "storage is closed");
+  if (panicked_.load()) return PanicStatus();
+  GEOKV_RETURN_IF_ERROR(ValidateTable(table));
+  int ret = 0;
+  WT_SESSION* session = readers_->Acquire(&ret);
+  if (session == nullptr) return CheckWt(ret, "opening session");
+  struct Release {
+    SessionPool* pool; WT_SESSION* s;
+    ~Release() { pool->Release(s); }
+  } release{readers_.get(), session};
+
+  std::string name(table);
+  GEOKV_RETURN_IF_ERROR(EnsureTable(session, name));
+  WT_CURSOR* raw = nullptr;
+  GEOKV_RETURN_IF_ERROR(CheckWt(session->open_cursor(session, ("table:" + name).c_str(), nullptr, nullptr, &raw),
+                                "opening cursor on " + name));
+  CursorPtr c(raw);
+  WT_ITEM k = Item(key);
+  c->set_key(c.get(), &k);
+  ret = c->search(c.get());
+  if (ret == WT_NOTFOUND) return NotFound("no such key");
+  GEOKV_RETURN_IF_ERROR(CheckWt(ret, "get in " + name));
+  WT_ITEM v{};
+  GEOKV_RETURN_IF_ERROR(CheckWt(c->get_value(c.get(), &v), "reading value in " + name));
+  return std::string(View(v));
+}
+
+StatusOr<std::vector<Entry>> WiredTigerStorage::Scan(std::string_view table, std::string_view prefix,
+                                                     std::string_view after, size_t limit) {
+  if (closed_.load()) return Status(Code::kClosed, "storage is closed");
+  if (panicked_.load()) return PanicStatus();
+  GEOKV_RETURN_IF_ERROR(ValidateTable(table));
+  int ret = 0;
+  WT_SESSION* session = readers_->Acquire(&ret);
+  if (session == nullptr) return CheckWt(ret, "opening session");
+  struct Release {
+    SessionPool* pool; WT_SESSION* s;
+    ~Release() { pool->Release(s); }
+  } release{readers_.get(), session};
+
+  std::string name(table);
+  GEOKV_RETURN_IF_ERROR(EnsureTable(session, name));
+  WT_CURSOR* raw = nullptr;
+  GEOKV_RETURN_IF_ERROR(CheckWt(session->open_cursor(session, ("table:" + name).c_str(), nullptr, nullptr, &raw),
+                                "opening cursor on " + name));
+  CursorPtr c(raw);
+  std::vector<Entry> out;
+  if (limit == 0) return out;
+
+  const bool from_prefix = after.empty() || after < prefix;
+  WT_ITEM start = Item(from_prefix ? prefix : after);
+  c->set_key(c.get(), &start);
+  int exact = 0;
+  ret = c->search_near(c.get(), &exact);
+  if (ret == WT_NOTFOUND) return out;  // empty table
+  GEOKV_RETURN_IF_ERROR(CheckWt(ret, "scan in " + name));
+  // search_near may land before the start key; step forward past it (and past `after`).
+  if (exact < 0 || (!from_prefix && exact == 0)) {
+    ret = c->next(c.get());
+    if (ret == WT_NOTFOUND) return out;
+    GEOKV_RETURN_IF_ERROR(CheckWt(ret, "scan in " + name));
+  }
+  for (;;) {
+    WT_ITEM k{}, v{};
+    GEOKV_RETURN_IF_ERROR(CheckWt(c->get_key(c.get(), &k), "scan key in " + name));
+    std::string_view key = View(k);
+    if (key.substr(0, prefix.size()) != prefix) break;
+    GEOKV_RETURN_IF_ERROR(CheckWt(c->get_value(c.get(), &v), "scan value in " + name));
+    out.push_back(Entry{std::string(key), std::string(View(v))});
+    if (out.size() >= limit) break;
+    ret = c->next(c.get());
+    if (ret == WT_NOTFOUND) break;
+    GEOKV_RETURN_IF_ERROR(CheckWt(ret, "scan in " + name));
+  }
+  return out;
+}
+
+}  // namespace geokv::storage
