@@ -1,0 +1,63 @@
+// Byte codec for CRDT states and deltas: unsigned LEB128 varints, zigzag for signed values,
+// length-prefixed byte strings. States are small and numerous, so a varint format keeps
+// them compact; the FlatBuffers schema wraps these bytes on the wire.
+//
+// Encoder owns its output string. Decoder reads a caller-owned buffer that must outlive
+// it; every read is bounds-checked and reports a Corruption Status instead of crashing.
+// Thread-safety: plain values; no sharing.
+#ifndef GEOKV_REPLICATION_CRDT_CODEC_H_
+#define GEOKV_REPLICATION_CRDT_CODEC_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "base/status.h"
+
+namespace geokv::crdt {
+
+// Current encoding version of every CRDT state and delta. Decoders reject others with
+// Code::kVersion so a newer peer's bytes are never misread.
+inline constexpr uint8_t kEncodingVersion = 1;
+
+class Encoder {
+ public:
+  void PutByte(uint8_t b) { out_.push_back(static_cast<char>(b)); }
+  void PutVarint(uint64_t v);
+  void PutSigned(int64_t v);
+  void PutBytes(std::string_view bytes);  // length-prefixed
+  const std::string& bytes() const { return out_; }
+  std::string Release() { return std::move(out_); }
+
+ private:
+  std::string out_;
+};
+
+class Decoder {
+ public:
+  explicit Decoder(std::string_view in) : in_(in) {}
+  Status GetByte(uint8_t* b);
+  Status GetVarint(uint64_t* v);
+  Status GetSigned(int64_t* v);
+  // A varint that must not exceed `max` (guards counts before allocating).
+  Status GetBounded(uint64_t max, uint64_t* v, const char* what);
+  // Length-prefixed bytes, at most `max_bytes`; the view points into the input.
+  Status GetBytes(size_t max_bytes, std::string_view* bytes, const char* what);
+  // Reads the version byte and the expected type tag.
+  Status GetHeader(uint8_t type_tag);
+  bool done() const { return pos_ == in_.size(); }
+  // Fails unless all input was consumed (trailing garbage is corruption).
+  Status Finish() const;
+
+ private:
+  std::string_view in_;
+  size_t pos_ = 0;
+};
+
+// 64-bit FNV-1a, for range digests in state transfer (deterministic across builds).
+uint64_t Fnv1a64(std::string_view bytes, uint64_t seed = 14695981039346656037ull);
+
+}  // namespace geokv::crdt
+
+#endif  // GEOKV_REPLICATION_CRDT_CODEC_H_

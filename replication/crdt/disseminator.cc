@@ -1,0 +1,657 @@
+#include "replication/crdt/disseminator.h"
+
+#include <algorithm>
+#include <cassert>
+#include <string>
+#include <utility>
+
+#include "flatbuffers/flatbuffers.h"
+#include "replication/wire/crdt_generated.h"
+
+namespace geokv::crdt {
+
+namespace fbw = ::geokv::wire::crdt;
+
+namespace {
+
+constexpr uint16_t kWireVersion = 1;
+
+flatbuffers::Offset<flatbuffers::Vector<uint8_t>> Bytes(flatbuffers::FlatBufferBuilder& b,
+                                                         std::string_view s) {
+  return b.CreateVector(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+}
+
+std::string_view View(const flatbuffers::Vector<uint8_t>* v) {
+  if (v == nullptr) return {};
+  return std::string_view(reinterpret_cast<const char*>(v->data()), v->size());
+}
+
+template <typename T>
+std::string Finish(flatbuffers::FlatBufferBuilder& b, ReplicaId from, fbw::Body type,
+                   flatbuffers::Offset<T> body) {
+  auto msg = fbw::CreateMessage(b, kWireVersion, from, type, body.Union());
+  b.Finish(msg);
+  return std::string(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
+}
+
+flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<fbw::KeyState>>> Entries(
+    flatbuffers::FlatBufferBuilder& b,
+    const std::vector<std::pair<std::string, std::string>>& entries) {
+  std::vector<flatbuffers::Offset<fbw::KeyState>> out;
+  out.reserve(entries.size());
+  for (const auto& [key, state] : entries) {
+    auto k = Bytes(b, key);
+    auto s = Bytes(b, state);
+    out.push_back(fbw::CreateKeyState(b, k, s));
+  }
+  return b.CreateVector(out);
+}
+
+// Decodes and validates entries; fails if any is malformed.
+Status DecodeEntries(const flatbuffers::Vector<flatbuffers::Offset<fbw::KeyState>>* entries,
+                     size_t key_bytes_max,
+                     std::vector<std::pair<std::string, std::string>>* out) {
+  if (entries == nullptr) return Status::Ok();
+  for (const fbw::KeyState* e : *entries) {
+    std::string_view key = View(e->key());
+    std::string_view state = View(e->state());
+    if (key.empty() || key.size() > key_bytes_max) return Corruption("entry with a bad key length");
+    auto v = CrdtValue::Decode(state);
+    if (!v.ok()) return v.status();
+    out->emplace_back(std::string(key), std::string(state));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Disseminator::Disseminator(DisseminatorOptions options, DurableImage image)
+    : options_(options),
+      clock_(HlcOptions{options.self, options.hlc_max_ahead_ms, 10000},
+             image.progress ? image.progress->hlc_high_water_ms : 0) {
+  assert(options_.regions >= 1 && options_.regions <= kReplicasMax);
+  assert(options_.self < options_.regions);
+  const size_t n = options_.regions;
+  if (image.progress) progress_ = *image.progress;
+  progress_.applied.resize(n, 0);
+  progress_.acked.resize(n, 0);
+  for (auto& [key, bytes] : image.states) {
+    auto v = CrdtValue::Decode(bytes);
+    // Storage handed back what we persisted; anything else is a broken invariant.
+    assert(v.ok());
+    if (v.ok()) states_.emplace(key, std::move(*v));
+  }
+  for (auto& b : image.log) {
+    if (b.seq >= progress_.next_seq) progress_.next_seq = b.seq + 1;
+    log_.push_back(std::move(b));
+  }
+  uint64_t log_first = log_.empty() ? progress_.next_seq : log_.front().seq;
+  for (size_t p = 0; p < n; ++p) {
+    // Never believe a peer holds less than what the log no longer has; the peer itself
+    // notices the gap from log_first_seq and asks for a transfer.
+    if (p != options_.self) progress_.acked[p] = std::max(progress_.acked[p], log_first - 1);
+  }
+  sent_upto_ = progress_.acked;
+  last_send_us_.assign(n, 0);
+  reorder_.resize(n);
+  transfers_.resize(n);
+  ack_due_.assign(n, false);
+}
+
+// ---------------------------------------------------------------- local operations
+
+Status Disseminator::CheckKey(std::string_view key) const {
+  if (key.empty()) return InvalidArgument("empty key");
+  if (key.size() > options_.key_bytes_max) {
+    return Status(Code::kKeyTooLarge, "key of " + std::to_string(key.size()) + " bytes exceeds " +
+                                          std::to_string(options_.key_bytes_max));
+  }
+  return Status::Ok();
+}
+
+StatusOr<CrdtValue*> Disseminator::Mutable(std::string_view key, CrdtType type) {
+  GEOKV_RETURN_IF_ERROR(CheckKey(key));
+  auto it = states_.find(key);
+  if (it == states_.end()) it = states_.emplace(std::string(key), CrdtValue(type)).first;
+  if (it->second.type() != type) {
+    return Status(Code::kWrongMode, "key holds a " + std::string(CrdtTypeName(it->second.type())) +
+                                        ", not a " + std::string(CrdtTypeName(type)));
+  }
+  return &it->second;
+}
+
+void Disseminator::QueueDelta(std::string_view key, const CrdtValue& delta) {
+  if (open_batch_.empty()) open_since_us_ = now_us_;
+  const CrdtValue& shipped = options_.ship_full_state ? *Get(key) : delta;
+  auto it = open_batch_.find(key);
+  if (it == open_batch_.end()) {
+    open_batch_.emplace(std::string(key), shipped);
+  } else if (options_.ship_full_state) {
+    it->second = shipped;
+  } else {
+    Status s = it->second.Join(shipped);
+    assert(s.ok());
+    (void)s;
+  }
+  open_batch_bytes_ += key.size() + shipped.Encode().size();
+  dirty_.insert(std::string(key));
+  if (open_batch_bytes_ >= options_.batch_bytes_max) SealBatch();
+}
+
+namespace {
+// Drops a value created by a failed operation so failures leave no trace.
+template <typename M>
+void EraseIfFresh(M& states, std::string_view key, bool fresh) {
+  if (!fresh) return;
+  auto it = states.find(key);
+  if (it != states.end()) states.erase(it);
+}
+}  // namespace
+
+Status Disseminator::PutLww(std::string_view key, std::string_view value) {
+  bool fresh = states_.find(key) == states_.end();
+  auto v = Mutable(key, CrdtType::kLww);
+  if (!v.ok()) return v.status();
+  auto d = (*v)->As<LwwRegister>()->Put(value, clock_.Now(now_us_ / 1000));
+  if (!d.ok()) {
+    EraseIfFresh(states_, key, fresh);
+    return d.status();
+  }
+  QueueDelta(key, CrdtValue(std::move(*d)));
+  return Status::Ok();
+}
+
+Status Disseminator::DeleteLww(std::string_view key) {
+  auto v = Mutable(key, CrdtType::kLww);
+  if (!v.ok()) return v.status();
+  LwwRegister d = (*v)->As<LwwRegister>()->Delete(clock_.Now(now_us_ / 1000));
+  QueueDelta(key, CrdtValue(std::move(d)));
+  return Status::Ok();
+}
+
+Status Disseminator::WriteMv(std::string_view key, std::string_view value, const CausalContext& read) {
+  bool fresh = states_.find(key) == states_.end();
+  auto v = Mutable(key, CrdtType::kMvReg);
+  if (!v.ok()) return v.status();
+  auto d = (*v)->As<MvRegister>()->Write(options_.self, value, read);
+  if (!d.ok()) {
+    EraseIfFresh(states_, key, fresh);
+    return d.status();
+  }
+  QueueDelta(key, CrdtValue(std::move(*d)));
+  return Status::Ok();
+}
+
+Status Disseminator::DeleteMv(std::string_view key, const CausalContext& read) {
+  auto v = Mutable(key, CrdtType::kMvReg);
+  if (!v.ok()) return v.status();
+  MvRegister d = (*v)->As<MvRegister>()->Delete(read);
+  QueueDelta(key, CrdtValue(std::move(d)));
+  return Status::Ok();
+}
+
+Status Disseminator::AddCounter(std::string_view key, int64_t delta) {
+  bool fresh = states_.find(key) == states_.end();
+  auto v = Mutable(key, CrdtType::kCounter);
+  if (!v.ok()) return v.status();
+  auto d = (*v)->As<PnCounter>()->Add(options_.self, delta);
+  if (!d.ok()) {
+    EraseIfFresh(states_, key, fresh);
+    return d.status();
+  }
+  QueueDelta(key, CrdtValue(std::move(*d)));
+  return Status::Ok();
+}
+
+Status Disseminator::SetAdd(std::string_view key, std::string_view element) {
+  bool fresh = states_.find(key) == states_.end();
+  auto v = Mutable(key, CrdtType::kSet);
+  if (!v.ok()) return v.status();
+  auto d = (*v)->As<OrSet>()->Add(options_.self, element);
+  if (!d.ok()) {
+    EraseIfFresh(states_, key, fresh);
+    return d.status();
+  }
+  QueueDelta(key, CrdtValue(std::move(*d)));
+  return Status::Ok();
+}
+
+Status Disseminator::SetRemove(std::string_view key, std::string_view element) {
+  auto v = Mutable(key, CrdtType::kSet);
+  if (!v.ok()) return v.status();
+  OrSet d = (*v)->As<OrSet>()->Remove(element);
+  QueueDelta(key, CrdtValue(std::move(d)));
+  return Status::Ok();
+}
+
+const CrdtValue* Disseminator::Get(std::string_view key) const {
+  auto it = states_.find(key);
+  return it == states_.end() ? nullptr : &it->second;
+}
+
+// ---------------------------------------------------------------- sending
+
+void Disseminator::Send(ReplicaId to, std::string bytes) {
+  stats_.bytes_sent += bytes.size();
+  pending_.messages.push_back(OutMessage{to, std::move(bytes)});
+}
+
+void Disseminator::SealBatch() {
+  if (open_batch_.empty()) return;
+  DeltaBatch b;
+  b.seq = progress_.next_seq++;
+  b.hlc = clock_.Now(now_us_ / 1000);
+  b.entries.reserve(open_batch_.size());
+  for (auto& [key, delta] : open_batch_) b.entries.emplace_back(key, delta.Encode());
+  open_batch_.clear();
+  open_batch_bytes_ = 0;
+  pending_.log_append.push_back(b);
+  log_.push_back(std::move(b));
+  ++stats_.batches_sealed;
+  MarkProgress();
+  for (ReplicaId p = 0; p < options_.regions; ++p) {
+    if (p == options_.self) continue;
+    // Stream to peers that are in sync; others catch up on ack or resend.
+    if (sent_upto_[p] + 1 == log_.back().seq) SendDeltas(p, false);
+  }
+  TruncateLog();
+}
+
+void Disseminator::SendDeltas(ReplicaId peer, bool force) {
+  const uint64_t last = progress_.next_seq - 1;
+  const uint64_t from = std::max(sent_upto_[peer], progress_.acked[peer]) + 1;
+  const uint64_t log_first = log_.empty() ? progress_.next_seq : log_.front().seq;
+  flatbuffers::FlatBufferBuilder b(1024);
+  std::vector<flatbuffers::Offset<fbw::DeltaBatch>> batches;
+  size_t bytes = 0;
+  uint64_t sent = sent_upto_[peer];
+  for (const DeltaBatch& batch : log_) {
+    if (batch.seq < from) continue;
+    size_t size = 0;
+    for (const auto& [k, s] : batch.entries) size += k.size() + s.size() + 16;
+    if (!batches.empty() && (batches.size() >= options_.batches_per_message_max ||
+                             bytes + size > options_.message_bytes_max)) {
+      break;
+    }
+    bytes += size;
+    auto entries = Entries(b, batch.entries);
+    batches.push_back(fbw::CreateDeltaBatch(b, batch.seq, batch.hlc.physical_ms, batch.hlc.logical, entries));
+    sent = batch.seq;
+  }
+  if (batches.empty() && !force) return;
+  auto vec = b.CreateVector(batches);
+  auto body = fbw::CreateDeltas(b, log_first, last, vec);
+  sent_upto_[peer] = std::max(sent_upto_[peer], sent);
+  Send(peer, Finish(b, options_.self, fbw::Body::Deltas, body));
+}
+
+void Disseminator::TruncateLog() {
+  uint64_t min_acked = progress_.next_seq - 1;
+  for (ReplicaId p = 0; p < options_.regions; ++p) {
+    if (p != options_.self) min_acked = std::min(min_acked, progress_.acked[p]);
+  }
+  bool changed = false;
+  while (!log_.empty() && (log_.front().seq <= min_acked || log_.size() > options_.retention_batches)) {
+    if (log_.front().seq > min_acked) ++stats_.log_truncated_unacked;
+    log_.pop_front();
+    changed = true;
+  }
+  if (changed) pending_.log_first_seq = log_.empty() ? progress_.next_seq : log_.front().seq;
+}
+
+void Disseminator::SendAck(ReplicaId origin) {
+  flatbuffers::FlatBufferBuilder b(64);
+  auto body = fbw::CreateAck(b, progress_.applied[origin]);
+  Send(origin, Finish(b, options_.self, fbw::Body::Ack, body));
+}
+
+// ---------------------------------------------------------------- receiving
+
+void Disseminator::Step(ReplicaId from, std::string_view bytes) {
+  if (from >= options_.regions || from == options_.self ||
+      bytes.size() > options_.message_bytes_max + (1u << 16)) {
+    ++stats_.messages_bad;
+    return;
+  }
+  flatbuffers::Verifier verifier(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  if (!fbw::VerifyMessageBuffer(verifier)) {
+    ++stats_.messages_bad;
+    return;
+  }
+  const fbw::Message* msg = fbw::GetMessage(bytes.data());
+  if (msg->version() != kWireVersion || msg->from() != from) {
+    ++stats_.messages_bad;
+    return;
+  }
+  switch (msg->body_type()) {
+    case fbw::Body::Deltas: OnDeltas(from, msg->body_as_Deltas()); break;
+    case fbw::Body::Ack: OnAck(from, msg->body_as_Ack()); break;
+    case fbw::Body::TransferRequest: OnTransferRequest(from, msg->body_as_TransferRequest()); break;
+    case fbw::Body::TransferDigest: OnTransferDigest(from, msg->body_as_TransferDigest()); break;
+    case fbw::Body::TransferPull: OnTransferPull(from, msg->body_as_TransferPull()); break;
+    case fbw::Body::TransferData: OnTransferData(from, msg->body_as_TransferData()); break;
+    default: ++stats_.messages_bad; break;
+  }
+}
+
+void Disseminator::OnDeltas(ReplicaId origin, const void* raw) {
+  const auto* m = static_cast<const fbw::Deltas*>(raw);
+  if (m == nullptr) {
+    ++stats_.messages_bad;
+    return;
+  }
+  // Validate the whole message before touching any state.
+  std::vector<DeltaBatch> batches;
+  if (m->batches() != nullptr) {
+    if (m->batches()->size() > options_.batches_per_message_max * 4) {
+      ++stats_.messages_bad;
+      return;
+    }
+    for (const fbw::DeltaBatch* fb : *m->batches()) {
+      DeltaBatch batch;
+      batch.seq = fb->seq();
+      batch.hlc = HlcTimestamp{fb->hlc_physical_ms(), fb->hlc_logical(), origin};
+      if (batch.seq == 0 || !DecodeEntries(fb->entries(), options_.key_bytes_max, &batch.entries).ok()) {
+        ++stats_.messages_bad;
+        return;
+      }
+      batches.push_back(std::move(batch));
+    }
+  }
+  uint64_t& applied = progress_.applied[origin];
+  for (DeltaBatch& batch : batches) {
+    if (batch.seq <= applied) {
+      ++stats_.batches_duplicate;
+    } else if (batch.seq == applied + 1 || options_.unsafe_deliver_out_of_order) {
+      ApplyBatch(origin, batch);
+      DrainReorder(origin);
+    } else if (batch.seq - applied <= options_.reorder_window_batches) {
+      if (reorder_[origin].emplace(batch.seq, std::move(batch)).second) ++stats_.batches_buffered;
+    } else {
+      ++stats_.batches_dropped_window;
+    }
+  }
+  if (applied + 1 < m->log_first_seq() && !transfers_[origin].active) StartTransfer(origin);
+  ack_due_[origin] = true;
+}
+
+void Disseminator::ApplyBatch(ReplicaId origin, const DeltaBatch& batch) {
+  for (const auto& [key, bytes] : batch.entries) {
+    auto v = CrdtValue::Decode(bytes);
+    assert(v.ok());  // validated on receipt
+    if (v.ok()) JoinRemote(key, *v);
+  }
+  if (!clock_.Observe(batch.hlc, now_us_ / 1000).ok()) ++stats_.hlc_rejected;
+  progress_.applied[origin] = std::max(progress_.applied[origin], batch.seq);
+  ++stats_.batches_applied;
+  MarkProgress();
+}
+
+void Disseminator::DrainReorder(ReplicaId origin) {
+  auto& buf = reorder_[origin];
+  uint64_t& applied = progress_.applied[origin];
+  while (!buf.empty()) {
+    auto it = buf.begin();
+    if (it->first <= applied) {
+      buf.erase(it);
+    } else if (it->first == applied + 1) {
+      ApplyBatch(origin, it->second);
+      buf.erase(it);
+    } else {
+      break;
+    }
+  }
+}
+
+void Disseminator::JoinRemote(std::string_view key, const CrdtValue& v) {
+  auto it = states_.find(key);
+  if (it == states_.end()) it = states_.emplace(std::string(key), CrdtValue(v.type())).first;
+  Status s = it->second.Join(v);
+  if (!s.ok()) {
+    ++stats_.entries_wrong_type;
+    return;
+  }
+  dirty_.insert(std::string(key));
+  pending_.applied_keys.push_back(std::string(key));
+}
+
+void Disseminator::OnAck(ReplicaId peer, const void* raw) {
+  const auto* m = static_cast<const fbw::Ack*>(raw);
+  if (m == nullptr || m->applied() >= progress_.next_seq) {
+    // An ack for a batch we never sealed: a bug or a forged message. Ignore it.
+    ++stats_.messages_bad;
+    return;
+  }
+  if (m->applied() <= progress_.acked[peer]) return;
+  progress_.acked[peer] = m->applied();
+  last_send_us_[peer] = now_us_;  // progress resets the resend timer
+  MarkProgress();
+  TruncateLog();
+  if (sent_upto_[peer] <= progress_.acked[peer] && progress_.acked[peer] + 1 < progress_.next_seq) {
+    SendDeltas(peer, false);
+  }
+}
+
+// ---------------------------------------------------------------- state transfer
+
+void Disseminator::StartTransfer(ReplicaId origin) {
+  Transfer& t = transfers_[origin];
+  t = Transfer{};
+  t.active = true;
+  // Ids only need to differ across attempts, including across restarts: virtual or real
+  // time is monotonic, and the counter separates attempts within one microsecond.
+  t.id = static_cast<uint64_t>(now_us_) * 1024 + (next_transfer_id_++ % 1024);
+  t.started_us = now_us_;
+  ++stats_.transfers_started;
+  flatbuffers::FlatBufferBuilder b(64);
+  auto body = fbw::CreateTransferRequest(b, t.id);
+  Send(origin, Finish(b, options_.self, fbw::Body::TransferRequest, body));
+}
+
+uint64_t Disseminator::RangeDigest(const Range& r) const {
+  uint64_t h = Fnv1a64("");
+  for (auto it = states_.lower_bound(r.lo); it != states_.end(); ++it) {
+    if (r.has_hi && it->first >= r.hi) break;
+    std::string enc = it->second.Encode();
+    Encoder e;
+    e.PutBytes(it->first);
+    e.PutBytes(enc);
+    h = Fnv1a64(e.bytes(), h);
+  }
+  return h;
+}
+
+void Disseminator::OnTransferRequest(ReplicaId peer, const void* raw) {
+  const auto* m = static_cast<const fbw::TransferRequest*>(raw);
+  if (m == nullptr) return;
+  // The open batch is already part of states_, so taking the digest at the last sealed
+  // batch under-claims, which is safe: the peer later receives that batch as a duplicate.
+  const uint64_t seq = progress_.next_seq - 1;
+  size_t per_range = std::max<size_t>(options_.transfer_range_keys,
+                                      (states_.size() + options_.transfer_ranges_max - 1) /
+                                          options_.transfer_ranges_max);
+  std::vector<Range> ranges;
+  size_t i = 0;
+  for (const auto& [key, v] : states_) {
+    if (i % per_range == 0) {
+      if (!ranges.empty()) {
+        ranges.back().hi = key;
+        ranges.back().has_hi = true;
+      }
+      ranges.push_back(Range{ranges.empty() ? std::string() : key, std::string(), false});
+    }
+    ++i;
+  }
+  if (ranges.empty()) ranges.push_back(Range{});
+  flatbuffers::FlatBufferBuilder b(1024);
+  std::vector<flatbuffers::Offset<fbw::KeyRange>> out;
+  for (uint32_t id = 0; id < ranges.size(); ++id) {
+    const Range& r = ranges[id];
+    auto lo = Bytes(b, r.lo);
+    auto hi = Bytes(b, r.hi);
+    out.push_back(fbw::CreateKeyRange(b, lo, hi, r.has_hi, RangeDigest(r), id));
+  }
+  auto vec = b.CreateVector(out);
+  auto body = fbw::CreateTransferDigest(b, m->transfer_id(), seq, vec);
+  Send(peer, Finish(b, options_.self, fbw::Body::TransferDigest, body));
+}
+
+void Disseminator::OnTransferDigest(ReplicaId origin, const void* raw) {
+  const auto* m = static_cast<const fbw::TransferDigest*>(raw);
+  Transfer& t = transfers_[origin];
+  if (m == nullptr || !t.active || t.have_digest || m->transfer_id() != t.id) return;
+  if (m->ranges() == nullptr || m->ranges()->size() > options_.transfer_ranges_max) {
+    ++stats_.messages_bad;
+    return;
+  }
+  flatbuffers::FlatBufferBuilder b(1024);
+  std::vector<flatbuffers::Offset<fbw::KeyRange>> pull;
+  std::set<uint32_t> pending;
+  for (const fbw::KeyRange* kr : *m->ranges()) {
+    Range r{std::string(View(kr->lo())), std::string(View(kr->hi())), kr->has_hi()};
+    if (RangeDigest(r) == kr->digest()) continue;
+    if (!pending.insert(kr->id()).second) {
+      ++stats_.messages_bad;
+      return;
+    }
+    auto lo = Bytes(b, r.lo);
+    auto hi = Bytes(b, r.hi);
+    pull.push_back(fbw::CreateKeyRange(b, lo, hi, r.has_hi, 0, kr->id()));
+  }
+  t.have_digest = true;
+  t.seq = m->seq();
+  t.pending = std::move(pending);
+  stats_.transfer_ranges_pulled += t.pending.size();
+  if (t.pending.empty()) {
+    OnTransferData(origin, nullptr);  // nothing differs: complete now
+    return;
+  }
+  auto vec = b.CreateVector(pull);
+  auto body = fbw::CreateTransferPull(b, t.id, vec);
+  Send(origin, Finish(b, options_.self, fbw::Body::TransferPull, body));
+}
+
+void Disseminator::OnTransferPull(ReplicaId peer, const void* raw) {
+  const auto* m = static_cast<const fbw::TransferPull*>(raw);
+  if (m == nullptr || m->ranges() == nullptr || m->ranges()->size() > options_.transfer_ranges_max) {
+    ++stats_.messages_bad;
+    return;
+  }
+  for (const fbw::KeyRange* kr : *m->ranges()) {
+    Range r{std::string(View(kr->lo())), std::string(View(kr->hi())), kr->has_hi()};
+    ++stats_.transfer_ranges_served;
+    std::vector<std::pair<std::string, std::string>> chunk;
+    size_t bytes = 0;
+    auto flush = [&](bool complete) {
+      flatbuffers::FlatBufferBuilder b(1024 + bytes);
+      auto entries = Entries(b, chunk);
+      auto body = fbw::CreateTransferData(b, m->transfer_id(), kr->id(), complete, entries);
+      Send(peer, Finish(b, options_.self, fbw::Body::TransferData, body));
+      chunk.clear();
+      bytes = 0;
+    };
+    for (auto it = states_.lower_bound(r.lo); it != states_.end(); ++it) {
+      if (r.has_hi && it->first >= r.hi) break;
+      std::string enc = it->second.Encode();
+      if (!chunk.empty() && bytes + enc.size() + it->first.size() > options_.message_bytes_max) {
+        flush(false);
+      }
+      bytes += enc.size() + it->first.size();
+      chunk.emplace_back(it->first, std::move(enc));
+    }
+    flush(true);
+  }
+}
+
+void Disseminator::OnTransferData(ReplicaId origin, const void* raw) {
+  Transfer& t = transfers_[origin];
+  if (raw != nullptr) {
+    const auto* m = static_cast<const fbw::TransferData*>(raw);
+    if (!t.active || !t.have_digest || m->transfer_id() != t.id) return;
+    std::vector<std::pair<std::string, std::string>> entries;
+    if (!DecodeEntries(m->entries(), options_.key_bytes_max, &entries).ok()) {
+      ++stats_.messages_bad;
+      return;
+    }
+    for (const auto& [key, bytes] : entries) {
+      auto v = CrdtValue::Decode(bytes);
+      if (v.ok()) JoinRemote(key, *v);
+    }
+    if (m->complete()) t.pending.erase(m->range_id());
+  }
+  if (!t.pending.empty()) return;
+  // Every range now holds at least the origin's state as of t.seq, so every batch up to
+  // t.seq is covered by what we joined.
+  uint64_t& applied = progress_.applied[origin];
+  applied = std::max(applied, t.seq);
+  t.active = false;
+  ++stats_.transfers_completed;
+  MarkProgress();
+  DrainReorder(origin);
+  ack_due_[origin] = true;
+}
+
+// ---------------------------------------------------------------- time and output
+
+void Disseminator::Tick(int64_t now_us) {
+  now_us_ = std::max(now_us_, now_us);
+  if (!open_batch_.empty() && now_us_ - open_since_us_ >= options_.batch_interval_us) SealBatch();
+  for (ReplicaId p = 0; p < options_.regions; ++p) {
+    if (p == options_.self) continue;
+    if (progress_.acked[p] + 1 < progress_.next_seq &&
+        now_us_ - last_send_us_[p] >= options_.resend_interval_us) {
+      // Go-back-N: resend from the peer's acknowledgement. Also tells a peer that is
+      // behind the log where the log now starts.
+      if (sent_upto_[p] > progress_.acked[p]) {
+        stats_.batches_resent += sent_upto_[p] - progress_.acked[p];
+      }
+      sent_upto_[p] = progress_.acked[p];
+      last_send_us_[p] = now_us_;
+      SendDeltas(p, true);
+    }
+    Transfer& t = transfers_[p];
+    if (t.active && now_us_ - t.started_us >= options_.transfer_timeout_us) StartTransfer(p);
+  }
+}
+
+bool Disseminator::HasReady() const {
+  if (!pending_.empty() || !dirty_.empty() || progress_dirty_) return true;
+  for (bool due : ack_due_) {
+    if (due) return true;
+  }
+  return false;
+}
+
+Ready Disseminator::GetReady() {
+  assert(!ready_outstanding_ && "GetReady called twice without Advance");
+  ready_outstanding_ = true;
+  for (ReplicaId o = 0; o < options_.regions; ++o) {
+    if (ack_due_[o]) {
+      SendAck(o);
+      ack_due_[o] = false;
+    }
+  }
+  for (const std::string& key : dirty_) {
+    auto it = states_.find(key);
+    if (it != states_.end()) pending_.states.emplace_back(key, it->second.Encode());
+  }
+  dirty_.clear();
+  if (auto hw = clock_.TakeHighWaterToPersist()) {
+    progress_.hlc_high_water_ms = *hw;
+    progress_dirty_ = true;
+  }
+  if (progress_dirty_) {
+    pending_.progress = progress_;
+    progress_dirty_ = false;
+  }
+  Ready out = std::move(pending_);
+  pending_ = Ready{};
+  return out;
+}
+
+void Disseminator::Advance() {
+  assert(ready_outstanding_);
+  ready_outstanding_ = false;
+}
+
+}  // namespace geokv::crdt

@@ -1,0 +1,229 @@
+// Disseminator: the delta dissemination state machine of one region (etcd-raft style).
+//
+// It owns the CRDT state of every eventual-mode key of its region and spreads local
+// deltas to every other region. It does no I/O, reads no clock and draws no random
+// numbers: time enters through Tick(now_us), remote messages through Step(), local
+// operations through the typed methods, and everything to do comes out in a Ready batch.
+//
+// Protocol.
+//  * Local deltas are joined per key into an open batch, sealed every batch_interval_us
+//    (or when full) with the next per-origin sequence number and an HLC stamp, appended
+//    to the retained delta log, and sent to every other region.
+//  * A receiver applies an origin's batches strictly in sequence order, buffering a
+//    bounded window of early ones, and acknowledges the highest contiguous batch it has
+//    applied and persisted. FIFO per origin plus dot-based joins keeps the set and the
+//    multi-value register causally correct over lossy, reordering links.
+//  * Unacknowledged batches are resent every resend_interval_us (go-back-N from the
+//    peer's acknowledgement). A batch leaves the log once every peer acknowledged it, or
+//    when the log exceeds retention_batches.
+//  * A peer that needs a batch older than the log start asks the origin for a state
+//    transfer: the origin sends digests of its key ranges, the peer pulls only the ranges
+//    whose digest differs, joins them, and then treats every batch up to the sequence
+//    number the digest was taken at as applied. Joins never drop causal context, so a
+//    region returning after the retention horizon cannot resurrect removed elements or
+//    deleted values.
+//
+// Ready order: persist (states, log changes, progress), then send messages, then apply
+// (notify readers of applied_keys). Local operations count as acknowledged once the Ready
+// that follows them has been persisted.
+//
+// Ownership: owns all its state; the caller owns the transport and storage.
+// Thread-safety: none; one event loop drives it.
+#ifndef GEOKV_REPLICATION_CRDT_DISSEMINATOR_H_
+#define GEOKV_REPLICATION_CRDT_DISSEMINATOR_H_
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+#include "replication/crdt/crdt_value.h"
+#include "replication/crdt/hlc.h"
+
+namespace geokv::crdt {
+
+struct DisseminatorOptions {
+  ReplicaId self = 0;
+  uint32_t regions = 1;  // replica ids are 0..regions-1
+  int64_t batch_interval_us = 5000;
+  int64_t resend_interval_us = 600000;  // above the worst WAN round trip
+  int64_t transfer_timeout_us = 2000000;
+  size_t batch_bytes_max = 256 << 10;
+  size_t message_bytes_max = 4 << 20;
+  size_t batches_per_message_max = 64;
+  size_t retention_batches = 2048;
+  size_t reorder_window_batches = 256;
+  size_t transfer_range_keys = 64;
+  size_t transfer_ranges_max = 4096;
+  size_t key_bytes_max = 4096;
+  int64_t hlc_max_ahead_ms = 1000;
+  // Benchmark baseline: ship each touched key's full state instead of its delta.
+  bool ship_full_state = false;
+  // TEST ONLY: breaks causal delivery. Applies batches as they arrive and moves the
+  // watermark past any gap, so a lost or late batch is never applied. The simulator
+  // suite must catch this.
+  bool unsafe_deliver_out_of_order = false;
+};
+
+// A sealed batch of local deltas, as kept in the delta log.
+struct DeltaBatch {
+  uint64_t seq = 0;
+  HlcTimestamp hlc;
+  std::vector<std::pair<std::string, std::string>> entries;  // key, encoded delta
+};
+
+// Small bookkeeping that must survive a restart.
+struct Progress {
+  uint64_t next_seq = 1;                // next local batch number
+  std::vector<uint64_t> applied;        // per origin: highest contiguous batch applied
+  std::vector<uint64_t> acked;          // per peer: highest batch it acknowledged
+  int64_t hlc_high_water_ms = 0;
+};
+
+// What a restarted region recovers from its storage.
+struct DurableImage {
+  std::map<std::string, std::string> states;  // key -> encoded CrdtValue
+  std::vector<DeltaBatch> log;                // retained local batches, ascending
+  std::optional<Progress> progress;
+};
+
+struct OutMessage {
+  ReplicaId to = 0;
+  std::string bytes;
+};
+
+struct Ready {
+  // 1. persist
+  std::vector<std::pair<std::string, std::string>> states;  // key -> encoded state
+  std::vector<DeltaBatch> log_append;
+  uint64_t log_first_seq = 0;  // drop log batches below this
+  std::optional<Progress> progress;
+  // 2. send
+  std::vector<OutMessage> messages;
+  // 3. apply: keys changed by remote deltas or transfers
+  std::vector<std::string> applied_keys;
+
+  bool empty() const {
+    return states.empty() && log_append.empty() && !progress && messages.empty() &&
+           applied_keys.empty();
+  }
+};
+
+struct DisseminatorStats {
+  uint64_t batches_sealed = 0;
+  uint64_t batches_applied = 0;
+  uint64_t batches_duplicate = 0;
+  uint64_t batches_buffered = 0;
+  uint64_t batches_dropped_window = 0;
+  uint64_t batches_resent = 0;
+  uint64_t messages_bad = 0;       // failed verification or decoding; dropped
+  uint64_t entries_wrong_type = 0; // remote delta of another type than the key holds
+  uint64_t transfers_started = 0;
+  uint64_t transfers_completed = 0;
+  uint64_t transfer_ranges_pulled = 0;
+  uint64_t transfer_ranges_served = 0;
+  uint64_t hlc_rejected = 0;
+  uint64_t bytes_sent = 0;
+  uint64_t log_truncated_unacked = 0;  // batches dropped by retention before every ack
+};
+
+class Disseminator {
+ public:
+  Disseminator(DisseminatorOptions options, DurableImage image);
+
+  // --- local operations (each joins the state and queues the delta) ---
+  Status PutLww(std::string_view key, std::string_view value);
+  Status DeleteLww(std::string_view key);
+  Status WriteMv(std::string_view key, std::string_view value, const CausalContext& read);
+  Status DeleteMv(std::string_view key, const CausalContext& read);
+  Status AddCounter(std::string_view key, int64_t delta);
+  Status SetAdd(std::string_view key, std::string_view element);
+  Status SetRemove(std::string_view key, std::string_view element);
+
+  // Current state of a key, or nullptr.
+  const CrdtValue* Get(std::string_view key) const;
+  const std::map<std::string, CrdtValue, std::less<>>& states() const { return states_; }
+
+  // --- inputs ---
+  void Step(ReplicaId from, std::string_view bytes);
+  void Tick(int64_t now_us);
+
+  // --- outputs ---
+  bool HasReady() const;
+  Ready GetReady();
+  void Advance();
+
+  const DisseminatorStats& stats() const { return stats_; }
+  const Progress& progress() const { return progress_; }
+  size_t log_size() const { return log_.size(); }
+  const HybridClock& clock() const { return clock_; }
+
+ private:
+  struct Transfer {
+    bool active = false;
+    uint64_t id = 0;
+    uint64_t seq = 0;
+    int64_t started_us = 0;
+    bool have_digest = false;
+    std::set<uint32_t> pending;
+  };
+  struct Range {
+    std::string lo, hi;
+    bool has_hi = false;
+  };
+
+  Status CheckKey(std::string_view key) const;
+  // Returns the key's value, creating an empty one of `type`; kWrongMode on mismatch.
+  StatusOr<CrdtValue*> Mutable(std::string_view key, CrdtType type);
+  void QueueDelta(std::string_view key, const CrdtValue& delta);
+  void SealBatch();
+  void SendDeltas(ReplicaId peer, bool from_ack);
+  void TruncateLog();
+  void ApplyBatch(ReplicaId origin, const DeltaBatch& batch);
+  void DrainReorder(ReplicaId origin);
+  void JoinRemote(std::string_view key, const CrdtValue& v);
+  void Send(ReplicaId to, std::string bytes);
+  void SendAck(ReplicaId origin);
+  void StartTransfer(ReplicaId origin);
+  uint64_t RangeDigest(const Range& r) const;
+  void MarkProgress() { progress_dirty_ = true; }
+
+  void OnDeltas(ReplicaId from, const void* msg);
+  void OnAck(ReplicaId from, const void* msg);
+  void OnTransferRequest(ReplicaId from, const void* msg);
+  void OnTransferDigest(ReplicaId from, const void* msg);
+  void OnTransferPull(ReplicaId from, const void* msg);
+  void OnTransferData(ReplicaId from, const void* msg);
+
+  // Constant after construction.
+  const DisseminatorOptions options_;
+
+  HybridClock clock_;
+  int64_t now_us_ = 0;
+  std::map<std::string, CrdtValue, std::less<>> states_;
+  std::set<std::string, std::less<>> dirty_;
+  std::map<std::string, CrdtValue, std::less<>> open_batch_;
+  size_t open_batch_bytes_ = 0;
+  int64_t open_since_us_ = 0;
+  std::deque<DeltaBatch> log_;
+  Progress progress_;
+  bool progress_dirty_ = false;
+  std::vector<uint64_t> sent_upto_;         // per peer: highest batch sent since last resend
+  std::vector<int64_t> last_send_us_;       // per peer: time of the last go-back-N send
+  std::vector<std::map<uint64_t, DeltaBatch>> reorder_;  // per origin: early batches
+  std::vector<Transfer> transfers_;         // per origin: our transfer from it
+  uint64_t next_transfer_id_ = 1;
+  std::vector<bool> ack_due_;               // per origin
+  Ready pending_;
+  bool ready_outstanding_ = false;
+  DisseminatorStats stats_;
+};
+
+}  // namespace geokv::crdt
+
+#endif  // GEOKV_REPLICATION_CRDT_DISSEMINATOR_H_

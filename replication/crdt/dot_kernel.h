@@ -1,0 +1,55 @@
+// The dot kernel shared by the multi-value register and the observed-remove set: a map
+// from value to the dots that currently support it, plus the causal context of every dot
+// ever seen (Almeida, Shoker & Baquero's DotKernel, indexed by value).
+//
+// A value is present while at least one of its dots is live. Removing means joining a
+// delta whose context covers the removed dots and holds no entry for them, so nothing per
+// removed value is kept: the context is a version vector (one counter per replica) plus a
+// small cloud of out-of-order dots. That is how "no per-element tombstones" holds.
+//
+// Join keeps a dot if both sides have it, or one side has it and the other side's context
+// has not seen it; it is commutative, associative and idempotent.
+//
+// Value type; thread-compatible.
+#ifndef GEOKV_REPLICATION_CRDT_DOT_KERNEL_H_
+#define GEOKV_REPLICATION_CRDT_DOT_KERNEL_H_
+
+#include <map>
+#include <set>
+#include <string>
+#include <string_view>
+
+#include "base/status.h"
+#include "replication/crdt/causal_context.h"
+#include "replication/crdt/codec.h"
+
+namespace geokv::crdt {
+
+class DotKernel {
+ public:
+  // Mints the next dot of `replica` for `value`; the delta's context is `observed` plus the
+  // new dot, so joining it removes exactly the observed dots. Returns the delta.
+  DotKernel AddWithContext(ReplicaId replica, std::string_view value, const CausalContext& observed);
+  // A delta removing exactly `observed`.
+  DotKernel RemoveContext(const CausalContext& observed);
+  void Join(const DotKernel& other);
+
+  // The dots supporting `value` as a context (for add-wins remove of one element).
+  CausalContext DotsOf(std::string_view value) const;
+  bool Contains(std::string_view value) const { return dots_.count(std::string(value)) != 0; }
+  size_t size() const { return dots_.size(); }
+  const std::map<std::string, std::set<Dot>, std::less<>>& entries() const { return dots_; }
+  const CausalContext& context() const { return context_; }
+
+  void EncodeTo(Encoder* enc) const;
+  Status DecodeFrom(Decoder* dec, size_t values_max);
+  bool operator==(const DotKernel&) const = default;
+
+ private:
+  std::map<std::string, std::set<Dot>, std::less<>> dots_;  // never holds an empty set
+  CausalContext context_;
+};
+
+}  // namespace geokv::crdt
+
+#endif  // GEOKV_REPLICATION_CRDT_DOT_KERNEL_H_
