@@ -1,0 +1,125 @@
+#include "replication/paxos/message.h"
+
+#include <flatbuffers/flatbuffers.h>
+
+#include <vector>
+
+#include "replication/wire/paxos_generated.h"
+
+namespace geokv::paxos {
+namespace fb = ::geokv::wire::paxos;
+
+namespace {
+
+fb::Ballot ToWire(const Ballot& b) { return fb::Ballot(b.round, b.node); }
+Ballot FromWire(const fb::Ballot* b) {
+  if (b == nullptr) return Ballot{};
+  return Ballot{b->round(), b->node()};
+}
+
+flatbuffers::Offset<fb::Entry> EncodeEntry(flatbuffers::FlatBufferBuilder& fbb, const Entry& e) {
+  std::vector<flatbuffers::Offset<fb::Command>> cmds;
+  cmds.reserve(e.commands.size());
+  for (const auto& c : e.commands) {
+    auto payload = fbb.CreateVector(reinterpret_cast<const uint8_t*>(c.payload.data()),
+                                    c.payload.size());
+    cmds.push_back(fb::CreateCommand(fbb, c.client_id, c.seq, payload));
+  }
+  auto vec = fbb.CreateVector(cmds);
+  const fb::Ballot b = ToWire(e.ballot);
+  return fb::CreateEntry(fbb, e.slot, &b, e.noop, e.chosen, vec);
+}
+
+}  // namespace
+
+std::string EncodeMessage(const Message& m) {
+  flatbuffers::FlatBufferBuilder fbb(256);
+  flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<fb::Entry>>> entries;
+  if (!m.entries.empty()) {
+    std::vector<flatbuffers::Offset<fb::Entry>> es;
+    es.reserve(m.entries.size());
+    for (const auto& e : m.entries) es.push_back(EncodeEntry(fbb, e));
+    entries = fbb.CreateVector(es);
+  }
+  flatbuffers::Offset<flatbuffers::Vector<uint64_t>> slots;
+  if (!m.slots.empty()) slots = fbb.CreateVector(m.slots);
+  const fb::Ballot ballot = ToWire(m.ballot);
+  const fb::Ballot promised = ToWire(m.promised);
+  const fb::Ballot waiver = ToWire(m.waiver);
+  fb::MessageBuilder b(fbb);
+  b.add_type(static_cast<fb::Type>(m.type));
+  b.add_from(m.from);
+  b.add_to(m.to);
+  b.add_ballot(&ballot);
+  b.add_commit(m.commit);
+  b.add_from_slot(m.from_slot);
+  b.add_last_slot(m.last_slot);
+  b.add_complete(m.complete);
+  b.add_round(m.round);
+  if (!m.promised.IsZero()) b.add_promised(&promised);
+  if (!m.waiver.IsZero()) b.add_waiver(&waiver);
+  if (!m.entries.empty()) b.add_entries(entries);
+  if (!m.slots.empty()) b.add_slots(slots);
+  fbb.Finish(b.Finish());
+  return std::string(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize());
+}
+
+StatusOr<Message> DecodeMessage(std::string_view bytes, size_t message_bytes_max) {
+  if (bytes.empty()) return Corruption("paxos message: empty");
+  if (bytes.size() > message_bytes_max) return Corruption("paxos message: too large");
+  const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
+  // Depth 8 and a table bound sized to the per-message limits: a buffer cannot make the
+  // verifier walk more than what a legal message contains.
+  flatbuffers::Verifier verifier(data, bytes.size(), /*max_depth=*/8,
+                                 /*max_tables=*/1000000);
+  if (!fb::VerifyMessageBuffer(verifier)) return Corruption("paxos message: verifier failed");
+  const fb::Message* w = fb::GetMessage(data);
+  const auto type = static_cast<uint8_t>(w->type());
+  if (type >= kMessageTypeCount) return Corruption("paxos message: unknown type");
+  Message m;
+  m.type = static_cast<MessageType>(type);
+  m.from = w->from();
+  m.to = w->to();
+  m.ballot = FromWire(w->ballot());
+  m.commit = w->commit();
+  m.from_slot = w->from_slot();
+  m.last_slot = w->last_slot();
+  m.complete = w->complete();
+  m.round = w->round();
+  m.promised = FromWire(w->promised());
+  m.waiver = FromWire(w->waiver());
+  if (const auto* es = w->entries()) {
+    if (es->size() > kEntriesPerMessageMax) return Corruption("paxos message: too many entries");
+    m.entries.reserve(es->size());
+    for (const fb::Entry* we : *es) {
+      Entry e;
+      e.slot = we->slot();
+      if (e.slot == 0) return Corruption("paxos message: slot 0");
+      e.ballot = FromWire(we->ballot());
+      e.noop = we->noop();
+      e.chosen = we->chosen();
+      if (const auto* cs = we->commands()) {
+        if (cs->size() > kCommandsPerEntryMax) return Corruption("paxos message: entry too big");
+        e.commands.reserve(cs->size());
+        for (const fb::Command* wc : *cs) {
+          Command c;
+          c.client_id = wc->client_id();
+          c.seq = wc->seq();
+          if (const auto* p = wc->payload()) {
+            c.payload.assign(reinterpret_cast<const char*>(p->data()), p->size());
+          }
+          e.commands.push_back(std::move(c));
+        }
+      }
+      if (e.noop && !e.commands.empty()) return Corruption("paxos message: no-op with commands");
+      m.entries.push_back(std::move(e));
+    }
+  }
+  if (const auto* ss = w->slots()) {
+    if (ss->size() > kSlotsPerMessageMax) return Corruption("paxos message: too many slots");
+    m.slots.assign(ss->begin(), ss->end());
+  }
+  return m;
+}
+
+}  // namespace geokv::paxos

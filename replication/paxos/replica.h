@@ -1,0 +1,273 @@
+// paxos::Replica: one replica of a Multi-Paxos group, as a pure state machine.
+//
+// The replica does no I/O, reads no clock, starts no thread and draws no random number of
+// its own (etcd/raft's RawNode pattern). Inputs:
+//   Step(bytes)       a message from a peer (FlatBuffers, verified before it is read),
+//   Tick(now_us)      one tick of the local clock; elections and heartbeats count ticks,
+//                     leases compare local times,
+//   Propose(cmd)      a client command (leader only),
+//   ReadIndex(id)     a linearizable read (leader only),
+//   TransferLeader(to).
+// Output: a Ready batch. The runtime must handle it in this order:
+//   1. persist  hard_state and entries to the Storage; if must_sync, Sync() before step 2
+//               (an acceptor's promise or accept must be durable before anyone hears of it);
+//   2. send     messages;
+//   3. apply    `apply` in order to the state machine, then serve `reads` from the result;
+//   4. Advance().
+//
+// Protocol: ballots (round, node); a leader runs phase 1 once for all slots above its
+// commit index, learns every accepted value from a majority, re-proposes the value of the
+// highest ballot in each slot and fills holes with no-ops; phase 2 is pipelined (at most
+// window_slots slots in flight) and batched (many commands per slot, bounded bytes). The
+// commit index travels on accepts and heartbeats; a follower that misses chosen entries is
+// sent them (catch-up). Leases: an acceptor that acknowledged a leader refuses to help any
+// other node win for lease_us of its own clock, so the leader (which counts a shorter,
+// drift-corrected lease from the time it sent the heartbeat) serves reads locally; without
+// a lease, a read waits for a quorum heartbeat round started after it arrived.
+//
+// Ownership: the Replica keeps a pointer-free copy of what it loaded from the Storage; the
+// Storage is only read during Open(). Thread-safety: none; one thread drives a Replica.
+#ifndef GEOKV_REPLICATION_PAXOS_REPLICA_H_
+#define GEOKV_REPLICATION_PAXOS_REPLICA_H_
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <set>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+#include "replication/paxos/storage.h"
+#include "replication/paxos/types.h"
+
+namespace geokv::paxos {
+
+struct Config {
+  uint32_t id = 0;            // this replica, in [0, replicas)
+  uint32_t replicas = 3;      // group size (ids 0..replicas-1), at most 64
+  uint64_t seed = 1;          // seeds the replica's generator (election jitter)
+
+  int64_t tick_us = 10'000;   // nominal tick period of the local clock (lease margins)
+  int heartbeat_ticks = 2;    // leader heartbeat period
+  int election_ticks = 30;    // election timeout drawn from [election_ticks, 2*election_ticks)
+  int resend_ticks = 20;      // unacknowledged accepts / prepares are resent after this
+
+  uint64_t window_slots = 64;             // slots in flight (proposed, not yet committed)
+  size_t batch_bytes_max = 64 * 1024;     // payload bytes per slot
+  size_t batch_commands_max = 1024;       // commands per slot
+  size_t pending_commands_max = 100'000;  // proposals queued behind a full window
+  size_t message_bytes_max = 4 << 20;     // received messages above this are dropped
+  size_t catchup_entries_max = 256;       // entries per catch-up or promise message
+  size_t sessions_max = 1 << 20;          // clients remembered for exactly-once
+  size_t reads_pending_max = 10'000;
+
+  int64_t lease_us = 0;            // 0 disables leases (every read takes a quorum round)
+  double clock_drift_max = 0.001;  // bound on |local rate - 1| of every clock in the group
+
+  std::optional<uint32_t> preferred_leader;  // leader hands over to it when it is healthy
+
+  // TEST ONLY: a new leader ignores the values other acceptors report in phase 1. This
+  // breaks safety on purpose so that the simulator can prove its checkers catch it.
+  bool unsafe_skip_phase1_recovery = false;
+};
+
+struct ReplicaStats {
+  uint64_t malformed = 0;       // failed decoding or verification
+  uint64_t misaddressed = 0;    // well-formed but not for us / from an unknown peer
+  uint64_t elections = 0;       // phase 1 attempts started
+  uint64_t leaderships = 0;     // phase 1 won
+  uint64_t lease_refusals = 0;  // prepares ignored because of a granted lease
+  uint64_t lease_reads = 0;
+  uint64_t quorum_reads = 0;
+  uint64_t catchups = 0;        // catch-up messages sent
+  uint64_t slots_proposed = 0;
+  uint64_t commands_proposed = 0;
+};
+
+// Everything the runtime must do after an input; see the order in the file comment.
+struct Ready {
+  std::optional<HardState> hard_state;  // persist if set
+  std::vector<Entry> entries;           // persist (each replaces its slot)
+  bool must_sync = false;               // Sync() before sending
+  std::vector<OutMessage> messages;     // send after persisting
+  std::vector<Apply> apply;             // apply in order after sending
+  std::vector<ReadState> reads;         // serve after applying
+  bool empty() const {
+    return !hard_state && entries.empty() && messages.empty() && apply.empty() &&
+           reads.empty();
+  }
+};
+
+class Replica {
+ public:
+  // Recovers from `storage` (read once, here). Fails on an invalid config or if the
+  // storage cannot be read.
+  static StatusOr<std::unique_ptr<Replica>> Open(const Config& config, const Storage& storage);
+
+  Replica(const Replica&) = delete;
+  Replica& operator=(const Replica&) = delete;
+
+  // A message from a peer. kCorruption for a buffer that fails the size bound or the
+  // verifier (counted in stats().malformed); kInvalidArgument for one not meant for us.
+  Status Step(std::string_view bytes);
+  // Advances the local clock by one tick; `now_us` is the local clock reading.
+  void Tick(int64_t now_us);
+  // kUnavailable when not the leader (leader_hint() says who might be), kBusy when the
+  // queue is full, kInvalidArgument for a command larger than a batch.
+  Status Propose(Command cmd);
+  // Asks for a linearizable read; it appears in a later Ready::reads with `request_id`.
+  // kUnavailable when not the leader or the leader has not yet committed its recovery.
+  Status ReadIndex(uint64_t request_id);
+  // Hands leadership to `to` once it is up to date (leader only).
+  Status TransferLeader(uint32_t to);
+
+  bool HasReady() const;
+  // Takes the pending work. Call Advance() once it has been carried out.
+  paxos::Ready Ready();
+  void Advance();
+
+  // Introspection (tests, simulator checkers, the node's status page).
+  uint32_t id() const { return cfg_.id; }
+  bool IsLeader() const { return role_ == Role::kLeader; }
+  int32_t leader_hint() const { return leader_; }
+  Ballot promised() const { return hs_.promised; }
+  uint64_t commit_index() const { return hs_.commit; }
+  uint64_t applied_index() const { return applied_; }
+  const Entry* LogEntry(uint64_t slot) const;
+  bool HasLease() const;
+  const ReplicaStats& stats() const { return stats_; }
+
+ private:
+  enum class Role { kFollower, kCandidate, kLeader };
+  static constexpr int32_t kRefuseAll = -2;  // grant holder after a restart
+
+  struct PeerPromise {
+    bool promised = false;
+    bool complete = false;
+    uint64_t next_from = 0;
+  };
+  struct Peer {
+    uint64_t commit = 0;
+    uint64_t acked_round = 0;
+    uint64_t last_catchup_tick = 0;
+    uint64_t last_heard_tick = 0;
+  };
+  struct Inflight {
+    uint64_t acks_mask = 0;
+    int acks = 0;
+    uint64_t sent_tick = 0;
+  };
+  struct PendingRead {
+    uint64_t id;
+    uint64_t index;
+    uint64_t round;
+  };
+
+  explicit Replica(const Config& config);
+
+  void HandlePrepare(const Message& m);
+  void HandlePromise(const Message& m);
+  void HandleAccept(const Message& m);
+  void HandleAccepted(const Message& m);
+  void HandleHeartbeat(const Message& m);
+  void HandleHeartbeatAck(const Message& m);
+  void HandleNack(const Message& m);
+  void HandleCatchUp(const Message& m);
+  void HandleTimeoutNow(const Message& m);
+
+  // Common acceptor path of Accept / Heartbeat / CatchUp: false (and a Nack) when the
+  // ballot is stale; otherwise follows its sender.
+  bool AcceptLeader(const Message& m);
+  void BecomeFollower(Ballot leader_ballot, int32_t leader);
+  void StartElection(Ballot waiver);
+  void SendPrepare(uint32_t to, uint64_t from_slot);
+  void MaybeFinishPhase1();
+  void BecomeLeader();
+  void FillWindow();
+  void SendAccepts(uint32_t to, const std::vector<uint64_t>& slots);
+  void SendHeartbeats();
+  void Resend();
+  void AdvanceLeaderCommit();
+  void AdvanceFollowerCommit(uint64_t leader_commit, Ballot leader_ballot);
+  void ConfirmRounds();
+  void MaybeCatchUp(uint32_t peer, uint64_t peer_commit, uint64_t echoed_commit);
+  void MaybeSendTimeoutNow();
+  void GrantLease(uint32_t holder, Ballot b);
+  bool LeaseBlocks(uint32_t candidate, Ballot waiver) const;
+  void Promise(Ballot b);
+  void Persist(const Entry& e, bool sync);
+  void Send(Message m);
+  void ResetElectionTimer();
+  int64_t LeaderLeaseUs() const;
+
+  // Constant after construction.
+  const Config cfg_;
+  const int quorum_;
+
+  std::mt19937_64 rng_;
+  ReplicaStats stats_;
+
+  // Acceptor state (mirrors the Storage plus what the pending Ready will persist).
+  HardState hs_;
+  std::map<uint64_t, Entry> log_;
+
+  // Output accumulated for the next Ready.
+  bool hs_dirty_ = false;
+  bool must_sync_ = false;
+  std::set<uint64_t> dirty_slots_;
+  std::vector<OutMessage> out_;
+  std::vector<ReadState> reads_ready_;
+  bool ready_outstanding_ = false;
+  uint64_t applied_ = 0;
+  std::map<uint64_t, uint64_t> sessions_;  // client id -> highest applied seq
+
+  // Time.
+  int64_t now_us_ = 0;
+  uint64_t ticks_ = 0;
+  bool ticked_ = false;
+  int election_elapsed_ = 0;
+  int election_timeout_ = 0;
+  int heartbeat_elapsed_ = 0;
+  int prepare_elapsed_ = 0;
+
+  // Role.
+  Role role_ = Role::kFollower;
+  Ballot ballot_;         // own ballot as candidate or leader
+  Ballot leader_ballot_;  // ballot of the leader followed (or being elected)
+  int32_t leader_ = -1;
+  uint64_t max_round_seen_ = 0;
+
+  // Lease granted as an acceptor.
+  int64_t grant_until_us_ = 0;
+  int32_t grant_holder_ = -1;
+  Ballot grant_ballot_;
+
+  // Candidate.
+  std::vector<PeerPromise> promises_;
+  std::map<uint64_t, Entry> recovered_;
+  uint64_t recover_from_ = 1;
+  Ballot waiver_;
+
+  // Leader.
+  std::vector<Peer> peers_;
+  std::map<uint64_t, Inflight> inflight_;
+  uint64_t next_slot_ = 1;
+  std::deque<Command> pending_;
+  uint64_t reads_ok_after_ = 0;
+  uint64_t hb_round_ = 0;
+  uint64_t confirmed_round_ = 0;
+  std::deque<std::pair<uint64_t, int64_t>> round_times_;  // round -> local send time
+  int64_t lease_until_us_ = 0;
+  std::deque<PendingRead> pending_reads_;
+  int32_t transfer_to_ = -1;
+  uint64_t transfer_deadline_tick_ = 0;
+  uint64_t preferred_check_tick_ = 0;
+};
+
+}  // namespace geokv::paxos
+
+#endif  // GEOKV_REPLICATION_PAXOS_REPLICA_H_

@@ -1,0 +1,115 @@
+// Vocabulary of the Multi-Paxos state machine: ballots, commands, log entries, messages,
+// the persistent acceptor state, and the Ready batch handed to the application.
+//
+// All types here are plain values: copyable, owned by whoever holds them, no thread-safety
+// of their own.
+#ifndef GEOKV_REPLICATION_PAXOS_TYPES_H_
+#define GEOKV_REPLICATION_PAXOS_TYPES_H_
+
+#include <compare>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace geokv::paxos {
+
+// A ballot orders leaders: a higher round wins; the node id breaks ties so that no two
+// replicas ever use the same ballot. {0, 0} is "no ballot".
+struct Ballot {
+  uint64_t round = 0;
+  uint32_t node = 0;
+  auto operator<=>(const Ballot&) const = default;
+  bool IsZero() const { return round == 0; }
+};
+
+// A client command. (client_id, seq) makes it exactly-once: a retry carries the same pair
+// and is marked duplicate when it commits again. The payload is opaque to Paxos.
+struct Command {
+  uint64_t client_id = 0;
+  uint64_t seq = 0;
+  std::string payload;
+  bool operator==(const Command&) const = default;
+};
+
+// One slot of the log: the value accepted for `slot` at `ballot`, a batch of commands or a
+// no-op that fills a hole left by an earlier leader. `chosen` records that this replica
+// knows the value is chosen (learned by catch-up or a commit index at this ballot).
+struct Entry {
+  uint64_t slot = 0;
+  Ballot ballot;
+  bool noop = false;
+  bool chosen = false;
+  std::vector<Command> commands;
+
+  // Value equality (what Paxos chooses), ignoring ballot and chosen.
+  bool SameValue(const Entry& o) const { return noop == o.noop && commands == o.commands; }
+  size_t ByteSize() const {
+    size_t n = 32;
+    for (const auto& c : commands) n += 24 + c.payload.size();
+    return n;
+  }
+};
+
+// The acceptor's persistent state besides the log.
+struct HardState {
+  Ballot promised;      // highest ballot promised (phase 1) or accepted
+  uint64_t commit = 0;  // every slot <= commit is chosen (may lag; never needs a sync)
+  bool operator==(const HardState&) const = default;
+};
+
+enum class MessageType : uint8_t {
+  kPrepare = 0,
+  kPromise,
+  kAccept,
+  kAccepted,
+  kHeartbeat,
+  kHeartbeatAck,
+  kNack,
+  kCatchUp,
+  kTimeoutNow,
+};
+constexpr int kMessageTypeCount = 9;
+
+// A decoded message (see replication/wire/paxos.fbs for the meaning of each field).
+struct Message {
+  MessageType type = MessageType::kHeartbeat;
+  uint32_t from = 0;
+  uint32_t to = 0;
+  Ballot ballot;
+  uint64_t commit = 0;
+  uint64_t from_slot = 0;
+  uint64_t last_slot = 0;
+  bool complete = false;
+  uint64_t round = 0;
+  Ballot promised;
+  Ballot waiver;
+  std::vector<Entry> entries;
+  std::vector<uint64_t> slots;
+};
+
+// A message to send: `bytes` is a verified-on-receipt FlatBuffers Message.
+struct OutMessage {
+  uint32_t to = 0;
+  MessageType type = MessageType::kHeartbeat;
+  std::string bytes;
+};
+
+// One committed command to apply, in log order. A duplicate (its client already had this
+// or a later sequence number applied) must not change the application state; it is still
+// reported so that the node can answer the retrying client.
+struct Apply {
+  uint64_t slot = 0;
+  Command command;
+  bool duplicate = false;
+};
+
+// A linearizable read that is now safe: serve it from the state after applying everything
+// in the same Ready (and before).
+struct ReadState {
+  uint64_t request_id = 0;
+  uint64_t index = 0;  // commit index the read must observe
+};
+
+}  // namespace geokv::paxos
+
+#endif  // GEOKV_REPLICATION_PAXOS_TYPES_H_
