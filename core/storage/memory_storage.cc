@@ -20,6 +20,7 @@ void MemoryStorage::Apply(const WriteBatch& batch, Tables& tables) {
 Status MemoryStorage::Write(const WriteBatch& batch, Durability durability) {
   for (const auto& op : batch.ops()) {
     if (op.table.empty()) return InvalidArgument("table name is empty");
+    if (op.key.empty()) return InvalidArgument("key is empty");
   }
   std::lock_guard lock(mu_);
   if (closed_) return ClosedError();
@@ -34,6 +35,7 @@ Status MemoryStorage::Write(const WriteBatch& batch, Durability durability) {
 }
 
 StatusOr<std::string> MemoryStorage::Get(std::string_view table, std::string_view key) {
+  if (key.empty()) return InvalidArgument("key is empty");
   std::lock_guard lock(mu_);
   if (closed_) return ClosedError();
   auto t = current_.find(table);

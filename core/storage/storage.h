@@ -68,13 +68,14 @@ class Storage {
  public:
   virtual ~Storage() = default;
 
-  // Applies `batch` atomically with the given durability. Errors: kIOError (engine failure,
+  // Applies `batch` atomically with the given durability. Keys must not be empty (the
+  // engine has no empty key). Deleting an absent key is OK. Errors: kIOError (engine failure,
   // with the engine's text), kPanic (the engine panicked; every later call fails the same
   // way), kTimeout (the commit did not finish within the configured deadline; its outcome
   // is then unknown), kClosed, kInvalidArgument (empty table name).
   virtual Status Write(const WriteBatch& batch, Durability durability) = 0;
 
-  // Reads one key. kNotFound when absent.
+  // Reads one key. kNotFound when absent; kInvalidArgument for an empty key.
   virtual StatusOr<std::string> Get(std::string_view table, std::string_view key) = 0;
 
   // Returns up to `limit` entries of `table` whose keys start with `prefix`, in key order,

@@ -224,7 +224,10 @@ Status WiredTigerStorage::EnsureTable(WT_SESSION* session, const std::string& ta
 Status WiredTigerStorage::Write(const WriteBatch& batch, Durability durability) {
   if (closed_.load()) return Status(Code::kClosed, "storage is closed");
   if (panicked_.load()) return PanicStatus();
-  for (const auto& op : batch.ops()) GEOKV_RETURN_IF_ERROR(ValidateTable(op.table));
+  for (const auto& op : batch.ops()) {
+    GEOKV_RETURN_IF_ERROR(ValidateTable(op.table));
+    if (op.key.empty()) return InvalidArgument("key is empty");
+  }
   if (batch.empty()) return Status::Ok();
 
   auto pending = std::make_shared<Pending>();
@@ -350,6 +353,7 @@ StatusOr<std::string> WiredTigerStorage::Get(std::string_view table, std::string
   if (closed_.load()) return Status(Code::kClosed, "storage is closed");
   if (panicked_.load()) return PanicStatus();
   GEOKV_RETURN_IF_ERROR(ValidateTable(table));
+  if (key.empty()) return InvalidArgument("key is empty");
   int ret = 0;
   WT_SESSION* session = readers_->Acquire(&ret);
   if (session == nullptr) return CheckWt(ret, "opening session");
@@ -397,18 +401,19 @@ StatusOr<std::vector<Entry>> WiredTigerStorage::Scan(std::string_view table, std
   if (limit == 0) return out;
 
   const bool from_prefix = after.empty() || after < prefix;
-  WT_ITEM start = Item(from_prefix ? prefix : after);
-  c->set_key(c.get(), &start);
-  int exact = 0;
-  ret = c->search_near(c.get(), &exact);
-  if (ret == WT_NOTFOUND) return out;  // empty table
-  GEOKV_RETURN_IF_ERROR(CheckWt(ret, "scan in " + name));
-  // search_near may land before the start key; step forward past it (and past `after`).
-  if (exact < 0 || (!from_prefix && exact == 0)) {
-    ret = c->next(c.get());
-    if (ret == WT_NOTFOUND) return out;
-    GEOKV_RETURN_IF_ERROR(CheckWt(ret, "scan in " + name));
+  const std::string_view start = from_prefix ? prefix : after;
+  if (start.empty()) {
+    ret = c->next(c.get());  // WiredTiger has no empty key to search for: start at the first
+  } else {
+    WT_ITEM item = Item(start);
+    c->set_key(c.get(), &item);
+    int exact = 0;
+    ret = c->search_near(c.get(), &exact);
+    // search_near may land before the start key; step past it (and past `after` itself).
+    if (ret == 0 && (exact < 0 || (!from_prefix && exact == 0))) ret = c->next(c.get());
   }
+  if (ret == WT_NOTFOUND) return out;
+  GEOKV_RETURN_IF_ERROR(CheckWt(ret, "scan in " + name));
   for (;;) {
     WT_ITEM k{}, v{};
     GEOKV_RETURN_IF_ERROR(CheckWt(c->get_key(c.get(), &k), "scan key in " + name));
