@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Fails when the shared library exports a dynamic symbol that is not geokv_*, or misses one
+# of the entry points geokv.h declares.
+set -euo pipefail
+lib=$1
+exported=$(nm -D --defined-only "$lib" | awk '$2 != "A" {print $3}' | sed 's/@.*//' | sort -u)
+bad=$(grep -v '^geokv_' <<<"$exported" || true)
+if [[ -n $bad ]]; then
+  echo "symbols exported besides geokv_*:"; echo "$bad"; exit 1
+fi
+for sym in geokv_version geokv_open geokv_close geokv_put geokv_get geokv_delete geokv_free \
+           geokv_errmsg geokv_iter_open geokv_iter_next geokv_iter_close; do
+  grep -qx "$sym" <<<"$exported" || { echo "missing export: $sym"; exit 1; }
+done
+echo "exports ok: $(wc -l <<<"$exported") geokv_* symbols, nothing else"
