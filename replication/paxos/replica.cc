@@ -305,14 +305,18 @@ void Replica::HandleAccept(const Message& m) {
   r.to = m.from;
   r.ballot = m.ballot;
   for (const Entry& in : m.entries) {
-    if (in.slot > hs_.commit) {
-      Entry e = in;
-      e.ballot = m.ballot;
+    Entry e = in;
+    if (in.slot <= hs_.commit) {
+      // We know this slot's chosen value; a correct leader proposes the same one. Keep
+      // ours, stamped with the new ballot, so what we acknowledge is what we store.
+      e = log_.at(in.slot);
+      e.chosen = true;
+    } else {
       auto it = log_.find(e.slot);
       e.chosen = it != log_.end() && it->second.chosen && it->second.SameValue(e);
-      Persist(e, /*sync=*/true);
     }
-    // A slot we already know chosen holds the same value; acknowledging it is safe.
+    e.ballot = m.ballot;
+    Persist(e, /*sync=*/true);
     r.slots.push_back(in.slot);
   }
   AdvanceFollowerCommit(m.commit, m.ballot);

@@ -1,0 +1,90 @@
+// A simulated Multi-Paxos group with a key-value state machine and randomized clients,
+// driven by the shared simulator Network. One call runs one seed end to end: faults
+// (jitter, loss, duplication, reordering, partitions incl. asymmetric ones, crashes that
+// lose unsynced writes, clock drift), invariant checks after every event, and a client
+// history that tests hand to Porcupine.
+//
+// Ownership: a PaxosCluster owns its network, replicas, storages and clients.
+// Thread-safety: none; one thread runs a cluster (several clusters may run on several
+// threads, they share nothing).
+#ifndef GEOKV_CORE_SIM_PAXOS_CLUSTER_H_
+#define GEOKV_CORE_SIM_PAXOS_CLUSTER_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/sim/network.h"
+#include "replication/paxos/memory_storage.h"
+#include "replication/paxos/replica.h"
+
+namespace geokv::sim {
+
+struct PaxosSimOptions {
+  uint64_t seed = 1;
+  int replicas = 3;            // one per AWS region (VA, CA, OR, EU, JP)
+  int clients = 6;             // client c lives in region c % replicas
+  int keys = 3;
+  int ops_per_client = 20;
+  bool faults = true;          // network faults and nemesis during the fault phase
+  bool crashes = true;         // nemesis may crash and restart replicas
+  bool check_invariants = true;
+  bool clients_know_leader = false;  // send to the current leader (benchmarks)
+  Time fault_phase_us = 8'000'000;   // faults stop (and all heal) after this
+  Time deadline_us = 120'000'000;    // hard bound on virtual time of a run
+  Time client_timeout_us = 1'500'000;
+  int client_attempts_max = 40;
+  Time think_us_max = 200'000;       // pause between a client's operations
+  double clock_drift_max = 0.0005;   // clocks run at 1 +- this
+  std::optional<Time> crash_leader_at_us;  // failover measurement
+  paxos::Config config;              // template; id, replicas and seed are set per replica
+};
+
+// One client operation as Porcupine sees it.
+struct HistoryOp {
+  int client = 0;
+  int region = 0;
+  std::string op;  // put, get, cas, add
+  std::string key;
+  int64_t value = 0;  // put value, cas new value, add delta
+  int64_t arg = 0;    // cas expected value
+  Time call_us = 0;
+  Time return_us = 0;
+  bool ok = false;    // cas: swapped; others: true
+  int64_t out = 0;    // get: value read; add: value after
+  bool unknown = false;  // no answer: may or may not have taken effect
+};
+
+struct PaxosSimResult {
+  uint64_t seed = 0;
+  bool ok = true;                // invariants, persist-before-send, durability, liveness
+  std::string failure;           // first failure, human-readable
+  std::vector<HistoryOp> history;
+  uint64_t trace_hash = 0;
+  Time end_us = 0;
+  uint64_t commands_applied = 0;  // distinct commands applied (max over replicas)
+  uint64_t elections = 0;
+  uint64_t malformed = 0;
+  NetworkStats net;
+  std::optional<Time> failover_us;  // crash of the leader -> first commit by a new leader
+  Time election_timeout_us = 0;
+};
+
+// Runs one seed to completion.
+PaxosSimResult RunPaxosSim(const PaxosSimOptions& options);
+
+// Writes histories as {"histories":[{"seed":n,"ops":[...]}]} for tests/porcupine.
+void WriteHistories(const std::string& path, const std::vector<PaxosSimResult>& runs);
+
+// Runs the Porcupine checker binary on `path`; returns the seeds it rejected (illegal or
+// unknown), or nullopt if the checker could not be run or its output not parsed.
+std::optional<std::vector<uint64_t>> PorcupineRejects(const std::string& checker,
+                                                      const std::string& path);
+
+}  // namespace geokv::sim
+
+#endif  // GEOKV_CORE_SIM_PAXOS_CLUSTER_H_

@@ -1,0 +1,47 @@
+// Soak runner: paxos_soak <seeds> [first_seed]. Runs that many seeds of the simulation
+// suite, checks histories with Porcupine in batches, prints GEOKV_SEED=<n> for every
+// failure and exits non-zero if there was one.
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "core/sim/paxos_cluster.h"
+#include "tests/sim/paxos/sim_options.h"
+
+int main(int argc, char** argv) {
+  using geokv::sim::PaxosSimResult;
+  const long seeds = argc > 1 ? std::atol(argv[1]) : 1000;
+  const long first = argc > 2 ? std::atol(argv[2]) : 1;
+  constexpr long kBatch = 200;  // histories per Porcupine invocation
+  int failures = 0;
+  const auto start = std::chrono::steady_clock::now();
+  for (long b = 0; b < seeds; b += kBatch) {
+    std::vector<PaxosSimResult> runs;
+    for (long s = first + b; s < first + std::min(seeds, b + kBatch); ++s) {
+      PaxosSimResult r = geokv::sim::RunPaxosSim(geokv::sim::SuiteOptions(static_cast<uint64_t>(s)));
+      if (!r.ok) {
+        ++failures;
+        std::printf("FAIL GEOKV_SEED=%ld %s\n", s, r.failure.c_str());
+      }
+      runs.push_back(std::move(r));
+    }
+    const std::string path = std::string(GEOKV_SIM_HISTORY_DIR) + "/soak.json";
+    geokv::sim::WriteHistories(path, runs);
+    auto rejected = geokv::sim::PorcupineRejects(GEOKV_PORCUPINE_CHECK, path);
+    if (!rejected) {
+      std::printf("porcupine-check failed to run\n");
+      return 2;
+    }
+    for (uint64_t s : *rejected) {
+      ++failures;
+      std::printf("FAIL GEOKV_SEED=%llu not linearizable\n", static_cast<unsigned long long>(s));
+    }
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::printf("seeds %ld..%ld done, %d failures, %.1fs\n", first, first + std::min(seeds, b + kBatch) - 1,
+                failures, secs);
+    std::fflush(stdout);
+  }
+  return failures == 0 ? 0 : 1;
+}
