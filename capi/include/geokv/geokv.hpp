@@ -94,8 +94,10 @@ class iterator {
 class db {
  public:
   db() noexcept = default;
-  explicit db(const std::string& path, const options& opts = options()) {
-    detail::check(geokv_open(&raw_, path.c_str(), opts.raw()));
+  explicit db(const std::string& path, const options& opts = options()) : db(path.c_str(), opts) {}
+  // path may be nullptr when opts.config_path names a data_dir.
+  explicit db(const char* path, const options& opts = options()) {
+    detail::check(geokv_open(&raw_, path, opts.raw()));
   }
   ~db() { geokv_close(raw_); }
   db(db&& other) noexcept : raw_(std::exchange(other.raw_, nullptr)) {}
