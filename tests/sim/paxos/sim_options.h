@@ -11,10 +11,10 @@ inline PaxosSimOptions SuiteOptions(uint64_t seed) {
   PaxosSimOptions o;
   o.seed = seed;
   o.replicas = seed % 2 == 0 ? 3 : 5;
-  o.clients = 5;
-  o.keys = 3;
-  o.ops_per_client = 16;
-  o.fault_phase_us = 6'000'000;
+  o.clients = 8;
+  o.keys = 4;
+  o.ops_per_client = 40;
+  o.fault_phase_us = 12'000'000;
   o.clock_drift_max = 0.0005;
   o.config.tick_us = 10'000;
   o.config.heartbeat_ticks = 5;
