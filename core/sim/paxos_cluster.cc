@@ -396,8 +396,9 @@ void Cluster::Nemesis() {
   int down = 0;
   for (const auto& n : nodes_) down += n.up ? 0 : 1;
   switch (kind) {
-    case 0: {  // isolate one replica from the others, both ways
-      const int v = static_cast<int>(rng() % r_);
+    case 0: {  // isolate one replica (often the leader) from the others, both ways
+      int v = rng() % 2 == 0 ? CurrentLeader() : -1;
+      if (v < 0) v = static_cast<int>(rng() % r_);
       for (int p = 0; p < r_; ++p) {
         if (p == v) continue;
         net_.Block(v, p, true);
