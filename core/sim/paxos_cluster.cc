@@ -130,6 +130,9 @@ class Cluster {
   bool faults_over_ = false;
   std::optional<Time> crash_time_;
   uint64_t commit_at_crash_ = 0;
+  uint64_t replica_msgs_ = 0;
+  uint64_t replica_bytes_ = 0;
+  uint64_t window_start_msgs_ = 0, window_start_bytes_ = 0, window_start_cmds_ = 0;
 };
 
 Network MakeNetwork(const PaxosSimOptions& o) {
@@ -218,6 +221,8 @@ void Cluster::Process(int r) {
     // 2. Send (after checking that what each message claims is durable).
     for (auto& m : rd.messages) {
       if (o_.check_invariants) CheckSend(r, m);
+      ++replica_msgs_;
+      replica_bytes_ += m.bytes.size();
       net_.Send(r, static_cast<int>(m.to), std::move(m.bytes));
     }
     // 3. Apply: first check every newly committed slot against what was chosen.
@@ -458,7 +463,8 @@ void Cluster::StartOp(int c) {
   op.client = c;
   op.region = cl.region;
   op.key = "k" + std::to_string(rng() % static_cast<uint64_t>(o_.keys));
-  const int kind = static_cast<int>(rng() % 10);
+  int kind = static_cast<int>(rng() % 10);
+  if (o_.writes_only && kind >= 3 && kind < 6) kind = 0;
   if (kind < 3) {
     op.op = "put";
     op.value = static_cast<int64_t>(rng() % 10);
@@ -628,9 +634,24 @@ PaxosSimResult Cluster::Run() {
       Crash(l);
     });
   }
+  if (o_.measure_from_us && o_.measure_to_us) {
+    net_.At(*o_.measure_from_us, [this] {
+      window_start_msgs_ = replica_msgs_;
+      window_start_bytes_ = replica_bytes_;
+      window_start_cmds_ = chosen_cmds_.size();
+    });
+    net_.At(*o_.measure_to_us, [this] {
+      result_.window_messages = replica_msgs_ - window_start_msgs_;
+      result_.window_bytes = replica_bytes_ - window_start_bytes_;
+      result_.window_commands = chosen_cmds_.size() - window_start_cmds_;
+    });
+  }
   std::optional<Time> settle_until;
   while (result_.ok && net_.Step()) {
     if (o_.check_invariants) CheckStep();
+    if (crash_time_ && !result_.new_leader_us && CurrentLeader() >= 0) {
+      result_.new_leader_us = net_.Now() - *crash_time_;
+    }
     if (crash_time_ && !result_.failover_us) {
       for (const auto& n : nodes_) {
         if (n.replica && n.replica->commit_index() > commit_at_crash_) {
@@ -647,6 +668,7 @@ PaxosSimResult Cluster::Run() {
     if (net_.Now() > o_.deadline_us) break;
   }
   if (result_.ok) CheckFinal();
+  result_.leader_at_end = CurrentLeader();
   result_.trace_hash = net_.TraceHash();
   result_.end_us = net_.Now();
   result_.net = net_.stats();

@@ -40,7 +40,12 @@ struct PaxosSimOptions {
   int client_attempts_max = 40;
   Time think_us_max = 200'000;       // pause between a client's operations
   double clock_drift_max = 0.0005;   // clocks run at 1 +- this
+  bool writes_only = false;          // only put/add/cas (benchmarks of the write path)
   std::optional<Time> crash_leader_at_us;  // failover measurement
+  // Steady-state window: replica-to-replica traffic and distinct commands committed
+  // between these times are reported in the result (benchmarks).
+  std::optional<Time> measure_from_us;
+  std::optional<Time> measure_to_us;
   paxos::Config config;              // template; id, replicas and seed are set per replica
 };
 
@@ -70,7 +75,12 @@ struct PaxosSimResult {
   uint64_t elections = 0;
   uint64_t malformed = 0;
   NetworkStats net;
-  std::optional<Time> failover_us;  // crash of the leader -> first commit by a new leader
+  std::optional<Time> failover_us;    // crash of the leader -> first new commit
+  std::optional<Time> new_leader_us;  // crash of the leader -> a new leader won phase 1
+  uint64_t window_messages = 0;       // replica-to-replica, within the measure window
+  uint64_t window_bytes = 0;
+  uint64_t window_commands = 0;
+  int leader_at_end = -1;
   Time election_timeout_us = 0;
 };
 
