@@ -90,7 +90,7 @@ typedef struct geokv_options {
   uint64_t key_bytes_max;      /* default 4096 */
   uint64_t value_bytes_max;    /* default 1 MiB */
   uint32_t commit_timeout_ms;  /* deadline of one write; default 30000 */
-  const char *config_path;     /* optional TOML config file (see docs/config.md) */
+  const char *config_path;     /* optional TOML config file (README.md, "Configuration") */
 } geokv_options_t;
 
 #define GEOKV_OPTIONS_INIT {GEOKV_OPTIONS_VERSION, 0, 0, 0, 0, NULL}
