@@ -33,6 +33,7 @@ struct Bus {
   void Pump(int i) {
     while (r[i]->HasReady()) {
       Ready rd = r[i]->Ready();
+      if (rd.snapshot) (void)st[i].SaveSnapshot(*rd.snapshot);
       (void)st[i].Save(rd.hard_state ? &*rd.hard_state : nullptr, rd.entries);
       if (rd.must_sync) (void)st[i].Sync();
       for (auto& m : rd.messages) q.push_back(std::move(m));

@@ -91,6 +91,8 @@ class Cluster {
   void Process(int r);
   void CheckSend(int r, const paxos::OutMessage& m);
   void ApplyOne(int r, const Apply& a);
+  std::string SaveState(int r) const;
+  void LoadState(int r, const std::string& data);
   void OnReplicaMessage(int r, int from, const std::string& bytes);
   void OnClientRequest(int r, int from, const std::string& bytes);
   void Reply(int r, int endpoint, uint64_t req, int code, int64_t out, int32_t hint);
@@ -213,7 +215,8 @@ void Cluster::Process(int r) {
   Node& n = nodes_[r];
   while (n.replica && n.replica->HasReady()) {
     paxos::Ready rd = n.replica->Ready();
-    // 1. Persist.
+    // 1. Persist (snapshot first: it drops the log it covers).
+    if (rd.snapshot) (void)n.storage.SaveSnapshot(*rd.snapshot);
     if (!rd.entries.empty() || rd.hard_state) {
       (void)n.storage.Save(rd.hard_state ? &*rd.hard_state : nullptr, rd.entries);
     }
@@ -225,7 +228,12 @@ void Cluster::Process(int r) {
       replica_bytes_ += m.bytes.size();
       net_.Send(r, static_cast<int>(m.to), std::move(m.bytes));
     }
-    // 3. Apply: first check every newly committed slot against what was chosen.
+    // 3. Apply: load a snapshot handed over by a peer (or found at restart), then check
+    // every newly committed slot against what was chosen.
+    if (rd.install_snapshot && rd.snapshot) {
+      LoadState(r, rd.snapshot->data);
+      n.applied_slot = rd.snapshot->index;
+    }
     const uint64_t applied = n.replica->applied_index();
     for (uint64_t s = n.applied_slot + 1; s <= applied; ++s) {
       const Entry* e = n.replica->LogEntry(s);
@@ -255,7 +263,50 @@ void Cluster::Process(int r) {
       Reply(r, ep, req, kCodeOk, kv == n.kv.end() ? 0 : kv->second, -1);
     }
     n.replica->Advance();
+    if (o_.compact_every_slots > 0 &&
+        n.replica->applied_index() >=
+            n.replica->snapshot_index() + static_cast<uint64_t>(o_.compact_every_slots)) {
+      Status st = n.replica->Compact(SaveState(r));
+      if (!st.ok()) Fail("compact failed: " + st.ToString());
+    }
   }
+}
+
+// The application state as text: "kv" pairs, then the reply cache (part of the replicated
+// state: a retried command is answered from it on every replica).
+std::string Cluster::SaveState(int r) const {
+  const Node& n = nodes_[r];
+  std::ostringstream out;
+  out << n.kv.size();
+  for (const auto& [k, v] : n.kv) out << ' ' << k << ' ' << v;
+  out << ' ' << n.last_result.size();
+  for (const auto& [client, sr] : n.last_result) {
+    out << ' ' << client << ' ' << sr.first << ' ' << sr.second.ok << ' ' << sr.second.out;
+  }
+  return out.str();
+}
+
+void Cluster::LoadState(int r, const std::string& data) {
+  Node& n = nodes_[r];
+  n.kv.clear();
+  n.last_result.clear();
+  std::istringstream in(data);
+  size_t count = 0;
+  in >> count;
+  for (size_t i = 0; i < count; ++i) {
+    std::string k;
+    int64_t v = 0;
+    in >> k >> v;
+    n.kv[k] = v;
+  }
+  in >> count;
+  for (size_t i = 0; i < count; ++i) {
+    uint64_t client = 0, seq = 0;
+    KvResult res;
+    in >> client >> seq >> res.ok >> res.out;
+    n.last_result[client] = {seq, res};
+  }
+  if (!in) Fail("replica " + std::to_string(r) + " got an unreadable snapshot");
 }
 
 void Cluster::CheckSend(int r, const paxos::OutMessage& out) {
@@ -278,6 +329,7 @@ void Cluster::CheckSend(int r, const paxos::OutMessage& out) {
     for (const auto& e : m->entries) slots.push_back(e.slot);
   }
   for (uint64_t s : slots) {
+    if (s <= st.durable_snapshot_index()) continue;  // covered by a durable snapshot
     const Entry* e = st.DurableEntry(s);
     if (e == nullptr || e->ballot < m->ballot) {
       Fail("persist-before-send: replica " + std::to_string(r) + " acknowledged slot " +
@@ -571,9 +623,10 @@ void Cluster::CheckStep() {
              std::to_string(r));
       }
     };
-    if (c > 0) check(c);
+    const uint64_t first = n.replica->snapshot_index() + 1;
+    if (c >= first) check(c);
     if (steps_ % 512 == 0 && static_cast<int>((steps_ / 512) % r_) == r) {
-      for (uint64_t s = 1; s <= c; ++s) check(s);
+      for (uint64_t s = first; s <= c; ++s) check(s);
     }
   }
 }
@@ -595,6 +648,7 @@ void Cluster::CheckFinal() {
     }
     result_.malformed += n.replica->stats().malformed;
     result_.elections += n.replica->stats().elections;
+    result_.snapshots_sent += n.replica->stats().snapshots_sent;
   }
   for (const auto& w : acked_writes_) {
     if (!chosen_cmds_.count(w)) {

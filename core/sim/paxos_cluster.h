@@ -40,6 +40,7 @@ struct PaxosSimOptions {
   int client_attempts_max = 40;
   Time think_us_max = 200'000;       // pause between a client's operations
   double clock_drift_max = 0.0005;   // clocks run at 1 +- this
+  int compact_every_slots = 0;       // replicas snapshot their state this often (0: never)
   bool writes_only = false;          // only put/add/cas (benchmarks of the write path)
   std::optional<Time> crash_leader_at_us;  // failover measurement
   // Steady-state window: replica-to-replica traffic and distinct commands committed
@@ -74,6 +75,7 @@ struct PaxosSimResult {
   uint64_t commands_applied = 0;  // distinct commands applied (max over replicas)
   uint64_t elections = 0;
   uint64_t malformed = 0;
+  uint64_t snapshots_sent = 0;
   NetworkStats net;
   std::optional<Time> failover_us;    // crash of the leader -> first new commit
   std::optional<Time> new_leader_us;  // crash of the leader -> a new leader won phase 1

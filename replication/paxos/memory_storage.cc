@@ -17,10 +17,25 @@ Status MemoryStorage::Save(const HardState* hs, const std::vector<Entry>& entrie
   return Status::Ok();
 }
 
+Status MemoryStorage::SaveSnapshot(const Snapshot& snapshot) {
+  Write w;
+  w.snapshot = snapshot;
+  pending_.push_back(std::move(w));
+  return Status::Ok();
+}
+
 Status MemoryStorage::Sync() {
   for (auto& w : pending_) {
+    if (w.snapshot) {
+      if (!durable_snapshot_ || durable_snapshot_->index < w.snapshot->index) {
+        durable_log_.erase(durable_log_.begin(), durable_log_.upper_bound(w.snapshot->index));
+        durable_snapshot_ = std::move(w.snapshot);
+      }
+    }
     if (w.hs) durable_hs_ = *w.hs;
-    for (auto& e : w.entries) durable_log_[e.slot] = std::move(e);
+    for (auto& e : w.entries) {
+      if (e.slot > durable_snapshot_index()) durable_log_[e.slot] = std::move(e);
+    }
   }
   pending_.clear();
   ++syncs_;

@@ -18,7 +18,9 @@ class MemoryStorage : public Storage {
  public:
   StatusOr<HardState> LoadHardState() const override { return durable_hs_; }
   StatusOr<std::vector<Entry>> LoadEntries() const override;
+  StatusOr<std::optional<Snapshot>> LoadSnapshot() const override { return durable_snapshot_; }
   Status Save(const HardState* hs, const std::vector<Entry>& entries) override;
+  Status SaveSnapshot(const Snapshot& snapshot) override;
   Status Sync() override;
 
   // Simulated power loss: unsynced writes are gone.
@@ -27,6 +29,10 @@ class MemoryStorage : public Storage {
   const HardState& durable_hard_state() const { return durable_hs_; }
   // The durable entry of `slot`, or nullptr.
   const Entry* DurableEntry(uint64_t slot) const;
+  uint64_t durable_snapshot_index() const {
+    return durable_snapshot_ ? durable_snapshot_->index : 0;
+  }
+  size_t durable_entries() const { return durable_log_.size(); }
   size_t unsynced_writes() const { return pending_.size(); }
   uint64_t syncs() const { return syncs_; }
 
@@ -34,8 +40,10 @@ class MemoryStorage : public Storage {
   struct Write {
     std::optional<HardState> hs;
     std::vector<Entry> entries;
+    std::optional<Snapshot> snapshot;
   };
   HardState durable_hs_;
+  std::optional<Snapshot> durable_snapshot_;
   std::map<uint64_t, Entry> durable_log_;
   std::vector<Write> pending_;  // in write order; Sync applies them all
   uint64_t syncs_ = 0;

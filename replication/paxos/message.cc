@@ -43,6 +43,16 @@ std::string EncodeMessage(const Message& m) {
   }
   flatbuffers::Offset<flatbuffers::Vector<uint64_t>> slots;
   if (!m.slots.empty()) slots = fbb.CreateVector(m.slots);
+  flatbuffers::Offset<flatbuffers::Vector<uint8_t>> snap_data;
+  flatbuffers::Offset<flatbuffers::Vector<const fb::Session*>> sessions;
+  if (m.snapshot) {
+    snap_data = fbb.CreateVector(reinterpret_cast<const uint8_t*>(m.snapshot->data.data()),
+                                 m.snapshot->data.size());
+    std::vector<fb::Session> ss;
+    ss.reserve(m.snapshot->sessions.size());
+    for (const auto& [client, seq] : m.snapshot->sessions) ss.emplace_back(client, seq);
+    sessions = fbb.CreateVectorOfStructs(ss);
+  }
   const fb::Ballot ballot = ToWire(m.ballot);
   const fb::Ballot promised = ToWire(m.promised);
   const fb::Ballot waiver = ToWire(m.waiver);
@@ -60,6 +70,11 @@ std::string EncodeMessage(const Message& m) {
   if (!m.waiver.IsZero()) b.add_waiver(&waiver);
   if (!m.entries.empty()) b.add_entries(entries);
   if (!m.slots.empty()) b.add_slots(slots);
+  if (m.snapshot) {
+    b.add_snapshot_index(m.snapshot->index);
+    b.add_snapshot_data(snap_data);
+    b.add_sessions(sessions);
+  }
   fbb.Finish(b.Finish());
   return std::string(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize());
 }
@@ -118,6 +133,20 @@ StatusOr<Message> DecodeMessage(std::string_view bytes, size_t message_bytes_max
   if (const auto* ss = w->slots()) {
     if (ss->size() > kSlotsPerMessageMax) return Corruption("paxos message: too many slots");
     m.slots.assign(ss->begin(), ss->end());
+  }
+  if (w->snapshot_index() > 0) {
+    Snapshot snap;
+    snap.index = w->snapshot_index();
+    if (const auto* d = w->snapshot_data()) {
+      snap.data.assign(reinterpret_cast<const char*>(d->data()), d->size());
+    }
+    if (const auto* ss = w->sessions()) {
+      snap.sessions.reserve(ss->size());
+      for (const fb::Session* s : *ss) snap.sessions.emplace_back(s->client_id(), s->seq());
+    }
+    m.snapshot = std::move(snap);
+  } else if (m.type == MessageType::kInstallSnapshot) {
+    return Corruption("paxos message: snapshot without index");
   }
   return m;
 }

@@ -29,12 +29,25 @@ StatusOr<std::unique_ptr<Replica>> Replica::Open(const Config& config, const Sto
   if (!hs.ok()) return hs.status();
   auto entries = storage.LoadEntries();
   if (!entries.ok()) return entries.status();
+  auto snapshot = storage.LoadSnapshot();
+  if (!snapshot.ok()) return snapshot.status();
   std::unique_ptr<Replica> r(new Replica(config));
   r->hs_ = *hs;
-  for (auto& e : *entries) r->log_[e.slot] = std::move(e);
+  uint64_t c = 0;
+  if (*snapshot) {
+    r->snapshot_ = std::move(**snapshot);
+    r->sessions_.insert(r->snapshot_.sessions.begin(), r->snapshot_.sessions.end());
+    r->applied_ = r->snapshot_.index;
+    c = r->snapshot_.index;
+    r->hs_.commit = std::max(r->hs_.commit, c);
+    r->snapshot_dirty_ = true;  // hand it to the application to load
+    r->install_pending_ = true;
+  }
+  for (auto& e : *entries) {
+    if (e.slot > r->snapshot_.index) r->log_[e.slot] = std::move(e);
+  }
   // The commit index may have been persisted without its entries only if storage broke
   // the prefix rule; clamp to what is really there rather than trust it.
-  uint64_t c = 0;
   while (c < r->hs_.commit && r->log_.count(c + 1)) ++c;
   r->hs_.commit = c;
   for (auto& [slot, e] : r->log_) {
@@ -77,6 +90,7 @@ Status Replica::Step(std::string_view bytes) {
     case MessageType::kNack: HandleNack(m); break;
     case MessageType::kCatchUp: HandleCatchUp(m); break;
     case MessageType::kTimeoutNow: HandleTimeoutNow(m); break;
+    case MessageType::kInstallSnapshot: HandleInstallSnapshot(m); break;
   }
   return Status::Ok();
 }
@@ -177,14 +191,33 @@ Status Replica::TransferLeader(uint32_t to) {
   return Status::Ok();
 }
 
+Status Replica::Compact(std::string data) {
+  if (applied_ <= snapshot_.index) return Status::Ok();  // nothing new to cover
+  Snapshot s;
+  s.index = applied_;
+  s.data = std::move(data);
+  s.sessions.assign(sessions_.begin(), sessions_.end());
+  if (s.data.size() + 16 * s.sessions.size() + 1024 > cfg_.message_bytes_max / 2) {
+    return InvalidArgument("paxos: snapshot larger than a message");
+  }
+  log_.erase(log_.begin(), log_.upper_bound(s.index));
+  snapshot_ = std::move(s);
+  snapshot_dirty_ = true;
+  return Status::Ok();
+}
+
 bool Replica::HasReady() const {
-  return hs_dirty_ || !dirty_slots_.empty() || !out_.empty() || applied_ < hs_.commit ||
+  return snapshot_dirty_ || hs_dirty_ || !dirty_slots_.empty() || !out_.empty() || applied_ < hs_.commit ||
          !reads_ready_.empty();
 }
 
 paxos::Ready Replica::Ready() {
   assert(!ready_outstanding_ && "Ready() called twice without Advance()");
   paxos::Ready rd;
+  if (snapshot_dirty_) {
+    rd.snapshot = snapshot_;
+    rd.install_snapshot = install_pending_;
+  }
   if (hs_dirty_) rd.hard_state = hs_;
   rd.entries.reserve(dirty_slots_.size());
   for (uint64_t s : dirty_slots_) {
@@ -208,6 +241,8 @@ paxos::Ready Replica::Ready() {
   applied_ = hs_.commit;
   rd.reads = std::move(reads_ready_);
   hs_dirty_ = false;
+  snapshot_dirty_ = false;
+  install_pending_ = false;
   must_sync_ = false;
   dirty_slots_.clear();
   out_.clear();
@@ -265,6 +300,11 @@ void Replica::HandlePrepare(const Message& m) {
   p.last_slot = log_.empty() ? 0 : log_.rbegin()->first;
   p.complete = true;
   size_t bytes = 0;
+  if (snapshot_.index > 0 && p.from_slot <= snapshot_.index) {
+    // The candidate misses chosen slots we no longer hold as entries.
+    p.snapshot = snapshot_;
+    bytes += snapshot_.data.size() + 16 * snapshot_.sessions.size();
+  }
   for (auto it = log_.lower_bound(p.from_slot); it != log_.end(); ++it) {
     if (p.entries.size() >= cfg_.catchup_entries_max ||
         bytes + it->second.ByteSize() > cfg_.message_bytes_max / 2) {
@@ -306,6 +346,13 @@ void Replica::HandleAccept(const Message& m) {
   r.ballot = m.ballot;
   for (const Entry& in : m.entries) {
     Entry e = in;
+    if (in.slot <= snapshot_.index) {
+      // Chosen and covered by our snapshot, which phase 1 would report; make sure the
+      // snapshot is durable before we say so.
+      must_sync_ = true;
+      r.slots.push_back(in.slot);
+      continue;
+    }
     if (in.slot <= hs_.commit) {
       // We know this slot's chosen value; a correct leader proposes the same one. Keep
       // ours, stamped with the new ballot, so what we acknowledge is what we store.
@@ -366,6 +413,33 @@ void Replica::HandleTimeoutNow(const Message& m) {
     return;
   }
   StartElection(m.ballot);
+}
+
+void Replica::HandleInstallSnapshot(const Message& m) {
+  if (!AcceptLeader(m)) return;
+  if (!m.snapshot) return;
+  InstallSnapshot(*m.snapshot);
+  AdvanceFollowerCommit(m.commit, m.ballot);
+  Message r;
+  r.type = MessageType::kHeartbeatAck;
+  r.to = m.from;
+  r.ballot = m.ballot;
+  r.commit = hs_.commit;
+  r.last_slot = m.commit;
+  Send(std::move(r));
+}
+
+void Replica::InstallSnapshot(const Snapshot& s) {
+  if (s.index <= hs_.commit) return;  // we already hold everything it covers
+  log_.erase(log_.begin(), log_.upper_bound(s.index));
+  snapshot_ = s;
+  sessions_.clear();
+  sessions_.insert(s.sessions.begin(), s.sessions.end());
+  hs_.commit = s.index;
+  hs_dirty_ = true;
+  applied_ = s.index;
+  snapshot_dirty_ = true;
+  install_pending_ = true;
 }
 
 void Replica::AdvanceFollowerCommit(uint64_t leader_commit, Ballot leader_ballot) {
@@ -480,6 +554,13 @@ void Replica::HandlePromise(const Message& m) {
   const uint64_t expected_from = p.promised ? p.next_from : recover_from_;
   if (m.from_slot != expected_from) return;  // a stale or duplicated chunk
   p.promised = true;
+  if (m.snapshot && m.snapshot->index > hs_.commit) {
+    // Slots up to the snapshot are chosen and we missed them: adopt the snapshot and
+    // recover only above it.
+    InstallSnapshot(*m.snapshot);
+    recover_from_ = std::max(recover_from_, m.snapshot->index + 1);
+    recovered_.erase(recovered_.begin(), recovered_.lower_bound(recover_from_));
+  }
   if (!cfg_.unsafe_skip_phase1_recovery) {
     for (const Entry& e : m.entries) {
       if (e.slot < recover_from_) continue;
@@ -727,6 +808,14 @@ void Replica::MaybeCatchUp(uint32_t peer, uint64_t peer_commit, uint64_t echoed_
   m.to = peer;
   m.ballot = ballot_;
   m.commit = hs_.commit;
+  if (peer_commit < snapshot_.index) {
+    // The entries it needs are compacted away: send the snapshot instead.
+    m.type = MessageType::kInstallSnapshot;
+    m.snapshot = snapshot_;
+    ++stats_.snapshots_sent;
+    Send(std::move(m));
+    return;
+  }
   size_t bytes = 0;
   for (uint64_t s = peer_commit + 1; s <= hs_.commit; ++s) {
     const Entry& e = log_.at(s);

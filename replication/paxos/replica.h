@@ -12,8 +12,12 @@
 //   1. persist  hard_state and entries to the Storage; if must_sync, Sync() before step 2
 //               (an acceptor's promise or accept must be durable before anyone hears of it);
 //   2. send     messages;
-//   3. apply    `apply` in order to the state machine, then serve `reads` from the result;
+//   3. apply    if install_snapshot, replace the state machine by `snapshot`; then apply
+//               `apply` in order, then serve `reads` from the result;
 //   4. Advance().
+// Snapshots: the application calls Compact(data) with its state as of applied_index(); the
+// log up to there is dropped (Ready::snapshot asks the Storage to do the same). A peer
+// whose log ends before the snapshot is sent the snapshot instead of entries.
 //
 // Protocol: ballots (round, node); a leader runs phase 1 once for all slots above its
 // commit index, learns every accepted value from a majority, re-proposes the value of the
@@ -84,12 +88,15 @@ struct ReplicaStats {
   uint64_t lease_reads = 0;
   uint64_t quorum_reads = 0;
   uint64_t catchups = 0;        // catch-up messages sent
+  uint64_t snapshots_sent = 0;  // peers too far behind the log, sent the snapshot
   uint64_t slots_proposed = 0;
   uint64_t commands_proposed = 0;
 };
 
 // Everything the runtime must do after an input; see the order in the file comment.
 struct Ready {
+  std::optional<Snapshot> snapshot;     // persist first (Storage::SaveSnapshot) if set
+  bool install_snapshot = false;        // and load it into the state machine before `apply`
   std::optional<HardState> hard_state;  // persist if set
   std::vector<Entry> entries;           // persist (each replaces its slot)
   bool must_sync = false;               // Sync() before sending
@@ -97,7 +104,7 @@ struct Ready {
   std::vector<Apply> apply;             // apply in order after sending
   std::vector<ReadState> reads;         // serve after applying
   bool empty() const {
-    return !hard_state && entries.empty() && messages.empty() && apply.empty() &&
+    return !snapshot && !hard_state && entries.empty() && messages.empty() && apply.empty() &&
            reads.empty();
   }
 };
@@ -124,6 +131,10 @@ class Replica {
   Status ReadIndex(uint64_t request_id);
   // Hands leadership to `to` once it is up to date (leader only).
   Status TransferLeader(uint32_t to);
+  // Takes a snapshot: `data` is the application state after applying everything up to
+  // applied_index() (call it after Advance()). Drops the log up to there. kInvalidArgument
+  // when the snapshot would not fit in a message (snapshots travel in one message).
+  Status Compact(std::string data);
 
   bool HasReady() const;
   // Takes the pending work. Call Advance() once it has been carried out.
@@ -137,6 +148,7 @@ class Replica {
   Ballot promised() const { return hs_.promised; }
   uint64_t commit_index() const { return hs_.commit; }
   uint64_t applied_index() const { return applied_; }
+  uint64_t snapshot_index() const { return snapshot_.index; }
   const Entry* LogEntry(uint64_t slot) const;
   bool HasLease() const;
   const ReplicaStats& stats() const { return stats_; }
@@ -178,6 +190,8 @@ class Replica {
   void HandleNack(const Message& m);
   void HandleCatchUp(const Message& m);
   void HandleTimeoutNow(const Message& m);
+  void HandleInstallSnapshot(const Message& m);
+  void InstallSnapshot(const Snapshot& s);
 
   // Common acceptor path of Accept / Heartbeat / CatchUp: false (and a Nack) when the
   // ballot is stale; otherwise follows its sender.
@@ -224,6 +238,9 @@ class Replica {
   bool ready_outstanding_ = false;
   uint64_t applied_ = 0;
   std::map<uint64_t, uint64_t> sessions_;  // client id -> highest applied seq
+  Snapshot snapshot_;  // latest (index 0: none); the log starts after snapshot_.index
+  bool snapshot_dirty_ = false;
+  bool install_pending_ = false;
 
   // Time.
   int64_t now_us_ = 0;

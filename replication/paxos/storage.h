@@ -11,6 +11,7 @@
 #define GEOKV_REPLICATION_PAXOS_STORAGE_H_
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "base/status.h"
@@ -25,11 +26,16 @@ class Storage {
   // What survived: the durable hard state and every durable log entry, in slot order.
   virtual StatusOr<HardState> LoadHardState() const = 0;
   virtual StatusOr<std::vector<Entry>> LoadEntries() const = 0;
+  // The durable snapshot, if any (entries up to its index are gone from LoadEntries).
+  virtual StatusOr<std::optional<Snapshot>> LoadSnapshot() const = 0;
 
   // Records `hs` (if non-null) and `entries` (each replaces its slot). Not durable until
   // Sync(); a crash may drop anything written since the last Sync, but never reorders:
   // what survives is a prefix of the writes.
   virtual Status Save(const HardState* hs, const std::vector<Entry>& entries) = 0;
+  // Records `snapshot` and drops the entries up to its index, in order with Save (a Ready
+  // that carries both is persisted snapshot first). Same durability rule as Save.
+  virtual Status SaveSnapshot(const Snapshot& snapshot) = 0;
   virtual Status Sync() = 0;
 };
 

@@ -8,7 +8,9 @@
 
 #include <compare>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace geokv::paxos {
@@ -67,8 +69,18 @@ enum class MessageType : uint8_t {
   kNack,
   kCatchUp,
   kTimeoutNow,
+  kInstallSnapshot,
 };
-constexpr int kMessageTypeCount = 9;
+constexpr int kMessageTypeCount = 10;
+
+// The application state as of `index` (every slot up to it applied), plus the exactly-once
+// sessions at that point. Replaces the log up to `index`.
+struct Snapshot {
+  uint64_t index = 0;
+  std::string data;  // opaque to Paxos: the application's own encoding
+  std::vector<std::pair<uint64_t, uint64_t>> sessions;  // (client id, highest seq), sorted
+  bool operator==(const Snapshot&) const = default;
+};
 
 // A decoded message (see replication/wire/paxos.fbs for the meaning of each field).
 struct Message {
@@ -85,6 +97,7 @@ struct Message {
   Ballot waiver;
   std::vector<Entry> entries;
   std::vector<uint64_t> slots;
+  std::optional<Snapshot> snapshot;
 };
 
 // A message to send: `bytes` is a verified-on-receipt FlatBuffers Message.

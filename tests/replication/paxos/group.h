@@ -24,7 +24,7 @@ class Group {
     OutMessage msg;
   };
 
-  explicit Group(int n, Config base = Config{}) : base_(base), st_(n), r_(n), applied_(n), reads_(n) {
+  explicit Group(int n, Config base = Config{}) : base_(base), st_(n), r_(n), applied_(n), reads_(n), installed_(n) {
     for (int i = 0; i < n; ++i) Open(i);
   }
 
@@ -46,12 +46,17 @@ class Group {
   int size() const { return static_cast<int>(r_.size()); }
   std::vector<Apply>& applied(int i) { return applied_[i]; }
   std::vector<ReadState>& reads(int i) { return reads_[i]; }
+  std::vector<Snapshot>& installed(int i) { return installed_[i]; }
   std::deque<InFlight>& queue() { return q_; }
 
   void Pump(int i) {
     if (!r_[i]) return;
     while (r_[i]->HasReady()) {
       Ready rd = r_[i]->Ready();
+      if (rd.snapshot) {
+        ASSERT_TRUE(st_[i].SaveSnapshot(*rd.snapshot).ok());
+        if (rd.install_snapshot) installed_[i].push_back(*rd.snapshot);
+      }
       ASSERT_TRUE(st_[i].Save(rd.hard_state ? &*rd.hard_state : nullptr, rd.entries).ok());
       if (rd.must_sync) {
         ASSERT_TRUE(st_[i].Sync().ok());
@@ -134,6 +139,7 @@ class Group {
   std::vector<std::unique_ptr<Replica>> r_;
   std::vector<std::vector<Apply>> applied_;
   std::vector<std::vector<ReadState>> reads_;
+  std::vector<std::vector<Snapshot>> installed_;
   std::deque<InFlight> q_;
   std::set<std::pair<int, int>> cut_;
   int64_t now_ = 1'000'000;
