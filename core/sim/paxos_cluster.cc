@@ -449,7 +449,7 @@ int Cluster::CurrentLeader() const {
 void Cluster::Nemesis() {
   if (faults_over_) return;
   auto& rng = net_.Rng();
-  const int kind = static_cast<int>(rng() % 7);
+  const int kind = static_cast<int>(rng() % 8);
   int down = 0;
   for (const auto& n : nodes_) down += n.up ? 0 : 1;
   switch (kind) {
@@ -484,6 +484,15 @@ void Cluster::Nemesis() {
     case 4:
       net_.HealAll();
       break;
+    case 5: {  // ask the leader to hand over to a random replica
+      const int l = CurrentLeader();
+      const int to = static_cast<int>(rng() % r_);
+      if (l >= 0 && to != l) {
+        (void)nodes_[l].replica->TransferLeader(static_cast<uint32_t>(to));
+        Process(l);
+      }
+      break;
+    }
     default: {  // new network weather
       std::uniform_real_distribution<double> p(0.0, 0.08);
       Faults f;
@@ -658,6 +667,11 @@ void Cluster::CheckFinal() {
     }
   }
   if (clients_done_ < o_.clients) Fail("clients did not finish before the deadline");
+  if (o_.config.preferred_leader &&
+      CurrentLeader() != static_cast<int>(*o_.config.preferred_leader)) {
+    Fail("preferred leader " + std::to_string(*o_.config.preferred_leader) +
+         " did not take over after healing (leader " + std::to_string(CurrentLeader()) + ")");
+  }
   result_.commands_applied = chosen_cmds_.size();
 }
 
