@@ -85,6 +85,11 @@ Disseminator::Disseminator(DisseminatorOptions options, DurableImage image)
     if (b.seq >= progress_.next_seq) progress_.next_seq = b.seq + 1;
     log_.push_back(std::move(b));
   }
+  for (auto& [key, bytes] : image.open_batch) {
+    auto v = CrdtValue::Decode(bytes);
+    assert(v.ok());
+    if (v.ok()) open_batch_.emplace(key, std::move(*v));
+  }
   uint64_t log_first = log_.empty() ? progress_.next_seq : log_.front().seq;
   for (size_t p = 0; p < n; ++p) {
     // Never believe a peer holds less than what the log no longer has; the peer itself
@@ -134,6 +139,7 @@ void Disseminator::QueueDelta(std::string_view key, const CrdtValue& delta) {
     (void)s;
   }
   open_batch_bytes_ += key.size() + shipped.Encode().size();
+  open_batch_dirty_ = true;
   dirty_.insert(std::string(key));
   if (open_batch_bytes_ >= options_.batch_bytes_max) SealBatch();
 }
@@ -245,6 +251,7 @@ void Disseminator::SealBatch() {
   for (auto& [key, delta] : open_batch_) b.entries.emplace_back(key, delta.Encode());
   open_batch_.clear();
   open_batch_bytes_ = 0;
+  open_batch_dirty_ = true;
   pending_.log_append.push_back(b);
   log_.push_back(std::move(b));
   ++stats_.batches_sealed;
@@ -636,6 +643,12 @@ Ready Disseminator::GetReady() {
     if (it != states_.end()) pending_.states.emplace_back(key, it->second.Encode());
   }
   dirty_.clear();
+  if (open_batch_dirty_) {
+    std::vector<std::pair<std::string, std::string>> open;
+    for (const auto& [key, delta] : open_batch_) open.emplace_back(key, delta.Encode());
+    pending_.open_batch = std::move(open);
+    open_batch_dirty_ = false;
+  }
   if (auto hw = clock_.TakeHighWaterToPersist()) {
     progress_.hlc_high_water_ms = *hw;
     progress_dirty_ = true;

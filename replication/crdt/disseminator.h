@@ -89,6 +89,10 @@ struct Progress {
 struct DurableImage {
   std::map<std::string, std::string> states;  // key -> encoded CrdtValue
   std::vector<DeltaBatch> log;                // retained local batches, ascending
+  // Local deltas not yet sealed into a batch. They are persisted with the states they
+  // changed; otherwise a crash before sealing would keep the effect in the state but
+  // never ship it.
+  std::vector<std::pair<std::string, std::string>> open_batch;
   std::optional<Progress> progress;
 };
 
@@ -102,6 +106,8 @@ struct Ready {
   std::vector<std::pair<std::string, std::string>> states;  // key -> encoded state
   std::vector<DeltaBatch> log_append;
   uint64_t log_first_seq = 0;  // drop log batches below this
+  // When set, replaces the persisted open batch (empty = the batch was sealed).
+  std::optional<std::vector<std::pair<std::string, std::string>>> open_batch;
   std::optional<Progress> progress;
   // 2. send
   std::vector<OutMessage> messages;
@@ -109,8 +115,8 @@ struct Ready {
   std::vector<std::string> applied_keys;
 
   bool empty() const {
-    return states.empty() && log_append.empty() && !progress && messages.empty() &&
-           applied_keys.empty();
+    return states.empty() && log_append.empty() && !open_batch && !progress &&
+           messages.empty() && applied_keys.empty();
   }
 };
 
@@ -209,6 +215,7 @@ class Disseminator {
   std::set<std::string, std::less<>> dirty_;
   std::map<std::string, CrdtValue, std::less<>> open_batch_;
   size_t open_batch_bytes_ = 0;
+  bool open_batch_dirty_ = false;
   int64_t open_since_us_ = 0;
   std::deque<DeltaBatch> log_;
   Progress progress_;
