@@ -66,12 +66,15 @@ void MessagesPerCommand() {
   }
 }
 
-void CommitLatency() {
-  std::printf("\n== Commit latency / (client<->leader RTT + leader<->nearest majority RTT), leader VA ==\n");
+void CommitLatency(Time jitter_us) {
+  std::printf("\n== Commit latency / (client<->leader RTT + leader<->nearest majority RTT), "
+              "leader VA, jitter 0..%lld ms per message ==\n",
+              static_cast<long long>(jitter_us / 1000));
   std::printf("%-9s %-7s %9s %9s %9s %9s %7s\n", "replicas", "client", "bound_ms", "p50_ms", "p99_ms",
               "p50/bnd", "p99/bnd");
   for (int replicas : {3, 5}) {
     PaxosSimOptions o = Base(replicas, 2);
+    o.calm_jitter_us = jitter_us;
     o.clients = 4 * replicas;  // four per region
     o.ops_per_client = 60;
     o.think_us_max = 50'000;
@@ -132,7 +135,8 @@ void Failover() {
 
 int main() {
   MessagesPerCommand();
-  CommitLatency();
+  CommitLatency(0);
+  CommitLatency(5'000);
   Failover();
   return 0;
 }

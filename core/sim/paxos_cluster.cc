@@ -511,7 +511,7 @@ void Cluster::EndFaults() {
   faults_over_ = true;
   net_.HealAll();
   Faults f;
-  f.jitter_us = o_.faults ? 5'000 : 0;
+  f.jitter_us = o_.faults ? 5'000 : o_.calm_jitter_us;
   net_.SetFaults(f);
   for (int r = 0; r < r_; ++r) Restart(r);
 }
@@ -684,7 +684,11 @@ PaxosSimResult Cluster::Run() {
   for (int c = 0; c < o_.clients; ++c) {
     net_.At(static_cast<Time>(rng() % 500'000), [this, c] { StartOp(c); });
   }
-  if (o_.faults) {
+  if (!o_.faults) {
+    Faults f;
+    f.jitter_us = o_.calm_jitter_us;
+    net_.SetFaults(f);
+  } else {
     Faults f;
     f.jitter_us = 10'000;
     net_.SetFaults(f);

@@ -41,7 +41,8 @@ struct PaxosSimOptions {
   Time think_us_max = 200'000;       // pause between a client's operations
   double clock_drift_max = 0.0005;   // clocks run at 1 +- this
   int compact_every_slots = 0;       // replicas snapshot their state this often (0: never)
-  bool writes_only = false;          // only put/add/cas (benchmarks of the write path)
+  bool writes_only = false;
+  Time calm_jitter_us = 0;           // jitter when `faults` is off (benchmarks)          // only put/add/cas (benchmarks of the write path)
   std::optional<Time> crash_leader_at_us;  // failover measurement
   // Steady-state window: replica-to-replica traffic and distinct commands committed
   // between these times are reported in the result (benchmarks).
