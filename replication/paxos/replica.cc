@@ -264,7 +264,7 @@ const Entry* Replica::LogEntry(uint64_t slot) const {
 bool Replica::HasLease() const {
   // now_us_ lags the real local time by up to a tick: keep a tick of margin.
   return cfg_.lease_us > 0 && role_ == Role::kLeader && transfer_to_ < 0 &&
-         now_us_ + cfg_.tick_us < lease_until_us_;
+         !lease_forfeited_ && now_us_ + cfg_.tick_us < lease_until_us_;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -594,6 +594,7 @@ void Replica::BecomeLeader() {
   confirmed_round_ = 0;
   round_times_.clear();
   lease_until_us_ = 0;
+  lease_forfeited_ = false;
   uint64_t max_slot = hs_.commit;
   if (!recovered_.empty()) max_slot = std::max(max_slot, recovered_.rbegin()->first);
   // Re-propose every slot above the commit index at our ballot: the highest-ballot value a
@@ -778,7 +779,7 @@ void Replica::ConfirmRounds() {
     round_times_.pop_front();
   }
   if (!round_times_.empty() && round_times_.front().first == confirmed && cfg_.lease_us > 0 &&
-      transfer_to_ < 0) {
+      transfer_to_ < 0 && !lease_forfeited_) {
     lease_until_us_ = std::max(lease_until_us_, round_times_.front().second + LeaderLeaseUs());
   }
   while (!pending_reads_.empty() && pending_reads_.front().round <= confirmed) {
@@ -835,6 +836,7 @@ void Replica::MaybeSendTimeoutNow() {
   if (peers_[transfer_to_].commit < hs_.commit || !inflight_.empty()) return;
   // From here on we serve no lease reads: the target may win before our lease ends.
   lease_until_us_ = 0;
+  lease_forfeited_ = true;
   Message m;
   m.type = MessageType::kTimeoutNow;
   m.to = static_cast<uint32_t>(transfer_to_);

@@ -279,6 +279,10 @@ class Replica {
   uint64_t confirmed_round_ = 0;
   std::deque<std::pair<uint64_t, int64_t>> round_times_;  // round -> local send time
   int64_t lease_until_us_ = 0;
+  // Set once this leadership sent TimeoutNow: acceptors may then promise the target while
+  // still granting us a lease, so this ballot never uses a lease again (even if the
+  // transfer times out).
+  bool lease_forfeited_ = false;
   std::deque<PendingRead> pending_reads_;
   int32_t transfer_to_ = -1;
   uint64_t transfer_deadline_tick_ = 0;

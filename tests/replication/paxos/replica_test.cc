@@ -316,6 +316,23 @@ TEST(PaxosReplica, TransferLeadership) {
   EXPECT_EQ(g.applied(0).size(), 2u);
 }
 
+TEST(PaxosReplica, LeaseIsNeverRenewedAfterTimeoutNowWasSent) {
+  Group g(3, LeaseConfig());
+  g.Run(21);
+  g.Elect(0);
+  g.Run(4);
+  ASSERT_TRUE(g.at(0).HasLease());
+  g.Cut(0, 1);  // TimeoutNow goes out but is lost; replica 2 keeps acknowledging
+  ASSERT_TRUE(g.at(0).TransferLeader(1).ok());
+  g.Run(2 * LeaseConfig().election_ticks);  // the transfer times out on the leader
+  ASSERT_TRUE(g.at(0).IsLeader());
+  // A delayed TimeoutNow could still make 1 win with acceptors waiving our lease.
+  EXPECT_FALSE(g.at(0).HasLease());
+  ASSERT_TRUE(g.at(0).ReadIndex(3).ok());
+  EXPECT_EQ(g.at(0).stats().lease_reads, 0u);
+  EXPECT_EQ(g.at(0).stats().quorum_reads, 1u);
+}
+
 TEST(PaxosReplica, PreferredLeaderTakesOver) {
   Config c;
   c.preferred_leader = 2;
