@@ -125,6 +125,7 @@ class Cluster {
   std::unordered_map<uint64_t, uint64_t> chosen_;  // slot -> value hash
   std::set<std::pair<uint64_t, uint64_t>> chosen_cmds_;
   std::set<std::pair<uint64_t, uint64_t>> acked_writes_;
+  std::map<std::pair<uint64_t, uint64_t>, Time> first_applied_us_;
   uint64_t next_req_ = 0;
   uint64_t next_read_ = 0;
   uint64_t steps_ = 0;
@@ -248,7 +249,10 @@ void Cluster::Process(int r) {
              std::to_string(r) + ")");
       }
       if (fresh) {
-        for (const auto& c : e->commands) chosen_cmds_.emplace(c.client_id, c.seq);
+        for (const auto& c : e->commands) {
+          chosen_cmds_.emplace(c.client_id, c.seq);
+          first_applied_us_.try_emplace({c.client_id, c.seq}, net_.Now());
+        }
       }
     }
     n.applied_slot = applied;
@@ -598,6 +602,7 @@ void Cluster::Finish(int c, bool unknown, bool ok, int64_t out) {
   cl.busy = false;
   cl.req_id = ++next_req_;
   HistoryOp op = cl.cur;
+  op.seq = cl.cur_seq;
   op.return_us = net_.Now();
   op.unknown = unknown;
   op.ok = ok;
@@ -740,6 +745,18 @@ PaxosSimResult Cluster::Run() {
     if (net_.Now() > o_.deadline_us) break;
   }
   if (result_.ok) CheckFinal();
+  // Pin down unanswered writes with what the simulator knows (see HistoryOp::unknown).
+  std::vector<HistoryOp> history;
+  history.reserve(result_.history.size());
+  for (HistoryOp& op : result_.history) {
+    if (op.unknown) {
+      auto it = first_applied_us_.find({static_cast<uint64_t>(op.client) + 1, op.seq});
+      if (it == first_applied_us_.end()) continue;
+      op.return_us = std::max(it->second, op.call_us);
+    }
+    history.push_back(std::move(op));
+  }
+  result_.history = std::move(history);
   result_.leader_at_end = CurrentLeader();
   result_.trace_hash = net_.TraceHash();
   result_.end_us = net_.Now();

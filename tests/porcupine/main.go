@@ -112,8 +112,9 @@ func toOperations(h history) []porcupine.Operation {
 	ops := make([]porcupine.Operation, 0, len(h.Ops))
 	for _, o := range h.Ops {
 		ret := o.Return
-		if o.Unknown {
-			// No answer: the operation may take effect at any point after its call.
+		if o.Unknown && ret <= 0 {
+			// No answer and no later bound: it may take effect at any point after its call.
+			// (The simulator gives a bound when it knows when the write was first applied.)
 			ret = math.MaxInt64
 		}
 		ops = append(ops, porcupine.Operation{

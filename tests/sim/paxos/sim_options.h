@@ -29,7 +29,7 @@ inline PaxosSimOptions SuiteOptions(uint64_t seed) {
   // A quarter of the seeds name a preferred leader, which must take over when healthy.
   if (seed % 4 == 1) o.config.preferred_leader = static_cast<uint32_t>((seed / 4) % o.replicas);
   // Clients give up after a few attempts, so histories hold operations of unknown outcome.
-  o.client_attempts_max = 6;
+  o.client_attempts_max = 8;
   return o;
 }
 
