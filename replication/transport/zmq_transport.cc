@@ -217,6 +217,10 @@ Status ZmqTransport::Open() {
     s->wake_tx.connect(kWakeEndpoint);
 
     s->in = zmq::socket_t(s->context, zmq::socket_type::router);
+    // Announced to peers in the handshake. Their out_ sockets use ZMQ_IMMEDIATE, under
+    // which libzmq 4.3 names the pipe by this announced id (not by ZMQ_CONNECT_ROUTING_ID),
+    // so without it a peer would never be addressable.
+    s->in.set(zmq::sockopt::routing_id, RoutingId(o.self));
     s->in.set(zmq::sockopt::rcvhwm, o.receive_hwm_messages);
     s->in.set(zmq::sockopt::maxmsgsize, frame_bytes_max);
     s->in.set(zmq::sockopt::linger, o.linger_ms);

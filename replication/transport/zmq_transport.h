@@ -4,6 +4,7 @@
 //   in_   ROUTER bound on the node's peer endpoint. Receive only. Peers are told apart by
 //         the routing id they announce ("n<node id>"), which must match the sender field of
 //         every frame. ZMQ_ROUTER_HANDOVER lets a restarted peer take its id over at once.
+//         It announces "n<self>" itself: that is the name its peers' out_ pipes get.
 //   out_  ROUTER connected to every peer (ROUTER-to-ROUTER), with ZMQ_CONNECT_ROUTING_ID =
 //         the peer's id, so one socket addresses every peer by node id. Send only.
 //         ZMQ_ROUTER_MANDATORY + ZMQ_IMMEDIATE turn "peer not connected" and "peer's pipe
