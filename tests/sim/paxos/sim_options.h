@@ -13,8 +13,8 @@ inline PaxosSimOptions SuiteOptions(uint64_t seed) {
   o.replicas = seed % 2 == 0 ? 3 : 5;
   o.clients = 8;
   o.keys = 4;
-  o.ops_per_client = 40;
-  o.fault_phase_us = 12'000'000;
+  o.ops_per_client = 60;
+  o.fault_phase_us = 20'000'000;
   o.clock_drift_max = 0.0005;
   // Two seeds in three take snapshots (every 10..39 slots), so lagging replicas are
   // caught up with a snapshot and restarts recover from one.
