@@ -56,6 +56,7 @@ class Network {
 
   Network(const Network&) = delete;
   Network& operator=(const Network&) = delete;
+  // Movable only while nothing is scheduled: queued deliveries refer to this object.
   Network(Network&&) = default;
   Network& operator=(Network&&) = default;
 

@@ -135,6 +135,8 @@ class Cluster {
   uint64_t commit_at_crash_ = 0;
   uint64_t replica_msgs_ = 0;
   uint64_t replica_bytes_ = 0;
+  uint64_t replica_hb_msgs_ = 0;
+  uint64_t window_start_hb_ = 0;
   uint64_t window_start_msgs_ = 0, window_start_bytes_ = 0, window_start_cmds_ = 0;
 };
 
@@ -227,6 +229,9 @@ void Cluster::Process(int r) {
       if (o_.check_invariants) CheckSend(r, m);
       ++replica_msgs_;
       replica_bytes_ += m.bytes.size();
+      if (m.type == MessageType::kHeartbeat || m.type == MessageType::kHeartbeatAck) {
+        ++replica_hb_msgs_;
+      }
       net_.Send(r, static_cast<int>(m.to), std::move(m.bytes));
     }
     // 3. Apply: load a snapshot handed over by a peer (or found at restart), then check
@@ -716,11 +721,13 @@ PaxosSimResult Cluster::Run() {
       window_start_msgs_ = replica_msgs_;
       window_start_bytes_ = replica_bytes_;
       window_start_cmds_ = chosen_cmds_.size();
+      window_start_hb_ = replica_hb_msgs_;
     });
     net_.At(*o_.measure_to_us, [this] {
       result_.window_messages = replica_msgs_ - window_start_msgs_;
       result_.window_bytes = replica_bytes_ - window_start_bytes_;
       result_.window_commands = chosen_cmds_.size() - window_start_cmds_;
+      result_.window_heartbeat_messages = replica_hb_msgs_ - window_start_hb_;
     });
   }
   std::optional<Time> settle_until;

@@ -87,6 +87,7 @@ struct PaxosSimResult {
   std::optional<Time> new_leader_us;  // crash of the leader -> a new leader won phase 1
   uint64_t window_messages = 0;       // replica-to-replica, within the measure window
   uint64_t window_bytes = 0;
+  uint64_t window_heartbeat_messages = 0;  // Heartbeat + HeartbeatAck among window_messages
   uint64_t window_commands = 0;
   int leader_at_end = -1;
   Time election_timeout_us = 0;
