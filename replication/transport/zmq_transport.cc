@@ -305,6 +305,10 @@ Status ZmqTransport::Send(NodeId to, std::string_view bytes) {
                            std::to_string(options_.message_bytes_max));
   }
   if (to == options_.self) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopped_) return Status(Code::kUnavailable, "transport stopped");
+    }
     std::unique_lock<std::mutex> lock(in_mu_);
     if (inbound_.size() >= options_.inbound_queue_messages_max) {
       lock.unlock();
