@@ -64,6 +64,7 @@ struct TransportStats {
   uint64_t dropped_expired = 0;     // waited longer than the queue TTL for an unreachable peer
   uint64_t dropped_stopped = 0;     // still queued when the transport stopped
   uint64_t send_retries = 0;        // a peer was unreachable or its socket buffer full
+  uint64_t refused_auth = 0;        // CURVE handshakes refused (key not on the allowlist)
 };
 
 class Transport {

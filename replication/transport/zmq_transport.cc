@@ -236,6 +236,9 @@ Status ZmqTransport::Open() {
     s->out = zmq::socket_t(s->context, zmq::socket_type::router);
     s->out.set(zmq::sockopt::routing_id, RoutingId(o.self));
     s->out.set(zmq::sockopt::router_mandatory, 1);
+    // A restarted peer may reconnect before libzmq has noticed that the old connection is
+    // dead; handover lets the new pipe take the peer's name instead of being ignored.
+    s->out.set(zmq::sockopt::router_handover, 1);
     s->out.set(zmq::sockopt::immediate, 1);
     s->out.set(zmq::sockopt::sndhwm, o.send_hwm_messages);
     s->out.set(zmq::sockopt::maxmsgsize, frame_bytes_max);
@@ -428,7 +431,7 @@ void ZmqTransport::Partition(std::string_view region, bool cut) {
     std::lock_guard<std::mutex> lock(mu_);
     wan_.Partition(region, cut);
   }
-  spdlog::info("transport n{}: region {} {}", options_.self, region, cut ? "cut" : "reconnected");
+  spdlog::debug("transport n{}: region {} {}", options_.self, region, cut ? "cut" : "reconnected");
   Wake();  // delayed messages across the cut are dropped when due, not early
 }
 
@@ -437,7 +440,7 @@ void ZmqTransport::Heal() {
     std::lock_guard<std::mutex> lock(mu_);
     wan_.Heal();
   }
-  spdlog::info("transport n{}: partitions healed", options_.self);
+  spdlog::debug("transport n{}: partitions healed", options_.self);
   Wake();
 }
 
@@ -460,6 +463,7 @@ TransportStats ZmqTransport::Stats() const {
   s.dropped_expired = get(dropped_expired_);
   s.dropped_stopped = get(dropped_stopped_);
   s.send_retries = get(send_retries_);
+  s.refused_auth = get(refused_auth_);
   return s;
 }
 
@@ -660,7 +664,10 @@ void ZmqTransport::ServeZap() {
       std::vector<std::string> reply =
           oversize ? ZapAuthorizer({}).Handle({}) : sockets_->authorizer->Handle(request);
       if (!ZapAuthorizer::Accepted(reply)) {
-        spdlog::info("transport n{}: refused a CURVE client: {}", options_.self, reply[3]);
+        // Debug only: a refused client retries at its reconnect interval; the counter is
+        // what metrics and tests read.
+        Count(refused_auth_);
+        spdlog::debug("transport n{}: refused a CURVE client: {}", options_.self, reply[3]);
       }
       for (size_t i = 0; i < reply.size(); ++i) {
         zap.send(zmq::buffer(reply[i]),

@@ -192,7 +192,7 @@ class ZmqTransport final : public Transport {
   // Counters (TransportStats).
   std::atomic<uint64_t> sent_{0}, sent_bytes_{0}, received_{0}, received_bytes_{0},
       dropped_bad_{0}, dropped_queue_full_{0}, dropped_wan_loss_{0}, dropped_partition_{0},
-      dropped_expired_{0}, dropped_stopped_{0}, send_retries_{0};
+      dropped_expired_{0}, dropped_stopped_{0}, send_retries_{0}, refused_auth_{0};
 };
 
 }  // namespace geokv::transport
