@@ -86,7 +86,8 @@ class Transport {
   // emulation and goes straight to the inbound queue (kBusy when that queue is full).
   virtual Status Send(NodeId to, std::string_view bytes) = 0;
 
-  // Waits up to timeout_ms (0: do not wait) for an inbound event; true when *out was filled.
+  // Waits up to timeout_ms (0 or negative: do not wait) for an inbound event; true when
+  // *out was filled. After Stop, still returns what had arrived, then false at once.
   // The inbound queue is bounded; while it is full the transport stops reading from the
   // network, so back-pressure reaches the senders' queues instead of silently dropping.
   virtual bool Poll(Event* out, int timeout_ms) = 0;

@@ -360,6 +360,7 @@ Status ZmqTransport::Send(NodeId to, std::string_view bytes) {
 }
 
 bool ZmqTransport::Poll(Event* out, int timeout_ms) {
+  timeout_ms = std::max(timeout_ms, 0);
   std::unique_lock<std::mutex> lock(in_mu_);
   if (inbound_.empty() && timeout_ms > 0) {
     in_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [this] {
@@ -661,8 +662,10 @@ void ZmqTransport::ServeZap() {
         if (!zap.recv(part, zmq::recv_flags::dontwait)) break;
       }
       // A REP socket must answer every request, even a malformed one.
-      std::vector<std::string> reply =
-          oversize ? ZapAuthorizer({}).Handle({}) : sockets_->authorizer->Handle(request);
+      // An oversized part means this is no ZAP request: keep only version and request id
+      // (so the reply still pairs with it) and let the authorizer deny it as malformed.
+      if (oversize) request.resize(std::min<size_t>(request.size(), 2));
+      std::vector<std::string> reply = sockets_->authorizer->Handle(request);
       if (!ZapAuthorizer::Accepted(reply)) {
         // Debug only: a refused client retries at its reconnect interval; the counter is
         // what metrics and tests read.

@@ -107,7 +107,8 @@ class ZmqTransport final : public Transport {
   // Stops the I/O thread: messages already due get one last send attempt, then sockets
   // close with ZMQ_LINGER = min(linger_ms, deadline_ms); what is still queued is counted in
   // dropped_stopped. Returns within about deadline_ms. Idempotent; later Sends get
-  // kUnavailable, Poll still drains what had arrived.
+  // kUnavailable, Poll still drains what had arrived. Must not be called from the
+  // verifier (it runs on the I/O thread that Stop joins).
   void Stop(int deadline_ms);
 
   // The endpoint actually bound (ZMQ_LAST_ENDPOINT): the port when bound on "*".
