@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -425,6 +426,41 @@ TEST(ZmqTransportTest, MalformedFramesAreDroppedAndCountedNeverDelivered) {
     ASSERT_FALSE(a->Poll(&e, 20)) << "stranger's message delivered";
   }
   EXPECT_EQ(a->Stats().dropped_bad, 9u);
+}
+
+TEST(ZmqTransportTest, RandomGarbageAndMutatedFramesAreAllDropped) {
+  ZmqTransportOptions o = Options(1, "us-east");
+  o.message_bytes_max = 4096;
+  o.peers[9] = Peer{DeadEndpoint(), "us-east", ""};
+  auto a = StartOrDie(o);
+  ASSERT_NE(a, nullptr);
+  RawPeer raw(a->bound_endpoint());
+  StatusOr<std::string> good = EncodeFrame(9, "a valid payload of some length");
+  ASSERT_TRUE(good.ok());
+  std::mt19937_64 rng(20261126);
+  constexpr int kBad = 2000;
+  for (int i = 0; i < kBad; ++i) {
+    std::string bytes;
+    if (i % 2 == 0) {  // noise of any length up to a few frames
+      bytes.resize(std::uniform_int_distribution<size_t>(0, 200)(rng));
+      for (char& c : bytes) c = static_cast<char>(rng());
+    } else {  // a valid frame with 1..4 random bytes changed (never back to themselves)
+      bytes = *good;
+      const int changes = std::uniform_int_distribution<int>(1, 4)(rng);
+      for (int k = 0; k < changes; ++k) {
+        size_t pos = std::uniform_int_distribution<size_t>(0, bytes.size() - 1)(rng);
+        bytes[pos] = static_cast<char>(bytes[pos] ^ std::uniform_int_distribution<int>(1, 255)(rng));
+      }
+      if (bytes == *good) bytes.pop_back();
+    }
+    raw.Send(bytes);
+  }
+  raw.Send(*good);
+  std::vector<Event> got = ReceiveN(*a, 1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].bytes, "a valid payload of some length");
+  EXPECT_EQ(a->Stats().dropped_bad, static_cast<uint64_t>(kBad));
+  EXPECT_EQ(a->Stats().received, 1u);
 }
 
 TEST(ZmqTransportTest, FullInboundQueuePushesBackInsteadOfDropping) {
