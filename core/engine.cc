@@ -1,0 +1,795 @@
+#include "core/engine.h"
+
+#include <charconv>
+#include <utility>
+
+#include "replication/crdt/codec.h"
+#include "replication/crdt/lww_register.h"
+#include "replication/crdt/mv_register.h"
+#include "replication/crdt/or_set.h"
+#include "replication/crdt/pn_counter.h"
+#include "replication/wire/node_generated.h"
+
+namespace geokv {
+
+namespace fb = geokv::wire::node;
+
+namespace {
+
+constexpr std::string_view kStrongTable = "strong";
+constexpr std::string_view kAppliedTable = "applied";
+constexpr std::string_view kMetaTable = "meta";
+constexpr int kRoundsPerCallMax = 64;  // bounds one Process() call; the rest waits a tick
+
+std::string GroupKey(uint32_t group) {
+  std::string k;
+  for (int i = 3; i >= 0; --i) k.push_back(static_cast<char>((group >> (8 * i)) & 0xff));
+  return k;
+}
+
+std::string StrongKey(uint32_t group, std::string_view key) { return GroupKey(group) + std::string(key); }
+
+std::string EncodeU64(uint64_t v) {
+  crdt::Encoder enc;
+  enc.PutVarint(v);
+  return enc.Release();
+}
+
+uint64_t DecodeU64(std::string_view bytes) {
+  crdt::Decoder dec(bytes);
+  uint64_t v = 0;
+  return dec.GetVarint(&v).ok() ? v : 0;
+}
+
+// The strong-mode command stored in a Paxos log (node.fbs Command).
+std::string EncodeCommand(const Request& r) {
+  flatbuffers::FlatBufferBuilder b(64 + r.key.size() + r.value.size() + r.expected.size());
+  auto bytes = [&](std::string_view s) {
+    return b.CreateVector(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+  };
+  auto key = bytes(r.key), value = bytes(r.value), expected = bytes(r.expected);
+  fb::CommandBuilder cb(b);
+  cb.add_op(static_cast<fb::Op>(r.op));
+  cb.add_key(key);
+  cb.add_value(value);
+  cb.add_expected(expected);
+  cb.add_has_expected(r.has_expected);
+  cb.add_delta(r.delta);
+  cb.add_mode(static_cast<uint8_t>(r.mode));
+  b.Finish(cb.Finish());
+  return std::string(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
+}
+
+StatusOr<Request> DecodeCommand(std::string_view bytes) {
+  flatbuffers::Verifier verifier(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  if (!verifier.VerifyBuffer<fb::Command>(nullptr)) return Corruption("command failed verification");
+  const auto* c = flatbuffers::GetRoot<fb::Command>(bytes.data());
+  if (static_cast<uint8_t>(c->op()) > kOpMax || c->mode() > static_cast<uint8_t>(Mode::kSet)) {
+    return Corruption("command has an unknown op or mode");
+  }
+  auto str = [](const flatbuffers::Vector<uint8_t>* v) {
+    return v == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(v->data()), v->size());
+  };
+  Request r;
+  r.op = static_cast<Op>(c->op());
+  r.key = str(c->key());
+  r.value = str(c->value());
+  r.expected = str(c->expected());
+  r.has_expected = c->has_expected();
+  r.delta = c->delta();
+  r.mode = static_cast<Mode>(c->mode());
+  return r;
+}
+
+bool ParseInt(std::string_view s, int64_t* out) {
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return ec == std::errc() && ptr == s.data() + s.size();
+}
+
+Response Answer(Status s) {
+  Response r;
+  r.status = std::move(s);
+  return r;
+}
+
+bool OpFitsMode(Op op, Mode mode) {
+  switch (mode) {
+    case Mode::kStrong: return op == Op::kGet || op == Op::kPut || op == Op::kDelete || op == Op::kCas || op == Op::kAdd;
+    case Mode::kLww: return op == Op::kGet || op == Op::kPut || op == Op::kDelete;
+    case Mode::kMvReg: return op == Op::kMvGet || op == Op::kMvPut || op == Op::kMvDelete || op == Op::kGet;
+    case Mode::kCounter: return op == Op::kAdd || op == Op::kGet;
+    case Mode::kSet: return op == Op::kSetAdd || op == Op::kSetRemove || op == Op::kSetMembers || op == Op::kSetContains;
+  }
+  return false;
+}
+
+bool IsRead(Op op) { return op == Op::kGet || op == Op::kPolicyList; }
+
+}  // namespace
+
+// ---- construction and recovery ---------------------------------------------------------
+
+Engine::Engine(const EngineOptions& options, Env& env)
+    : options_(options), env_(env), policy_(options.policy), crdt_store_(env.Store()) {}
+
+StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options, Env& env) {
+  if (options.regions == 0 || options.regions > 64) return InvalidArgument("regions must be in [1, 64]");
+  if (options.self >= options.regions) return InvalidArgument("self must be below regions");
+  if (options.shards == 0 || options.shards > 4096) return InvalidArgument("shards must be in [1, 4096]");
+  std::unique_ptr<Engine> e(new Engine(options, env));
+  GEOKV_RETURN_IF_ERROR(e->Recover());
+  return e;
+}
+
+Status Engine::Recover() {
+  storage::Storage& store = env_.Store();
+  client_id_ = env_.Random() | 1;
+
+  auto policy = store.Get(kMetaTable, "policy");
+  if (policy.ok()) {
+    auto decoded = Policy::Decode(*policy);
+    if (!decoded.ok()) return decoded.status();
+    policy_ = std::move(decoded).value();
+  } else if (!policy.status().IsNotFound()) {
+    return policy.status();
+  }
+
+  const uint32_t total = options_.shards + 1;  // shards, then the metadata group
+  groups_.resize(total);
+  for (uint32_t g = 0; g < total; ++g) {
+    Group& group = groups_[g];
+    auto applied = store.Get(kAppliedTable, GroupKey(g));
+    if (applied.ok()) group.applied = DecodeU64(*applied);
+    group.compacted_at = group.applied;
+    group.log = std::make_unique<PaxosLog>(store, g, &round_batch_, &round_sync_);
+    paxos::Config c;
+    c.id = options_.self;
+    c.replicas = options_.regions;
+    c.seed = env_.Random();
+    c.tick_us = options_.tick_us;
+    c.heartbeat_ticks = options_.heartbeat_ticks;
+    c.election_ticks = options_.election_ticks;
+    c.resend_ticks = options_.resend_ticks;
+    c.lease_us = options_.lease_us;
+    c.clock_drift_max = options_.clock_drift_max;
+    if (g < options_.preferred_leader.size()) c.preferred_leader = options_.preferred_leader[g];
+    c.unsafe_skip_phase1_recovery = options_.unsafe_skip_phase1_recovery;
+    auto replica = paxos::Replica::Open(c, *group.log);
+    if (!replica.ok()) return replica.status();
+    group.replica = std::move(replica).value();
+  }
+
+  auto image = crdt_store_.Load();
+  if (!image.ok()) return image.status();
+  crdt::DisseminatorOptions d;
+  d.self = options_.self;
+  d.regions = options_.regions;
+  d.batch_interval_us = options_.crdt_batch_interval_us;
+  d.resend_interval_us = options_.crdt_resend_interval_us;
+  d.key_bytes_max = options_.limits.key_bytes_max;
+  crdt_ = std::make_unique<crdt::Disseminator>(d, std::move(image).value());
+  Process();
+  return failed_;
+}
+
+// ---- routing ---------------------------------------------------------------------------
+
+uint32_t Engine::ShardOf(std::string_view key) const {
+  return static_cast<uint32_t>(crdt::Fnv1a64(key) % options_.shards);
+}
+
+bool Engine::IsLeader(uint32_t group) const { return groups_[group].replica->IsLeader(); }
+int32_t Engine::LeaderOf(uint32_t group) const { return groups_[group].replica->leader_hint(); }
+
+Status Engine::CheckRequest(const Request& r) const {
+  if (r.op == Op::kStatus || r.op == Op::kPolicyList) return Status::Ok();
+  const bool policy_op = r.op == Op::kPolicySet || r.op == Op::kPolicyRemove;
+  if (r.key.empty() && !policy_op) return InvalidArgument("key is empty");
+  if (r.key.size() > options_.limits.key_bytes_max) {
+    return Status(Code::kKeyTooLarge, "key is " + std::to_string(r.key.size()) + " bytes; the limit is " +
+                                          std::to_string(options_.limits.key_bytes_max));
+  }
+  if (r.value.size() > options_.limits.value_bytes_max || r.expected.size() > options_.limits.value_bytes_max) {
+    return Status(Code::kValueTooLarge, "value is larger than the limit of " +
+                                            std::to_string(options_.limits.value_bytes_max) + " bytes");
+  }
+  return Status::Ok();
+}
+
+int64_t Engine::DeadlineUs(const Request& r) const {
+  int64_t ms = r.timeout_ms != 0 ? r.timeout_ms : options_.request_timeout_ms;
+  return env_.NowUs() + ms * 1000;
+}
+
+void Engine::Submit(Request request, Callback done) {
+  stats_.requests++;
+  Dispatch(std::move(request), std::move(done), /*forwarded=*/false);
+  Process();
+}
+
+void Engine::Dispatch(Request request, Callback done, bool forwarded) {
+  const uint64_t id = request.id;
+  auto reply = [&](Status s) {
+    Response r = Answer(std::move(s));
+    r.id = id;
+    done(std::move(r));
+  };
+  if (!failed_.ok()) return reply(failed_);
+  if (Status s = CheckRequest(request); !s.ok()) return reply(std::move(s));
+  if (proposals_.size() + reads_.size() + forwards_.size() >= options_.pending_requests_max) {
+    return reply(Status(Code::kBusy, "too many requests in flight"));
+  }
+  switch (request.op) {
+    case Op::kStatus: {
+      Response r;
+      r.id = id;
+      r.values = StatusLines();
+      return done(std::move(r));
+    }
+    case Op::kPolicySet:
+    case Op::kPolicyRemove:
+    case Op::kPolicyList:
+      return SubmitStrong(options_.shards, std::move(request), std::move(done), forwarded);
+    default:
+      break;
+  }
+  const Mode mode = policy_.Lookup(request.key);
+  if (!OpFitsMode(request.op, mode)) {
+    return reply(Status(Code::kWrongMode, std::string(OpName(request.op)) + " does not fit key mode " +
+                                              std::string(ModeName(mode)) + " (policy prefix \"" +
+                                              policy_.MatchingPrefix(request.key) + "\")"));
+  }
+  if (mode == Mode::kStrong) return SubmitStrong(ShardOf(request.key), std::move(request), std::move(done), forwarded);
+  if (forwarded) return reply(InvalidArgument("eventual-mode requests are not forwarded"));
+  SubmitEventual(mode, request, std::move(done));
+}
+
+Status Engine::CheckPolicyChange(const Request& r) const {
+  if (r.op != Op::kPolicySet && r.op != Op::kPolicyRemove) return Status::Ok();
+  // The mode that keys under the prefix would get after the change.
+  Policy after = policy_;
+  if (r.op == Op::kPolicySet) {
+    GEOKV_RETURN_IF_ERROR(after.Set(r.key, r.mode, options_.limits.key_bytes_max));
+  } else {
+    GEOKV_RETURN_IF_ERROR(after.Remove(r.key));
+  }
+  // Refuse when a key this node holds would change mode: its data would be reinterpreted.
+  // (Checked on the metadata leader against its own replicas of the data.)
+  for (auto it = crdt_->states().lower_bound(r.key); it != crdt_->states().end(); ++it) {
+    if (it->first.compare(0, r.key.size(), r.key) != 0) break;
+    if (!it->second.IsEmpty() && policy_.Lookup(it->first) != after.Lookup(it->first)) {
+      return InvalidArgument("prefix \"" + r.key + "\" holds data in mode " +
+                             std::string(ModeName(policy_.Lookup(it->first))) + " (key \"" + it->first +
+                             "\"); its mode cannot change");
+    }
+  }
+  for (uint32_t g = 0; g < options_.shards; ++g) {
+    auto rows = env_.Store().Scan(kStrongTable, StrongKey(g, r.key), "", 64);
+    if (!rows.ok()) return rows.status();
+    for (const auto& e : *rows) {
+      std::string key = e.key.substr(4);
+      if (policy_.Lookup(key) != after.Lookup(key)) {
+        return InvalidArgument("prefix \"" + r.key + "\" holds data in mode strong (key \"" + key +
+                               "\"); its mode cannot change");
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+void Engine::SubmitStrong(uint32_t group, Request request, Callback done, bool forwarded) {
+  paxos::Replica& replica = *groups_[group].replica;
+  const uint64_t id = request.id;
+  auto reply = [&](Status s) {
+    Response r = Answer(std::move(s));
+    r.id = id;
+    done(std::move(r));
+  };
+  if (!replica.IsLeader()) {
+    const int32_t leader = replica.leader_hint();
+    if (forwarded || leader < 0 || static_cast<uint32_t>(leader) == options_.self) {
+      return reply(Status(Code::kUnavailable, "no leader for shard " + std::to_string(group) +
+                                                  " is reachable from region " + std::to_string(options_.self)));
+    }
+    // Forward to the leader; it answers with a ForwardReply carrying our forward id.
+    const uint64_t fid = next_id_++;
+    Request copy = request;
+    copy.id = fid;
+    if (!IsRead(copy.op)) {
+      copy.client_id = client_id_;
+      copy.seq = next_seq_++;
+    }
+    forwards_[fid] = Pending{std::move(done), DeadlineUs(request), id, !IsRead(request.op)};
+    stats_.forwarded++;
+    SendEnvelope(static_cast<uint32_t>(leader), static_cast<uint8_t>(fb::Channel::Forward), group,
+                 EncodeRequest(copy));
+    return;
+  }
+  if (IsRead(request.op)) {
+    const uint64_t rid = next_id_++;
+    Status s = replica.ReadIndex(rid);
+    if (!s.ok()) return reply(std::move(s));
+    const int64_t deadline = DeadlineUs(request);
+    reads_[rid] = PendingRead{std::move(request), std::move(done), deadline};
+    return;
+  }
+  if (Status s = CheckPolicyChange(request); !s.ok()) return reply(std::move(s));
+  // A forwarded write keeps the forwarder's session: Paxos applies a duplicate once.
+  const uint64_t client = request.client_id != 0 ? request.client_id : client_id_;
+  const uint64_t seq = request.client_id != 0 ? request.seq : next_seq_++;
+  Status s = replica.Propose(paxos::Command{client, seq, EncodeCommand(request)});
+  if (!s.ok()) return reply(std::move(s));
+  proposals_[{client, seq}] = Pending{std::move(done), DeadlineUs(request), id};
+}
+
+void Engine::SubmitEventual(Mode mode, const Request& r, Callback done) {
+  Response out;
+  out.id = r.id;
+  const crdt::CrdtValue* v = crdt_->Get(r.key);
+  switch (r.op) {
+    case Op::kPut:
+      out.status = crdt_->PutLww(r.key, r.value);
+      break;
+    case Op::kDelete:
+      out.status = mode == Mode::kMvReg ? crdt_->DeleteMv(r.key, v && v->As<crdt::MvRegister>()
+                                                                    ? v->As<crdt::MvRegister>()->ReadContext()
+                                                                    : crdt::CausalContext())
+                                        : crdt_->DeleteLww(r.key);
+      break;
+    case Op::kAdd:
+      out.status = crdt_->AddCounter(r.key, r.delta);
+      if (out.status.ok()) out.number = crdt_->Get(r.key)->As<crdt::PnCounter>()->Value();
+      break;
+    case Op::kSetAdd:
+      out.status = crdt_->SetAdd(r.key, r.value);
+      break;
+    case Op::kSetRemove:
+      out.status = crdt_->SetRemove(r.key, r.value);
+      break;
+    case Op::kMvPut:
+    case Op::kMvDelete: {
+      crdt::CausalContext ctx;
+      if (!r.context.empty()) {
+        crdt::Decoder dec(r.context);
+        Status s = ctx.DecodeFrom(&dec);
+        if (s.ok()) s = dec.Finish();
+        if (!s.ok()) return done(Answer(InvalidArgument("bad causal context: " + s.message())));
+      }
+      out.status = r.op == Op::kMvPut ? crdt_->WriteMv(r.key, r.value, ctx) : crdt_->DeleteMv(r.key, ctx);
+      break;
+    }
+    case Op::kGet:
+    case Op::kMvGet:
+    case Op::kSetMembers:
+    case Op::kSetContains: {
+      // Reads are local and need no durability wait.
+      if (v != nullptr) {
+        if (const auto* lww = v->As<crdt::LwwRegister>()) {
+          if (mode != Mode::kLww) { out.status = Status(Code::kWrongMode, "key holds an lww register"); break; }
+          if (auto value = lww->Get()) { out.found = true; out.value = *value; }
+        } else if (const auto* mv = v->As<crdt::MvRegister>()) {
+          out.values = mv->Values();
+          out.found = !out.values.empty();
+          if (out.found) out.value = out.values.front();
+          crdt::Encoder enc;
+          mv->ReadContext().EncodeTo(&enc);
+          out.context = enc.Release();
+        } else if (const auto* counter = v->As<crdt::PnCounter>()) {
+          out.found = true;
+          out.number = counter->Value();
+          out.value = std::to_string(out.number);
+        } else if (const auto* set = v->As<crdt::OrSet>()) {
+          if (r.op == Op::kSetContains) {
+            out.found = set->Contains(r.value);
+          } else {
+            out.values = set->Members();
+            out.found = true;
+          }
+        }
+      } else if (mode == Mode::kCounter) {
+        out.found = true;
+        out.value = "0";
+      } else if (mode == Mode::kSet && r.op == Op::kSetMembers) {
+        out.found = true;
+      }
+      if (out.status.ok() && !out.found && r.op == Op::kGet) out.status = NotFound("no such key");
+      return done(std::move(out));
+    }
+    default:
+      out.status = Status(Code::kWrongMode, "operation does not fit an eventual-mode key");
+  }
+  if (!out.status.ok()) return done(std::move(out));
+  // Acknowledged once the round that persists the delta has written it.
+  crdt_acks_.push_back([done = std::move(done), out = std::move(out)](Response r) mutable {
+    if (!r.status.ok()) out.status = r.status;
+    done(std::move(out));
+  });
+}
+
+// ---- inputs ----------------------------------------------------------------------------
+
+void Engine::SendEnvelope(uint32_t to, uint8_t channel, uint32_t group, std::string_view payload) {
+  flatbuffers::FlatBufferBuilder b(payload.size() + 64);
+  auto bytes = b.CreateVector(reinterpret_cast<const uint8_t*>(payload.data()), payload.size());
+  b.Finish(fb::CreateEnvelope(b, static_cast<fb::Channel>(channel), group, bytes));
+  env_.Send(to, std::string(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize()));
+}
+
+void Engine::Step(uint32_t from, std::string_view bytes) {
+  flatbuffers::Verifier verifier(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  if (from >= options_.regions || bytes.size() > kMessageBytesMax || !verifier.VerifyBuffer<fb::Envelope>(nullptr)) {
+    stats_.bad_messages++;
+    return;
+  }
+  const auto* env = flatbuffers::GetRoot<fb::Envelope>(bytes.data());
+  std::string_view payload;
+  if (env->payload() != nullptr) {
+    payload = std::string_view(reinterpret_cast<const char*>(env->payload()->data()), env->payload()->size());
+  }
+  switch (env->channel()) {
+    case fb::Channel::Paxos:
+      if (env->group() >= groups_.size()) { stats_.bad_messages++; return; }
+      (void)groups_[env->group()].replica->Step(payload);  // bad ones are counted by the replica
+      break;
+    case fb::Channel::Crdt:
+      crdt_->Step(from, payload);
+      break;
+    case fb::Channel::Forward: {
+      auto req = DecodeRequest(payload);
+      if (!req.ok()) { stats_.bad_messages++; return; }
+      const uint64_t fid = req->id;
+      Dispatch(std::move(req).value(), [this, from, fid](Response r) {
+        r.id = fid;
+        SendEnvelope(from, static_cast<uint8_t>(fb::Channel::ForwardReply), 0, EncodeResponse(r));
+      }, /*forwarded=*/true);
+      break;
+    }
+    case fb::Channel::ForwardReply: {
+      auto resp = DecodeResponse(payload);
+      if (!resp.ok()) { stats_.bad_messages++; return; }
+      auto it = forwards_.find(resp->id);
+      if (it == forwards_.end()) return;  // answered already (timed out)
+      Pending p = std::move(it->second);
+      forwards_.erase(it);
+      resp->id = p.request_id;
+      // The network may have delivered the forward twice: one copy refused does not mean
+      // the other was not proposed. A refused forwarded write has an unknown outcome.
+      const Code code = resp->status.code();
+      if (p.write && (code == Code::kUnavailable || code == Code::kBusy)) {
+        resp->status = Status(Code::kTimeout, "shard leader refused a forwarded write (" + resp->status.message() +
+                                                  "); a duplicate may still commit, so its outcome is unknown");
+      }
+      p.done(std::move(resp).value());
+      break;
+    }
+    default:
+      stats_.bad_messages++;
+      return;
+  }
+  Process();
+}
+
+void Engine::Tick() {
+  const int64_t now = env_.NowUs();
+  for (auto& g : groups_) g.replica->Tick(now);
+  crdt_->Tick(now);
+  // Expire requests past their deadline. A write's outcome is then unknown.
+  auto expire = [&](auto& pending, auto&& status_for) {
+    for (auto it = pending.begin(); it != pending.end();) {
+      if (it->second.deadline_us > now) { ++it; continue; }
+      auto done = std::move(it->second.done);
+      Response r = Answer(status_for());
+      if constexpr (std::is_same_v<std::decay_t<decltype(it->second)>, Pending>) r.id = it->second.request_id;
+      else r.id = it->second.request.id;
+      it = pending.erase(it);
+      stats_.timeouts++;
+      done(std::move(r));
+    }
+  };
+  expire(proposals_, [] { return Status(Code::kTimeout, "the write was not committed in time; its outcome is unknown"); });
+  expire(reads_, [] { return Status(Code::kUnavailable, "no quorum confirmed the read in time"); });
+  // The leader may have committed a forwarded write: its outcome is unknown too.
+  expire(forwards_, [] { return Status(Code::kTimeout, "the shard leader did not answer in time; a write's outcome is unknown"); });
+  Process();
+}
+
+// ---- the event-loop round --------------------------------------------------------------
+
+void Engine::Fail(Status status) {
+  failed_ = Status(Code::kIOError, "storage failed; the node refuses further work: " + status.ToString());
+}
+
+void Engine::Process() {
+  if (processing_) return;  // callbacks may submit; the running loop picks their work up
+  processing_ = true;
+  for (int round = 0; round < kRoundsPerCallMax && failed_.ok(); ++round) {
+    std::vector<std::pair<uint32_t, paxos::Ready>> readies;
+    for (uint32_t g = 0; g < groups_.size(); ++g) {
+      if (groups_[g].replica->HasReady()) readies.emplace_back(g, groups_[g].replica->Ready());
+    }
+    const bool crdt_ready = crdt_->HasReady();
+    if (readies.empty() && !crdt_ready) break;
+
+    // 1. Persist everything this round asks for, in one write.
+    round_batch_.Clear();
+    round_sync_ = false;
+    for (auto& [g, r] : readies) {
+      Group& group = groups_[g];
+      if (r.snapshot) (void)group.log->SaveSnapshot(*r.snapshot);
+      (void)group.log->Save(r.hard_state ? &*r.hard_state : nullptr, r.entries);
+      if (r.must_sync) round_sync_ = true;
+    }
+    crdt::Ready cr;
+    std::vector<Callback> acks;
+    if (crdt_ready) {
+      cr = crdt_->GetReady();
+      crdt_store_.Persist(cr, &round_batch_);
+      // Local updates are acknowledged, and remote batches acknowledged to their origin,
+      // only once durable.
+      if (!cr.states.empty() || cr.progress || cr.open_batch) round_sync_ = true;
+      acks.swap(crdt_acks_);
+    }
+    if (!round_batch_.empty()) {
+      Status s = env_.Store().Write(round_batch_, round_sync_ ? options_.durability : storage::Durability::kNone);
+      stats_.storage_writes++;
+      if (round_sync_) stats_.storage_syncs++;
+      if (!s.ok()) {
+        Fail(s);
+        for (auto& a : acks) a(Answer(failed_));
+        break;
+      }
+    }
+
+    // 2. Send.
+    for (auto& [g, r] : readies) {
+      for (auto& m : r.messages) SendEnvelope(m.to, static_cast<uint8_t>(fb::Channel::Paxos), g, m.bytes);
+    }
+    for (auto& m : cr.messages) SendEnvelope(m.to, static_cast<uint8_t>(fb::Channel::Crdt), 0, m.bytes);
+
+    // 3. Apply, then answer.
+    std::vector<std::pair<Callback, Response>> answers;
+    apply_batch_.Clear();
+    overlay_.clear();
+    for (auto& [g, r] : readies) {
+      Group& group = groups_[g];
+      if (r.install_snapshot && r.snapshot) {
+        if (Status s = InstallSnapshot(g, r.snapshot->data, r.snapshot->index); !s.ok()) {
+          Fail(s);
+          break;
+        }
+      }
+      for (const auto& a : r.apply) {
+        if (a.slot <= group.applied) continue;  // applied before a restart
+        // A duplicate changes nothing. Paxos sessions keep only the highest sequence number
+        // per client, so a forward overtaken by a later one is also reported as a
+        // duplicate without having taken effect: its outcome is unknown to us.
+        Response resp = a.duplicate ? Answer(Status(Code::kTimeout, "duplicate or overtaken request; its outcome is unknown"))
+                                    : ApplyCommand(g, a);
+        group.applied = a.slot;
+        stats_.strong_applied++;
+        {
+          auto it = proposals_.find({a.command.client_id, a.command.seq});
+          if (it != proposals_.end()) {
+            resp.id = it->second.request_id;
+            answers.emplace_back(std::move(it->second.done), std::move(resp));
+            proposals_.erase(it);
+          }
+        }
+      }
+      if (!r.apply.empty() || r.install_snapshot) apply_batch_.Put(kAppliedTable, GroupKey(g), EncodeU64(group.applied));
+    }
+    if (!apply_batch_.empty() && failed_.ok()) {
+      // Not synced: the Paxos log is durable, and recovery replays what this write loses.
+      Status s = env_.Store().Write(apply_batch_, storage::Durability::kNone);
+      if (!s.ok()) Fail(s);
+    }
+    overlay_.clear();
+    for (auto& [g, r] : readies) {
+      for (const auto& rs : r.reads) {
+        auto it = reads_.find(rs.request_id);
+        if (it == reads_.end()) continue;
+        Response resp = ServeRead(g, it->second.request);
+        resp.id = it->second.request.id;
+        answers.emplace_back(std::move(it->second.done), std::move(resp));
+        reads_.erase(it);
+      }
+    }
+    for (auto& [g, r] : readies) groups_[g].replica->Advance();
+    if (crdt_ready) crdt_->Advance();
+
+    // Snapshots keep each shard's log bounded.
+    for (uint32_t g = 0; g < groups_.size() && failed_.ok(); ++g) {
+      Group& group = groups_[g];
+      if (group.applied - group.compacted_at >= options_.compact_every_slots &&
+          group.replica->applied_index() == group.applied) {
+        if (group.replica->Compact(SnapshotOf(g)).ok()) stats_.snapshots++;
+        group.compacted_at = group.applied;
+      }
+    }
+
+    for (auto& [done, resp] : answers) {
+      if (!failed_.ok()) resp.status = failed_;
+      done(std::move(resp));
+    }
+    for (auto& a : acks) a(Answer(failed_));
+  }
+  processing_ = false;
+}
+
+// ---- the strong-mode state machine ------------------------------------------------------
+
+std::optional<std::string> Engine::ReadStrong(uint32_t group, std::string_view key) const {
+  const std::string k = StrongKey(group, key);
+  auto it = overlay_.find(k);
+  if (it != overlay_.end()) return it->second;
+  auto v = env_.Store().Get(kStrongTable, k);
+  if (!v.ok()) return std::nullopt;
+  return std::move(v).value();
+}
+
+void Engine::WriteStrong(uint32_t group, std::string_view key, std::optional<std::string> value) {
+  const std::string k = StrongKey(group, key);
+  if (value) {
+    apply_batch_.Put(kStrongTable, k, *value);
+  } else {
+    apply_batch_.Delete(kStrongTable, k);
+  }
+  overlay_[k] = std::move(value);
+}
+
+Response Engine::ApplyCommand(uint32_t group, const paxos::Apply& apply) {
+  if (apply.command.payload.empty()) return Response{};
+  auto cmd = DecodeCommand(apply.command.payload);
+  if (!cmd.ok()) return Answer(cmd.status());  // every replica skips it alike
+  Response out;
+  const Request& c = *cmd;
+  if (group == options_.shards) {  // the metadata group
+    Status s;
+    if (c.op == Op::kPolicySet) s = policy_.Set(c.key, c.mode, options_.limits.key_bytes_max);
+    if (c.op == Op::kPolicyRemove) s = policy_.Remove(c.key);
+    if (s.ok()) apply_batch_.Put(kMetaTable, "policy", policy_.Encode());
+    out.status = s;
+    return out;
+  }
+  std::optional<std::string> current = ReadStrong(group, c.key);
+  switch (c.op) {
+    case Op::kPut:
+      WriteStrong(group, c.key, c.value);
+      break;
+    case Op::kDelete:
+      out.found = current.has_value();
+      WriteStrong(group, c.key, std::nullopt);
+      break;
+    case Op::kCas: {
+      const bool match = c.has_expected ? (current && *current == c.expected) : !current;
+      out.found = current.has_value();
+      if (current) out.value = *current;
+      if (match) {
+        WriteStrong(group, c.key, c.value);
+      } else {
+        out.status = Status(Code::kConflict, "compare-and-set: the current value differs");
+      }
+      break;
+    }
+    case Op::kAdd: {
+      int64_t n = 0;
+      if (current && !ParseInt(*current, &n)) {
+        out.status = InvalidArgument("add: the current value is not a decimal integer");
+        break;
+      }
+      n += c.delta;  // wraps like two's complement would not: clamp is not a counter's job
+      out.number = n;
+      out.found = true;
+      out.value = std::to_string(n);
+      WriteStrong(group, c.key, out.value);
+      break;
+    }
+    default:
+      out.status = Status(Code::kWrongMode, "operation cannot be applied to a strong key");
+  }
+  return out;
+}
+
+Response Engine::ServeRead(uint32_t group, const Request& r) {
+  Response out;
+  if (r.op == Op::kPolicyList) {
+    out.found = true;
+    out.values.push_back("=" + std::string(ModeName(policy_.default_mode())) + " (default)");
+    for (const auto& [prefix, mode] : policy_.rules()) out.values.push_back(prefix + "=" + std::string(ModeName(mode)));
+    return out;
+  }
+  auto v = ReadStrong(group, r.key);
+  if (!v) {
+    out.status = NotFound("no such key");
+    return out;
+  }
+  out.found = true;
+  out.value = std::move(*v);
+  return out;
+}
+
+std::string Engine::SnapshotOf(uint32_t group) const {
+  crdt::Encoder enc;
+  if (group == options_.shards) {
+    enc.PutBytes(policy_.Encode());
+    return enc.Release();
+  }
+  std::vector<storage::Entry> rows;
+  std::string after;
+  const std::string prefix = GroupKey(group);
+  for (;;) {
+    auto page = env_.Store().Scan(kStrongTable, prefix, after, 1024);
+    if (!page.ok()) break;
+    for (auto& e : *page) rows.push_back(std::move(e));
+    if (rows.empty() || page->size() < 1024) break;
+    after = rows.back().key;
+  }
+  enc.PutVarint(rows.size());
+  for (const auto& e : rows) {
+    enc.PutBytes(std::string_view(e.key).substr(4));
+    enc.PutBytes(e.value);
+  }
+  return enc.Release();
+}
+
+Status Engine::InstallSnapshot(uint32_t group, std::string_view data, uint64_t index) {
+  crdt::Decoder dec(data);
+  if (group == options_.shards) {
+    std::string_view bytes;
+    GEOKV_RETURN_IF_ERROR(dec.GetBytes(kMessageBytesMax, &bytes, "policy"));
+    auto p = Policy::Decode(bytes);
+    if (!p.ok()) return p.status();
+    policy_ = std::move(p).value();
+    apply_batch_.Put(kMetaTable, "policy", policy_.Encode());
+  } else {
+    // Replace the shard's state: drop every key, then write the snapshot's.
+    const std::string prefix = GroupKey(group);
+    std::string after;
+    for (;;) {
+      auto page = env_.Store().Scan(kStrongTable, prefix, after, 1024);
+      if (!page.ok()) return page.status();
+      for (const auto& e : *page) WriteStrong(group, std::string_view(e.key).substr(4), std::nullopt);
+      if (page->size() < 1024) break;
+      after = page->back().key;
+    }
+    uint64_t n = 0;
+    GEOKV_RETURN_IF_ERROR(dec.GetBounded(1u << 28, &n, "snapshot rows"));
+    for (uint64_t i = 0; i < n; ++i) {
+      std::string_view k, v;
+      GEOKV_RETURN_IF_ERROR(dec.GetBytes(kMessageBytesMax, &k, "key"));
+      GEOKV_RETURN_IF_ERROR(dec.GetBytes(kMessageBytesMax, &v, "value"));
+      WriteStrong(group, k, std::string(v));
+    }
+  }
+  groups_[group].applied = index;
+  groups_[group].compacted_at = index;
+  return Status::Ok();
+}
+
+// ---- introspection ---------------------------------------------------------------------
+
+std::vector<std::string> Engine::StatusLines() const {
+  std::vector<std::string> out;
+  out.push_back("node " + std::to_string(options_.self) + " of " + std::to_string(options_.regions) +
+                " regions; " + std::to_string(options_.shards) + " shards");
+  for (uint32_t g = 0; g < groups_.size(); ++g) {
+    const auto& r = *groups_[g].replica;
+    out.push_back(std::string(g == options_.shards ? "meta" : "shard " + std::to_string(g)) +
+                  ": leader=" + std::to_string(r.leader_hint()) + (r.IsLeader() ? " (this node)" : "") +
+                  " commit=" + std::to_string(r.commit_index()) + " applied=" + std::to_string(groups_[g].applied));
+  }
+  const auto& p = crdt_->progress();
+  std::string applied;
+  for (size_t i = 0; i < p.applied.size(); ++i) applied += (i ? "," : "") + std::to_string(p.applied[i]);
+  out.push_back("crdt: keys=" + std::to_string(crdt_->states().size()) + " next_batch=" + std::to_string(p.next_seq) +
+                " applied_per_origin=[" + applied + "] log=" + std::to_string(crdt_->log_size()));
+  return out;
+}
+
+StatusOr<std::string> Engine::ReadStrongForTest(std::string_view key) const {
+  auto v = ReadStrong(ShardOf(key), key);
+  if (!v) return NotFound("no such key");
+  return *v;
+}
+
+}  // namespace geokv

@@ -1,0 +1,34 @@
+// Env: everything the engine needs from the world, so that one engine runs both in
+// production (ZeroMQ, WiredTiger, real time) and in the deterministic simulator (virtual
+// time, a simulated network, MemoryStorage).
+//
+// The engine calls an Env only from its own event-loop thread. Implementations say their
+// own thread-safety; the engine needs none beyond that.
+#ifndef GEOKV_CORE_ENV_H_
+#define GEOKV_CORE_ENV_H_
+
+#include <cstdint>
+#include <string>
+
+#include "core/storage/storage.h"
+
+namespace geokv {
+
+class Env {
+ public:
+  virtual ~Env() = default;
+  // The local clock, microseconds (monotonic in production; virtual, with drift, in the
+  // simulator).
+  virtual int64_t NowUs() = 0;
+  // Queues `bytes` for node `to`; never blocks. Delivery is best effort: the protocols
+  // resend what matters.
+  virtual void Send(uint32_t to, std::string bytes) = 0;
+  // The node's durable store.
+  virtual storage::Storage& Store() = 0;
+  // A random number (seeded in the simulator, from the OS in production).
+  virtual uint64_t Random() = 0;
+};
+
+}  // namespace geokv
+
+#endif  // GEOKV_CORE_ENV_H_

@@ -1,0 +1,66 @@
+// Request and Response: one client operation on the node and its answer, as the engine
+// sees them, and their FlatBuffers encoding (replication/wire/node.fbs) used by the client
+// protocol and by nodes forwarding strong operations to a shard's leader.
+//
+// Value types. Decoding never trusts its input (size bound + Verifier + range checks).
+#ifndef GEOKV_CORE_REQUEST_H_
+#define GEOKV_CORE_REQUEST_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+#include "core/policy.h"
+
+namespace geokv {
+
+// Operation codes. Stored and sent (node.fbs Op); never renumber.
+enum class Op : uint8_t {
+  kGet = 0, kPut = 1, kDelete = 2, kCas = 3, kAdd = 4,
+  kSetAdd = 5, kSetRemove = 6, kSetMembers = 7, kSetContains = 8,
+  kMvGet = 9, kMvPut = 10, kMvDelete = 11,
+  kPolicySet = 12, kPolicyRemove = 13, kPolicyList = 14,
+  kStatus = 15,
+};
+inline constexpr uint8_t kOpMax = 15;
+std::string_view OpName(Op op);
+
+struct Request {
+  uint64_t id = 0;
+  Op op = Op::kGet;
+  std::string key;            // key, or policy prefix
+  std::string value;          // put value, set element, cas new value
+  std::string expected;       // cas: expected current value
+  bool has_expected = false;  // cas: false means "expect the key to be absent"
+  int64_t delta = 0;          // add
+  std::string context;        // mvreg: causal context the writer read
+  Mode mode = Mode::kStrong;  // policy set
+  uint32_t timeout_ms = 0;    // 0: the node's default
+  // Set by a node that forwards a strong write to the shard leader: the Paxos session the
+  // leader proposes it under, so a duplicated or retried forward is applied once.
+  uint64_t client_id = 0;
+  uint64_t seq = 0;
+};
+
+struct Response {
+  uint64_t id = 0;
+  Status status;
+  bool found = false;
+  std::string value;
+  std::vector<std::string> values;  // siblings, members, policy rules, status lines
+  int64_t number = 0;
+  std::string context;
+};
+
+inline constexpr size_t kMessageBytesMax = 8u << 20;
+
+std::string EncodeRequest(const Request& r);
+StatusOr<Request> DecodeRequest(std::string_view bytes);
+std::string EncodeResponse(const Response& r);
+StatusOr<Response> DecodeResponse(std::string_view bytes);
+
+}  // namespace geokv
+
+#endif  // GEOKV_CORE_REQUEST_H_
