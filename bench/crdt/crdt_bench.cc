@@ -113,8 +113,23 @@ void BM_LocalUpdate(benchmark::State& state) {
   state.counters["delta_bytes"] = static_cast<double>(delta_bytes);
 }
 
+// Receiver side: joining one remote delta into a large state (in place, no copy).
+template <typename T>
+void BM_JoinDelta(benchmark::State& state) {
+  T s = Fixture<T>::Make(static_cast<int>(state.range(0)), 1);
+  T origin = Fixture<T>::Make(static_cast<int>(state.range(0)), 2);
+  std::vector<T> deltas;
+  for (int i = 0; i < 256; ++i) deltas.push_back(Fixture<T>::Update(origin, i));
+  size_t i = 0;
+  for (auto _ : state) {
+    s.Join(deltas[i++ % deltas.size()]);
+    benchmark::DoNotOptimize(s);
+  }
+}
+
 #define GEOKV_TYPE_BENCH(T)                                      \
   BENCHMARK_TEMPLATE(BM_Join, T)->Arg(10)->Arg(1000);            \
+  BENCHMARK_TEMPLATE(BM_JoinDelta, T)->Arg(10)->Arg(1000);       \
   BENCHMARK_TEMPLATE(BM_Copy, T)->Arg(10)->Arg(1000);            \
   BENCHMARK_TEMPLATE(BM_LocalUpdate, T)->Arg(10)->Arg(1000)
 

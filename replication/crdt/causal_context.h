@@ -42,6 +42,7 @@ class CausalContext {
   // Counter of the contiguous prefix for `replica` (0 if none).
   uint64_t Max(ReplicaId replica) const;
   const std::map<ReplicaId, uint64_t>& vv() const { return vv_; }
+  const std::set<Dot>& cloud() const { return cloud_; }
 
   void EncodeTo(Encoder* enc) const;
   Status DecodeFrom(Decoder* dec);

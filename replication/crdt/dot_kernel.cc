@@ -1,6 +1,7 @@
 #include "replication/crdt/dot_kernel.h"
 
 #include <string>
+#include <vector>
 
 #include "replication/crdt/limits.h"
 
@@ -13,7 +14,7 @@ DotKernel DotKernel::AddWithContext(ReplicaId replica, std::string_view value,
   CausalContext seen = context_;
   seen.Join(observed);
   Dot dot = seen.Next(replica);
-  delta.dots_[std::string(value)].insert(dot);
+  delta.Insert(std::string(value), dot);
   delta.context_ = observed;
   delta.context_.Add(dot);
   Join(delta);
@@ -27,26 +28,43 @@ DotKernel DotKernel::RemoveContext(const CausalContext& observed) {
   return delta;
 }
 
+void DotKernel::Insert(const std::string& value, const Dot& d) {
+  dots_[value].insert(d);
+  index_[d] = value;
+}
+
+void DotKernel::Erase(const Dot& d) {
+  auto it = index_.find(d);
+  if (it == index_.end()) return;
+  auto vit = dots_.find(it->second);
+  vit->second.erase(d);
+  if (vit->second.empty()) dots_.erase(vit);
+  index_.erase(it);
+}
+
 void DotKernel::Join(const DotKernel& other) {
-  // Drop our dots that the other side has seen and no longer holds.
-  for (auto it = dots_.begin(); it != dots_.end();) {
-    auto oit = other.dots_.find(it->first);
-    std::set<Dot>& mine = it->second;
-    for (auto d = mine.begin(); d != mine.end();) {
-      bool theirs = oit != other.dots_.end() && oit->second.count(*d) != 0;
-      if (!theirs && other.context_.Contains(*d)) {
-        d = mine.erase(d);
-      } else {
-        ++d;
-      }
+  // Drop our dots that the other side has seen and no longer holds. Only dots inside the
+  // other context can go, so walk those: its version-vector ranges and its cloud.
+  std::vector<Dot> drop;
+  auto consider = [&](std::map<Dot, std::string>::const_iterator it) {
+    auto oit = other.index_.find(it->first);
+    if (oit == other.index_.end() || oit->second != it->second) drop.push_back(it->first);
+  };
+  for (const auto& [r, n] : other.context_.vv()) {
+    for (auto it = index_.lower_bound(Dot{r, 1}); it != index_.end() && it->first.replica == r &&
+                                                  it->first.counter <= n;
+         ++it) {
+      consider(it);
     }
-    it = mine.empty() ? dots_.erase(it) : std::next(it);
   }
+  for (const Dot& d : other.context_.cloud()) {
+    auto it = index_.find(d);
+    if (it != index_.end()) consider(it);
+  }
+  for (const Dot& d : drop) Erase(d);
   // Add their dots that we have not seen yet.
-  for (const auto& [value, theirs] : other.dots_) {
-    for (const Dot& d : theirs) {
-      if (!context_.Contains(d)) dots_[value].insert(d);
-    }
+  for (const auto& [d, value] : other.index_) {
+    if (!context_.Contains(d)) Insert(value, d);
   }
   context_.Join(other.context_);
 }
@@ -75,6 +93,7 @@ void DotKernel::EncodeTo(Encoder* enc) const {
 
 Status DotKernel::DecodeFrom(Decoder* dec, size_t values_max) {
   dots_.clear();
+  index_.clear();
   GEOKV_RETURN_IF_ERROR(context_.DecodeFrom(dec));
   uint64_t n = 0;
   GEOKV_RETURN_IF_ERROR(dec->GetBounded(values_max, &n, "values"));
@@ -98,6 +117,9 @@ Status DotKernel::DecodeFrom(Decoder* dec, size_t values_max) {
       }
       // A live dot outside the context would break join; such input is corrupt.
       if (!context_.Contains(d)) return Corruption("crdt dot kernel dot not in its context");
+      if (!index_.emplace(d, std::string(value)).second) {
+        return Corruption("crdt dot kernel dot supports two values");
+      }
       dots.insert(d);
     }
   }

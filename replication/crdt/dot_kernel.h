@@ -8,7 +8,9 @@
 // small cloud of out-of-order dots. That is how "no per-element tombstones" holds.
 //
 // Join keeps a dot if both sides have it, or one side has it and the other side's context
-// has not seen it; it is commutative, associative and idempotent.
+// has not seen it; it is commutative, associative and idempotent. A reverse index from
+// dot to value lets a join visit only the dots the other side's context covers, so
+// joining a small delta into a large set costs O(delta log n), not O(n).
 //
 // Value type; thread-compatible.
 #ifndef GEOKV_REPLICATION_CRDT_DOT_KERNEL_H_
@@ -43,10 +45,14 @@ class DotKernel {
 
   void EncodeTo(Encoder* enc) const;
   Status DecodeFrom(Decoder* dec, size_t values_max);
-  bool operator==(const DotKernel&) const = default;
+  bool operator==(const DotKernel& o) const { return dots_ == o.dots_ && context_ == o.context_; }
 
  private:
+  void Insert(const std::string& value, const Dot& d);
+  void Erase(const Dot& d);
+
   std::map<std::string, std::set<Dot>, std::less<>> dots_;  // never holds an empty set
+  std::map<Dot, std::string> index_;                          // the same pairs, by dot
   CausalContext context_;
 };
 
