@@ -254,10 +254,7 @@ void Cluster::Process(int r) {
              std::to_string(r) + ")");
       }
       if (fresh) {
-        for (const auto& c : e->commands) {
-          chosen_cmds_.emplace(c.client_id, c.seq);
-          first_applied_us_.try_emplace({c.client_id, c.seq}, net_.Now());
-        }
+        for (const auto& c : e->commands) chosen_cmds_.emplace(c.client_id, c.seq);
       }
     }
     n.applied_slot = applied;
@@ -366,6 +363,9 @@ void Cluster::ApplyOne(int r, const Apply& a) {
       res.out = cell;
     }
     n.last_result[a.command.client_id] = {a.command.seq, res};
+    // When the write took effect (a retry of an older sequence number that commits after
+    // a newer one is a duplicate and never does).
+    first_applied_us_.try_emplace({a.command.client_id, a.command.seq}, net_.Now());
   } else {
     auto it = n.last_result.find(a.command.client_id);
     if (it == n.last_result.end() || it->second.first != a.command.seq) return;

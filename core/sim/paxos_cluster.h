@@ -63,10 +63,10 @@ struct HistoryOp {
   Time return_us = 0;
   bool ok = false;    // cas: swapped; others: true
   int64_t out = 0;    // get: value read; add: value after
-  // No answer. The simulator knows more than the client: an unanswered write that was
-  // never chosen is left out of the history (it never took effect), and one that was has
-  // return_us set to when a replica first applied it (it took effect by then); the output
-  // stays unknown.
+  // No answer. The simulator knows more than the client: an unanswered write that never
+  // took effect (never chosen, or chosen only after a newer command of its client, which
+  // makes it a duplicate) is left out of the history, and one that did has return_us set
+  // to when a replica first applied it (it took effect by then); the output stays unknown.
   bool unknown = false;
   uint64_t seq = 0;  // the client's sequence number (writes)
 };

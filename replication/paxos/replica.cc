@@ -109,6 +109,22 @@ void Replica::Tick(int64_t now_us) {
   }
   switch (role_) {
     case Role::kLeader: {
+      if (ticks_ >= quorum_check_tick_) {
+        // Check quorum: a leader that hears from no majority (say, its outbound links work
+        // but nothing comes back) steps down, so that its heartbeats stop holding the
+        // followers back from electing a leader that can make progress.
+        quorum_check_tick_ = ticks_ + cfg_.election_ticks;
+        int heard = 1;
+        for (uint32_t p = 0; p < cfg_.replicas; ++p) {
+          const uint64_t t = peers_[p].last_heard_tick;
+          if (p != cfg_.id && t > 0 && t + cfg_.election_ticks >= ticks_) ++heard;
+        }
+        if (heard < quorum_) {
+          ++stats_.step_downs;
+          BecomeFollower(Ballot{}, -1);
+          break;
+        }
+      }
       if (++heartbeat_elapsed_ >= cfg_.heartbeat_ticks) SendHeartbeats();
       Resend();
       if (transfer_to_ >= 0 && ticks_ > transfer_deadline_tick_) transfer_to_ = -1;
@@ -280,6 +296,16 @@ void Replica::HandlePrepare(const Message& m) {
     Send(std::move(nack));
     return;
   }
+  if (m.ballot > hs_.promised && role_ == Role::kFollower && leader_ >= 0 &&
+      static_cast<int32_t>(m.ballot.node) != leader_ &&
+      election_elapsed_ < std::max(1, cfg_.election_ticks / 2) &&
+      !(m.waiver == leader_ballot_ && !m.waiver.IsZero())) {
+    // Stickiness: our leader was alive less than half an election timeout ago, so this
+    // candidate is likely cut off from it (or from us) and would only disrupt it. Ignoring
+    // a prepare is always safe; the candidate retries.
+    ++stats_.sticky_refusals;
+    return;
+  }
   if (m.ballot > hs_.promised && LeaseBlocks(m.ballot.node, m.waiver)) {
     // Silence rather than a Nack: the candidate retries after its timeout, by which time
     // the lease has run out unless the leader keeps renewing it (then it should not win).
@@ -288,9 +314,13 @@ void Replica::HandlePrepare(const Message& m) {
   }
   Promise(m.ballot);
   if (role_ != Role::kFollower || leader_ballot_ != m.ballot) {
+    const bool was_follower = role_ == Role::kFollower;
+    const int elapsed = election_elapsed_;
     BecomeFollower(m.ballot, -1);
+    // A promise is not a sign of a working leader: keep counting towards our own
+    // election, so that a candidate that cannot hear answers cannot hold us back forever.
+    if (was_follower) election_elapsed_ = elapsed;
   }
-  election_elapsed_ = 0;
   Message p;
   p.type = MessageType::kPromise;
   p.to = m.from;
@@ -595,6 +625,7 @@ void Replica::BecomeLeader() {
   round_times_.clear();
   lease_until_us_ = 0;
   lease_forfeited_ = false;
+  quorum_check_tick_ = ticks_ + 2 * cfg_.election_ticks;  // first answers take a round trip
   uint64_t max_slot = hs_.commit;
   if (!recovered_.empty()) max_slot = std::max(max_slot, recovered_.rbegin()->first);
   // Re-propose every slot above the commit index at our ballot: the highest-ballot value a

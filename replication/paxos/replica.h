@@ -85,10 +85,12 @@ struct ReplicaStats {
   uint64_t elections = 0;       // phase 1 attempts started
   uint64_t leaderships = 0;     // phase 1 won
   uint64_t lease_refusals = 0;  // prepares ignored because of a granted lease
+  uint64_t sticky_refusals = 0; // prepares ignored: our leader was heard from recently
   uint64_t lease_reads = 0;
   uint64_t quorum_reads = 0;
   uint64_t catchups = 0;        // catch-up messages sent
   uint64_t snapshots_sent = 0;  // peers too far behind the log, sent the snapshot
+  uint64_t step_downs = 0;      // leader lost contact with a majority (check quorum)
   uint64_t slots_proposed = 0;
   uint64_t commands_proposed = 0;
 };
@@ -287,6 +289,7 @@ class Replica {
   int32_t transfer_to_ = -1;
   uint64_t transfer_deadline_tick_ = 0;
   uint64_t preferred_check_tick_ = 0;
+  uint64_t quorum_check_tick_ = 0;
 };
 
 }  // namespace geokv::paxos

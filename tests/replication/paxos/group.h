@@ -107,6 +107,7 @@ class Group {
     cut_.insert({a, b});
     cut_.insert({b, a});
   }
+  void CutDirected(int from, int to) { cut_.insert({from, to}); }
   void Isolate(int a) {
     for (int b = 0; b < size(); ++b) {
       if (b != a) Cut(a, b);
@@ -125,6 +126,12 @@ class Group {
   }
   // Elects replica i by running its election timeout out first.
   void Elect(int i) {
+    // The others stop being sticky to a (dead) leader after half an election timeout;
+    // they do not start elections of their own before a full one.
+    for (int j = 0; j < size(); ++j) {
+      if (j != i && r_[j]) Tick(j, base_.election_ticks / 2);
+    }
+    Deliver();
     for (int k = 0; k < 4 * base_.election_ticks && !r_[i]->IsLeader(); ++k) {
       Tick(i);
       Deliver();

@@ -237,7 +237,7 @@ TEST(PaxosReplica, IsolatedLeaderCannotConfirmReads) {
 Config LeaseConfig() {
   Config c;
   c.tick_us = 10'000;
-  c.lease_us = 100'000;
+  c.lease_us = 200'000;  // 20 ticks: outlasts the 15 ticks of leader stickiness
   c.election_ticks = 30;
   c.heartbeat_ticks = 2;
   return c;
@@ -268,11 +268,13 @@ TEST(PaxosReplica, AcceptorHoldsLeaseAgainstOtherCandidates) {
   prepare.ballot = Ballot{g.at(1).promised().round + 1, 2};
   prepare.from_slot = 1;
   g.queue().clear();
+  g.Tick(1, 16);  // 160 ms without heartbeats: no longer sticky, but the lease runs
+  g.queue().clear();
   ASSERT_TRUE(g.at(1).Step(EncodeMessage(prepare)).ok());
   g.Pump(1);
   EXPECT_TRUE(g.queue().empty());  // silence while the lease runs
   EXPECT_EQ(g.at(1).stats().lease_refusals, 1u);
-  g.Tick(1, 12);  // 120 ms of replica 1's clock without heartbeats: lease over
+  g.Tick(1, 8);  // 240 ms of replica 1's clock without heartbeats: lease over
   g.queue().clear();
   ASSERT_TRUE(g.at(1).Step(EncodeMessage(prepare)).ok());
   g.Pump(1);
@@ -331,6 +333,18 @@ TEST(PaxosReplica, LeaseIsNeverRenewedAfterTimeoutNowWasSent) {
   ASSERT_TRUE(g.at(0).ReadIndex(3).ok());
   EXPECT_EQ(g.at(0).stats().lease_reads, 0u);
   EXPECT_EQ(g.at(0).stats().quorum_reads, 1u);
+}
+
+TEST(PaxosReplica, LeaderThatHearsNoMajorityStepsDownAndAnotherTakesOver) {
+  Group g(3);
+  g.Elect(0);
+  g.Run(2);
+  g.CutDirected(1, 0);  // 0 still reaches everyone, but hears nothing back
+  g.CutDirected(2, 0);
+  g.Run(6 * Config{}.election_ticks);
+  EXPECT_GE(g.at(0).stats().step_downs, 1u);
+  const int leader = g.Leader();
+  EXPECT_TRUE(leader == 1 || leader == 2) << "leader " << leader;
 }
 
 TEST(PaxosReplica, PreferredLeaderTakesOver) {
