@@ -3,6 +3,7 @@
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(WIREDTIGER REQUIRED IMPORTED_TARGET wiredtiger>=3.2.1)
 pkg_check_modules(ZMQ REQUIRED IMPORTED_TARGET libzmq>=4.3.2)
+pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
 find_package(cppzmq REQUIRED)
 find_package(FlatBuffers CONFIG REQUIRED)
 find_package(spdlog CONFIG REQUIRED)

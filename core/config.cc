@@ -1,5 +1,7 @@
 #include "core/config.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -60,6 +62,146 @@ const toml::table* SubTable(const toml::table& root, std::string_view name, Stat
   return node->as_table();
 }
 
+Status ParseCluster(const toml::table& root, std::string_view source, ClusterConfig* out) {
+  Status sub_error;
+  const toml::table* node = SubTable(root, "node", &sub_error, source);
+  GEOKV_RETURN_IF_ERROR(sub_error);
+  const toml::table* cluster = SubTable(root, "cluster", &sub_error, source);
+  GEOKV_RETURN_IF_ERROR(sub_error);
+  if (node == nullptr) return ConfigError(source, "node", "missing (a cluster node needs [node] id = ...)");
+  if (cluster == nullptr) return ConfigError(source, "cluster", "missing (a node needs [cluster] and its nodes)");
+
+  GEOKV_RETURN_IF_ERROR(CheckKnown(*node, "node.", {"id", "metrics_endpoint"}, source));
+  if (!node->contains("id")) return ConfigError(source, "node.id", "missing");
+  GEOKV_RETURN_IF_ERROR(ReadInt(*node, "id", "node.id", source, 0, 63, &out->self));
+  GEOKV_RETURN_IF_ERROR(ReadString(*node, "metrics_endpoint", "node.metrics_endpoint", source, &out->metrics_endpoint));
+
+  GEOKV_RETURN_IF_ERROR(CheckKnown(*cluster, "cluster.", {"shards", "request_timeout_ms", "preferred_leader", "nodes"}, source));
+  GEOKV_RETURN_IF_ERROR(ReadInt(*cluster, "shards", "cluster.shards", source, 1, 4096, &out->shards));
+  GEOKV_RETURN_IF_ERROR(ReadInt(*cluster, "request_timeout_ms", "cluster.request_timeout_ms", source, 1, 3600 * 1000,
+                                &out->request_timeout_ms));
+  if (const toml::node* pl = cluster->get("preferred_leader")) {
+    const toml::array* arr = pl->as_array();
+    if (arr == nullptr) return ConfigError(source, "cluster.preferred_leader", "must be an array of region names");
+    for (const auto& v : *arr) {
+      if (!v.is_string()) return ConfigError(source, "cluster.preferred_leader", "must be an array of region names");
+      out->preferred_leader.push_back(*v.value<std::string>());
+    }
+  }
+  const toml::node* nodes = cluster->get("nodes");
+  const toml::array* arr = nodes != nullptr ? nodes->as_array() : nullptr;
+  if (arr == nullptr || arr->empty()) {
+    return ConfigError(source, "cluster.nodes", "missing ([[cluster.nodes]] with id, region, peer_endpoint, client_endpoint)");
+  }
+  std::set<std::string> regions;
+  for (size_t i = 0; i < arr->size(); ++i) {
+    const std::string path = "cluster.nodes[" + std::to_string(i) + "]";
+    const toml::table* t = (*arr)[i].as_table();
+    if (t == nullptr) return ConfigError(source, path, "must be a table");
+    GEOKV_RETURN_IF_ERROR(CheckKnown(*t, path + ".", {"id", "region", "peer_endpoint", "client_endpoint", "curve_public_key"}, source));
+    ClusterNode n;
+    GEOKV_RETURN_IF_ERROR(ReadInt(*t, "id", path + ".id", source, 0, 63, &n.id));
+    GEOKV_RETURN_IF_ERROR(ReadString(*t, "region", path + ".region", source, &n.region));
+    GEOKV_RETURN_IF_ERROR(ReadString(*t, "peer_endpoint", path + ".peer_endpoint", source, &n.peer_endpoint));
+    GEOKV_RETURN_IF_ERROR(ReadString(*t, "client_endpoint", path + ".client_endpoint", source, &n.client_endpoint));
+    GEOKV_RETURN_IF_ERROR(ReadString(*t, "curve_public_key", path + ".curve_public_key", source, &n.curve_public_key));
+    if (n.region.empty()) return ConfigError(source, path + ".region", "missing");
+    if (n.peer_endpoint.empty()) return ConfigError(source, path + ".peer_endpoint", "missing");
+    if (n.client_endpoint.empty()) return ConfigError(source, path + ".client_endpoint", "missing");
+    if (!regions.insert(n.region).second) {
+      return ConfigError(source, path + ".region", "\"" + n.region + "\" appears twice (one node per region)");
+    }
+    out->nodes.push_back(std::move(n));
+  }
+  std::sort(out->nodes.begin(), out->nodes.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+  for (size_t i = 0; i < out->nodes.size(); ++i) {
+    if (out->nodes[i].id != i) return ConfigError(source, "cluster.nodes", "ids must be 0..n-1, each once");
+  }
+  if (out->self >= out->nodes.size()) return ConfigError(source, "node.id", "is not one of cluster.nodes");
+  for (const auto& region : out->preferred_leader) {
+    if (!region.empty() && regions.count(region) == 0) {
+      return ConfigError(source, "cluster.preferred_leader", "names unknown region \"" + region + "\"");
+    }
+  }
+
+  if (const toml::table* p = SubTable(root, "policy", &sub_error, source)) {
+    GEOKV_RETURN_IF_ERROR(CheckKnown(*p, "policy.", {"default", "rules"}, source));
+    std::string def;
+    GEOKV_RETURN_IF_ERROR(ReadString(*p, "default", "policy.default", source, &def));
+    if (!def.empty()) {
+      auto m = ParseMode(def);
+      if (!m.ok()) return ConfigError(source, "policy.default", m.status().message());
+      out->policy = Policy(*m);
+    }
+    if (const toml::node* rules = p->get("rules")) {
+      const toml::table* rt = rules->as_table();
+      if (rt == nullptr) return ConfigError(source, "policy.rules", "must be a table of prefix = \"mode\"");
+      for (const auto& [prefix, mode] : *rt) {
+        const std::string path = "policy.rules.\"" + std::string(prefix.str()) + "\"";
+        if (!mode.is_string()) return ConfigError(source, path, "must be a mode name");
+        auto m = ParseMode(*mode.value<std::string>());
+        if (!m.ok()) return ConfigError(source, path, m.status().message());
+        if (prefix.str().empty()) return ConfigError(source, path, "empty prefix (use policy.default)");
+        Status s = out->policy.Set(prefix.str(), *m);
+        if (!s.ok()) return ConfigError(source, path, s.message());
+      }
+    }
+  }
+  GEOKV_RETURN_IF_ERROR(sub_error);
+
+  if (const toml::table* w = SubTable(root, "wan", &sub_error, source)) {
+    GEOKV_RETURN_IF_ERROR(CheckKnown(*w, "wan.", {"enabled", "seed", "links"}, source));
+    if (const toml::node* e = w->get("enabled")) {
+      if (!e->is_boolean()) return ConfigError(source, "wan.enabled", "must be true or false");
+      out->wan_enabled = *e->value<bool>();
+    }
+    GEOKV_RETURN_IF_ERROR(ReadInt(*w, "seed", "wan.seed", source, 0, INT64_MAX, &out->wan_seed));
+    if (const toml::node* links = w->get("links")) {
+      const toml::table* lt = links->as_table();
+      if (lt == nullptr) return ConfigError(source, "wan.links", "must be a table of region = { delay_ms, jitter_ms, loss }");
+      for (const auto& [region, link] : *lt) {
+        const std::string path = "wan.links." + std::string(region.str());
+        const toml::table* l = link.as_table();
+        if (l == nullptr) return ConfigError(source, path, "must be a table { delay_ms, jitter_ms, loss }");
+        if (regions.count(std::string(region.str())) == 0) return ConfigError(source, path, "unknown region");
+        GEOKV_RETURN_IF_ERROR(CheckKnown(*l, path + ".", {"delay_ms", "jitter_ms", "loss"}, source));
+        WanLink wl;
+        GEOKV_RETURN_IF_ERROR(ReadInt(*l, "delay_ms", path + ".delay_ms", source, 0, 60000, &wl.delay_ms));
+        GEOKV_RETURN_IF_ERROR(ReadInt(*l, "jitter_ms", path + ".jitter_ms", source, 0, 60000, &wl.jitter_ms));
+        if (const toml::node* loss = l->get("loss")) {
+          auto v = loss->value<double>();
+          if (!v || *v < 0 || *v > 1) return ConfigError(source, path + ".loss", "must be a number in [0, 1]");
+          wl.loss = *v;
+        }
+        out->wan_links.emplace_back(std::string(region.str()), wl);
+      }
+    }
+  }
+  GEOKV_RETURN_IF_ERROR(sub_error);
+
+  if (const toml::table* cv = SubTable(root, "curve", &sub_error, source)) {
+    GEOKV_RETURN_IF_ERROR(CheckKnown(*cv, "curve.", {"secret_key_file", "public_key_file", "allowed_keys_file"}, source));
+    GEOKV_RETURN_IF_ERROR(ReadString(*cv, "secret_key_file", "curve.secret_key_file", source, &out->curve_secret_key_file));
+    GEOKV_RETURN_IF_ERROR(ReadString(*cv, "public_key_file", "curve.public_key_file", source, &out->curve_public_key_file));
+    GEOKV_RETURN_IF_ERROR(ReadString(*cv, "allowed_keys_file", "curve.allowed_keys_file", source, &out->curve_allowed_keys_file));
+    if (out->curve_secret_key_file.empty() || out->curve_public_key_file.empty()) {
+      return ConfigError(source, "curve", "needs secret_key_file and public_key_file");
+    }
+    if (out->curve_allowed_keys_file.empty()) {
+      // Without an allowlist libzmq would accept any client key: refuse to start.
+      return ConfigError(source, "curve.allowed_keys_file", "missing: CURVE without an allowlist admits anyone");
+    }
+    for (size_t i = 0; i < out->nodes.size(); ++i) {
+      if (out->nodes[i].curve_public_key.empty()) {
+        return ConfigError(source, "cluster.nodes[" + std::to_string(i) + "].curve_public_key", "missing (CURVE is on)");
+      }
+    }
+    out->curve = true;
+  }
+  GEOKV_RETURN_IF_ERROR(sub_error);
+  return Status::Ok();
+}
+
 }  // namespace
 
 StatusOr<Config> Config::FromToml(std::string_view text, std::string_view source) {
@@ -73,7 +215,8 @@ StatusOr<Config> Config::FromToml(std::string_view text, std::string_view source
   }
 
   Config c;
-  GEOKV_RETURN_IF_ERROR(CheckKnown(root, "", {"data_dir", "limits", "storage", "log"}, source));
+  GEOKV_RETURN_IF_ERROR(CheckKnown(root, "", {"data_dir", "limits", "storage", "log", "node", "cluster",
+                                              "policy", "wan", "curve"}, source));
   GEOKV_RETURN_IF_ERROR(ReadString(root, "data_dir", "data_dir", source, &c.data_dir));
 
   Status sub_error;
@@ -107,6 +250,18 @@ StatusOr<Config> Config::FromToml(std::string_view text, std::string_view source
     GEOKV_RETURN_IF_ERROR(ReadString(*t, "level", "log.level", source, &c.log_level));
   }
   GEOKV_RETURN_IF_ERROR(sub_error);
+
+  if (root.contains("cluster") || root.contains("node")) {
+    ClusterConfig cluster;
+    GEOKV_RETURN_IF_ERROR(ParseCluster(root, source, &cluster));
+    c.cluster = std::move(cluster);
+  } else {
+    for (const char* section : {"policy", "wan", "curve"}) {
+      if (root.contains(section)) {
+        return ConfigError(source, section, "needs a [cluster] section (it configures a cluster node)");
+      }
+    }
+  }
 
   Status valid = c.Validate();
   if (!valid.ok()) return Status(Code::kConfig, std::string(source) + ": " + valid.message());

@@ -1,6 +1,8 @@
 // Config: everything a node is configured with, from TOML (toml++) or from code.
 //
-// File layout (every field optional; unknown fields are an error naming the field):
+// File layout (every field optional; unknown fields are an error naming the field). The
+// [node], [cluster], [policy], [wan] and [curve] sections make the node part of a
+// multi-region cluster (geokvd); without [cluster] it is a single embedded store.
 //   data_dir = "/var/lib/geokv"
 //   [limits]   key_bytes_max = 4096      value_bytes_max = 1048576
 //   [storage]  durability = "sync"       # "sync" | "write" | "none"
@@ -16,7 +18,12 @@
 #include <string>
 #include <string_view>
 
+#include <optional>
+#include <utility>
+#include <vector>
+
 #include "base/status.h"
+#include "core/policy.h"
 #include "core/storage/storage.h"
 
 namespace geokv {
@@ -30,6 +37,48 @@ struct Limits {
   size_t value_bytes_max = 1024 * 1024;
 };
 
+// One node of a cluster (one per region; the id is the region's index).
+struct ClusterNode {
+  uint32_t id = 0;
+  std::string region;
+  std::string peer_endpoint;    // ZeroMQ endpoint other nodes reach this node on
+  std::string client_endpoint;  // ZeroMQ endpoint clients reach this node on
+  std::string curve_public_key; // Z85; required when CURVE is on
+};
+
+// Emulated WAN link from this node to a region.
+struct WanLink {
+  int64_t delay_ms = 0;
+  int64_t jitter_ms = 0;
+  double loss = 0;
+};
+
+//   [node]     id = 0                    metrics_endpoint = "127.0.0.1:9100"
+//   [cluster]  shards = 4  request_timeout_ms = 5000  preferred_leader = ["us-east", ...]
+//   [[cluster.nodes]]  id = 0  region = "us-east"  peer_endpoint = "tcp://..."
+//                      client_endpoint = "tcp://..."  curve_public_key = "..."
+//   [policy]   default = "strong"        rules = { "c/" = "counter", "s/" = "set" }
+//   [wan]      enabled = true  seed = 1  links = { "eu-west" = { delay_ms = 40, jitter_ms = 2, loss = 0.0 } }
+//   [curve]    secret_key_file = "..."  public_key_file = "..."  allowed_keys_file = "..."
+struct ClusterConfig {
+  uint32_t self = 0;
+  std::vector<ClusterNode> nodes;  // sorted by id; ids are 0..n-1
+  uint32_t shards = 4;
+  std::vector<std::string> preferred_leader;  // per shard, a region name ("" for none)
+  int64_t request_timeout_ms = 5000;
+  Policy policy;
+  std::string metrics_endpoint;    // host:port of the Prometheus endpoint; empty: off
+  bool wan_enabled = false;
+  uint64_t wan_seed = 1;
+  std::vector<std::pair<std::string, WanLink>> wan_links;  // by destination region
+  bool curve = false;
+  std::string curve_secret_key_file;
+  std::string curve_public_key_file;
+  std::string curve_allowed_keys_file;
+
+  const ClusterNode& me() const { return nodes[self]; }
+};
+
 struct Config {
   std::string data_dir;
   Limits limits;
@@ -38,6 +87,7 @@ struct Config {
   int64_t commit_timeout_ms = 30000;
   size_t cache_mb = 64;
   std::string log_level = "info";
+  std::optional<ClusterConfig> cluster;  // set by a [cluster] section
 
   // Parses TOML text; `source` names it in error messages (a path, or "<string>").
   static StatusOr<Config> FromToml(std::string_view text, std::string_view source = "<string>");

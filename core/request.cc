@@ -39,7 +39,8 @@ const T* Verified(std::string_view bytes, const char* what, Status* error) {
 std::string_view OpName(Op op) {
   static constexpr std::string_view kNames[] = {
       "get", "put", "delete", "cas", "add", "sadd", "srem", "smembers", "scontains",
-      "mvget", "mvput", "mvdelete", "policy-set", "policy-remove", "policy-list", "status"};
+      "mvget", "mvput", "mvdelete", "policy-set", "policy-remove", "policy-list", "status",
+      "partition", "heal"};
   auto i = static_cast<size_t>(op);
   return i < std::size(kNames) ? kNames[i] : "?";
 }

@@ -23,8 +23,10 @@ enum class Op : uint8_t {
   kMvGet = 9, kMvPut = 10, kMvDelete = 11,
   kPolicySet = 12, kPolicyRemove = 13, kPolicyList = 14,
   kStatus = 15,
+  kPartition = 16,  // admin (WAN emulation): key = region, value "1" cut / "0" reconnect
+  kHeal = 17,       // admin: remove every emulated partition
 };
-inline constexpr uint8_t kOpMax = 15;
+inline constexpr uint8_t kOpMax = 17;
 std::string_view OpName(Op op);
 
 struct Request {

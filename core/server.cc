@@ -1,0 +1,424 @@
+#include "core/server.h"
+
+#include <chrono>
+#include <map>
+#include <random>
+#include <sstream>
+#include <utility>
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+#include <zmq.hpp>
+
+#include "core/engine.h"
+#include "core/log.h"
+#include "core/storage/wiredtiger_storage.h"
+#include "replication/transport/curve_keys.h"
+#include "replication/transport/zap_authorizer.h"
+#include "replication/transport/zmq_transport.h"
+#include "replication/wire/node_generated.h"
+
+namespace geokv {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int64_t MonotonicUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(Clock::now().time_since_epoch()).count();
+}
+
+// Times every write to the storage (the WiredTiger commit latency metric).
+class TimedStorage final : public storage::Storage {
+ public:
+  explicit TimedStorage(std::unique_ptr<storage::WiredTigerStorage> inner) : inner_(std::move(inner)) {}
+  Status Write(const storage::WriteBatch& batch, storage::Durability durability) override {
+    const int64_t start = MonotonicUs();
+    Status s = inner_->Write(batch, durability);
+    commit_us_sum_ += MonotonicUs() - start;
+    commits_++;
+    return s;
+  }
+  StatusOr<std::string> Get(std::string_view table, std::string_view key) override { return inner_->Get(table, key); }
+  StatusOr<std::vector<storage::Entry>> Scan(std::string_view table, std::string_view prefix, std::string_view after,
+                                             size_t limit) override {
+    return inner_->Scan(table, prefix, after, limit);
+  }
+  Status Close() override { return inner_->Close(); }
+  int64_t commit_us_sum() const { return commit_us_sum_; }
+  uint64_t commits() const { return commits_; }
+
+ private:
+  std::unique_ptr<storage::WiredTigerStorage> inner_;
+  int64_t commit_us_sum_ = 0;  // event-loop thread only
+  uint64_t commits_ = 0;
+};
+
+class ProdEnv final : public Env {
+ public:
+  ProdEnv(transport::Transport& transport, storage::Storage& store)
+      : transport_(transport), store_(store), rng_(std::random_device{}()) {}
+  int64_t NowUs() override { return MonotonicUs(); }
+  void Send(uint32_t to, std::string bytes) override {
+    // kBusy: the peer's queue is full. The protocols resend what matters; count it.
+    if (!transport_.Send(to, bytes).ok()) send_failures_++;
+  }
+  storage::Storage& Store() override { return store_; }
+  uint64_t Random() override { return rng_(); }
+  uint64_t send_failures() const { return send_failures_; }
+
+ private:
+  transport::Transport& transport_;
+  storage::Storage& store_;
+  std::mt19937_64 rng_;
+  uint64_t send_failures_ = 0;
+};
+
+bool VerifyEnvelope(std::string_view bytes) {
+  flatbuffers::Verifier v(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  return v.VerifyBuffer<wire::node::Envelope>(nullptr);
+}
+
+std::string ModeLabel(Op op, const Policy& policy, std::string_view key) {
+  switch (op) {
+    case Op::kPolicySet: case Op::kPolicyRemove: case Op::kPolicyList: return "policy";
+    case Op::kStatus: case Op::kPartition: case Op::kHeal: return "admin";
+    default: return std::string(ModeName(policy.Lookup(key)));
+  }
+}
+
+}  // namespace
+
+struct Server::Impl {
+  Config config;
+  std::unique_ptr<TimedStorage> store;
+  std::unique_ptr<transport::ZmqTransport> transport;
+  std::unique_ptr<ProdEnv> env;
+  std::unique_ptr<Engine> engine;
+
+  zmq::context_t context{1};
+  zmq::socket_t clients;
+  zmq::socket_t zap;  // CURVE for clients: our own ZAP handler in this context
+  std::unique_ptr<transport::ZapAuthorizer> authorizer;
+  std::string bound_client;
+
+  std::thread loop;
+  std::atomic<bool> stop{false};
+  std::once_flag stopped;
+
+  mutable std::mutex metrics_mu;
+  std::string metrics;  // guarded by metrics_mu
+  std::unique_ptr<httplib::Server> http;
+  std::thread http_thread;
+
+  // Event-loop thread only.
+  struct OpStats { uint64_t count = 0, errors = 0; double seconds = 0; };
+  std::map<std::string, OpStats> per_mode;
+  uint64_t bad_requests = 0;
+
+  void Run();
+  void OnClientMessage();
+  void Reply(const std::string& identity, const Response& r);
+  void RefreshMetrics();
+};
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Server::~Server() { Stop(); }
+
+StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
+  if (!config.cluster) return Status(Code::kConfig, "cluster: missing (a server needs [node] and [cluster])");
+  GEOKV_RETURN_IF_ERROR(config.Validate());
+  GEOKV_RETURN_IF_ERROR(SetLogLevel(config.log_level));
+  const ClusterConfig& cc = *config.cluster;
+  auto impl = std::make_unique<Impl>();
+  impl->config = config;
+
+  storage::WiredTigerStorage::Options so;
+  so.dir = config.data_dir;
+  so.cache_mb = config.cache_mb;
+  so.group_commit_batches_max = config.group_commit_batches_max;
+  so.commit_timeout_ms = config.commit_timeout_ms;
+  auto wt = storage::WiredTigerStorage::Open(so);
+  if (!wt.ok()) return wt.status();
+  impl->store = std::make_unique<TimedStorage>(std::move(wt).value());
+
+  transport::ZmqTransportOptions to;
+  to.self = cc.self;
+  to.region = cc.me().region;
+  to.bind_endpoint = cc.me().peer_endpoint;
+  for (const auto& n : cc.nodes) {
+    if (n.id == cc.self) continue;
+    to.peers[n.id] = transport::Peer{n.peer_endpoint, n.region, n.curve_public_key};
+  }
+  to.verifier = VerifyEnvelope;
+  to.message_bytes_max = kMessageBytesMax;
+  to.wan.enabled = cc.wan_enabled;
+  to.wan.seed = cc.wan_seed;
+  for (const auto& [region, link] : cc.wan_links) {
+    to.wan.links[region] = transport::LinkProfile{link.delay_ms, link.jitter_ms, link.loss};
+  }
+  if (cc.curve) {
+    to.curve.enabled = true;
+    to.curve.secret_key_file = cc.curve_secret_key_file;
+    to.curve.public_key_file = cc.curve_public_key_file;
+    to.curve.allowed_public_keys_file = cc.curve_allowed_keys_file;
+  }
+  auto transport = transport::ZmqTransport::Start(std::move(to));
+  if (!transport.ok()) return transport.status();
+  impl->transport = std::move(transport).value();
+  impl->env = std::make_unique<ProdEnv>(*impl->transport, *impl->store);
+
+  EngineOptions eo;
+  eo.self = cc.self;
+  eo.regions = static_cast<uint32_t>(cc.nodes.size());
+  eo.shards = cc.shards;
+  for (const auto& region : cc.preferred_leader) {
+    std::optional<uint32_t> id;
+    for (const auto& n : cc.nodes) {
+      if (n.region == region) id = n.id;
+    }
+    eo.preferred_leader.push_back(id);
+  }
+  eo.policy = cc.policy;
+  eo.limits = config.limits;
+  eo.durability = config.durability;
+  eo.request_timeout_ms = cc.request_timeout_ms;
+  auto engine = Engine::Open(eo, *impl->env);
+  if (!engine.ok()) return engine.status();
+  impl->engine = std::move(engine).value();
+
+  try {
+    impl->clients = zmq::socket_t(impl->context, zmq::socket_type::router);
+    impl->clients.set(zmq::sockopt::linger, 0);
+    impl->clients.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(kMessageBytesMax));
+    impl->clients.set(zmq::sockopt::sndhwm, 10000);
+    impl->clients.set(zmq::sockopt::rcvhwm, 10000);
+    if (cc.curve) {
+      auto secret = transport::ReadCurveKeyFile(cc.curve_secret_key_file);
+      if (!secret.ok()) return secret.status();
+      auto allowed = transport::ReadCurveKeyListFile(cc.curve_allowed_keys_file);
+      if (!allowed.ok()) return allowed.status();
+      if (allowed->empty()) return Status(Code::kConfig, "curve.allowed_keys_file: the allowlist is empty");
+      impl->authorizer = std::make_unique<transport::ZapAuthorizer>(
+          std::set<std::string>(allowed->begin(), allowed->end()));
+      impl->zap = zmq::socket_t(impl->context, zmq::socket_type::rep);
+      impl->zap.set(zmq::sockopt::linger, 0);
+      impl->zap.bind("inproc://zeromq.zap.01");
+      impl->clients.set(zmq::sockopt::curve_server, 1);
+      impl->clients.set(zmq::sockopt::curve_secretkey, *secret);
+      impl->clients.set(zmq::sockopt::zap_domain, "geokv-clients");
+    }
+    impl->clients.bind(cc.me().client_endpoint);
+    impl->bound_client = impl->clients.get(zmq::sockopt::last_endpoint);
+  } catch (const zmq::error_t& e) {
+    return IOError("cannot bind the client endpoint " + cc.me().client_endpoint + ": " + e.what());
+  }
+
+  if (!cc.metrics_endpoint.empty()) {
+    const auto colon = cc.metrics_endpoint.rfind(':');
+    if (colon == std::string::npos) return Status(Code::kConfig, "node.metrics_endpoint: must be host:port");
+    const std::string host = cc.metrics_endpoint.substr(0, colon);
+    const int port = std::atoi(cc.metrics_endpoint.c_str() + colon + 1);
+    impl->http = std::make_unique<httplib::Server>();
+    Impl* raw = impl.get();
+    impl->http->Get("/metrics", [raw](const httplib::Request&, httplib::Response& res) {
+      std::lock_guard lock(raw->metrics_mu);
+      res.set_content(raw->metrics, "text/plain; version=0.0.4");
+    });
+    if (!impl->http->bind_to_port(host, port)) {
+      return IOError("cannot bind the metrics endpoint " + cc.metrics_endpoint);
+    }
+    impl->http_thread = std::thread([raw] { raw->http->listen_after_bind(); });
+  }
+
+  spdlog::info("geokvd node {} ({}) serving clients on {}, peers on {}", cc.self, cc.me().region,
+               impl->bound_client, impl->transport->bound_endpoint());
+  Impl* raw = impl.get();
+  impl->loop = std::thread([raw] { raw->Run(); });
+  return std::unique_ptr<Server>(new Server(std::move(impl)));
+}
+
+void Server::Stop() {
+  if (!impl_) return;
+  std::call_once(impl_->stopped, [this] {
+    impl_->stop = true;
+    if (impl_->loop.joinable()) impl_->loop.join();
+    if (impl_->http) impl_->http->stop();
+    if (impl_->http_thread.joinable()) impl_->http_thread.join();
+    impl_->transport->Stop(500);
+    impl_->engine.reset();
+    Status s = impl_->store->Close();
+    if (!s.ok()) spdlog::error("closing storage: {}", s.ToString());
+  });
+}
+
+std::string Server::client_endpoint() const { return impl_->bound_client; }
+
+std::string Server::MetricsText() const {
+  std::lock_guard lock(impl_->metrics_mu);
+  return impl_->metrics;
+}
+
+void Server::Impl::Reply(const std::string& identity, const Response& r) {
+  const std::string bytes = EncodeResponse(r);
+  try {
+    clients.send(zmq::buffer(identity), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+    clients.send(zmq::buffer(bytes), zmq::send_flags::dontwait);
+  } catch (const zmq::error_t& e) {
+    spdlog::debug("reply to a client failed: {}", e.what());
+  }
+}
+
+void Server::Impl::OnClientMessage() {
+  for (int i = 0; i < 256; ++i) {  // a bounded batch per wakeup
+    std::vector<zmq::message_t> parts;
+    zmq::message_t part;
+    auto got = clients.recv(part, zmq::recv_flags::dontwait);
+    if (!got) return;
+    parts.push_back(std::move(part));
+    while (parts.back().more() && parts.size() < 4) {
+      zmq::message_t next;
+      if (!clients.recv(next, zmq::recv_flags::dontwait)) break;
+      parts.push_back(std::move(next));
+    }
+    if (parts.size() != 2) {
+      bad_requests++;
+      continue;
+    }
+    const std::string identity = parts[0].to_string();
+    auto request = DecodeRequest(parts[1].to_string_view());
+    if (!request.ok()) {
+      bad_requests++;
+      Response r;
+      r.status = request.status();
+      Reply(identity, r);
+      continue;
+    }
+    if (request->op == Op::kPartition || request->op == Op::kHeal) {
+      Response r;
+      r.id = request->id;
+      if (request->op == Op::kHeal) {
+        transport->Heal();
+      } else {
+        transport->Partition(request->key, request->value == "1");
+      }
+      spdlog::info("admin: {} {}", OpName(request->op), request->key);
+      Reply(identity, r);
+      continue;
+    }
+    const std::string mode = ModeLabel(request->op, engine->policy(), request->key);
+    const int64_t start = MonotonicUs();
+    engine->Submit(std::move(request).value(), [this, identity, mode, start](Response r) {
+      OpStats& s = per_mode[mode];
+      s.count++;
+      if (!r.status.ok() && !r.status.IsNotFound()) s.errors++;
+      s.seconds += static_cast<double>(MonotonicUs() - start) / 1e6;
+      Reply(identity, r);
+    });
+  }
+}
+
+void Server::Impl::Run() {
+  const int64_t tick_us = 10'000;
+  int64_t next_tick = MonotonicUs() + tick_us;
+  int64_t next_metrics = 0;
+  std::vector<zmq::pollitem_t> items;
+  items.push_back({clients.handle(), 0, ZMQ_POLLIN, 0});
+  if (authorizer) items.push_back({zap.handle(), 0, ZMQ_POLLIN, 0});
+  transport::Event ev;
+  while (!stop.load()) {
+    // Peers: wait for one message up to 1 ms, then drain what is there.
+    int drained = 0;
+    if (transport->Poll(&ev, 1)) {
+      do {
+        engine->Step(ev.from, ev.bytes);
+      } while (++drained < 1024 && transport->Poll(&ev, 0));
+    }
+    // Clients (and their CURVE handshakes).
+    try {
+      zmq::poll(items.data(), items.size(), std::chrono::milliseconds(0));
+      if (items[0].revents & ZMQ_POLLIN) OnClientMessage();
+      if (items.size() > 1 && (items[1].revents & ZMQ_POLLIN)) {
+        std::vector<zmq::message_t> frames;
+        zmq::message_t f;
+        while (zap.recv(f, zmq::recv_flags::dontwait)) {
+          bool more = f.more();
+          frames.push_back(std::move(f));
+          if (!more) break;
+        }
+        std::vector<std::string> request;
+        for (auto& fr : frames) request.push_back(fr.to_string());
+        auto reply = authorizer->Handle(request);
+        for (size_t i = 0; i < reply.size(); ++i) {
+          zap.send(zmq::buffer(reply[i]), i + 1 < reply.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+        }
+      }
+    } catch (const zmq::error_t& e) {
+      spdlog::warn("client socket: {}", e.what());
+    }
+    const int64_t now = MonotonicUs();
+    if (now >= next_tick) {
+      engine->Tick();
+      next_tick = now + tick_us;
+    }
+    if (now >= next_metrics) {
+      RefreshMetrics();
+      next_metrics = now + 500'000;
+    }
+  }
+}
+
+void Server::Impl::RefreshMetrics() {
+  std::ostringstream m;
+  const auto& es = engine->stats();
+  m << "# HELP geokv_requests_total Client operations answered, by key mode.\n# TYPE geokv_requests_total counter\n";
+  for (const auto& [mode, s] : per_mode) m << "geokv_requests_total{mode=\"" << mode << "\"} " << s.count << "\n";
+  m << "# TYPE geokv_request_errors_total counter\n";
+  for (const auto& [mode, s] : per_mode) m << "geokv_request_errors_total{mode=\"" << mode << "\"} " << s.errors << "\n";
+  m << "# HELP geokv_request_seconds Time from receiving an operation to answering it.\n# TYPE geokv_request_seconds summary\n";
+  for (const auto& [mode, s] : per_mode) {
+    m << "geokv_request_seconds_sum{mode=\"" << mode << "\"} " << s.seconds << "\n";
+    m << "geokv_request_seconds_count{mode=\"" << mode << "\"} " << s.count << "\n";
+  }
+  m << "# TYPE geokv_bad_requests_total counter\ngeokv_bad_requests_total " << bad_requests << "\n";
+  m << "# TYPE geokv_forwarded_total counter\ngeokv_forwarded_total " << es.forwarded << "\n";
+  m << "# TYPE geokv_request_timeouts_total counter\ngeokv_request_timeouts_total " << es.timeouts << "\n";
+  m << "# TYPE geokv_bad_peer_messages_total counter\ngeokv_bad_peer_messages_total " << es.bad_messages << "\n";
+  m << "# TYPE geokv_paxos_commit_index gauge\n# TYPE geokv_paxos_leader gauge\n"
+       "# TYPE geokv_paxos_elections_total counter\n# TYPE geokv_paxos_leaderships_total counter\n"
+       "# TYPE geokv_paxos_malformed_total counter\n";
+  for (uint32_t g = 0; g < engine->groups(); ++g) {
+    const auto& r = engine->replica(g);
+    const std::string label = "{group=\"" + (g + 1 == engine->groups() ? std::string("meta") : std::to_string(g)) + "\"}";
+    m << "geokv_paxos_commit_index" << label << " " << r.commit_index() << "\n";
+    m << "geokv_paxos_leader" << label << " " << r.leader_hint() << "\n";
+    m << "geokv_paxos_elections_total" << label << " " << r.stats().elections << "\n";
+    m << "geokv_paxos_leaderships_total" << label << " " << r.stats().leaderships << "\n";
+    m << "geokv_paxos_malformed_total" << label << " " << r.stats().malformed << "\n";
+  }
+  const auto& ds = engine->disseminator().stats();
+  m << "# TYPE geokv_crdt_batches_sealed_total counter\ngeokv_crdt_batches_sealed_total " << ds.batches_sealed << "\n";
+  m << "# TYPE geokv_crdt_batches_applied_total counter\ngeokv_crdt_batches_applied_total " << ds.batches_applied << "\n";
+  m << "# TYPE geokv_crdt_bytes_sent_total counter\ngeokv_crdt_bytes_sent_total " << ds.bytes_sent << "\n";
+  m << "# TYPE geokv_crdt_messages_bad_total counter\ngeokv_crdt_messages_bad_total " << ds.messages_bad << "\n";
+  const auto ts = transport->Stats();
+  m << "# TYPE geokv_transport_messages_total counter\n";
+  m << "geokv_transport_messages_total{dir=\"sent\"} " << ts.sent << "\n";
+  m << "geokv_transport_messages_total{dir=\"received\"} " << ts.received << "\n";
+  m << "# TYPE geokv_transport_dropped_total counter\n";
+  m << "geokv_transport_dropped_total{reason=\"bad\"} " << ts.dropped_bad << "\n";
+  m << "geokv_transport_dropped_total{reason=\"queue_full\"} " << ts.dropped_queue_full << "\n";
+  m << "geokv_transport_dropped_total{reason=\"wan_loss\"} " << ts.dropped_wan_loss << "\n";
+  m << "geokv_transport_dropped_total{reason=\"partition\"} " << ts.dropped_partition << "\n";
+  m << "geokv_transport_dropped_total{reason=\"expired\"} " << ts.dropped_expired << "\n";
+  m << "geokv_transport_dropped_total{reason=\"auth\"} " << ts.refused_auth << "\n";
+  m << "# HELP geokv_storage_commit_seconds WiredTiger write (and fsync) time per event-loop round.\n"
+       "# TYPE geokv_storage_commit_seconds summary\n";
+  m << "geokv_storage_commit_seconds_sum " << static_cast<double>(store->commit_us_sum()) / 1e6 << "\n";
+  m << "geokv_storage_commit_seconds_count " << store->commits() << "\n";
+  std::lock_guard lock(metrics_mu);
+  metrics = m.str();
+}
+
+}  // namespace geokv

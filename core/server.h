@@ -1,0 +1,55 @@
+// Server: a geokv node in production. It hosts the Engine on one event-loop thread and
+// gives it its Env: the steady clock, a ZmqTransport to the other regions (with WAN
+// emulation and CURVE when configured), WiredTiger, and OS randomness. Clients reach it on
+// a ZeroMQ ROUTER socket speaking the client protocol (node.fbs Request/Response); a
+// Prometheus text endpoint (cpp-httplib) serves its metrics.
+//
+// Threads: the event loop owns the Engine and the client socket (STYLE 25: the transport's
+// I/O thread and the HTTP thread only hand data over through queues and a snapshot).
+//
+// Ownership: Start returns the only owner; Stop (or the destructor) stops the loop, the
+// transport and the HTTP server, then closes the storage. Thread-safety: Stop and the
+// accessors may be called from any thread.
+#ifndef GEOKV_CORE_SERVER_H_
+#define GEOKV_CORE_SERVER_H_
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "base/status.h"
+#include "core/config.h"
+
+namespace geokv {
+
+class Server {
+ public:
+  // Opens the storage, starts the transport, binds the client endpoint and starts the
+  // event loop. kConfig when config.cluster is missing or inconsistent (the message names
+  // the field); kIOError / kBusy from the storage; kIOError when an endpoint cannot bind.
+  static StatusOr<std::unique_ptr<Server>> Start(const Config& config);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Graceful stop: answers nothing new, stops the threads within about a second, closes
+  // the store. Idempotent.
+  void Stop();
+
+  // The endpoint the client socket is bound to (with the real port when "*" was asked).
+  std::string client_endpoint() const;
+  // The latest metrics, in the Prometheus text format (refreshed every 500 ms).
+  std::string MetricsText() const;
+
+  struct Impl;
+
+ private:
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace geokv
+
+#endif  // GEOKV_CORE_SERVER_H_

@@ -1,0 +1,177 @@
+// geokv: the command line of geokv. Talks to any node of a cluster (client endpoints from
+// --endpoints or $GEOKV_ENDPOINTS), or starts a local multi-region cluster (`geokv local`).
+//
+//   geokv put KEY VALUE | get KEY | del KEY | cas KEY NEW [--expect OLD] | add KEY DELTA
+//   geokv sadd KEY ELEMENT | srem KEY ELEMENT | smembers KEY
+//   geokv policy set PREFIX MODE | policy list | status
+//   geokv local --regions us-east,eu-west,ap-northeast [--rtt-ms N]
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "core/client.h"
+#include "core/policy.h"
+#include "tools/geokv/local_cluster.h"
+
+namespace {
+
+std::vector<std::string> SplitCommas(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= s.size()) {
+    size_t end = s.find(',', start);
+    if (end == std::string::npos) end = s.size();
+    if (end > start) out.push_back(s.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+int Print(const geokv::Response& r, geokv::Op op, bool json) {
+  if (json) {
+    nlohmann::json j;
+    j["ok"] = r.status.ok();
+    if (!r.status.ok()) {
+      j["error"] = std::string(geokv::CodeName(r.status.code()));
+      j["message"] = r.status.message();
+    }
+    j["found"] = r.found;
+    if (!r.value.empty()) j["value"] = r.value;
+    if (!r.values.empty()) j["values"] = r.values;
+    if (op == geokv::Op::kAdd) j["number"] = r.number;
+    std::printf("%s\n", j.dump().c_str());
+  } else if (!r.status.ok() && !(r.status.IsNotFound() && op == geokv::Op::kGet)) {
+    std::fprintf(stderr, "geokv: %s\n", r.status.ToString().c_str());
+  } else if (op == geokv::Op::kGet) {
+    if (r.found) std::printf("%s\n", r.value.c_str()); else std::fprintf(stderr, "(not found)\n");
+  } else if (op == geokv::Op::kAdd) {
+    std::printf("%lld\n", static_cast<long long>(r.number));
+  } else if (op == geokv::Op::kCas && r.status.ok()) {
+    std::printf("OK\n");
+  } else if (!r.values.empty()) {
+    for (const auto& v : r.values) std::printf("%s\n", v.c_str());
+  } else if (op != geokv::Op::kSetMembers) {
+    std::printf("OK\n");
+  }
+  if (r.status.ok()) return 0;
+  if (r.status.IsNotFound()) return 1;
+  if (r.status.code() == geokv::Code::kConflict) return 3;
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"geokv: command line of the geokv geo-replicated key-value store"};
+  app.require_subcommand(1);
+  const char* env = std::getenv("GEOKV_ENDPOINTS");
+  std::string endpoints = env != nullptr ? env : "tcp://127.0.0.1:7200";
+  int64_t timeout_ms = 5000;
+  bool json = false;
+  app.add_option("-e,--endpoints", endpoints, "client endpoints, comma-separated ($GEOKV_ENDPOINTS)");
+  app.add_option("-t,--timeout-ms", timeout_ms, "deadline of each request")->check(CLI::Range(1, 3600000));
+  app.add_flag("--json", json, "print the answer as JSON");
+
+  geokv::Request req;
+  std::string mode_name, delta_text, expect;
+  bool has_expect = false;
+
+  auto* put = app.add_subcommand("put", "store VALUE under KEY (strong or lww key)");
+  put->add_option("key", req.key)->required();
+  put->add_option("value", req.value)->required();
+  auto* get = app.add_subcommand("get", "read KEY");
+  get->add_option("key", req.key)->required();
+  auto* del = app.add_subcommand("del", "delete KEY");
+  del->add_option("key", req.key)->required();
+  auto* cas = app.add_subcommand("cas", "set KEY to NEW if it holds OLD (--expect), or is absent");
+  cas->add_option("key", req.key)->required();
+  cas->add_option("new", req.value)->required();
+  cas->add_option("--expect", expect, "the value KEY must hold (default: KEY must be absent)");
+  auto* add = app.add_subcommand("add", "add DELTA to a counter (strong or counter key)");
+  add->add_option("key", req.key)->required();
+  add->add_option("delta", req.delta)->required();
+  auto* sadd = app.add_subcommand("sadd", "add ELEMENT to a set");
+  sadd->add_option("key", req.key)->required();
+  sadd->add_option("element", req.value)->required();
+  auto* srem = app.add_subcommand("srem", "remove ELEMENT from a set");
+  srem->add_option("key", req.key)->required();
+  srem->add_option("element", req.value)->required();
+  auto* smembers = app.add_subcommand("smembers", "list a set's members");
+  smembers->add_option("key", req.key)->required();
+  auto* policy = app.add_subcommand("policy", "show or change which mode each key prefix uses");
+  policy->require_subcommand(1);
+  auto* pset = policy->add_subcommand("set", "keys under PREFIX use MODE (strong|lww|mvreg|counter|set)");
+  pset->add_option("prefix", req.key)->required();
+  pset->add_option("mode", mode_name)->required();
+  auto* plist = policy->add_subcommand("list", "list the rules");
+  auto* status = app.add_subcommand("status", "the node's view: regions, shard leaders, replication");
+  auto* partition = app.add_subcommand("partition", "admin (emulated WAN): cut REGION off, or --heal it");
+  partition->add_option("region", req.key)->required();
+  bool reconnect = false;
+  partition->add_flag("--heal", reconnect, "reconnect REGION instead");
+  auto* heal = app.add_subcommand("heal", "admin (emulated WAN): remove every partition");
+
+  geokv::tools::LocalClusterOptions local;
+  std::string regions = "us-east,eu-west,ap-northeast";
+  auto* lc = app.add_subcommand("local", "run a multi-region cluster on this machine (Ctrl-C stops it)");
+  lc->add_option("--regions", regions, "comma-separated region names");
+  lc->add_option("--rtt-ms", local.rtt_ms, "round trip between regions (default: AWS figures for known names, else 100)");
+  lc->add_option("--jitter-ms", local.jitter_ms, "emulated jitter per message");
+  lc->add_option("--base-port", local.base_port, "peers on base+i, clients on base+100+i, metrics on base+200+i");
+  lc->add_option("--shards", local.shards, "strong shards")->check(CLI::Range(1, 256));
+  lc->add_option("--dir", local.dir, "where data, configs and logs go (default: a new temporary directory)");
+  lc->add_option("--ready-file", local.ready_file, "written with the client endpoints once serving");
+  lc->add_option("--log-level", local.log_level, "geokvd log level");
+  lc->add_option("--geokvd", local.geokvd, "path of geokvd (default: next to this program)");
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (lc->parsed()) {
+    local.regions = SplitCommas(regions);
+    return geokv::tools::RunLocalCluster(local);
+  }
+  if (put->parsed()) req.op = geokv::Op::kPut;
+  if (get->parsed()) req.op = geokv::Op::kGet;
+  if (del->parsed()) req.op = geokv::Op::kDelete;
+  if (cas->parsed()) {
+    req.op = geokv::Op::kCas;
+    has_expect = cas->count("--expect") > 0;
+    req.has_expected = has_expect;
+    req.expected = expect;
+  }
+  if (add->parsed()) req.op = geokv::Op::kAdd;
+  if (sadd->parsed()) req.op = geokv::Op::kSetAdd;
+  if (srem->parsed()) req.op = geokv::Op::kSetRemove;
+  if (smembers->parsed()) req.op = geokv::Op::kSetMembers;
+  if (pset->parsed()) {
+    auto mode = geokv::ParseMode(mode_name);
+    if (!mode.ok()) {
+      std::fprintf(stderr, "geokv: %s\n", mode.status().message().c_str());
+      return 2;
+    }
+    req.op = geokv::Op::kPolicySet;
+    req.mode = *mode;
+  }
+  if (plist->parsed()) req.op = geokv::Op::kPolicyList;
+  if (status->parsed()) req.op = geokv::Op::kStatus;
+  if (partition->parsed()) {
+    req.op = geokv::Op::kPartition;
+    req.value = reconnect ? "0" : "1";
+  }
+  if (heal->parsed()) req.op = geokv::Op::kHeal;
+
+  geokv::ClientOptions options;
+  options.endpoints = SplitCommas(endpoints);
+  options.timeout_ms = timeout_ms;
+  auto client = geokv::Client::Connect(options);
+  if (!client.ok()) {
+    std::fprintf(stderr, "geokv: %s\n", client.status().ToString().c_str());
+    return 2;
+  }
+  const geokv::Op op = req.op;
+  return Print((*client)->Call(std::move(req)), op, json);
+}

@@ -1,0 +1,52 @@
+// geokvd: one geokv node. Reads a TOML config (see README, "Running a cluster"), serves
+// until SIGTERM or SIGINT, then stops gracefully.
+#include <signal.h>
+
+#include <cstdio>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "core/config.h"
+#include "core/server.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"geokvd: a geokv node (one region of a geo-replicated cluster)"};
+  std::string config_path;
+  std::string log_level;
+  app.add_option("-c,--config", config_path, "TOML config file")->required()->check(CLI::ExistingFile);
+  app.add_option("--log-level", log_level, "overrides log.level: trace|debug|info|warn|error");
+  CLI11_PARSE(app, argc, argv);
+
+  // Block the stop signals before any thread starts, so that only sigwait sees them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  auto config = geokv::Config::LoadFile(config_path);
+  if (!config.ok()) {
+    std::fprintf(stderr, "geokvd: %s\n", config.status().ToString().c_str());
+    return 2;
+  }
+  if (!log_level.empty()) config->log_level = log_level;
+  if (!config->cluster) {
+    std::fprintf(stderr, "geokvd: %s: a node needs [node] and [cluster] sections\n", config_path.c_str());
+    return 2;
+  }
+  auto server = geokv::Server::Start(*config);
+  if (!server.ok()) {
+    std::fprintf(stderr, "geokvd: %s\n", server.status().ToString().c_str());
+    return 1;
+  }
+  std::printf("geokvd: node %u (%s) ready; clients: %s\n", config->cluster->self,
+              config->cluster->me().region.c_str(), (*server)->client_endpoint().c_str());
+  std::fflush(stdout);
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  spdlog::info("geokvd: signal {}, stopping", sig);
+  (*server)->Stop();
+  return 0;
+}
