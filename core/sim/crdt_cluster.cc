@@ -50,6 +50,7 @@ void CrdtCluster::HandleReady(int i) {
   while (d.HasReady()) {
     crdt::Ready r = d.GetReady();
     // 1. persist (synchronously: this tick is the group commit)
+    for (const auto& k : r.erased_keys) img.states.erase(k);  // before states: a key may be re-created
     for (auto& [k, v] : r.states) img.states[k] = std::move(v);
     for (auto& b : r.log_append) img.log.push_back(std::move(b));
     if (r.log_first_seq != 0) {
@@ -72,6 +73,7 @@ void CrdtCluster::Crash(int i) {
   dead_stats_[i].hlc_rejected += s.hlc_rejected;
   dead_stats_[i].transfers_completed += s.transfers_completed;
   dead_stats_[i].messages_bad += s.messages_bad;
+  dead_stats_[i].tombstones_collected += s.tombstones_collected;
   nodes_[i].reset();
   history_.DropPending(i);
   net_->SetUp(i, false);
@@ -208,6 +210,14 @@ uint64_t CrdtCluster::messages_bad() const {
   uint64_t n = 0;
   for (size_t i = 0; i < nodes_.size(); ++i) {
     n += dead_stats_[i].messages_bad + (nodes_[i] ? nodes_[i]->stats().messages_bad : 0);
+  }
+  return n;
+}
+
+uint64_t CrdtCluster::tombstones_collected() const {
+  uint64_t n = 0;
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    n += dead_stats_[i].tombstones_collected + (nodes_[i] ? nodes_[i]->stats().tombstones_collected : 0);
   }
   return n;
 }

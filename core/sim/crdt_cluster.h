@@ -64,6 +64,7 @@ class CrdtCluster {
   uint64_t hlc_rejected() const;
   uint64_t transfers_completed() const;
   uint64_t messages_bad() const;
+  uint64_t tombstones_collected() const;
 
  private:
   Time LocalNow(int i) const;

@@ -38,6 +38,7 @@ struct CrdtScenarioResult {
   uint64_t transfers = 0;
   uint64_t hlc_rejected = 0;
   uint64_t crashes = 0;
+  uint64_t tombstones_collected = 0;
 };
 
 CrdtScenarioResult RunCrdtScenario(uint64_t seed, const CrdtScenarioOptions& options);

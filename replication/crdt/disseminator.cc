@@ -67,7 +67,10 @@ Status DecodeEntries(const flatbuffers::Vector<flatbuffers::Offset<fbw::KeyState
 
 Disseminator::Disseminator(DisseminatorOptions options, DurableImage image)
     : options_(options),
-      clock_(HlcOptions{options.self, options.hlc_max_ahead_ms, 10000},
+      // Window 1 ms: timestamps leave this machine only through a Ready, which persists
+      // the mark first, so the mark can track the clock exactly and a restart starts at
+      // most 1 ms ahead instead of jumping a whole window into the future.
+      clock_(HlcOptions{options.self, options.hlc_max_ahead_ms, 1},
              image.progress ? image.progress->hlc_high_water_ms : 0) {
   assert(options_.regions >= 1 && options_.regions <= kReplicasMax);
   assert(options_.self < options_.regions);
@@ -97,6 +100,11 @@ Disseminator::Disseminator(DisseminatorOptions options, DurableImage image)
     if (p != options_.self) progress_.acked[p] = std::max(progress_.acked[p], log_first - 1);
   }
   sent_upto_ = progress_.acked;
+  last_batch_hlc_.assign(n, HlcTimestamp{});
+  known_stable_.assign(n, HlcTimestamp{});
+  for (const auto& [key, v] : states_) {
+    if (auto* l = v.As<LwwRegister>(); l && l->deleted()) tombstones_.insert(key);
+  }
   last_send_us_.assign(n, 0);
   reorder_.resize(n);
   transfers_.resize(n);
@@ -163,6 +171,10 @@ Status Disseminator::PutLww(std::string_view key, std::string_view value) {
     EraseIfFresh(states_, key, fresh);
     return d.status();
   }
+  if (!(*v)->As<LwwRegister>()->deleted()) {
+    auto t = tombstones_.find(key);
+    if (t != tombstones_.end()) tombstones_.erase(t);
+  }
   QueueDelta(key, CrdtValue(std::move(*d)));
   return Status::Ok();
 }
@@ -172,6 +184,7 @@ Status Disseminator::DeleteLww(std::string_view key) {
   if (!v.ok()) return v.status();
   LwwRegister d = (*v)->As<LwwRegister>()->Delete(clock_.Now(now_us_ / 1000));
   QueueDelta(key, CrdtValue(std::move(d)));
+  tombstones_.insert(std::string(key));
   return Status::Ok();
 }
 
@@ -242,11 +255,13 @@ void Disseminator::Send(ReplicaId to, std::string bytes) {
   pending_.messages.push_back(OutMessage{to, std::move(bytes)});
 }
 
-void Disseminator::SealBatch() {
-  if (open_batch_.empty()) return;
+void Disseminator::SealBatch(bool heartbeat) {
+  if (open_batch_.empty() && !heartbeat) return;
   DeltaBatch b;
   b.seq = progress_.next_seq++;
   b.hlc = clock_.Now(now_us_ / 1000);
+  last_batch_hlc_[options_.self] = b.hlc;
+  last_seal_us_ = now_us_;
   b.entries.reserve(open_batch_.size());
   for (auto& [key, delta] : open_batch_) b.entries.emplace_back(key, delta.Encode());
   open_batch_.clear();
@@ -287,7 +302,9 @@ void Disseminator::SendDeltas(ReplicaId peer, bool force) {
   }
   if (batches.empty() && !force) return;
   auto vec = b.CreateVector(batches);
-  auto body = fbw::CreateDeltas(b, log_first, last, vec);
+  const HlcTimestamp w = LocalStable();
+  fbw::Stable stable(w.physical_ms, w.logical, w.node);
+  auto body = fbw::CreateDeltas(b, log_first, last, vec, &stable);
   sent_upto_[peer] = std::max(sent_upto_[peer], sent);
   Send(peer, Finish(b, options_.self, fbw::Body::Deltas, body));
 }
@@ -308,7 +325,9 @@ void Disseminator::TruncateLog() {
 
 void Disseminator::SendAck(ReplicaId origin) {
   flatbuffers::FlatBufferBuilder b(64);
-  auto body = fbw::CreateAck(b, progress_.applied[origin]);
+  const HlcTimestamp w = LocalStable();
+  fbw::Stable stable(w.physical_ms, w.logical, w.node);
+  auto body = fbw::CreateAck(b, progress_.applied[origin], &stable);
   Send(origin, Finish(b, options_.self, fbw::Body::Ack, body));
 }
 
@@ -365,6 +384,7 @@ void Disseminator::OnDeltas(ReplicaId origin, const void* raw) {
       batches.push_back(std::move(batch));
     }
   }
+  if (m->stable()) NoteStable(origin, m->stable()->physical_ms(), m->stable()->logical(), m->stable()->node());
   uint64_t& applied = progress_.applied[origin];
   for (DeltaBatch& batch : batches) {
     if (batch.seq <= applied) {
@@ -390,6 +410,10 @@ void Disseminator::ApplyBatch(ReplicaId origin, const DeltaBatch& batch) {
   }
   if (!clock_.Observe(batch.hlc, now_us_ / 1000).ok()) ++stats_.hlc_rejected;
   progress_.applied[origin] = std::max(progress_.applied[origin], batch.seq);
+  // Only a contiguous apply may advance the stamp (the out-of-order test mode may not).
+  if (!options_.unsafe_deliver_out_of_order) {
+    last_batch_hlc_[origin] = std::max(last_batch_hlc_[origin], batch.hlc);
+  }
   ++stats_.batches_applied;
   MarkProgress();
 }
@@ -412,11 +436,25 @@ void Disseminator::DrainReorder(ReplicaId origin) {
 
 void Disseminator::JoinRemote(std::string_view key, const CrdtValue& v) {
   auto it = states_.find(key);
+  const LwwRegister* lww = v.As<LwwRegister>();
+  if (it == states_.end() && lww != nullptr && lww->written() &&
+      lww->stamp() <= progress_.gc_horizon) {
+    // An old write to a key whose tombstone was collected: already superseded here.
+    ++stats_.stale_writes_ignored;
+    return;
+  }
   if (it == states_.end()) it = states_.emplace(std::string(key), CrdtValue(v.type())).first;
   Status s = it->second.Join(v);
   if (!s.ok()) {
     ++stats_.entries_wrong_type;
     return;
+  }
+  if (auto* mine = it->second.As<LwwRegister>()) {
+    if (mine->deleted()) {
+      tombstones_.insert(std::string(key));
+    } else if (auto t = tombstones_.find(key); t != tombstones_.end()) {
+      tombstones_.erase(t);
+    }
   }
   dirty_.insert(std::string(key));
   pending_.applied_keys.push_back(std::string(key));
@@ -429,6 +467,7 @@ void Disseminator::OnAck(ReplicaId peer, const void* raw) {
     ++stats_.messages_bad;
     return;
   }
+  if (m->stable()) NoteStable(peer, m->stable()->physical_ms(), m->stable()->logical(), m->stable()->node());
   if (m->applied() <= progress_.acked[peer]) return;
   progress_.acked[peer] = m->applied();
   last_send_us_[peer] = now_us_;  // progress resets the resend timer
@@ -499,7 +538,8 @@ void Disseminator::OnTransferRequest(ReplicaId peer, const void* raw) {
     out.push_back(fbw::CreateKeyRange(b, lo, hi, r.has_hi, RangeDigest(r), id));
   }
   auto vec = b.CreateVector(out);
-  auto body = fbw::CreateTransferDigest(b, m->transfer_id(), seq, vec);
+  const HlcTimestamp sealed = last_batch_hlc_[options_.self];
+  auto body = fbw::CreateTransferDigest(b, m->transfer_id(), seq, vec, sealed.physical_ms, sealed.logical);
   Send(peer, Finish(b, options_.self, fbw::Body::TransferDigest, body));
 }
 
@@ -527,6 +567,7 @@ void Disseminator::OnTransferDigest(ReplicaId origin, const void* raw) {
   }
   t.have_digest = true;
   t.seq = m->seq();
+  t.hlc = HlcTimestamp{m->hlc_physical_ms(), m->hlc_logical(), origin};
   t.pending = std::move(pending);
   stats_.transfer_ranges_pulled += t.pending.size();
   if (t.pending.empty()) {
@@ -591,6 +632,7 @@ void Disseminator::OnTransferData(ReplicaId origin, const void* raw) {
   // t.seq is covered by what we joined.
   uint64_t& applied = progress_.applied[origin];
   applied = std::max(applied, t.seq);
+  last_batch_hlc_[origin] = std::max(last_batch_hlc_[origin], t.hlc);
   t.active = false;
   ++stats_.transfers_completed;
   MarkProgress();
@@ -600,9 +642,49 @@ void Disseminator::OnTransferData(ReplicaId origin, const void* raw) {
 
 // ---------------------------------------------------------------- time and output
 
+HlcTimestamp Disseminator::LocalStable() const {
+  HlcTimestamp w = last_batch_hlc_[options_.self];
+  for (ReplicaId o = 0; o < options_.regions; ++o) w = std::min(w, last_batch_hlc_[o]);
+  return w;
+}
+
+void Disseminator::NoteStable(ReplicaId from, int64_t physical_ms, uint32_t logical, uint32_t node) {
+  HlcTimestamp w{physical_ms, logical, node};
+  known_stable_[from] = std::max(known_stable_[from], w);
+}
+
+void Disseminator::CollectTombstones() {
+  if (tombstones_.empty()) return;
+  known_stable_[options_.self] = LocalStable();
+  HlcTimestamp global = known_stable_[options_.self];
+  for (const HlcTimestamp& w : known_stable_) global = std::min(global, w);
+  for (auto t = tombstones_.begin(); t != tombstones_.end();) {
+    auto it = states_.find(*t);
+    const LwwRegister* l = it == states_.end() ? nullptr : it->second.As<LwwRegister>();
+    if (l == nullptr || !l->deleted()) {
+      t = tombstones_.erase(t);
+    } else if (l->stamp() <= global && open_batch_.find(*t) == open_batch_.end()) {
+      progress_.gc_horizon = std::max(progress_.gc_horizon, l->stamp());
+      MarkProgress();
+      erased_.push_back(*t);
+      dirty_.erase(*t);
+      states_.erase(it);
+      ++stats_.tombstones_collected;
+      t = tombstones_.erase(t);
+    } else {
+      ++t;
+    }
+  }
+}
+
 void Disseminator::Tick(int64_t now_us) {
   now_us_ = std::max(now_us_, now_us);
   if (!open_batch_.empty() && now_us_ - open_since_us_ >= options_.batch_interval_us) SealBatch();
+  if (options_.collect_tombstones && options_.regions > 1 && open_batch_.empty() &&
+      now_us_ - last_seal_us_ >= options_.heartbeat_interval_us) {
+    SealBatch(/*heartbeat=*/true);
+  }
+  if (options_.collect_tombstones) CollectTombstones();
   for (ReplicaId p = 0; p < options_.regions; ++p) {
     if (p == options_.self) continue;
     if (progress_.acked[p] + 1 < progress_.next_seq &&
@@ -622,6 +704,7 @@ void Disseminator::Tick(int64_t now_us) {
 }
 
 bool Disseminator::HasReady() const {
+  if (!erased_.empty()) return true;
   if (!pending_.empty() || !dirty_.empty() || progress_dirty_) return true;
   for (bool due : ack_due_) {
     if (due) return true;
@@ -643,6 +726,8 @@ Ready Disseminator::GetReady() {
     if (it != states_.end()) pending_.states.emplace_back(key, it->second.Encode());
   }
   dirty_.clear();
+  pending_.erased_keys = std::move(erased_);
+  erased_.clear();
   if (open_batch_dirty_) {
     std::vector<std::pair<std::string, std::string>> open;
     for (const auto& [key, delta] : open_batch_) open.emplace_back(key, delta.Encode());

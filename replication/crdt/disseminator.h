@@ -23,6 +23,19 @@
 //    region returning after the retention horizon cannot resurrect removed elements or
 //    deleted values.
 //
+//  * LWW tombstones are collected once causally stable. Every region tracks the stamp of
+//    the last batch it applied from each origin (and of its own last sealed batch); their
+//    minimum W says every operation anywhere stamped at or below W has been applied here.
+//    Regions gossip W in every Deltas and Ack; a tombstone stamped at or below the
+//    minimum W of all regions has been seen everywhere, and no older write can still be
+//    in flight, so it is dropped. A remote LWW value for an absent key stamped at or
+//    below the persisted collection horizon is then an old write already superseded, and
+//    is ignored. Idle regions seal empty heartbeat batches so W keeps advancing. A region
+//    that is away holds W back, so nothing it has not seen is collected.
+//    Sets and multi-value registers keep no per-element tombstones at all; their per-key
+//    context (one counter per region) is kept, because dropping it would let a region
+//    reuse a dot.
+//
 // Ready order: persist (states, log changes, progress), then send messages, then apply
 // (notify readers of applied_keys). Local operations count as acknowledged once the Ready
 // that follows them has been persisted.
@@ -68,6 +81,9 @@ struct DisseminatorOptions {
   // watermark past any gap, so a lost or late batch is never applied. The simulator
   // suite must catch this.
   bool unsafe_deliver_out_of_order = false;
+  // Tombstone collection and the heartbeat batches it needs.
+  bool collect_tombstones = true;
+  int64_t heartbeat_interval_us = 500000;
 };
 
 // A sealed batch of local deltas, as kept in the delta log.
@@ -83,6 +99,8 @@ struct Progress {
   std::vector<uint64_t> applied;        // per origin: highest contiguous batch applied
   std::vector<uint64_t> acked;          // per peer: highest batch it acknowledged
   int64_t hlc_high_water_ms = 0;
+  // Greatest collected LWW tombstone stamp; older remote writes to absent keys are stale.
+  HlcTimestamp gc_horizon;
 };
 
 // What a restarted region recovers from its storage.
@@ -104,6 +122,7 @@ struct OutMessage {
 struct Ready {
   // 1. persist
   std::vector<std::pair<std::string, std::string>> states;  // key -> encoded state
+  std::vector<std::string> erased_keys;  // collected tombstones: delete from storage
   std::vector<DeltaBatch> log_append;
   uint64_t log_first_seq = 0;  // drop log batches below this
   // When set, replaces the persisted open batch (empty = the batch was sealed).
@@ -115,7 +134,7 @@ struct Ready {
   std::vector<std::string> applied_keys;
 
   bool empty() const {
-    return states.empty() && log_append.empty() && !open_batch && !progress &&
+    return states.empty() && erased_keys.empty() && log_append.empty() && !open_batch && !progress &&
            messages.empty() && applied_keys.empty();
   }
 };
@@ -136,6 +155,8 @@ struct DisseminatorStats {
   uint64_t hlc_rejected = 0;
   uint64_t bytes_sent = 0;
   uint64_t log_truncated_unacked = 0;  // batches dropped by retention before every ack
+  uint64_t tombstones_collected = 0;
+  uint64_t stale_writes_ignored = 0;   // remote LWW writes below the collection horizon
 };
 
 class Disseminator {
@@ -167,6 +188,13 @@ class Disseminator {
   const DisseminatorStats& stats() const { return stats_; }
   const Progress& progress() const { return progress_; }
   size_t log_size() const { return log_.size(); }
+  // Stamp of the oldest unacknowledged batch (nullopt when the log is empty).
+  std::optional<HlcTimestamp> oldest_logged() const {
+    if (log_.empty()) return std::nullopt;
+    return log_.front().hlc;
+  }
+  // This region's stability stamp W (see the protocol notes above).
+  HlcTimestamp LocalStable() const;
   const HybridClock& clock() const { return clock_; }
 
  private:
@@ -174,6 +202,7 @@ class Disseminator {
     bool active = false;
     uint64_t id = 0;
     uint64_t seq = 0;
+    HlcTimestamp hlc;
     int64_t started_us = 0;
     bool have_digest = false;
     std::set<uint32_t> pending;
@@ -187,7 +216,9 @@ class Disseminator {
   // Returns the key's value, creating an empty one of `type`; kWrongMode on mismatch.
   StatusOr<CrdtValue*> Mutable(std::string_view key, CrdtType type);
   void QueueDelta(std::string_view key, const CrdtValue& delta);
-  void SealBatch();
+  void SealBatch(bool heartbeat = false);
+  void CollectTombstones();
+  void NoteStable(ReplicaId from, int64_t physical_ms, uint32_t logical, uint32_t node);
   void SendDeltas(ReplicaId peer, bool from_ack);
   void TruncateLog();
   void ApplyBatch(ReplicaId origin, const DeltaBatch& batch);
@@ -226,6 +257,11 @@ class Disseminator {
   std::vector<Transfer> transfers_;         // per origin: our transfer from it
   uint64_t next_transfer_id_ = 1;
   std::vector<bool> ack_due_;               // per origin
+  std::vector<HlcTimestamp> last_batch_hlc_;  // per origin (self: last sealed)
+  std::vector<HlcTimestamp> known_stable_;    // per region: its W as last gossiped
+  std::set<std::string, std::less<>> tombstones_;  // LWW keys currently deleted
+  std::vector<std::string> erased_;
+  int64_t last_seal_us_ = 0;
   Ready pending_;
   bool ready_outstanding_ = false;
   DisseminatorStats stats_;

@@ -29,7 +29,7 @@ TEST(CrdtSim, ConvergesWithoutLossOrResurrectionUnderFaults) {
   const int count = SeedCountFromEnvOr(GEOKV_SIM_SEEDS_DEFAULT);
   CrdtScenarioOptions o;
   size_t max_meta = 0, final_meta = 0, acked = 0;
-  uint64_t transfers = 0, rejected = 0, crashes = 0;
+  uint64_t transfers = 0, rejected = 0, crashes = 0, collected = 0;
   int failures = 0;
   for (uint64_t seed : Seeds(count)) {
     CrdtScenarioResult r = RunCrdtScenario(seed, o);
@@ -39,6 +39,7 @@ TEST(CrdtSim, ConvergesWithoutLossOrResurrectionUnderFaults) {
     transfers += r.transfers;
     rejected += r.hlc_rejected;
     crashes += r.crashes;
+    collected += r.tombstones_collected;
     if (!r.errors.empty()) {
       ++failures;
       std::string msg;
@@ -48,16 +49,17 @@ TEST(CrdtSim, ConvergesWithoutLossOrResurrectionUnderFaults) {
     }
   }
   std::printf("crdt sim: %zu seeds, %zu acknowledged ops, %llu crashes, %llu state transfers, "
-              "%llu remote clocks rejected, causal metadata per key: max %zu during runs, "
-              "max %zu after quiescence\n",
+              "%llu remote clocks rejected, %llu tombstones collected, causal metadata per key: "
+              "max %zu during runs, max %zu after quiescence\n",
               Seeds(count).size(), acked, static_cast<unsigned long long>(crashes),
               static_cast<unsigned long long>(transfers), static_cast<unsigned long long>(rejected),
-              max_meta, final_meta);
+              static_cast<unsigned long long>(collected), max_meta, final_meta);
   // The suite must exercise what it claims to check.
   if (!SeedFromEnvSet() && count >= 50) {
     EXPECT_GT(transfers, 0u);
     EXPECT_GT(crashes, 0u);
     EXPECT_GT(rejected, 0u);
+    EXPECT_GT(collected, 0u);
   }
 }
 
