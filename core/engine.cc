@@ -299,10 +299,17 @@ void Engine::SubmitStrong(uint32_t group, Request request, Callback done, bool f
       copy.client_id = client_id_;
       copy.seq = next_seq_++;
     }
-    forwards_[fid] = Pending{std::move(done), DeadlineUs(request), id, !IsRead(request.op)};
+    Pending& p = forwards_[fid];
+    p.done = std::move(done);
+    p.deadline_us = DeadlineUs(request);
+    p.request_id = id;
+    p.write = !IsRead(request.op);
+    p.group = group;
+    p.sent_to = static_cast<uint32_t>(leader);
+    p.attempts = 1;
     stats_.forwarded++;
-    SendEnvelope(static_cast<uint32_t>(leader), static_cast<uint8_t>(fb::Channel::Forward), group,
-                 EncodeRequest(copy));
+    SendEnvelope(p.sent_to, static_cast<uint8_t>(fb::Channel::Forward), group, EncodeRequest(copy));
+    p.forwarded = std::move(copy);
     return;
   }
   if (IsRead(request.op)) {
@@ -319,7 +326,10 @@ void Engine::SubmitStrong(uint32_t group, Request request, Callback done, bool f
   const uint64_t seq = request.client_id != 0 ? request.seq : next_seq_++;
   Status s = replica.Propose(paxos::Command{client, seq, EncodeCommand(request)});
   if (!s.ok()) return reply(std::move(s));
-  proposals_[{client, seq}] = Pending{std::move(done), DeadlineUs(request), id};
+  Pending& p = proposals_[{client, seq}];
+  p.done = std::move(done);
+  p.deadline_us = DeadlineUs(request);
+  p.request_id = id;
 }
 
 void Engine::SubmitEventual(Mode mode, const Request& r, Callback done) {
@@ -415,6 +425,22 @@ void Engine::SendEnvelope(uint32_t to, uint8_t channel, uint32_t group, std::str
   env_.Send(to, std::string(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize()));
 }
 
+bool Engine::Reforward(uint64_t fid, Pending& p) {
+  const int32_t leader = groups_[p.group].replica->leader_hint();
+  if (p.attempts >= kForwardAttemptsMax || env_.NowUs() >= p.deadline_us) return false;
+  if (groups_[p.group].replica->IsLeader() || leader < 0 || static_cast<uint32_t>(leader) == p.sent_to ||
+      static_cast<uint32_t>(leader) == options_.self) {
+    return false;
+  }
+  // Same request id and Paxos session: if the first copy was proposed after all, the
+  // session makes this one a duplicate instead of a second application.
+  p.attempts++;
+  p.sent_to = static_cast<uint32_t>(leader);
+  (void)fid;
+  SendEnvelope(p.sent_to, static_cast<uint8_t>(fb::Channel::Forward), p.group, EncodeRequest(p.forwarded));
+  return true;
+}
+
 void Engine::Step(uint32_t from, std::string_view bytes) {
   flatbuffers::Verifier verifier(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
   if (from >= options_.regions || bytes.size() > kMessageBytesMax || !verifier.VerifyBuffer<fb::Envelope>(nullptr)) {
@@ -449,6 +475,8 @@ void Engine::Step(uint32_t from, std::string_view bytes) {
       if (!resp.ok()) { stats_.bad_messages++; return; }
       auto it = forwards_.find(resp->id);
       if (it == forwards_.end()) return;  // answered already (timed out)
+      const Code refused = resp->status.code();
+      if ((refused == Code::kUnavailable || refused == Code::kBusy) && Reforward(it->first, it->second)) break;
       Pending p = std::move(it->second);
       forwards_.erase(it);
       resp->id = p.request_id;

@@ -129,7 +129,14 @@ class Engine {
     int64_t deadline_us = 0;
     uint64_t request_id = 0;    // echoed in the response
     bool write = false;         // forwards: the request changes state
+    // Forwards: what was sent, where, and how often, so a refusal by a node that lost
+    // leadership can be re-forwarded to the new leader under the same Paxos session.
+    Request forwarded;
+    uint32_t group = 0;
+    uint32_t sent_to = 0;
+    int attempts = 0;
   };
+  static constexpr int kForwardAttemptsMax = 3;
   struct PendingRead {
     Request request;
     Callback done;
@@ -155,6 +162,8 @@ class Engine {
   std::string SnapshotOf(uint32_t group) const;
   Status InstallSnapshot(uint32_t group, std::string_view data, uint64_t index);
   void SendEnvelope(uint32_t to, uint8_t channel, uint32_t group, std::string_view payload);
+  // Re-sends a refused forward to the shard's current leader; false when it cannot.
+  bool Reforward(uint64_t fid, Pending& pending);
   void Fail(Status status);
 
   const EngineOptions options_;

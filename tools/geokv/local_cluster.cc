@@ -144,6 +144,37 @@ int RunLocalCluster(const LocalClusterOptions& o) {
       }
     }
   }
+  // Serving strong keys needs a leader for every group: wait until each node knows one.
+  for (size_t i = 0; i < endpoints.size() && !g_stop; ++i) {
+    ClientOptions co;
+    co.endpoints = {endpoints[i]};
+    co.timeout_ms = 500;
+    auto client = Client::Connect(co);
+    for (;;) {
+      Request r;
+      r.op = Op::kStatus;
+      Response resp = client.ok() ? (*client)->Call(r) : Response{};
+      // Every group has a leader, and each shard is led by its preferred region (the
+      // leadership transfers right after start-up are over).
+      bool all_led = resp.status.ok() && !resp.values.empty();
+      for (const auto& line : resp.values) {
+        if (line.find("leader=-1") != std::string::npos) all_led = false;
+        unsigned shard = 0;
+        int leader = -1;
+        if (std::sscanf(line.c_str(), "shard %u: leader=%d", &shard, &leader) == 2 &&
+            leader != static_cast<int>(shard % o.regions.size())) {
+          all_led = false;
+        }
+      }
+      if (all_led) break;
+      if (std::chrono::steady_clock::now() > deadline || g_stop) {
+        std::fprintf(stderr, "geokv local: %s found no leader for some shard within 30 s\n", o.regions[i].c_str());
+        stop_all();
+        return 1;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
   std::printf("geokv local: %zu regions up (data and logs in %s)\n", o.regions.size(), dir.c_str());
   for (size_t i = 0; i < o.regions.size(); ++i) {
     std::printf("  %-14s clients %s  metrics http://127.0.0.1:%d/metrics\n", o.regions[i].c_str(),

@@ -5,6 +5,7 @@
 //   geokv sadd KEY ELEMENT | srem KEY ELEMENT | smembers KEY
 //   geokv policy set PREFIX MODE | policy list | status
 //   geokv local --regions us-east,eu-west,ap-northeast [--rtt-ms N]
+//   geokv demo --endpoints E1,E2,E3 --regions R1,R2,R3
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -15,6 +16,7 @@
 
 #include "core/client.h"
 #include "core/policy.h"
+#include "tools/geokv/demo.h"
 #include "tools/geokv/local_cluster.h"
 
 namespace {
@@ -68,6 +70,7 @@ int Print(const geokv::Response& r, geokv::Op op, bool json) {
 int main(int argc, char** argv) {
   CLI::App app{"geokv: command line of the geokv geo-replicated key-value store"};
   app.require_subcommand(1);
+  app.fallthrough();  // global options may follow the subcommand
   const char* env = std::getenv("GEOKV_ENDPOINTS");
   std::string endpoints = env != nullptr ? env : "tcp://127.0.0.1:7200";
   int64_t timeout_ms = 5000;
@@ -128,8 +131,23 @@ int main(int argc, char** argv) {
   lc->add_option("--log-level", local.log_level, "geokvd log level");
   lc->add_option("--geokvd", local.geokvd, "path of geokvd (default: next to this program)");
 
+  auto* demo = app.add_subcommand("demo", "show strong and CRDT keys side by side on a running cluster");
+  std::string demo_regions = "us-east,eu-west,ap-northeast";
+  int demo_rounds = 5;
+  demo->add_option("--regions", demo_regions, "names of the regions behind --endpoints, in the same order");
+  demo->add_option("--rounds", demo_rounds, "operations per region and kind")->check(CLI::Range(1, 1000));
+
   CLI11_PARSE(app, argc, argv);
 
+  if (demo->parsed()) {
+    auto names = SplitCommas(demo_regions);
+    auto eps = SplitCommas(endpoints);
+    if (names.size() != eps.size()) {
+      std::fprintf(stderr, "geokv demo: %zu endpoints but %zu region names\n", eps.size(), names.size());
+      return 2;
+    }
+    return geokv::tools::RunDemo(eps, names, demo_rounds);
+  }
   if (lc->parsed()) {
     local.regions = SplitCommas(regions);
     return geokv::tools::RunLocalCluster(local);
