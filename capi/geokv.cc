@@ -1,7 +1,9 @@
-// The C ABI over geokv::Node. Every extern "C" body runs inside Guard(), so no exception
-// crosses the ABI; every error leaves its message in the calling thread's errmsg.
+// The C ABI over geokv::Node (an embedded store, geokv_open) and geokv::Client (a cluster,
+// geokv_connect). Every extern "C" body runs inside Guard(), so no exception crosses the
+// ABI; every error leaves its message in the calling thread's errmsg.
 #include "geokv/geokv.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
@@ -13,12 +15,19 @@
 #include <utility>
 #include <vector>
 
+#include "core/client.h"
 #include "core/config.h"
 #include "core/node.h"
+#include "core/policy.h"
+#include "core/request.h"
 
+// Exactly one of node (geokv_open) and client (geokv_connect) is set while the handle is
+// open; both are null once closed. Shared pointers let a call in flight finish after a
+// concurrent close dropped the handle's reference.
 struct geokv_db {
   std::mutex mu;
-  std::shared_ptr<geokv::Node> node;  // guarded by mu; null once closed
+  std::shared_ptr<geokv::Node> node;      // guarded by mu
+  std::shared_ptr<geokv::Client> client;  // guarded by mu
 };
 
 struct geokv_iter {
@@ -132,19 +141,69 @@ Registry<geokv_iter>& Iters() {
   return *registry;
 }
 
-// Resolves a db handle to its Node, or fails with the right code.
-int NodeOf(geokv_db_t* db, std::shared_ptr<geokv::Node>* node) {
+constexpr char kEmbeddedHasNoModes[] = "an embedded store holds plain keys; connect to a cluster for modes";
+
+// Resolves a db handle to its Node or its Client (one of the two is set on GEOKV_OK), or
+// fails with the right code.
+int Resolve(geokv_db_t* db, std::shared_ptr<geokv::Node>* node, std::shared_ptr<geokv::Client>* client) {
   if (db == nullptr) return Fail(GEOKV_EINVAL, "db handle is NULL");
   int rc = Dbs().Check(db, "db handle");
   if (rc != GEOKV_OK) return rc;
   std::lock_guard lock(db->mu);
-  if (!db->node) return Fail(GEOKV_ECLOSED, "db handle was already closed");
+  if (!db->node && !db->client) return Fail(GEOKV_ECLOSED, "db handle was already closed");
   *node = db->node;
+  *client = db->client;
+  return GEOKV_OK;
+}
+
+// Resolves a db handle to its Node; a connected handle is GEOKV_EWRONGMODE.
+int NodeOf(geokv_db_t* db, std::shared_ptr<geokv::Node>* node) {
+  std::shared_ptr<geokv::Client> client;
+  int rc = Resolve(db, node, &client);
+  if (rc != GEOKV_OK) return rc;
+  if (client) {
+    return Fail(GEOKV_EWRONGMODE, "a cluster connection offers no ordered iteration; iterate an embedded store");
+  }
+  return GEOKV_OK;
+}
+
+// Resolves a db handle to its Client; an embedded handle is GEOKV_EWRONGMODE.
+int ClientOf(geokv_db_t* db, std::shared_ptr<geokv::Client>* client) {
+  std::shared_ptr<geokv::Node> node;
+  int rc = Resolve(db, &node, client);
+  if (rc != GEOKV_OK) return rc;
+  if (node) return Fail(GEOKV_EWRONGMODE, kEmbeddedHasNoModes);
   return GEOKV_OK;
 }
 
 int CheckBytes(const uint8_t* p, size_t len, const char* what) {
   if (p == nullptr && len > 0) return Fail(GEOKV_EINVAL, std::string(what) + " is NULL");
+  return GEOKV_OK;
+}
+
+// The largest key_bytes_max a node accepts (core/config.h); longer keys are refused here,
+// shorter ones by the node against its own limit.
+constexpr size_t kClusterKeyBytesMax = 65536;
+// What fits in one client protocol message with room for the envelope.
+constexpr size_t kClusterValueBytesMax = geokv::kMessageBytesMax - 64 * 1024;
+
+// A key sent to a cluster: 1..kClusterKeyBytesMax bytes.
+int CheckClusterKey(const uint8_t* key, size_t len, const char* what) {
+  if (key == nullptr && len > 0) return Fail(GEOKV_EINVAL, std::string(what) + " is NULL");
+  if (len == 0) return Fail(GEOKV_EINVAL, std::string(what) + " is empty");
+  if (len > kClusterKeyBytesMax) {
+    return Fail(GEOKV_EKEYSIZE, std::string(what) + " is " + std::to_string(len) + " bytes; no cluster accepts more than " +
+                                    std::to_string(kClusterKeyBytesMax));
+  }
+  return GEOKV_OK;
+}
+
+int CheckClusterValue(const uint8_t* value, size_t len, const char* what) {
+  if (value == nullptr && len > 0) return Fail(GEOKV_EINVAL, std::string(what) + " is NULL");
+  if (len > kClusterValueBytesMax) {
+    return Fail(GEOKV_EVALSIZE, std::string(what) + " is " + std::to_string(len) +
+                                    " bytes; a client message carries at most " + std::to_string(kClusterValueBytesMax));
+  }
   return GEOKV_OK;
 }
 
@@ -183,6 +242,135 @@ int BuildConfig(geokv::Config* config, const char* path, const geokv_options_t* 
   geokv::Status valid = config->Validate();
   if (!valid.ok()) return Fail(GEOKV_EINVAL, "options: " + valid.message());
   return GEOKV_OK;
+}
+
+// Sends one request and maps the answer's status (the message keeps the node's words).
+int CallCluster(geokv::Client& client, geokv::Request request, geokv::Response* response) {
+  *response = client.Call(std::move(request));
+  return FromStatus(response->status);
+}
+
+// Copies items into one malloc'd block: the geokv_list header, then the items and lengths
+// arrays, then each item's bytes followed by a NUL. geokv_list_free frees it with free().
+int MakeList(const std::vector<std::string>& items, geokv_list_t** out) {
+  size_t bytes = sizeof(geokv_list_t);
+  const size_t align = alignof(std::max_align_t);
+  bytes = (bytes + align - 1) / align * align;
+  const size_t items_at = bytes;
+  bytes += items.size() * sizeof(const uint8_t*);
+  const size_t lengths_at = bytes;
+  bytes += items.size() * sizeof(size_t);
+  const size_t data_at = bytes;
+  for (const auto& item : items) bytes += item.size() + 1;
+  auto* block = static_cast<unsigned char*>(std::malloc(bytes));
+  if (block == nullptr) return Fail(GEOKV_ENOMEM, "out of memory copying a list");
+  auto* list = reinterpret_cast<geokv_list_t*>(block);
+  auto* ptrs = reinterpret_cast<const uint8_t**>(block + items_at);
+  auto* lengths = reinterpret_cast<size_t*>(block + lengths_at);
+  unsigned char* data = block + data_at;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (!items[i].empty()) std::memcpy(data, items[i].data(), items[i].size());
+    data[items[i].size()] = 0;
+    ptrs[i] = data;
+    lengths[i] = items[i].size();
+    data += items[i].size() + 1;
+  }
+  list->count = items.size();
+  list->items = ptrs;
+  list->lengths = lengths;
+  *out = list;
+  return GEOKV_OK;
+}
+
+std::vector<std::string> SplitCommas(const char* text) {
+  std::vector<std::string> out;
+  std::string_view s(text);
+  size_t start = 0;
+  for (;;) {
+    const size_t end = s.find(',', start);
+    out.emplace_back(s.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start));
+    if (end == std::string_view::npos) break;
+    start = end + 1;
+  }
+  return out;
+}
+
+int BuildClientOptions(geokv::ClientOptions* client, const char* endpoints, const geokv_connect_options_t* options) {
+  if (endpoints == nullptr) return Fail(GEOKV_EINVAL, "endpoints is NULL");
+  if (options != nullptr &&
+      (options->version < 1 || options->version > GEOKV_CONNECT_OPTIONS_VERSION)) {
+    return Fail(GEOKV_EVERSION, "connect options version " + std::to_string(options->version) +
+                                    " is unknown to this library (it knows 1.." +
+                                    std::to_string(GEOKV_CONNECT_OPTIONS_VERSION) + ")");
+  }
+  if (endpoints[0] == '\0') return Fail(GEOKV_EINVAL, "endpoints is empty: give tcp://host:port[,...]");
+  constexpr size_t kEndpointsMax = 64;
+  client->endpoints = SplitCommas(endpoints);
+  if (client->endpoints.size() > kEndpointsMax) {
+    return Fail(GEOKV_EINVAL, std::to_string(client->endpoints.size()) + " endpoints; at most " +
+                                  std::to_string(kEndpointsMax));
+  }
+  for (size_t i = 0; i < client->endpoints.size(); ++i) {
+    const std::string& e = client->endpoints[i];
+    const size_t scheme = e.find("://");
+    const bool ok = scheme != std::string::npos && scheme > 0 && scheme + 3 < e.size() &&
+                    e.find_first_of(" \t\r\n") == std::string::npos;
+    if (!ok) {
+      return Fail(GEOKV_EINVAL, "endpoint " + std::to_string(i + 1) + " (\"" + e +
+                                    "\") is not an address like tcp://host:port");
+    }
+  }
+  if (options != nullptr) {
+    if (options->timeout_ms != 0) client->timeout_ms = options->timeout_ms;
+    const bool any = options->curve_server_key != nullptr || options->curve_public_key != nullptr ||
+                     options->curve_secret_key != nullptr;
+    if (any) {
+      if (options->curve_server_key == nullptr || options->curve_public_key == nullptr ||
+          options->curve_secret_key == nullptr) {
+        return Fail(GEOKV_EINVAL, "CURVE needs all three of curve_server_key, curve_public_key and curve_secret_key");
+      }
+      client->server_public_keys_z85 = SplitCommas(options->curve_server_key);
+      client->public_key_z85 = options->curve_public_key;
+      client->secret_key_z85 = options->curve_secret_key;
+      constexpr size_t kZ85KeyChars = 40;
+      for (const auto& key : client->server_public_keys_z85) {
+        if (key.size() != kZ85KeyChars) {
+          return Fail(GEOKV_EINVAL, "curve_server_key: each key is 40 Z85 characters (got " +
+                                        std::to_string(key.size()) + ")");
+        }
+      }
+      if (client->public_key_z85.size() != kZ85KeyChars || client->secret_key_z85.size() != kZ85KeyChars) {
+        return Fail(GEOKV_EINVAL, "curve_public_key and curve_secret_key are 40 Z85 characters each");
+      }
+      if (client->server_public_keys_z85.size() != 1 &&
+          client->server_public_keys_z85.size() != client->endpoints.size()) {
+        return Fail(GEOKV_EINVAL, "curve_server_key: give one key, or one per endpoint (" +
+                                      std::to_string(client->endpoints.size()) + ")");
+      }
+    }
+  }
+  return GEOKV_OK;
+}
+
+// The common path of the keyed cluster operations: validate, resolve, call.
+int KeyedCall(geokv_db_t* db, geokv::Request request, const uint8_t* key, size_t key_len,
+              geokv::Response* response) {
+  std::shared_ptr<geokv::Client> client;
+  int rc = CheckClusterKey(key, key_len, "key");
+  if (rc == GEOKV_OK) rc = ClientOf(db, &client);
+  if (rc != GEOKV_OK) return rc;
+  request.key.assign(View(key, key_len));
+  return CallCluster(*client, std::move(request), response);
+}
+
+int SetElementCall(geokv::Op op, geokv_db_t* db, const uint8_t* key, size_t key_len, const uint8_t* element,
+                   size_t element_len, geokv::Response* response) {
+  int rc = CheckClusterValue(element, element_len, "element");
+  if (rc != GEOKV_OK) return rc;
+  geokv::Request request;
+  request.op = op;
+  request.value.assign(View(element, element_len));
+  return KeyedCall(db, std::move(request), key, key_len, response);
 }
 
 }  // namespace
@@ -247,12 +435,15 @@ int geokv_close(geokv_db_t* db) {
     int rc = Dbs().Check(db, "db handle");
     if (rc != GEOKV_OK) return rc;
     std::shared_ptr<geokv::Node> node;
+    std::shared_ptr<geokv::Client> client;
     {
       std::lock_guard lock(db->mu);
       node = std::move(db->node);
+      client = std::move(db->client);
     }
-    if (!Dbs().Retire(db) || !node) return Fail(GEOKV_ECLOSED, "db handle was already closed");
-    return FromStatus(node->Close());
+    if (!Dbs().Retire(db) || (!node && !client)) return Fail(GEOKV_ECLOSED, "db handle was already closed");
+    if (node) return FromStatus(node->Close());
+    return Ok();  // the Client closes its sockets when the last call in flight drops it
   });
 }
 
@@ -260,11 +451,20 @@ int geokv_put(geokv_db_t* db, const uint8_t* key, size_t key_len, const uint8_t*
               size_t value_len) {
   return Guard([&] {
     std::shared_ptr<geokv::Node> node;
-    int rc = NodeOf(db, &node);
+    std::shared_ptr<geokv::Client> client;
+    int rc = Resolve(db, &node, &client);
     if (rc == GEOKV_OK) rc = CheckBytes(key, key_len, "key");
     if (rc == GEOKV_OK) rc = CheckBytes(value, value_len, "value");
     if (rc != GEOKV_OK) return rc;
-    return FromStatus(node->Put(View(key, key_len), View(value, value_len)));
+    if (node) return FromStatus(node->Put(View(key, key_len), View(value, value_len)));
+    if ((rc = CheckClusterKey(key, key_len, "key")) != GEOKV_OK) return rc;
+    if ((rc = CheckClusterValue(value, value_len, "value")) != GEOKV_OK) return rc;
+    geokv::Request request;
+    request.op = geokv::Op::kPut;
+    request.key.assign(View(key, key_len));
+    request.value.assign(View(value, value_len));
+    geokv::Response response;
+    return CallCluster(*client, std::move(request), &response);
   });
 }
 
@@ -273,16 +473,30 @@ int geokv_get(uint8_t** value, size_t* value_len, geokv_db_t* db, const uint8_t*
   return Guard([&] {
     if (value == nullptr || value_len == nullptr) return Fail(GEOKV_EINVAL, "value out-pointer is NULL");
     std::shared_ptr<geokv::Node> node;
-    int rc = NodeOf(db, &node);
+    std::shared_ptr<geokv::Client> client;
+    int rc = Resolve(db, &node, &client);
     if (rc == GEOKV_OK) rc = CheckBytes(key, key_len, "key");
     if (rc != GEOKV_OK) return rc;
-    auto got = node->Get(View(key, key_len));
-    if (!got.ok()) return FromStatus(got.status());
-    auto* bytes = static_cast<uint8_t*>(std::malloc(got->size() == 0 ? 1 : got->size()));
+    std::string got;
+    if (node) {
+      auto read = node->Get(View(key, key_len));
+      if (!read.ok()) return FromStatus(read.status());
+      got = std::move(read).value();
+    } else {
+      if ((rc = CheckClusterKey(key, key_len, "key")) != GEOKV_OK) return rc;
+      geokv::Request request;
+      request.op = geokv::Op::kGet;
+      request.key.assign(View(key, key_len));
+      geokv::Response response;
+      if ((rc = CallCluster(*client, std::move(request), &response)) != GEOKV_OK) return rc;
+      if (!response.found) return Fail(GEOKV_ENOTFOUND, "no such key");
+      got = std::move(response.value);
+    }
+    auto* bytes = static_cast<uint8_t*>(std::malloc(got.size() == 0 ? 1 : got.size()));
     if (bytes == nullptr) return Fail(GEOKV_ENOMEM, "out of memory copying the value");
-    std::memcpy(bytes, got->data(), got->size());
+    if (!got.empty()) std::memcpy(bytes, got.data(), got.size());
     *value = bytes;
-    *value_len = got->size();
+    *value_len = got.size();
     return Ok();
   });
 }
@@ -290,10 +504,17 @@ int geokv_get(uint8_t** value, size_t* value_len, geokv_db_t* db, const uint8_t*
 int geokv_delete(geokv_db_t* db, const uint8_t* key, size_t key_len) {
   return Guard([&] {
     std::shared_ptr<geokv::Node> node;
-    int rc = NodeOf(db, &node);
+    std::shared_ptr<geokv::Client> client;
+    int rc = Resolve(db, &node, &client);
     if (rc == GEOKV_OK) rc = CheckBytes(key, key_len, "key");
     if (rc != GEOKV_OK) return rc;
-    return FromStatus(node->Delete(View(key, key_len)));
+    if (node) return FromStatus(node->Delete(View(key, key_len)));
+    if ((rc = CheckClusterKey(key, key_len, "key")) != GEOKV_OK) return rc;
+    geokv::Request request;
+    request.op = geokv::Op::kDelete;
+    request.key.assign(View(key, key_len));
+    geokv::Response response;
+    return CallCluster(*client, std::move(request), &response);
   });
 }
 
@@ -350,6 +571,187 @@ int geokv_iter_close(geokv_iter_t* iter) {
     iter->node.reset();
     iter->page.clear();
     iter->page.shrink_to_fit();
+    return Ok();
+  });
+}
+
+int geokv_connect(geokv_db_t** db, const char* endpoints, const geokv_connect_options_t* options) {
+  return Guard([&] {
+    if (db == nullptr) return Fail(GEOKV_EINVAL, "db out-pointer is NULL");
+    geokv::ClientOptions client_options;
+    int rc = BuildClientOptions(&client_options, endpoints, options);
+    if (rc != GEOKV_OK) return rc;
+    auto client = geokv::Client::Connect(client_options);
+    if (!client.ok()) return FromStatus(client.status());
+    auto handle = std::make_unique<geokv_db>();
+    handle->client = std::shared_ptr<geokv::Client>(std::move(client).value());
+    *db = Dbs().Add(std::move(handle));
+    return Ok();
+  });
+}
+
+void geokv_list_free(geokv_list_t* list) { std::free(list); }
+
+int geokv_cas(geokv_db_t* db, const uint8_t* key, size_t key_len, const uint8_t* expected, size_t expected_len,
+              const uint8_t* value, size_t value_len) {
+  return Guard([&] {
+    if (expected == nullptr && expected_len > 0) {
+      return Fail(GEOKV_EINVAL, "expected is NULL with expected_len > 0 (NULL with 0 means: expect the key absent)");
+    }
+    int rc = CheckClusterValue(expected, expected_len, "expected");
+    if (rc == GEOKV_OK) rc = CheckClusterValue(value, value_len, "value");
+    if (rc != GEOKV_OK) return rc;
+    geokv::Request request;
+    request.op = geokv::Op::kCas;
+    request.has_expected = expected != nullptr;
+    request.expected.assign(View(expected, expected_len));
+    request.value.assign(View(value, value_len));
+    geokv::Response response;
+    return KeyedCall(db, std::move(request), key, key_len, &response);
+  });
+}
+
+int geokv_add(int64_t* result, geokv_db_t* db, const uint8_t* key, size_t key_len, int64_t delta) {
+  return Guard([&] {
+    if (result == nullptr) return Fail(GEOKV_EINVAL, "result out-pointer is NULL");
+    geokv::Request request;
+    request.op = geokv::Op::kAdd;
+    request.delta = delta;
+    geokv::Response response;
+    int rc = KeyedCall(db, std::move(request), key, key_len, &response);
+    if (rc != GEOKV_OK) return rc;
+    *result = response.number;
+    return GEOKV_OK;
+  });
+}
+
+int geokv_set_add(geokv_db_t* db, const uint8_t* key, size_t key_len, const uint8_t* element, size_t element_len) {
+  return Guard([&] {
+    geokv::Response response;
+    return SetElementCall(geokv::Op::kSetAdd, db, key, key_len, element, element_len, &response);
+  });
+}
+
+int geokv_set_remove(geokv_db_t* db, const uint8_t* key, size_t key_len, const uint8_t* element,
+                     size_t element_len) {
+  return Guard([&] {
+    geokv::Response response;
+    return SetElementCall(geokv::Op::kSetRemove, db, key, key_len, element, element_len, &response);
+  });
+}
+
+int geokv_set_contains(int* present, geokv_db_t* db, const uint8_t* key, size_t key_len, const uint8_t* element,
+                       size_t element_len) {
+  return Guard([&] {
+    if (present == nullptr) return Fail(GEOKV_EINVAL, "present out-pointer is NULL");
+    geokv::Response response;
+    int rc = SetElementCall(geokv::Op::kSetContains, db, key, key_len, element, element_len, &response);
+    if (rc != GEOKV_OK) return rc;
+    *present = response.found ? 1 : 0;
+    return GEOKV_OK;
+  });
+}
+
+int geokv_set_members(geokv_list_t** members, geokv_db_t* db, const uint8_t* key, size_t key_len) {
+  return Guard([&] {
+    if (members == nullptr) return Fail(GEOKV_EINVAL, "members out-pointer is NULL");
+    geokv::Request request;
+    request.op = geokv::Op::kSetMembers;
+    geokv::Response response;
+    int rc = KeyedCall(db, std::move(request), key, key_len, &response);
+    if (rc != GEOKV_OK) return rc;
+    std::sort(response.values.begin(), response.values.end());
+    if ((rc = MakeList(response.values, members)) != GEOKV_OK) return rc;
+    return Ok();
+  });
+}
+
+int geokv_policy_set(geokv_db_t* db, const uint8_t* prefix, size_t prefix_len, const char* mode) {
+  return Guard([&] {
+    if (mode == nullptr) return Fail(GEOKV_EINVAL, "mode is NULL");
+    int rc = CheckBytes(prefix, prefix_len, "prefix");
+    if (rc != GEOKV_OK) return rc;
+    if (prefix_len > kClusterKeyBytesMax) return CheckClusterKey(prefix, prefix_len, "prefix");
+    auto parsed = geokv::ParseMode(mode);
+    if (!parsed.ok()) {
+      return Fail(GEOKV_EINVAL, "mode \"" + std::string(mode) + "\" is unknown (strong, lww, mvreg, counter or set)");
+    }
+    std::shared_ptr<geokv::Client> client;
+    if ((rc = ClientOf(db, &client)) != GEOKV_OK) return rc;
+    geokv::Request request;
+    request.op = geokv::Op::kPolicySet;
+    request.key.assign(View(prefix, prefix_len));
+    request.mode = *parsed;
+    geokv::Response response;
+    return CallCluster(*client, std::move(request), &response);
+  });
+}
+
+int geokv_policy_remove(geokv_db_t* db, const uint8_t* prefix, size_t prefix_len) {
+  return Guard([&] {
+    int rc = CheckBytes(prefix, prefix_len, "prefix");
+    if (rc != GEOKV_OK) return rc;
+    if (prefix_len > kClusterKeyBytesMax) return CheckClusterKey(prefix, prefix_len, "prefix");
+    std::shared_ptr<geokv::Client> client;
+    if ((rc = ClientOf(db, &client)) != GEOKV_OK) return rc;
+    geokv::Request request;
+    request.op = geokv::Op::kPolicyRemove;
+    request.key.assign(View(prefix, prefix_len));
+    geokv::Response response;
+    return CallCluster(*client, std::move(request), &response);
+  });
+}
+
+int geokv_policy_list(geokv_list_t** prefixes, geokv_list_t** modes, geokv_db_t* db) {
+  return Guard([&] {
+    if (prefixes == nullptr || modes == nullptr) return Fail(GEOKV_EINVAL, "prefixes or modes out-pointer is NULL");
+    std::shared_ptr<geokv::Client> client;
+    int rc = ClientOf(db, &client);
+    if (rc != GEOKV_OK) return rc;
+    geokv::Request request;
+    request.op = geokv::Op::kPolicyList;
+    geokv::Response response;
+    if ((rc = CallCluster(*client, std::move(request), &response)) != GEOKV_OK) return rc;
+    // Each rule comes as "prefix=mode" (the default as "=mode (default)"); mode names hold
+    // no '=', so the last one separates them whatever bytes the prefix holds.
+    std::vector<std::string> p, m;
+    for (const std::string& line : response.values) {
+      const size_t eq = line.rfind('=');
+      if (eq == std::string::npos) return Fail(GEOKV_ECORRUPT, "policy rule without '=': \"" + line + "\"");
+      std::string mode = line.substr(eq + 1);
+      constexpr std::string_view kDefault = " (default)";
+      if (eq == 0 && mode.size() > kDefault.size() &&
+          mode.compare(mode.size() - kDefault.size(), kDefault.size(), kDefault) == 0) {
+        mode.resize(mode.size() - kDefault.size());
+      }
+      if (!geokv::ParseMode(mode).ok()) return Fail(GEOKV_ECORRUPT, "policy rule with an unknown mode: \"" + line + "\"");
+      p.push_back(line.substr(0, eq));
+      m.push_back(std::move(mode));
+    }
+    geokv_list_t* plist = nullptr;
+    geokv_list_t* mlist = nullptr;
+    if ((rc = MakeList(p, &plist)) != GEOKV_OK) return rc;
+    if ((rc = MakeList(m, &mlist)) != GEOKV_OK) {
+      geokv_list_free(plist);
+      return rc;
+    }
+    *prefixes = plist;
+    *modes = mlist;
+    return Ok();
+  });
+}
+
+int geokv_status(geokv_list_t** lines, geokv_db_t* db) {
+  return Guard([&] {
+    if (lines == nullptr) return Fail(GEOKV_EINVAL, "lines out-pointer is NULL");
+    std::shared_ptr<geokv::Client> client;
+    int rc = ClientOf(db, &client);
+    if (rc != GEOKV_OK) return rc;
+    geokv::Request request;
+    request.op = geokv::Op::kStatus;
+    geokv::Response response;
+    if ((rc = CallCluster(*client, std::move(request), &response)) != GEOKV_OK) return rc;
+    if ((rc = MakeList(response.values, lines)) != GEOKV_OK) return rc;
     return Ok();
   });
 }

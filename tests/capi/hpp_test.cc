@@ -59,4 +59,62 @@ TEST(HppTest, MoveTransfersOwnershipAndCloseIsExplicit) {
   EXPECT_EQ(reopened.get("k"), "v");
 }
 
+// The code a call throws with, or 0 when it does not throw.
+template <typename Fn>
+int CodeOf(Fn&& fn) {
+  try {
+    fn();
+  } catch (const geokv::error& e) {
+    return e.code();
+  }
+  return 0;
+}
+
+TEST(HppTest, ModeOperationsOnAnEmbeddedStoreAreWrongMode) {
+  geokv::testing::TempDir dir;
+  geokv::db db(dir.Sub("db"));
+  EXPECT_EQ(CodeOf([&] { db.cas("k", std::nullopt, "v"); }), GEOKV_EWRONGMODE);
+  EXPECT_EQ(CodeOf([&] { db.add("k", 1); }), GEOKV_EWRONGMODE);
+  EXPECT_EQ(CodeOf([&] { db.set_add("s", "x"); }), GEOKV_EWRONGMODE);
+  EXPECT_EQ(CodeOf([&] { db.set_remove("s", "x"); }), GEOKV_EWRONGMODE);
+  EXPECT_EQ(CodeOf([&] { db.set_contains("s", "x"); }), GEOKV_EWRONGMODE);
+  EXPECT_EQ(CodeOf([&] { db.set_members("s"); }), GEOKV_EWRONGMODE);
+  EXPECT_EQ(CodeOf([&] { db.policy_set("p/", "counter"); }), GEOKV_EWRONGMODE);
+  EXPECT_EQ(CodeOf([&] { db.policy_remove("p/"); }), GEOKV_EWRONGMODE);
+  EXPECT_EQ(CodeOf([&] { db.policy_list(); }), GEOKV_EWRONGMODE);
+  EXPECT_EQ(CodeOf([&] { db.status(); }), GEOKV_EWRONGMODE);
+  try {
+    db.add("k", 1);
+  } catch (const geokv::error& e) {
+    EXPECT_NE(std::string(e.what()).find("connect to a cluster"), std::string::npos) << e.what();
+  }
+  // The embedded store itself is untouched and still works.
+  db.put("k", "v");
+  EXPECT_EQ(db.get("k"), "v");
+}
+
+TEST(HppTest, ConnectRefusesBadInputWithTheRightCode) {
+  EXPECT_EQ(CodeOf([] { geokv::db::connect(""); }), GEOKV_EINVAL);
+  EXPECT_EQ(CodeOf([] { geokv::db::connect("127.0.0.1:7200"); }), GEOKV_EINVAL);  // no scheme
+  EXPECT_EQ(CodeOf([] { geokv::db::connect("tcp://127.0.0.1:1,,tcp://127.0.0.1:2"); }), GEOKV_EINVAL);
+  EXPECT_EQ(CodeOf([] { geokv::db::connect("tcp://127.0.0.1:1", geokv::connect_options().curve("short", "a", "b")); }),
+            GEOKV_EINVAL);
+  std::string many;
+  for (int i = 0; i < 65; ++i) many += (i ? "," : "") + std::string("tcp://127.0.0.1:1");
+  EXPECT_EQ(CodeOf([&] { geokv::db::connect(many); }), GEOKV_EINVAL);
+}
+
+TEST(HppTest, ConnectedHandleWithoutAClusterTimesOutAndRefusesIteration) {
+  // Port 1 on loopback: nothing listens, so nothing ever answers within the deadline.
+  geokv::db db = geokv::db::connect("tcp://127.0.0.1:1", geokv::connect_options().timeout_ms(200));
+  EXPECT_TRUE(db);
+  EXPECT_EQ(CodeOf([&] { db.scan(""); }), GEOKV_EWRONGMODE);
+  EXPECT_EQ(CodeOf([&] { db.get(""); }), GEOKV_EINVAL);
+  EXPECT_EQ(CodeOf([&] { db.get(std::string(70000, 'k')); }), GEOKV_EKEYSIZE);
+  const int code = CodeOf([&] { db.get("k"); });
+  EXPECT_TRUE(code == GEOKV_ETIMEOUT || code == GEOKV_EUNAVAILABLE) << geokv_strerror(code);
+  db.close();
+  EXPECT_FALSE(db);
+}
+
 }  // namespace

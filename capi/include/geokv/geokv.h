@@ -15,8 +15,13 @@
  *    the memory of recently closed handles so that stale pointers stay detectable).
  *  - Thread-safety: a geokv_db_t may be used from many threads at once. A geokv_iter_t
  *    belongs to one thread at a time.
- *  - Options structs are versioned: initialise them with GEOKV_OPTIONS_INIT; fields are
- *    only ever appended.
+ *  - Options structs are versioned: initialise them with GEOKV_OPTIONS_INIT (or
+ *    GEOKV_CONNECT_OPTIONS_INIT); fields are only ever appended.
+ *  - A geokv_db_t is either an embedded store (geokv_open: plain keys, put/get/delete and
+ *    prefix iteration) or a connection to a cluster (geokv_connect: every key has a
+ *    replication mode chosen by the cluster's policy, and the operations of each mode).
+ *    Cluster-only operations on an embedded handle, and iteration on a connected handle,
+ *    return GEOKV_EWRONGMODE.
  */
 #ifndef GEOKV_CAPI_INCLUDE_GEOKV_GEOKV_H_
 #define GEOKV_CAPI_INCLUDE_GEOKV_GEOKV_H_
@@ -107,23 +112,31 @@ typedef struct geokv_db geokv_db_t;
  * (already open), GEOKV_EIO (cannot create or write the directory). */
 GEOKV_EXPORT int geokv_open(geokv_db_t **db, const char *path, const geokv_options_t *options);
 
-/* Flushes and closes the node and frees the handle. NULL is a no-op (GEOKV_OK). A second
+/* Flushes and closes the node (or drops the cluster connection) and frees the handle. NULL is a no-op (GEOKV_OK). A second
  * close of the same handle returns GEOKV_ECLOSED. */
 GEOKV_EXPORT int geokv_close(geokv_db_t *db);
 
 /* Stores value under key, durably per the durability option, before returning.
  * Errors: GEOKV_EINVAL (NULL db, NULL key, empty key, NULL value with value_len > 0),
- * GEOKV_EKEYSIZE, GEOKV_EVALSIZE, GEOKV_ECLOSED, GEOKV_EIO, GEOKV_EPANIC, GEOKV_ETIMEOUT. */
+ * GEOKV_EKEYSIZE, GEOKV_EVALSIZE, GEOKV_ECLOSED, GEOKV_EIO, GEOKV_EPANIC, GEOKV_ETIMEOUT.
+ * On a connected handle: the key must be strong or lww (else GEOKV_EWRONGMODE); a strong
+ * put is linearizable; an lww put is acknowledged once durable in the region that took it.
+ * Also GEOKV_EUNAVAILABLE (no node answered, or no quorum for the key's shard) and
+ * GEOKV_ETIMEOUT (no answer within timeout_ms: the write may or may not have happened). */
 GEOKV_EXPORT int geokv_put(geokv_db_t *db, const uint8_t *key, size_t key_len,
                            const uint8_t *value, size_t value_len);
 
 /* Reads key. On GEOKV_OK, *value (release with geokv_free) and *value_len hold the value;
  * an empty value gives a non-NULL *value and *value_len 0. GEOKV_ENOTFOUND when absent.
- * Errors as geokv_put. */
+ * Errors as geokv_put. On a connected handle: strong keys read linearizably; lww and
+ * mvreg keys read the answering region's replica (mvreg: one of the concurrent values); a
+ * counter key reads as its value in decimal ("0" when never added to); a set key is
+ * GEOKV_EWRONGMODE (use geokv_set_members). */
 GEOKV_EXPORT int geokv_get(uint8_t **value, size_t *value_len, geokv_db_t *db,
                            const uint8_t *key, size_t key_len);
 
-/* Deletes key; deleting an absent key is GEOKV_OK. Errors as geokv_put. */
+/* Deletes key; deleting an absent key is GEOKV_OK. Errors as geokv_put (connected: strong,
+ * lww and mvreg keys). */
 GEOKV_EXPORT int geokv_delete(geokv_db_t *db, const uint8_t *key, size_t key_len);
 
 /* Releases bytes returned by geokv. NULL is a no-op. */
@@ -135,7 +148,9 @@ typedef struct geokv_iter geokv_iter_t;
 
 /* Starts an iteration over the keys that begin with prefix (prefix_len 0: every key), in
  * key order. The iterator reads in pages, so it sees writes made while it runs in later
- * pages; it never blocks writers. Release with geokv_iter_close. */
+ * pages; it never blocks writers. Release with geokv_iter_close.
+ * Embedded handles only: a connected handle gives GEOKV_EWRONGMODE (a cluster spreads keys
+ * over shards and regions and offers no ordered scan). */
 GEOKV_EXPORT int geokv_iter_open(geokv_iter_t **iter, geokv_db_t *db, const uint8_t *prefix,
                                  size_t prefix_len);
 
@@ -147,6 +162,134 @@ GEOKV_EXPORT int geokv_iter_next(geokv_iter_t *iter, const uint8_t **key, size_t
 
 /* Frees the iterator. NULL is a no-op; a second close returns GEOKV_ECLOSED. */
 GEOKV_EXPORT int geokv_iter_close(geokv_iter_t *iter);
+
+/* ---- Cluster connection --------------------------------------------------------------- */
+
+#define GEOKV_CONNECT_OPTIONS_VERSION 1
+
+/* Options of geokv_connect. Zero / NULL means the default. The strings are read during
+ * geokv_connect only; the caller keeps ownership. */
+typedef struct geokv_connect_options {
+  uint32_t version;                /* GEOKV_CONNECT_OPTIONS_VERSION */
+  uint32_t timeout_ms;             /* deadline of each request; default 5000 */
+  /* CURVE (all three, or none for plain TCP): the nodes' public key in Z85 (40
+   * characters; or one per endpoint, comma-separated, in endpoint order), and this
+   * client's key pair in Z85 (geokv-keygen prints both). */
+  const char *curve_server_key;
+  const char *curve_public_key;
+  const char *curve_secret_key;
+} geokv_connect_options_t;
+
+#define GEOKV_CONNECT_OPTIONS_INIT {GEOKV_CONNECT_OPTIONS_VERSION, 0, NULL, NULL, NULL}
+
+/* Connects to a geokv cluster: `endpoints` lists the client endpoints of one or more nodes,
+ * comma-separated ("tcp://10.0.0.1:7200,tcp://10.0.0.2:7200"; at most 64). Any node serves
+ * any key (a node forwards strong operations to the shard leader); reads and refused
+ * requests move on to the next endpoint when a node does not answer. `options` may be NULL
+ * for all defaults. On success *db is a new handle of the same type geokv_open returns;
+ * close it with geokv_close.
+ * geokv_connect does not wait for a node: ZeroMQ connects in the background, and the first
+ * operation fails with GEOKV_ETIMEOUT or GEOKV_EUNAVAILABLE when no node answers in time.
+ * Errors: GEOKV_EINVAL (NULL db or endpoints, an empty or malformed endpoint, too many
+ * endpoints, incomplete or malformed CURVE keys), GEOKV_EVERSION (options->version
+ * unknown). */
+GEOKV_EXPORT int geokv_connect(geokv_db_t **db, const char *endpoints,
+                               const geokv_connect_options_t *options);
+
+/* ---- Lists ---------------------------------------------------------------------------- */
+
+/* A list of byte strings returned by geokv (set members, policy rules, status lines). The
+ * whole list is one allocation owned by the caller: release it with geokv_list_free, never
+ * free(). items[i] points to lengths[i] bytes followed by a NUL that lengths[i] does not
+ * count, so text items can be printed directly. Read-only for the caller; geokv may append
+ * fields at the end in later versions (it allocates the struct). */
+typedef struct geokv_list {
+  size_t count;
+  const uint8_t *const *items;
+  const size_t *lengths;
+} geokv_list_t;
+
+/* Releases a list returned by geokv. NULL is a no-op. */
+GEOKV_EXPORT void geokv_list_free(geokv_list_t *list);
+
+/* ---- Operations of the replication modes (connected handles) -------------------------- *
+ *
+ * The cluster's policy maps key prefixes to modes (strong, lww, mvreg, counter, set; the
+ * longest matching prefix wins). An operation that does not fit the key's mode returns
+ * GEOKV_EWRONGMODE. On an embedded handle (geokv_open) every function of this section
+ * returns GEOKV_EWRONGMODE with the message "an embedded store holds plain keys; connect to
+ * a cluster for modes". Keys are validated as for geokv_put (GEOKV_EINVAL for NULL or
+ * empty, GEOKV_EKEYSIZE beyond the cluster's key_bytes_max). Every function also returns
+ * GEOKV_ECLOSED, GEOKV_EUNAVAILABLE and GEOKV_ETIMEOUT as geokv_put does.
+ * Thread-safety: as every geokv_db_t call (requests of one handle are serialized). */
+
+/* Compare-and-set on a strong key: stores value when the key currently holds `expected`
+ * (expected_len bytes), or, when expected is NULL, when the key is absent. GEOKV_OK when it
+ * stored the value, GEOKV_ECONFLICT when the current value differs (nothing written; read
+ * the key again to retry). Errors: GEOKV_EINVAL (NULL expected with expected_len > 0, NULL
+ * value with value_len > 0), GEOKV_EVALSIZE, GEOKV_EWRONGMODE (not a strong key). */
+GEOKV_EXPORT int geokv_cas(geokv_db_t *db, const uint8_t *key, size_t key_len,
+                           const uint8_t *expected, size_t expected_len, const uint8_t *value,
+                           size_t value_len);
+
+/* Adds delta (may be negative) to a counter. On a strong key the value is a decimal
+ * integer (absent counts as 0; GEOKV_EINVAL when the key holds something else) and
+ * *result is the new value, linearizably. On a counter key (a CRDT) the add is
+ * acknowledged by one region and *result is that region's value after it, which may not
+ * yet include concurrent adds from other regions. Errors: GEOKV_EINVAL (NULL result),
+ * GEOKV_EWRONGMODE (neither strong nor counter). */
+GEOKV_EXPORT int geokv_add(int64_t *result, geokv_db_t *db, const uint8_t *key, size_t key_len,
+                           int64_t delta);
+
+/* Adds element (element_len bytes, may be 0) to the set at key (add wins over a concurrent
+ * remove). Acknowledged once durable in the region that took it. Errors: GEOKV_EINVAL
+ * (NULL element with element_len > 0), GEOKV_EVALSIZE, GEOKV_EWRONGMODE (not a set key). */
+GEOKV_EXPORT int geokv_set_add(geokv_db_t *db, const uint8_t *key, size_t key_len,
+                               const uint8_t *element, size_t element_len);
+
+/* Removes element from the set at key (the adds this region has seen). Removing an
+ * absent element is GEOKV_OK. Errors as geokv_set_add. */
+GEOKV_EXPORT int geokv_set_remove(geokv_db_t *db, const uint8_t *key, size_t key_len,
+                                  const uint8_t *element, size_t element_len);
+
+/* *present = 1 when the answering region's replica of the set contains element, else 0.
+ * Errors as geokv_set_add, and GEOKV_EINVAL for a NULL present. */
+GEOKV_EXPORT int geokv_set_contains(int *present, geokv_db_t *db, const uint8_t *key,
+                                    size_t key_len, const uint8_t *element, size_t element_len);
+
+/* The members of the set at key in the answering region's replica, in byte order (an
+ * absent set is empty: count 0). *members is released with geokv_list_free. Errors as
+ * geokv_set_add, and GEOKV_EINVAL for a NULL members. */
+GEOKV_EXPORT int geokv_set_members(geokv_list_t **members, geokv_db_t *db, const uint8_t *key,
+                                   size_t key_len);
+
+/* ---- Policy and status (connected handles) -------------------------------------------- */
+
+/* Keys that begin with prefix use `mode`: "strong", "lww", "mvreg", "counter" or "set"
+ * (NUL-terminated). prefix_len 0 sets the default mode of keys no rule matches. The
+ * policy is strongly consistent: once this returns, every node routes by it. Errors:
+ * GEOKV_EINVAL (NULL mode, an unknown mode, NULL prefix with prefix_len > 0, a prefix
+ * that holds data in another mode: a key's mode never changes under its data; the
+ * message names the key), GEOKV_EKEYSIZE, GEOKV_EWRONGMODE (embedded handle). */
+GEOKV_EXPORT int geokv_policy_set(geokv_db_t *db, const uint8_t *prefix, size_t prefix_len,
+                                  const char *mode);
+
+/* Removes the rule for exactly prefix. GEOKV_ENOTFOUND when there is none; GEOKV_EINVAL
+ * when keys under it hold data that would change mode. Errors as geokv_policy_set. */
+GEOKV_EXPORT int geokv_policy_remove(geokv_db_t *db, const uint8_t *prefix, size_t prefix_len);
+
+/* The policy, as two lists of the same length: prefixes->items[i] uses mode
+ * modes->items[i]. The first entry has the empty prefix and the default mode; the rules
+ * follow in prefix order. Release both with geokv_list_free. Errors: GEOKV_EINVAL (NULL
+ * prefixes or modes), GEOKV_EWRONGMODE (embedded handle). */
+GEOKV_EXPORT int geokv_policy_list(geokv_list_t **prefixes, geokv_list_t **modes,
+                                   geokv_db_t *db);
+
+/* The answering node's view of the cluster as human-readable lines (its region, the shard
+ * leaders, commit and apply indexes, CRDT replication). The format is for people and may
+ * change. Release with geokv_list_free. Errors: GEOKV_EINVAL (NULL lines),
+ * GEOKV_EWRONGMODE (embedded handle). */
+GEOKV_EXPORT int geokv_status(geokv_list_t **lines, geokv_db_t *db);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -6,6 +6,11 @@
 //
 // Thread-safety: as the C ABI. A geokv::db may be shared by threads (by reference); a
 // geokv::iterator belongs to one thread at a time.
+//
+// A geokv::db is an embedded store (the constructors) or a cluster connection
+// (db::connect). put/get/erase work on both; scan only on an embedded store; the
+// operations of the replication modes (cas, add, set_*, policy_*, status) only on a
+// connection, else they throw geokv::error with GEOKV_EWRONGMODE.
 #ifndef GEOKV_CAPI_INCLUDE_GEOKV_GEOKV_HPP_
 #define GEOKV_CAPI_INCLUDE_GEOKV_GEOKV_HPP_
 
@@ -15,6 +20,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "geokv/geokv.h"
 
@@ -39,6 +45,19 @@ inline int check(int rc) {
 inline const uint8_t* bytes(std::string_view s) noexcept {
   return reinterpret_cast<const uint8_t*>(s.data());
 }
+// Frees the geokv_list_t it holds when it goes out of scope.
+struct list_guard {
+  geokv_list_t* list = nullptr;
+  ~list_guard() { geokv_list_free(list); }
+};
+inline std::vector<std::string> copy_list(const geokv_list_t* list) {
+  std::vector<std::string> out;
+  out.reserve(list->count);
+  for (size_t i = 0; i < list->count; ++i) {
+    out.emplace_back(reinterpret_cast<const char*>(list->items[i]), list->lengths[i]);
+  }
+  return out;
+}
 }  // namespace detail
 
 // Options of db::open; every setter returns *this for chaining.
@@ -55,6 +74,34 @@ class options {
 
  private:
   geokv_options_t raw_;
+};
+
+// Options of db::connect; every setter returns *this for chaining. The strings are copied.
+class connect_options {
+ public:
+  connect_options() noexcept : raw_(GEOKV_CONNECT_OPTIONS_INIT) {}
+  connect_options& timeout_ms(uint32_t ms) noexcept { raw_.timeout_ms = ms; return *this; }
+  // CURVE: the nodes' public key (Z85; or one per endpoint, comma-separated) and this
+  // client's key pair.
+  connect_options& curve(std::string server_key, std::string public_key, std::string secret_key) {
+    server_key_ = std::move(server_key);
+    public_key_ = std::move(public_key);
+    secret_key_ = std::move(secret_key);
+    curve_ = true;
+    return *this;
+  }
+  // Points into this object: valid while it lives and is not modified.
+  const geokv_connect_options_t* raw() const noexcept {
+    raw_.curve_server_key = curve_ ? server_key_.c_str() : nullptr;
+    raw_.curve_public_key = curve_ ? public_key_.c_str() : nullptr;
+    raw_.curve_secret_key = curve_ ? secret_key_.c_str() : nullptr;
+    return &raw_;
+  }
+
+ private:
+  mutable geokv_connect_options_t raw_;
+  bool curve_ = false;
+  std::string server_key_, public_key_, secret_key_;
 };
 
 // A prefix iteration. next() returns the next (key, value), valid until the next call.
@@ -90,10 +137,19 @@ class iterator {
   geokv_iter_t* raw_ = nullptr;
 };
 
-// An open database (an embedded node).
+// An open database: an embedded node, or a connection to a cluster (db::connect).
 class db {
  public:
   db() noexcept = default;
+  // Takes ownership of a handle from geokv_open or geokv_connect.
+  explicit db(geokv_db_t* raw) noexcept : raw_(raw) {}
+  // Connects to a cluster: endpoints are comma-separated client endpoints
+  // ("tcp://127.0.0.1:7200,tcp://127.0.0.1:7201"). Does not wait for a node.
+  static db connect(const std::string& endpoints, const connect_options& opts = connect_options()) {
+    geokv_db_t* raw = nullptr;
+    detail::check(geokv_connect(&raw, endpoints.c_str(), opts.raw()));
+    return db(raw);
+  }
   explicit db(const std::string& path, const options& opts = options()) : db(path.c_str(), opts) {}
   // path may be nullptr when opts.config_path names a data_dir.
   explicit db(const char* path, const options& opts = options()) {
@@ -134,6 +190,80 @@ class db {
     geokv_iter_t* it = nullptr;
     detail::check(geokv_iter_open(&it, raw_, detail::bytes(prefix), prefix.size()));
     return iterator(it);
+  }
+
+  // ---- cluster connections only (an embedded store throws GEOKV_EWRONGMODE) ----
+
+  // Compare-and-set on a strong key: stores value when the key holds *expected (or is
+  // absent, for std::nullopt). true when stored, false when the current value differs.
+  bool cas(std::string_view key, std::optional<std::string_view> expected, std::string_view value) {
+    const uint8_t* e = expected ? detail::bytes(*expected) : nullptr;
+    const size_t elen = expected ? expected->size() : 0;
+    // A non-NULL pointer for an empty expected value: NULL would mean "absent".
+    static const uint8_t kEmpty = 0;
+    if (expected && e == nullptr) e = &kEmpty;
+    int rc = geokv_cas(raw_, detail::bytes(key), key.size(), e, elen, detail::bytes(value), value.size());
+    if (rc == GEOKV_ECONFLICT) return false;
+    detail::check(rc);
+    return true;
+  }
+
+  // Adds delta to a strong or counter key; the value after the add (counter: as the
+  // answering region sees it).
+  int64_t add(std::string_view key, int64_t delta) {
+    int64_t result = 0;
+    detail::check(geokv_add(&result, raw_, detail::bytes(key), key.size(), delta));
+    return result;
+  }
+
+  void set_add(std::string_view key, std::string_view element) {
+    detail::check(geokv_set_add(raw_, detail::bytes(key), key.size(), detail::bytes(element), element.size()));
+  }
+  void set_remove(std::string_view key, std::string_view element) {
+    detail::check(geokv_set_remove(raw_, detail::bytes(key), key.size(), detail::bytes(element), element.size()));
+  }
+  bool set_contains(std::string_view key, std::string_view element) {
+    int present = 0;
+    detail::check(geokv_set_contains(&present, raw_, detail::bytes(key), key.size(), detail::bytes(element),
+                                     element.size()));
+    return present != 0;
+  }
+  // The members in byte order.
+  std::vector<std::string> set_members(std::string_view key) {
+    detail::list_guard members;
+    detail::check(geokv_set_members(&members.list, raw_, detail::bytes(key), key.size()));
+    return detail::copy_list(members.list);
+  }
+
+  // Keys under prefix use mode ("strong", "lww", "mvreg", "counter", "set"); an empty
+  // prefix sets the default.
+  void policy_set(std::string_view prefix, const std::string& mode) {
+    detail::check(geokv_policy_set(raw_, detail::bytes(prefix), prefix.size(), mode.c_str()));
+  }
+  // false when there was no rule for exactly prefix.
+  bool policy_remove(std::string_view prefix) {
+    int rc = geokv_policy_remove(raw_, detail::bytes(prefix), prefix.size());
+    if (rc == GEOKV_ENOTFOUND) return false;
+    detail::check(rc);
+    return true;
+  }
+  // (prefix, mode) rules; the first has the empty prefix and the default mode.
+  std::vector<std::pair<std::string, std::string>> policy_list() {
+    detail::list_guard prefixes, modes;
+    detail::check(geokv_policy_list(&prefixes.list, &modes.list, raw_));
+    std::vector<std::pair<std::string, std::string>> out;
+    out.reserve(prefixes.list->count);
+    for (size_t i = 0; i < prefixes.list->count && i < modes.list->count; ++i) {
+      out.emplace_back(std::string(reinterpret_cast<const char*>(prefixes.list->items[i]), prefixes.list->lengths[i]),
+                       std::string(reinterpret_cast<const char*>(modes.list->items[i]), modes.list->lengths[i]));
+    }
+    return out;
+  }
+  // The answering node's view of the cluster, for people.
+  std::vector<std::string> status() {
+    detail::list_guard lines;
+    detail::check(geokv_status(&lines.list, raw_));
+    return detail::copy_list(lines.list);
   }
 
   // Closes now (the destructor would otherwise); throws if closing fails.
