@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "core/sim/crdt_history.h"
 #include "core/sim/crdt_scenario.h"
 #include "core/sim/network.h"
 
@@ -107,6 +108,75 @@ TEST(CrdtSim, MetadataStaysBoundedOverALongRun) {
   // 8 siblings x 5 regions for the register) + in-flight cloud dots.
   EXPECT_LE(r.final_max_metadata_entries, 5u + 40u);
   EXPECT_LE(r.max_metadata_entries, 200u);
+}
+
+// The history checker itself must be able to fail: a removed element that is back, an
+// acknowledged add that is missing, a wrong counter and a lost LWW write are all flagged.
+TEST(CrdtHistoryCheck, FlagsResurrectionLossAndWrongValues) {
+  using crdt::CrdtType;
+  CrdtHistory h(2);
+  CrdtOpRecord add;
+  add.type = CrdtType::kSet;
+  add.key = "s";
+  add.value = "x";
+  add.minted = crdt::Dot{0, 1};
+  h.Record(0, add);
+  h.AckPending(0);
+  CrdtOpRecord rm;
+  rm.type = CrdtType::kSet;
+  rm.key = "s";
+  rm.retired.Add(crdt::Dot{0, 1});
+  h.Record(1, rm);
+  h.AckPending(1);
+  CrdtOpRecord ctr;
+  ctr.type = CrdtType::kCounter;
+  ctr.key = "c";
+  ctr.delta = 5;
+  h.Record(0, ctr);
+  CrdtOpRecord put;
+  put.type = CrdtType::kLww;
+  put.key = "l";
+  put.value = "v";
+  put.ts = crdt::HlcTimestamp{10, 0, 0};
+  h.Record(0, put);
+  h.AckPending(0);
+  CrdtOpRecord lost;  // never acknowledged: must not be expected
+  lost.type = CrdtType::kCounter;
+  lost.key = "c";
+  lost.delta = 100;
+  h.Record(1, lost);
+  h.DropPending(1);
+
+  std::map<std::string, crdt::CrdtValue, std::less<>> good;
+  {
+    crdt::OrSet s;
+    ASSERT_TRUE(s.Add(0, "x").ok());
+    s.Join(s.Remove("x"));
+    good.emplace("s", crdt::CrdtValue(s));
+    crdt::PnCounter c;
+    (void)c.Add(0, 5);
+    good.emplace("c", crdt::CrdtValue(c));
+    crdt::LwwRegister l;
+    (void)l.Put("v", crdt::HlcTimestamp{10, 0, 0});
+    good.emplace("l", crdt::CrdtValue(l));
+  }
+  EXPECT_TRUE(h.Check(good).empty());
+
+  std::map<std::string, crdt::CrdtValue, std::less<>> bad;
+  {
+    crdt::OrSet s;
+    (void)s.Add(0, "x");  // the removed element is back
+    bad.emplace("s", crdt::CrdtValue(s));
+    crdt::PnCounter c;
+    (void)c.Add(0, 105);  // includes the unacknowledged, lost add
+    bad.emplace("c", crdt::CrdtValue(c));
+    // "l" missing: the acknowledged write is lost
+  }
+  std::vector<std::string> errors = h.Check(bad);
+  ASSERT_EQ(errors.size(), 3u);
+  EXPECT_NE(errors[0].find("counter"), std::string::npos);
+  EXPECT_NE(errors[1].find("lww"), std::string::npos);
+  EXPECT_NE(errors[2].find("present but removed"), std::string::npos);
 }
 
 }  // namespace
