@@ -1,14 +1,16 @@
 // geokv._geokv: the Python face of the C ABI, through geokv.hpp and nothing else.
 //
-// Every call that can block (disk, locks) releases the GIL. Errors become the exception
+// Every call that can block (disk, locks, the network) releases the GIL. Errors become the exception
 // classes of geokv._errors, chosen by GEOKV_E* code.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "geokv/geokv.hpp"
 
@@ -16,10 +18,26 @@ namespace py = pybind11;
 
 namespace {
 
-// An open database plus the Python-side bookkeeping. Not thread-safe across Python
-// threads beyond what the C ABI gives (the db itself is).
+// An open database (embedded, or a cluster connection from Connect) plus the Python-side
+// bookkeeping. Not thread-safe across Python threads beyond what the C ABI gives (the db
+// itself is).
 class Db {
  public:
+  static std::unique_ptr<Db> Connect(const std::string& endpoints, uint32_t timeout_ms,
+                                     const std::optional<std::string>& curve_server_key,
+                                     const std::optional<std::string>& curve_public_key,
+                                     const std::optional<std::string>& curve_secret_key) {
+    geokv::connect_options opts;
+    opts.timeout_ms(timeout_ms);
+    if (curve_server_key || curve_public_key || curve_secret_key) {
+      opts.curve(curve_server_key.value_or(""), curve_public_key.value_or(""), curve_secret_key.value_or(""));
+    }
+    std::unique_ptr<Db> out(new Db());
+    py::gil_scoped_release release;
+    out->db_ = geokv::db::connect(endpoints, opts);
+    return out;
+  }
+
   Db(const std::optional<std::string>& path, uint32_t durability, uint64_t key_bytes_max, uint64_t value_bytes_max,
      uint32_t commit_timeout_ms, std::optional<std::string> config_path)
       : config_path_(std::move(config_path)) {
@@ -56,6 +74,89 @@ class Db {
     db.erase(key);
   }
 
+  bool Cas(const std::string& key, const std::optional<std::string>& expected, const std::string& value) {
+    geokv::db& db = Live();
+    py::gil_scoped_release release;
+    return db.cas(key, expected ? std::optional<std::string_view>(*expected) : std::nullopt, value);
+  }
+
+  int64_t Add(const std::string& key, int64_t delta) {
+    geokv::db& db = Live();
+    py::gil_scoped_release release;
+    return db.add(key, delta);
+  }
+
+  void SetAdd(const std::string& key, const std::string& element) {
+    geokv::db& db = Live();
+    py::gil_scoped_release release;
+    db.set_add(key, element);
+  }
+
+  void SetRemove(const std::string& key, const std::string& element) {
+    geokv::db& db = Live();
+    py::gil_scoped_release release;
+    db.set_remove(key, element);
+  }
+
+  bool SetContains(const std::string& key, const std::string& element) {
+    geokv::db& db = Live();
+    py::gil_scoped_release release;
+    return db.set_contains(key, element);
+  }
+
+  py::list SetMembers(const std::string& key) {
+    geokv::db& db = Live();
+    std::vector<std::string> members;
+    {
+      py::gil_scoped_release release;
+      members = db.set_members(key);
+    }
+    py::list out;
+    for (const auto& m : members) out.append(py::bytes(m));
+    return out;
+  }
+
+  void PolicySet(const std::string& prefix, const std::string& mode) {
+    geokv::db& db = Live();
+    py::gil_scoped_release release;
+    db.policy_set(prefix, mode);
+  }
+
+  bool PolicyRemove(const std::string& prefix) {
+    geokv::db& db = Live();
+    py::gil_scoped_release release;
+    return db.policy_remove(prefix);
+  }
+
+  py::list PolicyList() {
+    geokv::db& db = Live();
+    std::vector<std::pair<std::string, std::string>> rules;
+    {
+      py::gil_scoped_release release;
+      rules = db.policy_list();
+    }
+    py::list out;
+    for (const auto& [prefix, mode] : rules) out.append(py::make_tuple(py::bytes(prefix), py::str(mode)));
+    return out;
+  }
+
+  py::list Status() {
+    geokv::db& db = Live();
+    std::vector<std::string> lines;
+    {
+      py::gil_scoped_release release;
+      lines = db.status();
+    }
+    py::list out;
+    for (const auto& line : lines) {
+      // Lines are for people: never fail on a stray byte.
+      PyObject* text = PyUnicode_DecodeUTF8(line.data(), static_cast<Py_ssize_t>(line.size()), "replace");
+      if (text == nullptr) throw py::error_already_set();
+      out.append(py::reinterpret_steal<py::str>(text));
+    }
+    return out;
+  }
+
   void Close() {
     py::gil_scoped_release release;
     if (db_) db_.close();
@@ -70,6 +171,8 @@ class Db {
   }
 
  private:
+  Db() = default;
+
   std::optional<std::string> config_path_;
   geokv::db db_;
 };
@@ -129,6 +232,19 @@ PYBIND11_MODULE(_geokv, m) {
       .def("put", &Db::Put, py::arg("key"), py::arg("value"))
       .def("get", &Db::Get, py::arg("key"))
       .def("delete", &Db::Delete, py::arg("key"))
+      .def_static("connect", &Db::Connect, py::arg("endpoints"), py::arg("timeout_ms") = 0,
+                  py::arg("curve_server_key") = std::nullopt, py::arg("curve_public_key") = std::nullopt,
+                  py::arg("curve_secret_key") = std::nullopt)
+      .def("cas", &Db::Cas, py::arg("key"), py::arg("expected"), py::arg("value"))
+      .def("add", &Db::Add, py::arg("key"), py::arg("delta"))
+      .def("set_add", &Db::SetAdd, py::arg("key"), py::arg("element"))
+      .def("set_remove", &Db::SetRemove, py::arg("key"), py::arg("element"))
+      .def("set_contains", &Db::SetContains, py::arg("key"), py::arg("element"))
+      .def("set_members", &Db::SetMembers, py::arg("key"))
+      .def("policy_set", &Db::PolicySet, py::arg("prefix"), py::arg("mode"))
+      .def("policy_remove", &Db::PolicyRemove, py::arg("prefix"))
+      .def("policy_list", &Db::PolicyList)
+      .def("status", &Db::Status)
       .def("close", &Db::Close)
       .def_property_readonly("closed", &Db::closed);
 
