@@ -20,6 +20,8 @@
 #include "core/node.h"
 #include "core/policy.h"
 #include "core/request.h"
+#include "replication/crdt/causal_context.h"
+#include "replication/crdt/codec.h"
 
 // Exactly one of node (geokv_open) and client (geokv_connect) is set while the handle is
 // open; both are null once closed. Shared pointers let a call in flight finish after a
@@ -363,6 +365,19 @@ int KeyedCall(geokv_db_t* db, geokv::Request request, const uint8_t* key, size_t
   return CallCluster(*client, std::move(request), response);
 }
 
+// A causal context from geokv_mv_get. Checked here too, so a damaged one is refused before
+// it travels (and whatever the node does with it).
+int CheckMvContext(const uint8_t* context, size_t len) {
+  int rc = CheckClusterValue(context, len, "context");
+  if (rc != GEOKV_OK || len == 0) return rc;
+  geokv::crdt::CausalContext decoded;
+  geokv::crdt::Decoder dec(View(context, len));
+  geokv::Status s = decoded.DecodeFrom(&dec);
+  if (s.ok()) s = dec.Finish();
+  if (!s.ok()) return Fail(GEOKV_EINVAL, "context is not one geokv_mv_get returned: " + s.message());
+  return GEOKV_OK;
+}
+
 int SetElementCall(geokv::Op op, geokv_db_t* db, const uint8_t* key, size_t key_len, const uint8_t* element,
                    size_t element_len, geokv::Response* response) {
   int rc = CheckClusterValue(element, element_len, "element");
@@ -663,6 +678,60 @@ int geokv_set_members(geokv_list_t** members, geokv_db_t* db, const uint8_t* key
     std::sort(response.values.begin(), response.values.end());
     if ((rc = MakeList(response.values, members)) != GEOKV_OK) return rc;
     return Ok();
+  });
+}
+
+int geokv_mv_get(geokv_list_t** values, uint8_t** context, size_t* context_len, geokv_db_t* db, const uint8_t* key,
+                 size_t key_len) {
+  return Guard([&] {
+    if (values == nullptr || context == nullptr || context_len == nullptr) {
+      return Fail(GEOKV_EINVAL, "an out-pointer of geokv_mv_get is NULL");
+    }
+    geokv::Request request;
+    request.op = geokv::Op::kMvGet;
+    geokv::Response response;
+    int rc = KeyedCall(db, std::move(request), key, key_len, &response);
+    if (rc != GEOKV_OK) return rc;
+    std::sort(response.values.begin(), response.values.end());
+    auto* bytes = static_cast<uint8_t*>(std::malloc(response.context.empty() ? 1 : response.context.size()));
+    if (bytes == nullptr) return Fail(GEOKV_ENOMEM, "out of memory copying the context");
+    if (!response.context.empty()) std::memcpy(bytes, response.context.data(), response.context.size());
+    geokv_list_t* list = nullptr;
+    if ((rc = MakeList(response.values, &list)) != GEOKV_OK) {
+      std::free(bytes);
+      return rc;
+    }
+    *values = list;
+    *context = bytes;
+    *context_len = response.context.size();
+    return Ok();
+  });
+}
+
+int geokv_mv_put(geokv_db_t* db, const uint8_t* key, size_t key_len, const uint8_t* value, size_t value_len,
+                 const uint8_t* context, size_t context_len) {
+  return Guard([&] {
+    int rc = CheckClusterValue(value, value_len, "value");
+    if (rc == GEOKV_OK) rc = CheckMvContext(context, context_len);
+    if (rc != GEOKV_OK) return rc;
+    geokv::Request request;
+    request.op = geokv::Op::kMvPut;
+    request.value.assign(View(value, value_len));
+    request.context.assign(View(context, context_len));
+    geokv::Response response;
+    return KeyedCall(db, std::move(request), key, key_len, &response);
+  });
+}
+
+int geokv_mv_delete(geokv_db_t* db, const uint8_t* key, size_t key_len, const uint8_t* context, size_t context_len) {
+  return Guard([&] {
+    int rc = CheckMvContext(context, context_len);
+    if (rc != GEOKV_OK) return rc;
+    geokv::Request request;
+    request.op = geokv::Op::kMvDelete;
+    request.context.assign(View(context, context_len));
+    geokv::Response response;
+    return KeyedCall(db, std::move(request), key, key_len, &response);
   });
 }
 

@@ -236,15 +236,50 @@ static int converge_members(geokv_db_t **dbs, const char *key, const char *const
   }
 }
 
+/* 1 when the multi-value register at key holds exactly the NULL-terminated values. */
+static int mv_values_are(geokv_db_t *db, const char *key, const char *const *want) {
+  geokv_list_t *list = NULL;
+  uint8_t *ctx = NULL;
+  size_t i, n = 0, ctx_len = 0;
+  int same;
+  if (geokv_mv_get(&list, &ctx, &ctx_len, db, K(key)) != GEOKV_OK) return 0;
+  while (want[n] != NULL) n++;
+  same = list->count == n && ctx != NULL;
+  for (i = 0; same && i < n; ++i) {
+    same = list->lengths[i] == strlen(want[i]) && memcmp(list->items[i], want[i], list->lengths[i]) == 0;
+  }
+  geokv_list_free(list);
+  geokv_free(ctx);
+  return same;
+}
+
+static int converge_mv(geokv_db_t **dbs, const char *key, const char *const *want) {
+  long long deadline = now_ms() + kConvergeWaitMs;
+  for (;;) {
+    int r, all = 1;
+    for (r = 0; r < kRegions; ++r) all = all && mv_values_are(dbs[r], key, want);
+    if (all) return 1;
+    if (now_ms() > deadline) return 0;
+    sleep_ms(50);
+  }
+}
+
+enum probe_mode { kProbeCounter, kProbeSet, kProbeMvReg };
+
 /* Waits until every region routes `probe` (absent) by its new mode: a counter reads as
- * "0", a set's members read as empty (a strong key would give ENOTFOUND / EWRONGMODE).
- * Reads only, so a region still on the old policy creates no data. */
-static int policy_reached_every_region(geokv_db_t **dbs, const char *probe, int is_set) {
+ * "0", a set's members and a register's values read as empty (a strong key would give
+ * ENOTFOUND / EWRONGMODE). Reads only, so a region still on the old policy creates no
+ * data. */
+static int policy_reached_every_region(geokv_db_t **dbs, const char *probe, enum probe_mode mode) {
   static const char *const none[] = {NULL};
   long long deadline = now_ms() + kConvergeWaitMs;
   for (;;) {
     int r, all = 1;
-    for (r = 0; r < kRegions; ++r) all = all && (is_set ? members_are(dbs[r], probe, none) : reads_as(dbs[r], probe, "0"));
+    for (r = 0; r < kRegions; ++r) {
+      all = all && (mode == kProbeSet     ? members_are(dbs[r], probe, none)
+                    : mode == kProbeMvReg ? mv_values_are(dbs[r], probe, none)
+                                          : reads_as(dbs[r], probe, "0"));
+    }
     if (all) return 1;
     if (now_ms() > deadline) return 0;
     sleep_ms(50);
@@ -298,6 +333,14 @@ static void test_embedded_handle(void) {
   CHECK(geokv_policy_remove(db, K("p/")) == GEOKV_EWRONGMODE);
   CHECK(geokv_policy_list(&list, &list2, db) == GEOKV_EWRONGMODE);
   CHECK(geokv_status(&list, db) == GEOKV_EWRONGMODE);
+  CHECK(geokv_mv_put(db, K("m"), K("v"), NULL, 0) == GEOKV_EWRONGMODE);
+  CHECK(geokv_mv_delete(db, K("m"), NULL, 0) == GEOKV_EWRONGMODE);
+  {
+    uint8_t *ctx = NULL;
+    size_t ctx_len = 0;
+    CHECK(geokv_mv_get(&list, &ctx, &ctx_len, db, K("m")) == GEOKV_EWRONGMODE);
+    CHECK(ctx == NULL);
+  }
   CHECK(list == NULL && list2 == NULL && n == 0);
   CHECK(geokv_put(db, K("k"), K("v")) == GEOKV_OK); /* the plain store still works */
   CHECK(geokv_close(db) == GEOKV_OK);
@@ -362,8 +405,10 @@ static void test_policy(geokv_db_t **dbs) {
   CHECK(saw_cnt && saw_tags);
   geokv_list_free(prefixes);
   geokv_list_free(modes);
-  CHECK(policy_reached_every_region(dbs, "cnt/probe", 0));
-  CHECK(policy_reached_every_region(dbs, "tags/probe", 1));
+  CHECK(geokv_policy_set(dbs[2], K("mvr/"), "mvreg") == GEOKV_OK);
+  CHECK(policy_reached_every_region(dbs, "cnt/probe", kProbeCounter));
+  CHECK(policy_reached_every_region(dbs, "tags/probe", kProbeSet));
+  CHECK(policy_reached_every_region(dbs, "mvr/probe", kProbeMvReg));
 
   CHECK(geokv_policy_set(dbs[0], K("p/"), "eventual") == GEOKV_EINVAL);
   CHECK(geokv_policy_set(dbs[0], K("p/"), NULL) == GEOKV_EINVAL);
@@ -398,6 +443,39 @@ static void test_counter_and_set(geokv_db_t **dbs) {
   CHECK(geokv_set_contains(&present, dbs[1], K("tags/t"), K("x")) == GEOKV_OK && present == 0);
 }
 
+static void test_mvreg(geokv_db_t **dbs) {
+  static const char *const xy[] = {"x", "y", NULL};
+  static const char *const z[] = {"z", NULL};
+  static const char *const none[] = {NULL};
+  static const uint8_t garbage[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+  geokv_list_t *values = NULL;
+  uint8_t *ctx = NULL;
+  size_t ctx_len = 0;
+  /* Two writes with no context, in two regions: both survive as siblings. */
+  CHECK(geokv_mv_put(dbs[0], K("mvr/k"), K("x"), NULL, 0) == GEOKV_OK);
+  CHECK(geokv_mv_put(dbs[1], K("mvr/k"), K("y"), NULL, 0) == GEOKV_OK);
+  CHECK(converge_mv(dbs, "mvr/k", xy));
+  /* A write with the context that read both replaces both, everywhere. */
+  CHECK(geokv_mv_get(&values, &ctx, &ctx_len, dbs[2], K("mvr/k")) == GEOKV_OK);
+  CHECK(values != NULL && values->count == 2 && ctx != NULL && ctx_len > 0);
+  CHECK(geokv_mv_put(dbs[2], K("mvr/k"), K("z"), ctx, ctx_len) == GEOKV_OK);
+  geokv_list_free(values);
+  geokv_free(ctx);
+  CHECK(converge_mv(dbs, "mvr/k", z));
+  CHECK(reads_as(dbs[0], "mvr/k", "z")); /* geokv_get reads a register too */
+  /* A delete with the context that read z removes it everywhere. */
+  values = NULL;
+  ctx = NULL;
+  CHECK(geokv_mv_get(&values, &ctx, &ctx_len, dbs[0], K("mvr/k")) == GEOKV_OK);
+  CHECK(geokv_mv_delete(dbs[0], K("mvr/k"), ctx, ctx_len) == GEOKV_OK);
+  geokv_list_free(values);
+  geokv_free(ctx);
+  CHECK(converge_mv(dbs, "mvr/k", none));
+  CHECK(geokv_mv_put(dbs[0], K("mvr/k"), K("w"), garbage, sizeof garbage) == GEOKV_EINVAL);
+  CHECK(geokv_mv_put(dbs[0], K("mvr/k"), K("w"), NULL, 4) == GEOKV_EINVAL);
+  CHECK(geokv_mv_get(NULL, &ctx, &ctx_len, dbs[0], K("mvr/k")) == GEOKV_EINVAL);
+}
+
 static void test_wrong_mode(geokv_db_t **dbs) {
   uint8_t *v = NULL;
   size_t len = 0;
@@ -413,6 +491,8 @@ static void test_wrong_mode(geokv_db_t **dbs) {
   CHECK(geokv_set_add(dbs[1], K("strong/c"), K("x")) == GEOKV_EWRONGMODE);
   CHECK(geokv_set_contains(&present, dbs[2], K("cnt/hits"), K("x")) == GEOKV_EWRONGMODE);
   CHECK(geokv_set_members(&list, dbs[0], K("strong/c")) == GEOKV_EWRONGMODE);
+  CHECK(geokv_put(dbs[1], K("mvr/k"), K("v")) == GEOKV_EWRONGMODE);
+  CHECK(geokv_mv_put(dbs[2], K("strong/c"), K("v"), NULL, 0) == GEOKV_EWRONGMODE);
   CHECK(geokv_iter_open(&it, dbs[0], NULL, 0) == GEOKV_EWRONGMODE);
   CHECK(v == NULL && list == NULL && it == NULL);
   CHECK(reads_as(dbs[1], "strong/c", "v2")); /* nothing was written by those */
@@ -473,7 +553,7 @@ static void test_example(const char *example_bin, const char *endpoints, geokv_d
   /* The example sets this policy itself; set it first and let it reach every region so
    * the example's add never meets a region on the old policy. */
   CHECK(geokv_policy_set(dbs[0], K("example/visits"), "counter") == GEOKV_OK);
-  CHECK(policy_reached_every_region(dbs, "example/visits", 0));
+  CHECK(policy_reached_every_region(dbs, "example/visits", kProbeCounter));
   pid = fork();
   if (pid == 0) {
     int null = open("/dev/null", O_WRONLY);
@@ -534,6 +614,7 @@ int main(int argc, char **argv) {
   test_strong(dbs);
   test_policy(dbs);
   test_counter_and_set(dbs);
+  test_mvreg(dbs);
   test_wrong_mode(dbs);
   test_bad_input(db_all);
   test_status(db_all);

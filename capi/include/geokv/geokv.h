@@ -263,6 +263,29 @@ GEOKV_EXPORT int geokv_set_contains(int *present, geokv_db_t *db, const uint8_t 
 GEOKV_EXPORT int geokv_set_members(geokv_list_t **members, geokv_db_t *db, const uint8_t *key,
                                    size_t key_len);
 
+/* Reads the multi-value register at key in the answering region: *values holds the
+ * concurrent values in byte order (count 0 when absent or deleted; release with
+ * geokv_list_free), and *context / *context_len an opaque causal context (release with
+ * geokv_free; non-NULL even when 0 bytes) to pass to the next geokv_mv_put or
+ * geokv_mv_delete, so that write replaces exactly the values read. Errors: GEOKV_EINVAL
+ * (a NULL out-pointer), GEOKV_EWRONGMODE (not an mvreg key). */
+GEOKV_EXPORT int geokv_mv_get(geokv_list_t **values, uint8_t **context, size_t *context_len,
+                              geokv_db_t *db, const uint8_t *key, size_t key_len);
+
+/* Writes value to the multi-value register at key, replacing the values that `context`
+ * (from geokv_mv_get; NULL/0 for none) covers; values written concurrently elsewhere stay
+ * as siblings until a later write covers them. Acknowledged once durable in the region
+ * that took it. Errors: GEOKV_EINVAL (NULL value or context with a length > 0, a context
+ * that does not decode), GEOKV_EVALSIZE, GEOKV_EWRONGMODE (not an mvreg key). */
+GEOKV_EXPORT int geokv_mv_put(geokv_db_t *db, const uint8_t *key, size_t key_len,
+                              const uint8_t *value, size_t value_len, const uint8_t *context,
+                              size_t context_len);
+
+/* Removes the values of the multi-value register at key that `context` covers. Errors as
+ * geokv_mv_put. */
+GEOKV_EXPORT int geokv_mv_delete(geokv_db_t *db, const uint8_t *key, size_t key_len,
+                                 const uint8_t *context, size_t context_len);
+
 /* ---- Policy and status (connected handles) -------------------------------------------- */
 
 /* Keys that begin with prefix use `mode`: "strong", "lww", "mvreg", "counter" or "set"

@@ -9,7 +9,7 @@
 //
 // A geokv::db is an embedded store (the constructors) or a cluster connection
 // (db::connect). put/get/erase work on both; scan only on an embedded store; the
-// operations of the replication modes (cas, add, set_*, policy_*, status) only on a
+// operations of the replication modes (cas, add, set_*, mv_*, policy_*, status) only on a
 // connection, else they throw geokv::error with GEOKV_EWRONGMODE.
 #ifndef GEOKV_CAPI_INCLUDE_GEOKV_GEOKV_HPP_
 #define GEOKV_CAPI_INCLUDE_GEOKV_GEOKV_HPP_
@@ -233,6 +233,32 @@ class db {
     detail::list_guard members;
     detail::check(geokv_set_members(&members.list, raw_, detail::bytes(key), key.size()));
     return detail::copy_list(members.list);
+  }
+
+  // A multi-value register as the answering region sees it: its concurrent values (none
+  // when absent) and the causal context to hand to the next mv_put / mv_delete.
+  struct mv_read {
+    std::vector<std::string> values;
+    std::string context;
+  };
+  mv_read mv_get(std::string_view key) {
+    detail::list_guard values;
+    uint8_t* context = nullptr;
+    size_t context_len = 0;
+    detail::check(geokv_mv_get(&values.list, &context, &context_len, raw_, detail::bytes(key), key.size()));
+    struct release {
+      uint8_t* p;
+      ~release() { geokv_free(p); }
+    } guard{context};
+    return mv_read{detail::copy_list(values.list), std::string(reinterpret_cast<const char*>(context), context_len)};
+  }
+  // Replaces the values `context` (from mv_get; empty: none) covers with value.
+  void mv_put(std::string_view key, std::string_view value, std::string_view context = {}) {
+    detail::check(geokv_mv_put(raw_, detail::bytes(key), key.size(), detail::bytes(value), value.size(),
+                               detail::bytes(context), context.size()));
+  }
+  void mv_delete(std::string_view key, std::string_view context = {}) {
+    detail::check(geokv_mv_delete(raw_, detail::bytes(key), key.size(), detail::bytes(context), context.size()));
   }
 
   // Keys under prefix use mode ("strong", "lww", "mvreg", "counter", "set"); an empty
