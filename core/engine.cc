@@ -239,7 +239,10 @@ void Engine::Dispatch(Request request, Callback done, bool forwarded) {
                                               std::string(ModeName(mode)) + " (policy prefix \"" +
                                               policy_.MatchingPrefix(request.key) + "\")"));
   }
-  if (mode == Mode::kStrong) return SubmitStrong(ShardOf(request.key), std::move(request), std::move(done), forwarded);
+  if (mode == Mode::kStrong) {
+    const uint32_t shard = ShardOf(request.key);  // before `request` is moved from
+    return SubmitStrong(shard, std::move(request), std::move(done), forwarded);
+  }
   if (forwarded) return reply(InvalidArgument("eventual-mode requests are not forwarded"));
   SubmitEventual(mode, request, std::move(done));
 }

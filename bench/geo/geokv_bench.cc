@@ -60,6 +60,7 @@ class LocalCluster {
     std::string joined;
     for (const auto& r : regions) joined += (joined.empty() ? "" : ",") + r;
     const std::string ready = dir + "/ready";
+    std::fflush(stdout);  // the child must not inherit (and print again) our buffered output
     pid_ = fork();
     if (pid_ == 0) {
       FILE* out = std::freopen((dir + "/local.log").c_str(), "w", stdout);

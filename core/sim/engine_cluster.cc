@@ -101,6 +101,17 @@ class Cluster {
     for (auto& n : nodes_) {
       if (n.engine) result_.snapshots += n.engine->stats().snapshots;
     }
+    // Keys spread over the shards: every shard that acknowledged a write has committed it.
+    if (result_.ok && nodes_[0].engine) {
+      std::set<uint32_t> shards;
+      for (const auto& h : result_.history) {
+        if (h.op != "get" && !h.unknown) shards.insert(nodes_[0].engine->ShardOf(h.key));
+      }
+      for (uint32_t s : shards) {
+        if (nodes_[0].engine->replica(s).commit_index() == 0) Fail("shard " + std::to_string(s) + " acknowledged a write but committed nothing");
+      }
+      result_.shards_used = static_cast<int>(shards.size());
+    }
     return result_;
   }
 

@@ -50,6 +50,7 @@ struct EngineSimResult {
   Time end_us = 0;
   uint64_t strong_ok = 0, strong_unknown = 0, strong_refused = 0, eventual_ok = 0, wrong_mode_checked = 0;
   uint64_t crashes = 0, snapshots = 0;
+  int shards_used = 0;  // strong shards that acknowledged a write (keys must spread)
 };
 
 EngineSimResult RunEngineSim(const EngineSimOptions& options);

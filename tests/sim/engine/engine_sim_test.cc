@@ -31,6 +31,7 @@ EngineSimOptions Options(uint64_t seed) {
 std::vector<uint64_t> RunSeeds(const std::vector<uint64_t>& seeds, const std::string& name,
                                const EngineSimOptions& base, bool expect_ok) {
   std::vector<PaxosSimResult> histories;
+  size_t spread = 0;  // seeds whose acknowledged writes reached two shards or more
   for (uint64_t seed : seeds) {
     EngineSimOptions o = base;
     o.seed = seed;
@@ -40,11 +41,15 @@ std::vector<uint64_t> RunSeeds(const std::vector<uint64_t>& seeds, const std::st
       EXPECT_TRUE(r.ok) << "GEOKV_SEED=" << seed << " " << r.failure;
       EXPECT_GT(r.strong_ok, 0u) << "GEOKV_SEED=" << seed << " no strong operation succeeded";
       EXPECT_GT(r.eventual_ok, 0u) << "GEOKV_SEED=" << seed << " no eventual operation succeeded";
+      if (r.shards_used >= 2) spread++;
     }
     PaxosSimResult h;
     h.seed = seed;
     h.history = std::move(r.history);
     histories.push_back(std::move(h));
+  }
+  if (expect_ok) {
+    EXPECT_GT(spread * 2, seeds.size()) << "strong keys do not spread over the shards";
   }
   const std::string path = std::string(GEOKV_SIM_HISTORY_DIR) + "/" + name + ".json";
   WriteHistories(path, histories);
