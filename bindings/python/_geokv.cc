@@ -116,6 +116,30 @@ class Db {
     return out;
   }
 
+  py::tuple MvGet(const std::string& key) {
+    geokv::db& db = Live();
+    geokv::db::mv_read read;
+    {
+      py::gil_scoped_release release;
+      read = db.mv_get(key);
+    }
+    py::list values;
+    for (const auto& v : read.values) values.append(py::bytes(v));
+    return py::make_tuple(values, py::bytes(read.context));
+  }
+
+  void MvPut(const std::string& key, const std::string& value, const std::string& context) {
+    geokv::db& db = Live();
+    py::gil_scoped_release release;
+    db.mv_put(key, value, context);
+  }
+
+  void MvDelete(const std::string& key, const std::string& context) {
+    geokv::db& db = Live();
+    py::gil_scoped_release release;
+    db.mv_delete(key, context);
+  }
+
   void PolicySet(const std::string& prefix, const std::string& mode) {
     geokv::db& db = Live();
     py::gil_scoped_release release;
@@ -241,6 +265,9 @@ PYBIND11_MODULE(_geokv, m) {
       .def("set_remove", &Db::SetRemove, py::arg("key"), py::arg("element"))
       .def("set_contains", &Db::SetContains, py::arg("key"), py::arg("element"))
       .def("set_members", &Db::SetMembers, py::arg("key"))
+      .def("mv_get", &Db::MvGet, py::arg("key"))
+      .def("mv_put", &Db::MvPut, py::arg("key"), py::arg("value"), py::arg("context"))
+      .def("mv_delete", &Db::MvDelete, py::arg("key"), py::arg("context"))
       .def("policy_set", &Db::PolicySet, py::arg("prefix"), py::arg("mode"))
       .def("policy_remove", &Db::PolicyRemove, py::arg("prefix"))
       .def("policy_list", &Db::PolicyList)

@@ -112,9 +112,11 @@ def regions(cluster):
     conns = [geokv.connect(e, timeout_ms=5000) for e in cluster]
     conns[0].policy_set("cnt/", "counter")
     conns[1].policy_set(b"tags/", "set")
+    conns[2].policy_set("mvr/", "mvreg")
     # Reads only: a region still on the old policy answers as for a strong key.
     _eventually(lambda: all(c.get("cnt/probe") == b"0" for c in conns))
     _eventually(lambda: all(_quiet(lambda: c.smembers("tags/probe")) == set() for c in conns))
+    _eventually(lambda: all(_quiet(lambda: c.mvget("mvr/probe")[0]) == [] for c in conns))
     yield conns
     for c in conns:
         c.close()
@@ -179,6 +181,22 @@ def test_set_converges(regions):
     assert c.smembers("tags/absent") == set()
 
 
+def test_mvreg_siblings_and_resolution(regions):
+    a, b, c = regions
+    a.mvput("mvr/k", b"x")  # no context: concurrent with the next one
+    b.mvput("mvr/k", b"y")
+    _eventually(lambda: all(r.mvget("mvr/k")[0] == [b"x", b"y"] for r in regions))
+    values, context = c.mvget("mvr/k")
+    assert values == [b"x", b"y"] and isinstance(context, bytes) and context
+    c.mvput("mvr/k", "z", context)  # replaces both
+    _eventually(lambda: all(r.mvget("mvr/k")[0] == [b"z"] for r in regions))
+    assert a["mvr/k"] == b"z"
+    a.mvdel("mvr/k", a.mvget("mvr/k")[1])
+    _eventually(lambda: all(r.mvget("mvr/k")[0] == [] for r in regions))
+    with pytest.raises(geokv.InvalidArgumentError):
+        a.mvput("mvr/k", b"w", b"\xff" * 11)  # not a context mvget returned
+
+
 def test_wrong_mode(regions):
     a, b, c = regions
     with pytest.raises(geokv.WrongModeError):
@@ -191,6 +209,10 @@ def test_wrong_mode(regions):
         a.add("tags/t", 1)
     with pytest.raises(geokv.WrongModeError):
         b.sadd("strong/c", "x")
+    with pytest.raises(geokv.WrongModeError):
+        c["mvr/k"] = b"v"
+    with pytest.raises(geokv.WrongModeError):
+        a.mvput("strong/c", b"v")
     with pytest.raises(TypeError):
         iter(a)  # a cluster is not iterable
 

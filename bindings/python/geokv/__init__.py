@@ -164,6 +164,8 @@ class Cluster(_Store):
       ``get``/``put``/``delete``; strong keys also take ``cas`` and ``add``.
     - counter keys: ``add(k, delta)``; ``c[k]`` reads the value as decimal bytes.
     - set keys: ``sadd``, ``srem``, ``scontains``, ``smembers``.
+    - mvreg keys: ``mvget`` (the concurrent values and a causal context), ``mvput`` and
+      ``mvdel`` with that context; ``c[k]`` reads one of the values.
     A cluster is not iterable: its keys are spread over shards and regions.
 
     Besides the exceptions of DB: UnavailableError (no node or no quorum answered),
@@ -226,6 +228,27 @@ class Cluster(_Store):
         """The members of the set at ``key`` in the answering region (empty when absent)."""
         _check_bytes("key", key)
         return set(self._db.set_members(key))
+
+    # -- mvreg keys -----------------------------------------------------------------------------
+    def mvget(self, key: Bytes) -> Tuple[List[bytes], bytes]:
+        """The multi-value register at ``key`` in the answering region: its concurrent values
+        (sorted; empty when absent) and the causal context to pass to ``mvput``/``mvdel``."""
+        _check_bytes("key", key)
+        return self._db.mv_get(key)
+
+    def mvput(self, key: Bytes, value: Bytes, context: bytes = b"") -> None:
+        """Writes ``value``, replacing the values ``context`` (from ``mvget``) covers; values
+        written concurrently elsewhere stay as siblings."""
+        _check_bytes("key", key)
+        _check_bytes("value", value)
+        _check_bytes("context", context)
+        self._db.mv_put(key, value, context)
+
+    def mvdel(self, key: Bytes, context: bytes = b"") -> None:
+        """Removes the values ``context`` (from ``mvget``) covers."""
+        _check_bytes("key", key)
+        _check_bytes("context", context)
+        self._db.mv_delete(key, context)
 
     # -- policy and status ---------------------------------------------------------------------
     def policy_set(self, prefix: Bytes, mode: str) -> None:
