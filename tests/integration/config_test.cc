@@ -19,6 +19,9 @@ struct BadConfig {
   std::string expected;  // the message must contain this
 };
 
+// gtest prints parameters in test names and failures: the case name, not its bytes.
+void PrintTo(const BadConfig& c, std::ostream* os) { *os << c.name; }
+
 // A valid two-node config, then the broken variants.
 std::string Valid() {
   return "data_dir = \"$DIR/data\"\n"
