@@ -4,6 +4,7 @@ loopback, started once for this module from the binary named by $GEOKV_BIN.
 Every wait is bounded; the cluster is stopped (SIGINT, then SIGKILL of its process group)
 whatever happens.
 """
+import ctypes
 import os
 import signal
 import socket
@@ -55,6 +56,15 @@ def _stop(proc):
     proc.wait()
 
 
+def _die_with_parent():
+    """In the child before exec: SIGINT when pytest dies, so a killed run stops its cluster."""
+    PR_SET_PDEATHSIG = 1
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGINT)
+    except (OSError, AttributeError):
+        pass  # not Linux: _stop still runs on every normal and failing path
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """Client endpoints of a running 3-region cluster, one per region."""
@@ -71,7 +81,7 @@ def cluster(tmp_path_factory):
     proc = subprocess.Popen(
         [binary, "local", "--regions", ",".join(REGIONS), "--base-port", str(base),
          "--dir", str(tmp / "data"), "--ready-file", str(ready)],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
     try:
         deadline = time.monotonic() + READY_WAIT_S
         while not (ready.exists() and ready.stat().st_size > 0):
