@@ -186,8 +186,9 @@ int CheckBytes(const uint8_t* p, size_t len, const char* what) {
 // The largest key_bytes_max a node accepts (core/config.h); longer keys are refused here,
 // shorter ones by the node against its own limit.
 constexpr size_t kClusterKeyBytesMax = 65536;
-// What fits in one client protocol message with room for the envelope.
-constexpr size_t kClusterValueBytesMax = geokv::kMessageBytesMax - 64 * 1024;
+// What fits in one client protocol message with a maximal key and room for the envelope;
+// a node refuses more than its own value_bytes_max (default 1 MiB) anyway.
+constexpr size_t kClusterValueBytesMax = geokv::kMessageBytesMax - 128 * 1024;
 
 // A key sent to a cluster: 1..kClusterKeyBytesMax bytes.
 int CheckClusterKey(const uint8_t* key, size_t len, const char* what) {
@@ -616,6 +617,11 @@ int geokv_cas(geokv_db_t* db, const uint8_t* key, size_t key_len, const uint8_t*
     int rc = CheckClusterValue(expected, expected_len, "expected");
     if (rc == GEOKV_OK) rc = CheckClusterValue(value, value_len, "value");
     if (rc != GEOKV_OK) return rc;
+    if (expected_len + value_len > kClusterValueBytesMax) {
+      return Fail(GEOKV_EVALSIZE, "expected and value together are " + std::to_string(expected_len + value_len) +
+                                      " bytes; a client message carries at most " +
+                                      std::to_string(kClusterValueBytesMax));
+    }
     geokv::Request request;
     request.op = geokv::Op::kCas;
     request.has_expected = expected != nullptr;

@@ -522,6 +522,19 @@ static void test_bad_input(geokv_db_t *db) {
   CHECK(geokv_set_members(NULL, db, K("tags/t")) == GEOKV_EINVAL);
   CHECK(geokv_policy_list(&list, NULL, db) == GEOKV_EINVAL);
   CHECK(geokv_status(NULL, db) == GEOKV_EINVAL);
+  {
+    /* 2 MiB: beyond the node's value_bytes_max (1 MiB); 9 MiB: beyond any client message. */
+    size_t mib = (size_t)1 << 20;
+    uint8_t *huge = calloc(9 * mib, 1);
+    CHECK(huge != NULL);
+    if (huge != NULL) {
+      CHECK(geokv_put(db, K("strong/huge"), huge, 2 * mib) == GEOKV_EVALSIZE);
+      CHECK(geokv_put(db, K("strong/huge"), huge, 9 * mib) == GEOKV_EVALSIZE);
+      CHECK(geokv_cas(db, K("strong/huge"), huge, 5 * mib, huge, 5 * mib) == GEOKV_EVALSIZE);
+      CHECK(geokv_set_add(db, K("tags/t"), huge, 9 * mib) == GEOKV_EVALSIZE);
+      free(huge);
+    }
+  }
   CHECK(v == NULL && list == NULL && list2 == NULL && present == 0 && n == 0);
   geokv_list_free(NULL);
 }
