@@ -279,6 +279,42 @@ def test_sequence_of_endpoints_and_lifetime(cluster):
     c.close()  # harmless
 
 
+def test_concurrent_adds_lose_nothing(cluster):
+    # Threads in every region add 1 to one strong key at once. Every acknowledged add took
+    # effect exactly once (each saw a distinct result, and the total counts it); an add that
+    # ended in DeadlineError has an unknown outcome: at most once.
+    threads, per_thread = 6, 8
+    results, unknown, errors = [], [], []
+    lock = threading.Lock()
+
+    def worker(i):
+        with geokv.connect(cluster[i % len(cluster)], timeout_ms=10000) as c:
+            for _ in range(per_thread):
+                try:
+                    n = c.add("strong/concurrent", 1)
+                    with lock:
+                        results.append(n)
+                except geokv.DeadlineError as e:
+                    with lock:
+                        unknown.append(e)
+                except geokv.GeokvError as e:
+                    with lock:
+                        errors.append(e)
+
+    pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    assert errors == []
+    assert len(results) + len(unknown) == threads * per_thread
+    assert len(set(results)) == len(results), "two acknowledged adds saw the same value"
+    with geokv.connect(cluster) as c:
+        total = int(c["strong/concurrent"])
+    assert len(results) <= total <= len(results) + len(unknown)
+    assert max(results, default=0) <= total
+
+
 def test_unreachable_cluster_fails_in_time():
     # Nothing listens on port 1: the request gets no answer within its deadline.
     with geokv.connect("tcp://127.0.0.1:1", timeout_ms=200) as c:
