@@ -67,7 +67,8 @@ struct DisseminatorOptions {
   int64_t resend_interval_us = 600000;  // above the worst WAN round trip
   int64_t transfer_timeout_us = 2000000;
   size_t batch_bytes_max = 256 << 10;
-  size_t message_bytes_max = 4 << 20;
+  // Above kStateBytesMax, so the largest single key state always fits one message.
+  size_t message_bytes_max = kStateBytesMax + (1 << 20);
   size_t batches_per_message_max = 64;
   size_t retention_batches = 2048;
   size_t reorder_window_batches = 256;

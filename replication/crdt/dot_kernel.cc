@@ -29,7 +29,9 @@ DotKernel DotKernel::RemoveContext(const CausalContext& observed) {
 }
 
 void DotKernel::Insert(const std::string& value, const Dot& d) {
-  dots_[value].insert(d);
+  auto [it, fresh] = dots_.try_emplace(value);
+  if (fresh) value_bytes_ += value.size();
+  it->second.insert(d);
   index_[d] = value;
 }
 
@@ -38,7 +40,10 @@ void DotKernel::Erase(const Dot& d) {
   if (it == index_.end()) return;
   auto vit = dots_.find(it->second);
   vit->second.erase(d);
-  if (vit->second.empty()) dots_.erase(vit);
+  if (vit->second.empty()) {
+    value_bytes_ -= vit->first.size();
+    dots_.erase(vit);
+  }
   index_.erase(it);
 }
 
@@ -94,6 +99,7 @@ void DotKernel::EncodeTo(Encoder* enc) const {
 Status DotKernel::DecodeFrom(Decoder* dec, size_t values_max) {
   dots_.clear();
   index_.clear();
+  value_bytes_ = 0;
   GEOKV_RETURN_IF_ERROR(context_.DecodeFrom(dec));
   uint64_t n = 0;
   GEOKV_RETURN_IF_ERROR(dec->GetBounded(values_max, &n, "values"));
@@ -122,6 +128,7 @@ Status DotKernel::DecodeFrom(Decoder* dec, size_t values_max) {
       }
       dots.insert(d);
     }
+    value_bytes_ += value.size();
   }
   return Status::Ok();
 }

@@ -40,6 +40,8 @@ class DotKernel {
   CausalContext DotsOf(std::string_view value) const;
   bool Contains(std::string_view value) const { return dots_.count(std::string(value)) != 0; }
   size_t size() const { return dots_.size(); }
+  // Sum of the sizes of the values present (tracks the state's encoded size for limits).
+  size_t value_bytes() const { return value_bytes_; }
   const std::map<std::string, std::set<Dot>, std::less<>>& entries() const { return dots_; }
   const CausalContext& context() const { return context_; }
 
@@ -54,6 +56,7 @@ class DotKernel {
   std::map<std::string, std::set<Dot>, std::less<>> dots_;  // never holds an empty set
   std::map<Dot, std::string> index_;                          // the same pairs, by dot
   CausalContext context_;
+  size_t value_bytes_ = 0;
 };
 
 }  // namespace geokv::crdt

@@ -13,7 +13,9 @@ namespace geokv::crdt {
 inline constexpr uint32_t kReplicasMax = 64;
 // Largest register value or set element (DESIGN: values up to 1 MiB).
 inline constexpr size_t kValueBytesMax = 1u << 20;
-// Largest encoded state of one key. Past this a set refuses more elements.
+// Largest encoded state of one key (approximately: set element bytes are counted; a
+// multi-value register is bounded by siblings x value size). Past this a set refuses
+// more elements.
 inline constexpr size_t kStateBytesMax = 16u << 20;
 // Set members per key.
 inline constexpr size_t kSetElementsMax = 100000;

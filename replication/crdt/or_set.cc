@@ -14,6 +14,10 @@ StatusOr<OrSet> OrSet::Add(ReplicaId replica, std::string_view element) {
   if (!kernel_.Contains(element) && kernel_.size() >= kSetElementsMax) {
     return InvalidArgument("set already holds " + std::to_string(kSetElementsMax) + " elements");
   }
+  if (!kernel_.Contains(element) && kernel_.value_bytes() + element.size() > kStateBytesMax) {
+    return Status(Code::kValueTooLarge, "set would exceed " + std::to_string(kStateBytesMax) +
+                                            " bytes of elements");
+  }
   OrSet delta;
   delta.kernel_ = kernel_.AddWithContext(replica, element, kernel_.DotsOf(element));
   return delta;

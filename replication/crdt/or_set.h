@@ -21,7 +21,8 @@ namespace geokv::crdt {
 
 class OrSet {
  public:
-  // kValueTooLarge for an oversize element; kInvalidArgument when the set is full.
+  // kValueTooLarge for an oversize element or when the elements would exceed
+  // kStateBytesMax; kInvalidArgument when the set holds kSetElementsMax elements.
   StatusOr<OrSet> Add(ReplicaId replica, std::string_view element);
   // Removing an absent element yields an empty delta (still valid to ship).
   OrSet Remove(std::string_view element);

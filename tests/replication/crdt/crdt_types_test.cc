@@ -140,6 +140,24 @@ TEST(OrSet, RemovedElementsLeaveNoTombstones) {
   EXPECT_LT(s.Encode().size(), 16u);
 }
 
+TEST(OrSet, StateSizeLimit) {
+  OrSet s;
+  const std::string big(kValueBytesMax, 'x');
+  Status last;
+  size_t added = 0;
+  for (int i = 0; i < 40 && last.ok(); ++i) {
+    auto d = s.Add(0, std::to_string(i) + big.substr(0, kValueBytesMax - 8));
+    last = d.status();
+    if (d.ok()) ++added;
+  }
+  EXPECT_EQ(last.code(), Code::kValueTooLarge);
+  EXPECT_LE(added * (kValueBytesMax - 8), kStateBytesMax);
+  EXPECT_GE(added, kStateBytesMax / kValueBytesMax - 1);
+  // Removing makes room again.
+  (void)s.Remove("0" + big.substr(0, kValueBytesMax - 8));
+  EXPECT_TRUE(s.Add(0, "small").ok());
+}
+
 TEST(OrSet, RemoveBeforeAddArrivesDoesNotResurrect) {
   OrSet origin, remover, third;
   auto add = origin.Add(0, "x");
