@@ -243,7 +243,8 @@ void Engine::Dispatch(Request request, Callback done, bool forwarded) {
     const uint32_t shard = ShardOf(request.key);  // before `request` is moved from
     return SubmitStrong(shard, std::move(request), std::move(done), forwarded);
   }
-  if (forwarded) return reply(InvalidArgument("eventual-mode requests are not forwarded"));
+  // The forwarder routed by an older or newer policy than ours: refuse before any effect.
+  if (forwarded) return reply(Status(Code::kUnavailable, "the policy for this key is changing; retry"));
   SubmitEventual(mode, request, std::move(done));
 }
 
@@ -299,8 +300,12 @@ void Engine::SubmitStrong(uint32_t group, Request request, Callback done, bool f
     Request copy = request;
     copy.id = fid;
     if (!IsRead(copy.op)) {
-      copy.client_id = client_id_;
-      copy.seq = next_seq_++;
+      // A Paxos session of its own: sessions keep only the highest sequence number per
+      // client, so forwards sharing one session could be overtaken (reordered by the
+      // network) and then dropped as duplicates. A duplicated copy of this forward still
+      // shares its session and is applied once.
+      copy.client_id = env_.Random() | 1;
+      copy.seq = 1;
     }
     Pending& p = forwards_[fid];
     p.done = std::move(done);
@@ -366,7 +371,10 @@ void Engine::SubmitEventual(Mode mode, const Request& r, Callback done) {
         crdt::Decoder dec(r.context);
         Status s = ctx.DecodeFrom(&dec);
         if (s.ok()) s = dec.Finish();
-        if (!s.ok()) return done(Answer(InvalidArgument("bad causal context: " + s.message())));
+        if (!s.ok()) {
+          out.status = InvalidArgument("bad causal context: " + s.message());
+          return done(std::move(out));
+        }
       }
       out.status = r.op == Op::kMvPut ? crdt_->WriteMv(r.key, r.value, ctx) : crdt_->DeleteMv(r.key, ctx);
       break;

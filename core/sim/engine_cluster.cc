@@ -218,21 +218,22 @@ class Cluster {
     net_.At(net_.Now() + after_us, [this, c] { ClientStep(c); });
   }
 
-  // Sends `req` from client c's region; `on_done` gets the response, or nullopt when the
+  // Sends `req` from client c's region; `on_done` gets the response, or null when the
   // client's own timeout fires first (a crashed node never answers).
-  void Call(int c, Request req, std::function<void(std::optional<Response>)> on_done) {
+  void Call(int c, Request req, std::function<void(const Response*)> on_done) {
     Client& cl = clients_[c];
     const uint64_t token = ++cl.token;
-    auto shared = std::make_shared<std::function<void(std::optional<Response>)>>(std::move(on_done));
-    auto finish = [this, c, token, shared](std::optional<Response> r) {
+    auto shared = std::make_shared<std::function<void(const Response*)>>(std::move(on_done));
+    // `r` is null when the client's own timeout fires first.
+    auto finish = [this, c, token, shared](const Response* r) {
       if (clients_[c].token != token) return;  // answered already
       clients_[c].token++;
-      (*shared)(std::move(r));
+      (*shared)(r);
     };
-    net_.At(net_.Now() + o_.client_timeout_us, [finish] { finish(std::nullopt); });
+    net_.At(net_.Now() + o_.client_timeout_us, [finish] { finish(nullptr); });
     Node& n = nodes_[cl.region];
     if (!n.engine) return;  // the local node is down: the client times out
-    n.engine->Submit(std::move(req), [finish](Response r) { finish(std::move(r)); });
+    n.engine->Submit(std::move(req), [finish](Response r) { finish(&r); });
   }
 
   void ClientStep(int c) {
@@ -271,7 +272,7 @@ class Cluster {
     h.op = "get";
     h.key = key;
     h.call_us = net_.Now();
-    Call(c, req, [this, c, key, h, next, retry](std::optional<Response> r) mutable {
+    Call(c, req, [this, c, key, h, next, retry](const Response* r) mutable {
       if (r && (r->status.ok() || r->status.IsNotFound())) {
         h.return_us = net_.Now();
         h.ok = true;
@@ -321,7 +322,7 @@ class Cluster {
       req.value = std::to_string(h.value);
     }
     h.call_us = net_.Now();
-    Call(c, req, [this, h, next](std::optional<Response> r) mutable {
+    Call(c, req, [this, h, next](const Response* r) mutable {
       if (r && (r->status.ok() || r->status.code() == Code::kConflict)) {
         h.return_us = net_.Now();
         h.ok = r->status.ok();
@@ -358,7 +359,7 @@ class Cluster {
       const std::string key = req.key;
       const int64_t delta = req.delta;
       attempted_[key] += delta;
-      return Call(c, req, [this, key, delta, next](std::optional<Response> r) {
+      return Call(c, req, [this, key, delta, next](const Response* r) {
         if (r && r->status.ok()) { acked_sum_[key] += delta; result_.eventual_ok++; }
         next();
       });
@@ -372,7 +373,7 @@ class Cluster {
         mine.erase(mine.begin());
         const std::string key = req.key, element = req.value;
         removing_[key].insert(element);
-        return Call(c, req, [this, key, element, next](std::optional<Response> r) {
+        return Call(c, req, [this, key, element, next](const Response* r) {
           if (r && r->status.ok()) { removed_[key].insert(element); result_.eventual_ok++; }
           next();
         });
@@ -380,7 +381,7 @@ class Cluster {
       req.op = Op::kSetAdd;
       req.value = "e" + std::to_string(c) + "." + std::to_string(clients_[c].done_ops);
       const std::string key = req.key, element = req.value;
-      return Call(c, req, [this, c, key, element, next](std::optional<Response> r) {
+      return Call(c, req, [this, c, key, element, next](const Response* r) {
         if (r && r->status.ok()) {
           added_[key].insert(element);
           my_elements_[{c, key}].insert(element);
@@ -393,7 +394,7 @@ class Cluster {
     req.op = Op::kCas;
     req.key = "c/" + n;
     req.value = "1";
-    return Call(c, req, [this, next](std::optional<Response> r) {
+    return Call(c, req, [this, next](const Response* r) {
       if (r) {
         if (r->status.code() != Code::kWrongMode) Fail("cas on a counter key answered " + r->status.ToString());
         result_.wrong_mode_checked++;

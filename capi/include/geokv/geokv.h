@@ -38,7 +38,7 @@ extern "C" {
 /* ---- Version ------------------------------------------------------------------------ */
 
 #define GEOKV_VERSION_MAJOR 0
-#define GEOKV_VERSION_MINOR 1
+#define GEOKV_VERSION_MINOR 2
 #define GEOKV_VERSION_PATCH 0
 /* major * 10000 + minor * 100 + patch */
 #define GEOKV_VERSION_NUMBER \
