@@ -7,7 +7,7 @@
 #include <cstring>
 #include <chrono>
 #include <filesystem>
-#include <future>
+#include <algorithm>
 #include <map>
 #include <system_error>
 #include <utility>
@@ -98,11 +98,21 @@ class WiredTigerStorage::SessionPool {
   std::vector<WT_SESSION*> free_;  // guarded by mu_
 };
 
-// One queued Write: the batch, its durability and, once done, its result.
+// One queued Write: the batch, its durability and, once finished, its result (fields
+// after `durability` guarded by queue_mu_).
 struct WiredTigerStorage::Pending {
   WriteBatch batch;
   Durability durability;
-  std::promise<Status> done;
+  bool taken = false;     // a leader is committing it
+  bool finished = false;
+  Status status;
+};
+
+// What the committing writer uses: one session and a cursor per table. Only the current
+// leader touches it (one at a time: `committing_`), from whichever thread that is.
+struct WiredTigerStorage::CommitState {
+  WT_SESSION* session = nullptr;
+  std::map<std::string, CursorPtr, std::less<>> cursors;
 };
 
 WiredTigerStorage::WiredTigerStorage(Options options) : options_(std::move(options)) {}
@@ -143,7 +153,7 @@ StatusOr<std::unique_ptr<WiredTigerStorage>> WiredTigerStorage::Open(const Optio
   }
   self->conn_ = conn;
   self->readers_ = std::make_unique<SessionPool>(conn);
-  self->committer_ = std::thread([s = self.get()] { s->CommitLoop(); });
+  self->commit_state_ = std::make_unique<CommitState>();
   return self;
 }
 
@@ -155,12 +165,17 @@ WiredTigerStorage::~WiredTigerStorage() {
 Status WiredTigerStorage::Close() {
   if (closed_.exchange(true)) return Status::Ok();
   {
-    std::lock_guard lock(queue_mu_);
+    // New writes are refused; queued ones are still committed by their writers.
+    std::unique_lock lock(queue_mu_);
     stopping_ = true;
+    queue_cv_.wait(lock, [&] { return queue_.empty() && !committing_; });
   }
   queue_cv_.notify_all();
-  room_cv_.notify_all();
-  if (committer_.joinable()) committer_.join();
+  if (commit_state_) {
+    commit_state_->cursors.clear();
+    if (commit_state_->session != nullptr) commit_state_->session->close(commit_state_->session, nullptr);
+    commit_state_.reset();
+  }
   if (readers_) readers_->CloseAll();
   if (conn_ == nullptr) return Status::Ok();
   int ret = conn_->close(conn_, nullptr);
@@ -230,61 +245,59 @@ Status WiredTigerStorage::Write(const WriteBatch& batch, Durability durability) 
   }
   if (batch.empty()) return Status::Ok();
 
+  // Group commit without a hand-off (the writer-queue scheme of leveldb): the writer at the
+  // head of the queue commits itself and every writer queued behind it, in one transaction
+  // and one log flush, while the others wait for their result.
   auto pending = std::make_shared<Pending>();
   pending->batch = batch;
   pending->durability = durability;
-  auto result = pending->done.get_future();
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.commit_timeout_ms);
-  {
-    std::unique_lock lock(queue_mu_);
-    if (!room_cv_.wait_until(lock, deadline, [&] {
-          return stopping_ || queue_.size() < options_.write_queue_max;
-        })) {
-      return Status(Code::kTimeout, "write queue stayed full for " +
-                                        std::to_string(options_.commit_timeout_ms) + " ms");
-    }
-    if (stopping_) return Status(Code::kClosed, "storage is closed");
-    queue_.push_back(pending);
+  std::unique_lock lock(queue_mu_);
+  if (!queue_cv_.wait_until(lock, deadline, [&] {
+        return stopping_ || queue_.size() < options_.write_queue_max;
+      })) {
+    return Status(Code::kTimeout, "write queue stayed full for " +
+                                      std::to_string(options_.commit_timeout_ms) + " ms");
   }
-  queue_cv_.notify_one();
-  if (result.wait_until(deadline) != std::future_status::ready) {
-    return Status(Code::kTimeout, "commit did not finish within " +
-                                      std::to_string(options_.commit_timeout_ms) +
-                                      " ms; its outcome is unknown");
-  }
-  return result.get();
-}
-
-// What the commit thread owns for its whole life: one session and a cursor per table.
-struct WiredTigerStorage::CommitState {
-  WT_SESSION* session = nullptr;
-  std::map<std::string, CursorPtr, std::less<>> cursors;
-};
-
-void WiredTigerStorage::CommitLoop() {
-  CommitState state;
-  std::vector<std::shared_ptr<Pending>> group;
+  if (stopping_) return Status(Code::kClosed, "storage is closed");
+  queue_.push_back(pending);
   for (;;) {
-    group.clear();
-    {
-      std::unique_lock lock(queue_mu_);
-      queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) break;  // stopping, and everything queued is committed
-      size_t bytes = 0;
-      while (!queue_.empty() && group.size() < options_.group_commit_batches_max &&
-             (group.empty() || bytes + queue_.front()->batch.bytes() <= options_.group_commit_bytes_max)) {
-        bytes += queue_.front()->batch.bytes();
-        group.push_back(std::move(queue_.front()));
-        queue_.pop_front();
+    if (pending->finished) return pending->status;
+    if (!committing_ && queue_.front() == pending) break;  // lead the next group
+    if (queue_cv_.wait_until(lock, deadline) == std::cv_status::timeout && !pending->finished &&
+        (committing_ || queue_.front() != pending)) {
+      if (!pending->taken) {
+        queue_.erase(std::find(queue_.begin(), queue_.end(), pending));
+        queue_cv_.notify_all();
+        return Status(Code::kTimeout, "the write waited " + std::to_string(options_.commit_timeout_ms) +
+                                          " ms for earlier commits and was not made");
       }
+      return Status(Code::kTimeout, "commit did not finish within " +
+                                        std::to_string(options_.commit_timeout_ms) +
+                                        " ms; its outcome is unknown");
     }
-    room_cv_.notify_all();
-    Status s = CommitGroup(state, group);
-    for (auto& p : group) p->done.set_value(s);
   }
-  state.cursors.clear();
-  if (state.session != nullptr) state.session->close(state.session, nullptr);
+  std::vector<std::shared_ptr<Pending>> group;
+  size_t bytes = 0;
+  for (auto it = queue_.begin(); it != queue_.end() && group.size() < options_.group_commit_batches_max; ++it) {
+    if (!group.empty() && bytes + (*it)->batch.bytes() > options_.group_commit_bytes_max) break;
+    bytes += (*it)->batch.bytes();
+    (*it)->taken = true;
+    group.push_back(*it);
+  }
+  committing_ = true;
+  lock.unlock();
+  Status s = CommitGroup(*commit_state_, group);
+  lock.lock();
+  for (auto& p : group) {
+    p->status = s;
+    p->finished = true;
+    queue_.pop_front();  // the group is the head of the queue, in order
+  }
+  committing_ = false;
+  queue_cv_.notify_all();
+  return pending->status;
 }
 
 Status WiredTigerStorage::CommitGroup(CommitState& state,

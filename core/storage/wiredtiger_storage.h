@@ -1,9 +1,10 @@
 // WiredTigerStorage: the production Storage, one WiredTiger connection per node.
 //
 // The journal (WiredTiger's log) is always on, so a committed transaction survives a crash
-// as far as its Durability says. Writes go through one commit thread that groups queued
-// batches into one transaction and one log flush (group commit: many writers, one fsync).
-// Reads use a pool of sessions and never wait for the commit thread.
+// as far as its Durability says. Concurrent writers are grouped into one transaction and
+// one log flush (group commit: many writers, one fsync): the writer at the head of the
+// queue commits for everyone queued behind it, so a lone writer pays no thread hand-off.
+// Reads use a pool of sessions and never wait for writers.
 //
 // Errors carry WiredTiger's own text. A WT_PANIC (reported through the event handler or a
 // return code) turns the store into one that refuses every later call with kPanic; the
@@ -61,7 +62,7 @@ class WiredTigerStorage final : public Storage {
   Status Close() override;
 
   // Transactions (and so log flushes) committed so far; with writes() it shows how well
-  // group commit is grouping.
+  // group commit is grouping. (Updated by the committing writer; read as a snapshot.)
   uint64_t commits() const { return commits_.load(std::memory_order_relaxed); }
   uint64_t writes() const { return writes_.load(std::memory_order_relaxed); }
 
@@ -81,7 +82,6 @@ class WiredTigerStorage final : public Storage {
   Status PanicStatus() const;
   Status EnsureTable(__wt_session* session, const std::string& table);
   static Status ValidateTable(std::string_view table);
-  void CommitLoop();
   Status CommitGroup(CommitState& state, const std::vector<std::shared_ptr<Pending>>& group);
   void OnPanic(std::string_view message);
 
@@ -103,11 +103,11 @@ class WiredTigerStorage final : public Storage {
   std::set<std::string, std::less<>> tables_;  // tables known to exist; guarded by tables_mu_
 
   std::mutex queue_mu_;
-  std::condition_variable queue_cv_;        // commit thread waits for work
-  std::condition_variable room_cv_;         // writers wait for queue room
-  std::deque<std::shared_ptr<Pending>> queue_;  // guarded by queue_mu_
+  std::condition_variable queue_cv_;        // a group finished, or the queue changed
+  std::deque<std::shared_ptr<Pending>> queue_;  // waiting and committing writes; guarded by queue_mu_
+  bool committing_ = false;                 // a leader is committing a group; guarded by queue_mu_
   bool stopping_ = false;                   // guarded by queue_mu_
-  std::thread committer_;
+  std::unique_ptr<CommitState> commit_state_;  // used by the leader only (see committing_)
 };
 
 }  // namespace geokv::storage
