@@ -3,9 +3,13 @@
 // linearizable (Porcupine), no acknowledged write is lost, every region reads the same
 // final values and the restarted replica catches up.
 #include <signal.h>
+#include <sys/wait.h>
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <set>
 #include <map>
 #include <random>
 #include <thread>
@@ -39,12 +43,13 @@ struct Workers {
 
 // One client's loop: random put / cas / add / get on the strong keys through its region's
 // node only.
-void Worker(Client& client, int id, int region, uint64_t seed, Recorder& rec, const std::atomic<bool>& stop) {
+void Worker(Client& client, int id, int region, uint64_t seed, int keys, Recorder& rec,
+            const std::atomic<bool>& stop) {
   std::mt19937_64 rng(seed);
   int64_t next_value = 0;
   std::map<int, int64_t> seen;  // last value this client observed per key (0: absent)
   while (!stop.load()) {
-    const int k = static_cast<int>(rng() % kKeys);
+    const int k = static_cast<int>(rng() % static_cast<uint64_t>(keys));
     const std::string key = KeyName(k);
     const int dice = static_cast<int>(rng() % 10);
     // Unique positive values: (client id + 1) * 10^9 + counter.
@@ -85,6 +90,82 @@ std::optional<std::pair<uint64_t, uint64_t>> ShardProgress(const std::vector<std
   return std::nullopt;
 }
 
+// After the workers stopped: final reads of every key from every region (recorded, so a
+// lost acknowledged write shows up in the history), agreement between regions, Porcupine
+// (and a check that it is not vacuous), and every replica of every shard caught up.
+void FinalChecks(LocalCluster& cluster, Recorder& rec, int keys, int shards, const std::string& name) {
+  // Final reads of every key from every region, recorded too: all regions agree.
+  std::map<std::string, int64_t> finals;
+  for (int k = 0; k < keys; ++k) {
+    std::optional<int64_t> agreed;
+    for (size_t region = 0; region < cluster.size(); ++region) {
+      auto c = cluster.ClientFor(region, 3000);
+      ASSERT_TRUE(c);
+      int64_t v = 0;
+      ASSERT_TRUE(WaitFor([&] { return rec.Do(*c, 100 + static_cast<int>(region), static_cast<int>(region),
+                                              Get(KeyName(k)), &v) == Outcome::kOk; },
+                          seconds(30)))
+          << "region " << region << " could not read " << KeyName(k);
+      if (!agreed) agreed = v;
+      EXPECT_EQ(v, *agreed) << KeyName(k) << " read from region " << region;
+    }
+    finals[KeyName(k)] = *agreed;
+  }
+  // A key with an acknowledged write never reads as absent again.
+  const auto history = rec.Snapshot();
+  for (const auto& op : history) {
+    if (op.op != "get" && !op.unknown && (op.op != "cas" || op.ok)) {
+      EXPECT_NE(finals[op.key], 0) << op.key << " lost its acknowledged writes";
+    }
+  }
+  for (const auto& u : rec.Unexpected()) ADD_FAILURE() << "unexpected answer: " << u;
+
+  // Linearizable, final reads included (so an acknowledged write that was lost shows up).
+  size_t unknown = 0, definite = 0;
+  for (const auto& op : history) (op.unknown ? unknown : definite)++;
+  std::printf("[%s] %zu definite ops, %zu unknown; finals:", name.c_str(), definite, unknown);
+  for (const auto& [k, v] : finals) std::printf(" %s=%lld", k.c_str(), static_cast<long long>(v));
+  std::printf("\n");
+  const std::string path = std::string(GEOKV_INTEG_HISTORY_DIR) + "/" + name + "-" + std::to_string(getpid()) + ".json";
+  const std::string verdict = CheckLinearizable(history, path, 1);
+  EXPECT_EQ(verdict, "");
+
+  // The checker is not vacuous: the same history with one final read changed to a value
+  // nobody wrote is rejected.
+  auto broken = history;
+  for (auto it = broken.rbegin(); it != broken.rend(); ++it) {
+    if (it->op == "get" && it->client >= 100) {
+      it->out = -7;  // never written: values and deltas are all positive
+      break;
+    }
+  }
+  EXPECT_NE(CheckLinearizable(broken, path + ".broken", 2), "") << "Porcupine accepted a corrupted history";
+  std::remove((path + ".broken").c_str());
+  if (verdict.empty()) std::remove(path.c_str());  // a rejected history stays for inspection
+
+  // The restarted replica catches up: every node applies the same prefix of the log.
+  std::string last;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        last.clear();
+        bool same = true;
+        for (int shard = 0; shard < shards; ++shard) {
+          std::optional<std::pair<uint64_t, uint64_t>> first;
+          for (size_t i = 0; i < cluster.size(); ++i) {
+            auto p = ShardProgress(cluster.Status(i), shard);
+            if (!p) return false;
+            last += " shard" + std::to_string(shard) + "/node" + std::to_string(i) + ":commit=" +
+                    std::to_string(p->first) + ",applied=" + std::to_string(p->second);
+            if (!first) first = p;
+            if (p->second != first->second || p->second != p->first) same = false;
+          }
+        }
+        return same;
+      },
+      seconds(30), milliseconds(200)))
+      << "replicas did not converge:" << last;
+}
+
 TEST(Failover, KillLeaderUnderAcknowledgedStrongWrites) {
   TempDir dir;
   ASSERT_FALSE(dir.path().empty());
@@ -111,8 +192,8 @@ TEST(Failover, KillLeaderUnderAcknowledgedStrongWrites) {
       clients.push_back(cluster.ClientFor(region, 3000));
       ASSERT_TRUE(clients.back());
       Client& c = *clients.back();
-      workers.threads.emplace_back(Worker, std::ref(c), id, static_cast<int>(region), 1000 + id, std::ref(rec),
-                                   std::cref(workers.stop));
+      workers.threads.emplace_back(Worker, std::ref(c), id, static_cast<int>(region), 1000 + id, kKeys,
+                                   std::ref(rec), std::cref(workers.stop));
     }
   }
 
@@ -147,77 +228,177 @@ TEST(Failover, KillLeaderUnderAcknowledgedStrongWrites) {
     std::printf("[failover] %.1f s: its region acknowledged 10 writes\n", rec.NowUs() / 1e6);
   }
   workers.Join();
-
-  // Final reads of every key from every region, recorded too: all regions agree.
-  std::map<std::string, int64_t> finals;
-  for (int k = 0; k < kKeys; ++k) {
-    std::optional<int64_t> agreed;
-    for (size_t region = 0; region < cluster.size(); ++region) {
-      auto c = cluster.ClientFor(region, 3000);
-      ASSERT_TRUE(c);
-      int64_t v = 0;
-      ASSERT_TRUE(WaitFor([&] { return rec.Do(*c, 100 + static_cast<int>(region), static_cast<int>(region),
-                                              Get(KeyName(k)), &v) == Outcome::kOk; },
-                          seconds(30)))
-          << "region " << region << " could not read " << KeyName(k);
-      if (!agreed) agreed = v;
-      EXPECT_EQ(v, *agreed) << KeyName(k) << " read from region " << region;
-    }
-    finals[KeyName(k)] = *agreed;
-  }
-  // A key with an acknowledged write never reads as absent again.
-  const auto history = rec.Snapshot();
-  for (const auto& op : history) {
-    if (op.op != "get" && !op.unknown && (op.op != "cas" || op.ok)) {
-      EXPECT_NE(finals[op.key], 0) << op.key << " lost its acknowledged writes";
-    }
-  }
-  for (const auto& u : rec.Unexpected()) ADD_FAILURE() << "unexpected answer: " << u;
-
-  // Linearizable, final reads included (so an acknowledged write that was lost shows up).
-  size_t unknown = 0, definite = 0;
-  for (const auto& op : history) (op.unknown ? unknown : definite)++;
   std::printf("[failover] killed nodes");
   for (int k : killed) std::printf(" %d", k);
-  std::printf("; %zu definite ops, %zu unknown; finals:", definite, unknown);
-  for (const auto& [k, v] : finals) std::printf(" %s=%lld", k.c_str(), static_cast<long long>(v));
   std::printf("\n");
-  const std::string path = std::string(GEOKV_INTEG_HISTORY_DIR) + "/failover-" + std::to_string(getpid()) + ".json";
-  const std::string verdict = CheckLinearizable(history, path, 1);
-  EXPECT_EQ(verdict, "");
+  FinalChecks(cluster, rec, kKeys, 1, "failover");
+}
 
-  // The checker is not vacuous: the same history with one final read changed to a value
-  // nobody wrote is rejected.
-  auto broken = history;
-  for (auto it = broken.rbegin(); it != broken.rend(); ++it) {
-    if (it->op == "get" && it->client >= 100) {
-      it->out = -7;  // never written: values and deltas are all positive
-      break;
+// CRDT traffic next to the strong one: counter increments and set elements, each
+// acknowledged, unknown (timed out: it may still land) or refused.
+struct CrdtTally {
+  std::mutex mu;
+  int64_t acked = 0, unknown = 0;
+  std::set<std::string> acked_elements, unknown_elements;
+  std::vector<std::string> unexpected;
+};
+
+constexpr char kChaosCounter[] = "counter/chaos";
+constexpr char kChaosSet[] = "set/chaos";
+
+void CrdtWorker(Client& client, int region, CrdtTally& tally, const std::atomic<bool>& stop) {
+  for (int i = 0; !stop.load(); ++i) {
+    const int64_t delta = 1 + i % 7;
+    Response r = client.Call(Add(kChaosCounter, delta));
+    const std::string element = "r" + std::to_string(region) + "-" + std::to_string(i);
+    Response s = client.Call(SetAdd(kChaosSet, element));
+    {
+      std::lock_guard lock(tally.mu);
+      if (r.status.ok()) {
+        tally.acked += delta;
+      } else if (r.status.code() == Code::kTimeout) {
+        tally.unknown += delta;
+      } else if (r.status.code() != Code::kUnavailable && r.status.code() != Code::kBusy) {
+        tally.unexpected.push_back("counter add: " + r.status.ToString());
+      }
+      if (s.status.ok()) {
+        tally.acked_elements.insert(element);
+      } else if (s.status.code() == Code::kTimeout) {
+        tally.unknown_elements.insert(element);
+      } else if (s.status.code() != Code::kUnavailable && s.status.code() != Code::kBusy) {
+        tally.unexpected.push_back("set add: " + s.status.ToString());
+      }
+    }
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+}
+
+// Several shards led from different regions, strong and CRDT traffic from every region,
+// and a seeded sequence of faults with at most one region down or cut off at a time:
+// kill -9 of a shard leader, kill -9 of any node, SIGTERM of any node, partition of a
+// region. Seed: GEOKV_INTEG_SEED (printed).
+TEST(Failover, RandomKillsAndPartitionsAcrossShards) {
+  const char* seed_env = std::getenv("GEOKV_INTEG_SEED");
+  const uint64_t seed = seed_env != nullptr ? std::strtoull(seed_env, nullptr, 10)
+                                            : static_cast<uint64_t>(std::random_device{}()) % 100000;
+  std::printf("[chaos] seed %llu (GEOKV_INTEG_SEED=%llu reruns this fault sequence)\n",
+              static_cast<unsigned long long>(seed), static_cast<unsigned long long>(seed));
+  std::mt19937_64 rng(seed);
+  constexpr int kShards = 3, kChaosKeys = 6, kFaults = 4;
+
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  ClusterOptions options;
+  options.shards = kShards;
+  options.preferred_leader = {options.regions[0], options.regions[1], options.regions[2]};
+  LocalCluster cluster(dir.path(), options);
+  ASSERT_EQ(cluster.StartAll(), "");
+  {
+    auto c = cluster.ClientFor(0, 3000);
+    ASSERT_TRUE(c);
+    ASSERT_TRUE(WaitFor([&] { return c->Call(Put("warm/up", "1")).status.ok(); }, seconds(60), milliseconds(200)))
+        << "no strong write committed after startup";
+  }
+
+  Recorder rec;
+  CrdtTally tally;
+  std::vector<std::unique_ptr<Client>> clients;
+  Workers workers;
+  int id = 0;
+  for (size_t region = 0; region < cluster.size(); ++region) {
+    for (int w = 0; w < kWorkersPerRegion; ++w, ++id) {
+      clients.push_back(cluster.ClientFor(region, 3000));
+      ASSERT_TRUE(clients.back());
+      workers.threads.emplace_back(Worker, std::ref(*clients.back()), id, static_cast<int>(region),
+                                   seed * 100 + static_cast<uint64_t>(id), kChaosKeys, std::ref(rec),
+                                   std::cref(workers.stop));
+    }
+    clients.push_back(cluster.ClientFor(region, 3000));
+    ASSERT_TRUE(clients.back());
+    workers.threads.emplace_back(CrdtWorker, std::ref(*clients.back()), static_cast<int>(region), std::ref(tally),
+                                 std::cref(workers.stop));
+  }
+
+  for (int f = 0; f < kFaults; ++f) {
+    const int64_t before = rec.NowUs();
+    ASSERT_TRUE(WaitFor([&] { return rec.AckedWritesSince(before) >= 20; }, seconds(60)))
+        << "fault " << f << ": the cluster acknowledged only " << rec.AckedWritesSince(before) << " strong writes";
+    const int kind = static_cast<int>(rng() % 4);
+    size_t victim = static_cast<size_t>(rng() % cluster.size());
+    if (kind == 0) {
+      const int leader = cluster.FindLeader(rng() % kShards);
+      if (leader >= 0) victim = static_cast<size_t>(leader);
+    }
+    const milliseconds outage(800 + static_cast<int64_t>(rng() % 1500));
+    if (kind == 3) {
+      std::printf("[chaos] %.1f s: partition region %s for %lld ms\n", rec.NowUs() / 1e6,
+                  cluster.region(victim).c_str(), static_cast<long long>(outage.count()));
+      ASSERT_TRUE(cluster.PartitionRegion(cluster.region(victim), true));
+      std::this_thread::sleep_for(outage);
+      ASSERT_TRUE(cluster.HealAll());
+      continue;
+    }
+    std::printf("[chaos] %.1f s: %s node %zu%s for %lld ms\n", rec.NowUs() / 1e6, kind == 2 ? "SIGTERM" : "SIGKILL",
+                victim, kind == 0 ? " (a shard leader)" : "", static_cast<long long>(outage.count()));
+    if (kind == 2) {
+      auto st = cluster.TerminateNode(victim);
+      ASSERT_TRUE(st.has_value()) << "node " << victim << " did not stop after SIGTERM";
+      EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << "wait status " << *st;
+    } else {
+      cluster.KillNode(victim);
+    }
+    std::this_thread::sleep_for(outage);
+    ASSERT_TRUE(cluster.StartNode(victim));
+    ASSERT_EQ(cluster.WaitServing(victim), "");
+  }
+  const int64_t calm = rec.NowUs();
+  ASSERT_TRUE(WaitFor([&] { return rec.AckedWritesSince(calm) >= 30; }, seconds(60)))
+      << "after the faults the cluster acknowledged only " << rec.AckedWritesSince(calm) << " strong writes";
+  workers.Join();
+
+  FinalChecks(cluster, rec, kChaosKeys, kShards, "chaos");
+
+  // CRDTs: every region converges to one state that holds every acknowledged increment and
+  // element, and nothing that was never sent.
+  std::lock_guard lock(tally.mu);
+  for (const auto& u : tally.unexpected) ADD_FAILURE() << "unexpected CRDT answer: " << u;
+  std::printf("[chaos] counter: %lld acknowledged, %lld unknown; set: %zu acknowledged, %zu unknown\n",
+              static_cast<long long>(tally.acked), static_cast<long long>(tally.unknown), tally.acked_elements.size(),
+              tally.unknown_elements.size());
+  std::optional<int64_t> counter0;
+  std::optional<std::set<std::string>> set0;
+  for (size_t i = 0; i < cluster.size(); ++i) {
+    auto c = cluster.ClientFor(i, 3000);
+    ASSERT_TRUE(c);
+    std::optional<int64_t> counter;
+    std::optional<std::set<std::string>> set;
+    const bool converged = WaitFor(
+        [&] {
+          Response r = c->Call(Get(kChaosCounter));
+          Response s = c->Call(SetMembers(kChaosSet));
+          if (!r.status.ok() || !s.status.ok()) return false;
+          counter = r.number;
+          set = std::set<std::string>(s.values.begin(), s.values.end());
+          if (counter0 && (counter != counter0 || set != set0)) return false;
+          if (*counter < tally.acked || *counter > tally.acked + tally.unknown) return false;
+          for (const auto& e : tally.acked_elements) {
+            if (set->count(e) == 0) return false;
+          }
+          for (const auto& e : *set) {
+            if (tally.acked_elements.count(e) == 0 && tally.unknown_elements.count(e) == 0) return false;
+          }
+          return true;
+        },
+        seconds(60), milliseconds(200));
+    EXPECT_TRUE(converged) << "region " << i << ": counter " << counter.value_or(-1) << " (acknowledged "
+                           << tally.acked << ", unknown " << tally.unknown << "), set of "
+                           << (set ? static_cast<int64_t>(set->size()) : -1) << " elements ("
+                           << tally.acked_elements.size() << " acknowledged)";
+    if (!counter0) {
+      counter0 = counter;
+      set0 = set;
     }
   }
-  EXPECT_NE(CheckLinearizable(broken, path + ".broken", 2), "") << "Porcupine accepted a corrupted history";
-  std::remove((path + ".broken").c_str());
-  if (verdict.empty()) std::remove(path.c_str());  // a rejected history stays for inspection
-
-  // The restarted replica catches up: every node applies the same prefix of the log.
-  std::string last;
-  EXPECT_TRUE(WaitFor(
-      [&] {
-        std::optional<std::pair<uint64_t, uint64_t>> first;
-        last.clear();
-        bool same = true;
-        for (size_t i = 0; i < cluster.size(); ++i) {
-          auto p = ShardProgress(cluster.Status(i), 0);
-          if (!p) return false;
-          last += " node" + std::to_string(i) + ":commit=" + std::to_string(p->first) + ",applied=" +
-                  std::to_string(p->second);
-          if (!first) first = p;
-          if (p->second != first->second || p->second != p->first) same = false;
-        }
-        return same;
-      },
-      seconds(30), milliseconds(200)))
-      << "replicas did not converge:" << last;
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // side and fail (UNAVAILABLE or TIMEOUT, never OK) on the minority side; counter and set
 // keys keep working on both sides; after healing, every region converges to the sum of the
 // acknowledged increments and the same set.
+#include <cstdio>
 #include <map>
 #include <set>
 
@@ -106,6 +107,7 @@ TEST(Partition, MinorityFailsStrongCrdtKeysWorkEverywhereAndConverge) {
     const std::string key = "p/major-" + std::to_string(majority[0]);
     for (const Request& req : {Put("p/minor", "1"), Get(key), Cas(key, std::string("205"), "300"), Add(key, 1)}) {
       Response r = c.Call(req);
+      std::printf("[partition] minority %s -> %s\n", std::string(OpName(req.op)).c_str(), r.status.ToString().c_str());
       EXPECT_FALSE(r.status.ok()) << OpName(req.op) << " succeeded on the minority side";
       EXPECT_TRUE(IsUnavailableOrTimeout(r.status))
           << OpName(req.op) << " on the minority side: " << r.status.ToString();
