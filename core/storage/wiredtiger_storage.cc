@@ -362,84 +362,87 @@ Status WiredTigerStorage::CommitGroup(CommitState& state,
   return Status::Ok();
 }
 
-StatusOr<std::string> WiredTigerStorage::Get(std::string_view table, std::string_view key) {
+// Runs fn(cursor) with a cursor on `table` from a pooled reader session; the cursor is
+// closed and the session returned afterwards.
+template <typename Fn>
+Status WiredTigerStorage::WithReadCursor(std::string_view table, Fn&& fn) {
   if (closed_.load()) return Status(Code::kClosed, "storage is closed");
   if (panicked_.load()) return PanicStatus();
   GEOKV_RETURN_IF_ERROR(ValidateTable(table));
-  if (key.empty()) return InvalidArgument("key is empty");
   int ret = 0;
   WT_SESSION* session = readers_->Acquire(&ret);
   if (session == nullptr) return CheckWt(ret, "opening session");
   struct Release {
-    SessionPool* pool; WT_SESSION* s;
+    SessionPool* pool;
+    WT_SESSION* s;
     ~Release() { pool->Release(s); }
   } release{readers_.get(), session};
-
-  std::string name(table);
+  const std::string name(table);
   GEOKV_RETURN_IF_ERROR(EnsureTable(session, name));
   WT_CURSOR* raw = nullptr;
   GEOKV_RETURN_IF_ERROR(CheckWt(session->open_cursor(session, ("table:" + name).c_str(), nullptr, nullptr, &raw),
                                 "opening cursor on " + name));
-  CursorPtr c(raw);
-  WT_ITEM k = Item(key);
-  c->set_key(c.get(), &k);
-  ret = c->search(c.get());
-  if (ret == WT_NOTFOUND) return NotFound("no such key");
-  GEOKV_RETURN_IF_ERROR(CheckWt(ret, "get in " + name));
-  WT_ITEM v{};
-  GEOKV_RETURN_IF_ERROR(CheckWt(c->get_value(c.get(), &v), "reading value in " + name));
-  return std::string(View(v));
+  CursorPtr cursor(raw);
+  return fn(cursor.get(), name);
+}
+
+StatusOr<std::string> WiredTigerStorage::Get(std::string_view table, std::string_view key) {
+  if (key.empty()) return InvalidArgument("key is empty");
+  std::string value;
+  GEOKV_RETURN_IF_ERROR(WithReadCursor(table, [&](WT_CURSOR* c, const std::string& name) -> Status {
+    WT_ITEM k = Item(key);
+    c->set_key(c, &k);
+    const int ret = c->search(c);
+    if (ret == WT_NOTFOUND) return NotFound("no such key");
+    GEOKV_RETURN_IF_ERROR(CheckWt(ret, "get in " + name));
+    WT_ITEM v{};
+    GEOKV_RETURN_IF_ERROR(CheckWt(c->get_value(c, &v), "reading value in " + name));
+    value.assign(View(v));
+    return Status::Ok();
+  }));
+  return value;
 }
 
 StatusOr<std::vector<Entry>> WiredTigerStorage::Scan(std::string_view table, std::string_view prefix,
                                                      std::string_view after, size_t limit) {
-  if (closed_.load()) return Status(Code::kClosed, "storage is closed");
-  if (panicked_.load()) return PanicStatus();
-  GEOKV_RETURN_IF_ERROR(ValidateTable(table));
-  int ret = 0;
-  WT_SESSION* session = readers_->Acquire(&ret);
-  if (session == nullptr) return CheckWt(ret, "opening session");
-  struct Release {
-    SessionPool* pool; WT_SESSION* s;
-    ~Release() { pool->Release(s); }
-  } release{readers_.get(), session};
-
-  std::string name(table);
-  GEOKV_RETURN_IF_ERROR(EnsureTable(session, name));
-  WT_CURSOR* raw = nullptr;
-  GEOKV_RETURN_IF_ERROR(CheckWt(session->open_cursor(session, ("table:" + name).c_str(), nullptr, nullptr, &raw),
-                                "opening cursor on " + name));
-  CursorPtr c(raw);
   std::vector<Entry> out;
-  if (limit == 0) return out;
+  GEOKV_RETURN_IF_ERROR(WithReadCursor(table, [&](WT_CURSOR* cursor, const std::string& name) {
+    return ScanCursor(cursor, name, prefix, after, limit, &out);
+  }));
+  return out;
+}
 
+Status WiredTigerStorage::ScanCursor(WT_CURSOR* c, const std::string& name, std::string_view prefix,
+                                     std::string_view after, size_t limit, std::vector<Entry>* out) {
+  if (limit == 0) return Status::Ok();
   const bool from_prefix = after.empty() || after < prefix;
   const std::string_view start = from_prefix ? prefix : after;
+  int ret = 0;
   if (start.empty()) {
-    ret = c->next(c.get());  // WiredTiger has no empty key to search for: start at the first
+    ret = c->next(c);  // WiredTiger has no empty key to search for: start at the first
   } else {
     WT_ITEM item = Item(start);
-    c->set_key(c.get(), &item);
+    c->set_key(c, &item);
     int exact = 0;
-    ret = c->search_near(c.get(), &exact);
+    ret = c->search_near(c, &exact);
     // search_near may land before the start key; step past it (and past `after` itself).
-    if (ret == 0 && (exact < 0 || (!from_prefix && exact == 0))) ret = c->next(c.get());
+    if (ret == 0 && (exact < 0 || (!from_prefix && exact == 0))) ret = c->next(c);
   }
-  if (ret == WT_NOTFOUND) return out;
+  if (ret == WT_NOTFOUND) return Status::Ok();
   GEOKV_RETURN_IF_ERROR(CheckWt(ret, "scan in " + name));
   for (;;) {
     WT_ITEM k{}, v{};
-    GEOKV_RETURN_IF_ERROR(CheckWt(c->get_key(c.get(), &k), "scan key in " + name));
-    std::string_view key = View(k);
+    GEOKV_RETURN_IF_ERROR(CheckWt(c->get_key(c, &k), "scan key in " + name));
+    const std::string_view key = View(k);
     if (key.substr(0, prefix.size()) != prefix) break;
-    GEOKV_RETURN_IF_ERROR(CheckWt(c->get_value(c.get(), &v), "scan value in " + name));
-    out.push_back(Entry{std::string(key), std::string(View(v))});
-    if (out.size() >= limit) break;
-    ret = c->next(c.get());
+    GEOKV_RETURN_IF_ERROR(CheckWt(c->get_value(c, &v), "scan value in " + name));
+    out->push_back(Entry{std::string(key), std::string(View(v))});
+    if (out->size() >= limit) break;
+    ret = c->next(c);
     if (ret == WT_NOTFOUND) break;
     GEOKV_RETURN_IF_ERROR(CheckWt(ret, "scan in " + name));
   }
-  return out;
+  return Status::Ok();
 }
 
 }  // namespace geokv::storage

@@ -30,6 +30,7 @@
 #include "core/storage/storage.h"
 
 struct __wt_connection;
+struct __wt_cursor;
 struct __wt_session;
 
 namespace geokv::storage {
@@ -84,6 +85,10 @@ class WiredTigerStorage final : public Storage {
   static Status ValidateTable(std::string_view table);
   Status CommitGroup(CommitState& state, const std::vector<std::shared_ptr<Pending>>& group);
   void OnPanic(std::string_view message);
+  template <typename Fn>
+  Status WithReadCursor(std::string_view table, Fn&& fn);
+  Status ScanCursor(__wt_cursor* cursor, const std::string& name, std::string_view prefix,
+                    std::string_view after, size_t limit, std::vector<Entry>* out);
 
   // Constant after Open.
   const Options options_;
