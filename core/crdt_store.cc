@@ -74,6 +74,7 @@ std::string EncodeProgress(const crdt::Progress& p) {
   EncodeCounts(&enc, p.applied);
   EncodeCounts(&enc, p.acked);
   enc.PutSigned(p.hlc_high_water_ms);
+  p.gc_horizon.EncodeTo(&enc);
   return enc.Release();
 }
 
@@ -83,6 +84,7 @@ Status DecodeProgress(std::string_view bytes, crdt::Progress* p) {
   GEOKV_RETURN_IF_ERROR(DecodeCounts(&dec, &p->applied));
   GEOKV_RETURN_IF_ERROR(DecodeCounts(&dec, &p->acked));
   GEOKV_RETURN_IF_ERROR(dec.GetSigned(&p->hlc_high_water_ms));
+  GEOKV_RETURN_IF_ERROR(p->gc_horizon.DecodeFrom(&dec));
   return dec.Finish();
 }
 
@@ -137,6 +139,8 @@ StatusOr<crdt::DurableImage> CrdtStore::Load() {
 }
 
 void CrdtStore::Persist(const crdt::Ready& ready, storage::WriteBatch* batch) {
+  // Collected tombstones first: a key may be erased and re-created in the same Ready.
+  for (const auto& key : ready.erased_keys) batch->Delete(kStateTable, key);
   for (const auto& [key, state] : ready.states) batch->Put(kStateTable, key, state);
   for (const auto& b : ready.log_append) batch->Put(kLogTable, SeqKey(b.seq), EncodeBatch(b));
   if (ready.log_first_seq > log_first_seq_) {

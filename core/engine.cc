@@ -167,6 +167,8 @@ Status Engine::Recover() {
   d.batch_interval_us = options_.crdt_batch_interval_us;
   d.resend_interval_us = options_.crdt_resend_interval_us;
   d.key_bytes_max = options_.limits.key_bytes_max;
+  // A CRDT message and its envelope must fit the node's message bound.
+  d.message_bytes_max = kMessageBytesMax - (64u << 10);
   crdt_ = std::make_unique<crdt::Disseminator>(d, std::move(image).value());
   Process();
   return failed_;
@@ -565,7 +567,7 @@ void Engine::Process() {
       crdt_store_.Persist(cr, &round_batch_);
       // Local updates are acknowledged, and remote batches acknowledged to their origin,
       // only once durable.
-      if (!cr.states.empty() || cr.progress || cr.open_batch) round_sync_ = true;
+      if (!cr.states.empty() || !cr.erased_keys.empty() || cr.progress || cr.open_batch) round_sync_ = true;
       acks.swap(crdt_acks_);
     }
     if (!round_batch_.empty()) {

@@ -56,7 +56,9 @@ struct Response {
   std::string context;
 };
 
-inline constexpr size_t kMessageBytesMax = 8u << 20;
+// Bound of every message between nodes and clients: room for the largest single-key CRDT
+// state (the disseminator's own bound) plus an envelope.
+inline constexpr size_t kMessageBytesMax = 24u << 20;
 
 std::string EncodeRequest(const Request& r);
 StatusOr<Request> DecodeRequest(std::string_view bytes);
