@@ -20,6 +20,7 @@
 #include "core/node.h"
 #include "core/policy.h"
 #include "core/request.h"
+#include "core/server.h"
 #include "replication/crdt/causal_context.h"
 #include "replication/crdt/codec.h"
 
@@ -30,6 +31,9 @@ struct geokv_db {
   std::mutex mu;
   std::shared_ptr<geokv::Node> node;      // guarded by mu
   std::shared_ptr<geokv::Client> client;  // guarded by mu
+  // geokv_open with a config that has a [cluster] section: this process is one node of
+  // the cluster, and `client` talks to it.
+  std::shared_ptr<geokv::Server> server;  // guarded by mu
 };
 
 struct geokv_iter {
@@ -436,6 +440,24 @@ int geokv_open(geokv_db_t** db, const char* path, const geokv_options_t* options
     geokv::Config config;
     int rc = BuildConfig(&config, path, options);
     if (rc != GEOKV_OK) return rc;
+    if (config.cluster) {
+      // An embedded node that joins its cluster: serve it here, and speak to it as a client.
+      auto server = geokv::Server::Start(config);
+      if (!server.ok()) return FromStatus(server.status());
+      std::string endpoint = (*server)->client_endpoint();
+      const auto any = endpoint.find("0.0.0.0");
+      if (any != std::string::npos) endpoint.replace(any, 7, "127.0.0.1");
+      geokv::ClientOptions co;
+      co.endpoints = {endpoint};
+      co.timeout_ms = config.cluster->request_timeout_ms + 1000;
+      auto client = geokv::Client::Connect(co);
+      if (!client.ok()) return FromStatus(client.status());
+      auto handle = std::make_unique<geokv_db>();
+      handle->server = std::shared_ptr<geokv::Server>(std::move(server).value());
+      handle->client = std::shared_ptr<geokv::Client>(std::move(client).value());
+      *db = Dbs().Add(std::move(handle));
+      return Ok();
+    }
     auto node = geokv::Node::Open(config);
     if (!node.ok()) return FromStatus(node.status());
     auto handle = std::make_unique<geokv_db>();
@@ -452,13 +474,16 @@ int geokv_close(geokv_db_t* db) {
     if (rc != GEOKV_OK) return rc;
     std::shared_ptr<geokv::Node> node;
     std::shared_ptr<geokv::Client> client;
+    std::shared_ptr<geokv::Server> server;
     {
       std::lock_guard lock(db->mu);
       node = std::move(db->node);
       client = std::move(db->client);
+      server = std::move(db->server);
     }
     if (!Dbs().Retire(db) || (!node && !client)) return Fail(GEOKV_ECLOSED, "db handle was already closed");
     if (node) return FromStatus(node->Close());
+    if (server) server->Stop();  // flushes and releases the data directory
     return Ok();  // the Client closes its sockets when the last call in flight drops it
   });
 }

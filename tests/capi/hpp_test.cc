@@ -1,6 +1,11 @@
 // The header-only C++ wrapper: RAII, move-only handles, exceptions with codes, optional.
 #include "geokv/geokv.hpp"
 
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <thread>
 #include <type_traits>
 
 #include <gtest/gtest.h>
@@ -121,3 +126,47 @@ TEST(HppTest, ConnectedHandleWithoutAClusterTimesOutAndRefusesIteration) {
 }
 
 }  // namespace
+
+// geokv_open with a [cluster] config: this process serves a one-region cluster and the
+// handle speaks to it with every mode's operations.
+TEST(HppTest, EmbeddedNodeJoinsItsClusterThroughItsConfig) {
+  geokv::testing::TempDir dir;
+  const int port = 30000 + (getpid() % 2000) * 2;
+  const std::string config = dir.Sub("node.toml");
+  {
+    std::ofstream out(config);
+    out << "data_dir = \"" << dir.Sub("data") << "\"\n[log]\nlevel = \"warn\"\n[node]\nid = 0\n"
+        << "[cluster]\nshards = 2\n[[cluster.nodes]]\nid = 0\nregion = \"here\"\n"
+        << "peer_endpoint = \"tcp://127.0.0.1:" << port << "\"\n"
+        << "client_endpoint = \"tcp://127.0.0.1:" << port + 1 << "\"\n"
+        << "[policy]\nrules = { \"c/\" = \"counter\" }\n";
+  }
+  geokv::db db(nullptr, geokv::options().config_path(config.c_str()));
+  // The shard groups elect their (only) leader within an election timeout.
+  bool written = false;
+  for (int attempt = 0; attempt < 100 && !written; ++attempt) {
+    try {
+      db.put("account", "1");
+      written = true;
+    } catch (const geokv::error& e) {
+      ASSERT_TRUE(e.code() == GEOKV_EUNAVAILABLE || e.code() == GEOKV_ETIMEOUT) << e.what();
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  ASSERT_TRUE(written) << "no leader within 10 s";
+  EXPECT_EQ(db.get("account"), "1");
+  EXPECT_EQ(db.add("c/likes", 2), 2);
+  EXPECT_EQ(db.add("c/likes", 3), 5);
+  db.close();
+  // Durable: reopening the node finds the data.
+  geokv::db again(nullptr, geokv::options().config_path(config.c_str()));
+  std::optional<std::string> value;
+  for (int attempt = 0; attempt < 100 && !value; ++attempt) {
+    try {
+      value = again.get("account");
+    } catch (const geokv::error&) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  EXPECT_EQ(value, "1");
+}

@@ -20,6 +20,9 @@
  *  - A geokv_db_t is either an embedded store (geokv_open: plain keys, put/get/delete and
  *    prefix iteration) or a connection to a cluster (geokv_connect: every key has a
  *    replication mode chosen by the cluster's policy, and the operations of each mode).
+ *    geokv_open with a config file that has a [cluster] section makes this process one
+ *    node of that cluster (it serves its region like a geokvd) and returns a connected
+ *    handle to it.
  *    Cluster-only operations on an embedded handle, and iteration on a connected handle,
  *    return GEOKV_EWRONGMODE.
  */
