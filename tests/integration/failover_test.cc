@@ -1,7 +1,8 @@
 // Kill -9 the shard leader's geokvd during a stream of strong writes from every region,
 // keep writing, restart it with the same config and data: the history of every client is
 // linearizable (Porcupine), no acknowledged write is lost, every region reads the same
-// final values and the restarted replica catches up.
+// final values and the restarted replica catches up. A second, seeded test mixes kills of
+// leaders and followers, SIGTERM and partitions over three shards with CRDT traffic.
 #include <signal.h>
 #include <sys/wait.h>
 
