@@ -115,6 +115,7 @@ struct Server::Impl {
   struct OpStats { uint64_t count = 0, errors = 0; double seconds = 0; };
   std::map<std::string, OpStats> per_mode;
   uint64_t bad_requests = 0;
+  uint64_t clients_refused = 0;  // CURVE handshakes of clients whose key is not allowed
 
   void Run();
   void OnClientMessage();
@@ -350,6 +351,7 @@ void Server::Impl::Run() {
         std::vector<std::string> request;
         for (auto& fr : frames) request.push_back(fr.to_string());
         auto reply = authorizer->Handle(request);
+        if (!transport::ZapAuthorizer::Accepted(reply)) clients_refused++;
         for (size_t i = 0; i < reply.size(); ++i) {
           zap.send(zmq::buffer(reply[i]), i + 1 < reply.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
         }
@@ -382,6 +384,7 @@ void Server::Impl::RefreshMetrics() {
     m << "geokv_request_seconds_count{mode=\"" << mode << "\"} " << s.count << "\n";
   }
   m << "# TYPE geokv_bad_requests_total counter\ngeokv_bad_requests_total " << bad_requests << "\n";
+  m << "# TYPE geokv_clients_refused_total counter\ngeokv_clients_refused_total " << clients_refused << "\n";
   m << "# TYPE geokv_forwarded_total counter\ngeokv_forwarded_total " << es.forwarded << "\n";
   m << "# TYPE geokv_request_timeouts_total counter\ngeokv_request_timeouts_total " << es.timeouts << "\n";
   m << "# TYPE geokv_bad_peer_messages_total counter\ngeokv_bad_peer_messages_total " << es.bad_messages << "\n";
