@@ -1,5 +1,7 @@
 #include "core/sim/network.h"
 
+#include <algorithm>
+
 #include <cassert>
 #include <cstdlib>
 #include <stdexcept>
@@ -152,6 +154,30 @@ int SeedFromEnvOr(int fallback) {
 bool SeedFromEnvSet() {
   const char* s = std::getenv("GEOKV_SEED");
   return s != nullptr && *s != '\0';
+}
+
+namespace {
+int EnvIntOr(const char* name, int fallback) {
+  const char* s = std::getenv(name);
+  return s != nullptr && *s != '\0' ? std::atoi(s) : fallback;
+}
+}  // namespace
+
+int SuiteShard() { return EnvIntOr("GEOKV_SIM_SHARD", 0); }
+
+std::vector<uint64_t> SuiteSeeds(int fallback) {
+  const int shard = SuiteShard();
+  const int shards = std::max(1, EnvIntOr("GEOKV_SIM_SHARDS", 1));
+  std::vector<uint64_t> seeds;
+  if (SeedFromEnvSet()) {
+    if (shard == 0) seeds.push_back(static_cast<uint64_t>(SeedFromEnvOr(1)));
+    return seeds;
+  }
+  const int n = SeedCountFromEnvOr(fallback);
+  for (int s = 1; s <= n; ++s) {
+    if (s % shards == shard) seeds.push_back(static_cast<uint64_t>(s));
+  }
+  return seeds;
 }
 
 int SeedCountFromEnvOr(int fallback) {

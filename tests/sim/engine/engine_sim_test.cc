@@ -15,11 +15,6 @@
 namespace geokv::sim {
 namespace {
 
-int EnvInt(const char* name, int fallback) {
-  const char* s = std::getenv(name);
-  return s != nullptr && *s != '\0' ? std::atoi(s) : fallback;
-}
-
 EngineSimOptions Options(uint64_t seed) {
   EngineSimOptions o;
   o.seed = seed;
@@ -59,18 +54,9 @@ std::vector<uint64_t> RunSeeds(const std::vector<uint64_t>& seeds, const std::st
 }
 
 TEST(EngineSim, SeedsWithFaults) {
-  const int shard = EnvInt("GEOKV_SIM_SHARD", 0);
-  const int shards = std::max(1, EnvInt("GEOKV_SIM_SHARDS", 1));
-  std::vector<uint64_t> seeds;
-  if (SeedFromEnvSet()) {
-    if (shard != 0) GTEST_SKIP() << "GEOKV_SEED runs in shard 0 only";
-    seeds.push_back(static_cast<uint64_t>(SeedFromEnvOr(1)));
-  } else {
-    const int n = SeedCountFromEnvOr(20);
-    for (int s = 1; s <= n; ++s) {
-      if (s % shards == shard) seeds.push_back(static_cast<uint64_t>(s));
-    }
-  }
+  const int shard = SuiteShard();
+  const std::vector<uint64_t> seeds = SuiteSeeds(20);
+  if (seeds.empty()) GTEST_SKIP() << "GEOKV_SEED runs in shard 0 only";
   for (uint64_t seed : RunSeeds(seeds, "engine_shard" + std::to_string(shard), Options(1), true)) {
     ADD_FAILURE() << "GEOKV_SEED=" << seed << " strong history is not linearizable (Porcupine)";
   }

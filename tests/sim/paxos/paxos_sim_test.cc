@@ -15,11 +15,6 @@
 namespace geokv::sim {
 namespace {
 
-int EnvInt(const char* name, int fallback) {
-  const char* s = std::getenv(name);
-  return s != nullptr && *s != '\0' ? std::atoi(s) : fallback;
-}
-
 std::string HistoryPath(const std::string& name) {
   return std::string(GEOKV_SIM_HISTORY_DIR) + "/" + name + ".json";
 }
@@ -45,18 +40,9 @@ void RunAndCheck(const std::vector<uint64_t>& seeds, const std::string& name) {
 }
 
 TEST(PaxosSim, SeedsWithFaults) {
-  const int shard = EnvInt("GEOKV_SIM_SHARD", 0);
-  const int shards = std::max(1, EnvInt("GEOKV_SIM_SHARDS", 1));
-  std::vector<uint64_t> seeds;
-  if (SeedFromEnvSet()) {
-    if (shard != 0) GTEST_SKIP() << "GEOKV_SEED runs in shard 0 only";
-    seeds.push_back(static_cast<uint64_t>(SeedFromEnvOr(1)));
-  } else {
-    const int n = SeedCountFromEnvOr(20);
-    for (int s = 1; s <= n; ++s) {
-      if (s % shards == shard) seeds.push_back(static_cast<uint64_t>(s));
-    }
-  }
+  const int shard = SuiteShard();
+  const std::vector<uint64_t> seeds = SuiteSeeds(20);
+  if (seeds.empty()) GTEST_SKIP() << "GEOKV_SEED runs in shard 0 only";
   RunAndCheck(seeds, "seeds_shard" + std::to_string(shard));
 }
 
