@@ -8,6 +8,7 @@
 #include "replication/crdt/mv_register.h"
 #include "replication/crdt/or_set.h"
 #include "replication/crdt/pn_counter.h"
+#include "replication/wire/aligned.h"
 #include "replication/wire/node_generated.h"
 
 namespace geokv {
@@ -61,9 +62,10 @@ std::string EncodeCommand(const Request& r) {
 }
 
 StatusOr<Request> DecodeCommand(std::string_view bytes) {
-  flatbuffers::Verifier verifier(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  const wire::AlignedBytes aligned(bytes);
+  flatbuffers::Verifier verifier(aligned.data(), aligned.size());
   if (!verifier.VerifyBuffer<fb::Command>(nullptr)) return Corruption("command failed verification");
-  const auto* c = flatbuffers::GetRoot<fb::Command>(bytes.data());
+  const auto* c = flatbuffers::GetRoot<fb::Command>(aligned.data());
   if (static_cast<uint8_t>(c->op()) > kOpMax || c->mode() > static_cast<uint8_t>(Mode::kSet)) {
     return Corruption("command has an unknown op or mode");
   }
@@ -455,16 +457,24 @@ bool Engine::Reforward(uint64_t fid, Pending& p) {
 }
 
 void Engine::Step(uint32_t from, std::string_view bytes) {
-  flatbuffers::Verifier verifier(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
-  if (from >= options_.regions || bytes.size() > kMessageBytesMax || !verifier.VerifyBuffer<fb::Envelope>(nullptr)) {
+  if (from >= options_.regions || bytes.size() > kMessageBytesMax) {
     stats_.bad_messages++;
     return;
   }
-  const auto* env = flatbuffers::GetRoot<fb::Envelope>(bytes.data());
-  std::string_view payload;
-  if (env->payload() != nullptr) {
-    payload = std::string_view(reinterpret_cast<const char*>(env->payload()->data()), env->payload()->size());
+  const wire::AlignedBytes envelope(bytes);
+  flatbuffers::Verifier verifier(envelope.data(), envelope.size());
+  if (!verifier.VerifyBuffer<fb::Envelope>(nullptr)) {
+    stats_.bad_messages++;
+    return;
   }
+  const auto* env = flatbuffers::GetRoot<fb::Envelope>(envelope.data());
+  std::string_view nested;
+  if (env->payload() != nullptr) {
+    nested = std::string_view(reinterpret_cast<const char*>(env->payload()->data()), env->payload()->size());
+  }
+  // The payload is a buffer of its own, nested at any offset: align it before reading it.
+  const wire::AlignedBytes aligned_payload(nested);
+  const std::string_view payload = aligned_payload.view();
   switch (env->channel()) {
     case fb::Channel::Paxos:
       if (env->group() >= groups_.size()) { stats_.bad_messages++; return; }

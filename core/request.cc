@@ -1,5 +1,6 @@
 #include "core/request.h"
 
+#include "replication/wire/aligned.h"
 #include "replication/wire/node_generated.h"
 
 namespace geokv {
@@ -20,6 +21,7 @@ std::string Finish(flatbuffers::FlatBufferBuilder& b) {
   return std::string(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
 }
 
+// `bytes` must be aligned (see wire::AlignedBytes).
 template <typename T>
 const T* Verified(std::string_view bytes, const char* what, Status* error) {
   if (bytes.size() > kMessageBytesMax) {
@@ -68,7 +70,8 @@ std::string EncodeRequest(const Request& r) {
 
 StatusOr<Request> DecodeRequest(std::string_view bytes) {
   Status error;
-  const auto* m = Verified<fb::Request>(bytes, "request", &error);
+  const wire::AlignedBytes aligned(bytes);
+  const auto* m = Verified<fb::Request>(aligned.view(), "request", &error);
   if (m == nullptr) return error;
   if (static_cast<uint8_t>(m->op()) > kOpMax) return Corruption("request has an unknown op");
   if (m->mode() > static_cast<uint8_t>(Mode::kSet)) return Corruption("request has an unknown mode");
@@ -111,7 +114,8 @@ std::string EncodeResponse(const Response& r) {
 
 StatusOr<Response> DecodeResponse(std::string_view bytes) {
   Status error;
-  const auto* m = Verified<fb::Response>(bytes, "response", &error);
+  const wire::AlignedBytes aligned(bytes);
+  const auto* m = Verified<fb::Response>(aligned.view(), "response", &error);
   if (m == nullptr) return error;
   if (m->code() < 0 || m->code() > static_cast<int32_t>(Code::kInternal)) {
     return Corruption("response has an unknown status code");

@@ -16,6 +16,7 @@
 #include "replication/transport/curve_keys.h"
 #include "replication/transport/zap_authorizer.h"
 #include "replication/transport/zmq_transport.h"
+#include "replication/wire/aligned.h"
 #include "replication/wire/node_generated.h"
 
 namespace geokv {
@@ -75,7 +76,8 @@ class ProdEnv final : public Env {
 };
 
 bool VerifyEnvelope(std::string_view bytes) {
-  flatbuffers::Verifier v(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  const wire::AlignedBytes aligned(bytes);
+  flatbuffers::Verifier v(aligned.data(), aligned.size());
   return v.VerifyBuffer<wire::node::Envelope>(nullptr);
 }
 
