@@ -1,6 +1,7 @@
 #include "core/server.h"
 
 #include <chrono>
+#include <deque>
 #include <map>
 #include <random>
 #include <sstream>
@@ -104,6 +105,21 @@ struct Server::Impl {
   std::unique_ptr<transport::ZapAuthorizer> authorizer;
   std::string bound_client;
 
+  // The client I/O thread owns `clients`, `zap` and `wake_io`; it only moves bytes between
+  // the socket and these queues (STYLE 25). It wakes the event loop with an empty message
+  // to self through the transport (whose Poll the loop blocks in), and the loop wakes it
+  // through the inproc pair `wake_loop` -> `wake_io`.
+  static constexpr size_t kClientQueueMax = 100'000;
+  std::thread client_io;
+  zmq::socket_t wake_io;    // client I/O thread end
+  zmq::socket_t wake_loop;  // event-loop end
+  std::mutex client_mu;
+  std::deque<std::pair<std::string, std::string>> client_in;   // (identity, request); guarded by client_mu
+  std::deque<std::pair<std::string, std::string>> client_out;  // (identity, response); guarded by client_mu
+  std::atomic<uint64_t> bad_requests{0};
+  std::atomic<uint64_t> clients_refused{0};  // CURVE handshakes of clients whose key is not allowed
+  bool reply_pending = false;  // event loop only: client_out gained replies this round
+
   std::thread loop;
   std::atomic<bool> stop{false};
   std::once_flag stopped;
@@ -116,11 +132,12 @@ struct Server::Impl {
   // Event-loop thread only.
   struct OpStats { uint64_t count = 0, errors = 0; double seconds = 0; };
   std::map<std::string, OpStats> per_mode;
-  uint64_t bad_requests = 0;
-  uint64_t clients_refused = 0;  // CURVE handshakes of clients whose key is not allowed
 
   void Run();
-  void OnClientMessage();
+  void RunClientIo();
+  void ReceiveClients();
+  void AnswerZap();
+  void ServeClientRequests();
   void Reply(const std::string& identity, const Response& r);
   void RefreshMetrics();
 };
@@ -214,6 +231,12 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
     }
     impl->clients.bind(cc.me().client_endpoint);
     impl->bound_client = impl->clients.get(zmq::sockopt::last_endpoint);
+    const std::string wake = "inproc://geokv-client-wake";
+    impl->wake_io = zmq::socket_t(impl->context, zmq::socket_type::pair);
+    impl->wake_io.bind(wake);
+    impl->wake_loop = zmq::socket_t(impl->context, zmq::socket_type::pair);
+    impl->wake_loop.set(zmq::sockopt::linger, 0);
+    impl->wake_loop.connect(wake);
   } catch (const zmq::error_t& e) {
     return IOError("cannot bind the client endpoint " + cc.me().client_endpoint + ": " + e.what());
   }
@@ -239,6 +262,7 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
                impl->bound_client, impl->transport->bound_endpoint());
   Impl* raw = impl.get();
   impl->loop = std::thread([raw] { raw->Run(); });
+  impl->client_io = std::thread([raw] { raw->RunClientIo(); });
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
 
@@ -247,6 +271,7 @@ void Server::Stop() {
   std::call_once(impl_->stopped, [this] {
     impl_->stop = true;
     if (impl_->loop.joinable()) impl_->loop.join();
+    if (impl_->client_io.joinable()) impl_->client_io.join();
     if (impl_->http) impl_->http->stop();
     if (impl_->http_thread.joinable()) impl_->http_thread.join();
     impl_->transport->Stop(500);
@@ -264,21 +289,49 @@ std::string Server::MetricsText() const {
 }
 
 void Server::Impl::Reply(const std::string& identity, const Response& r) {
-  const std::string bytes = EncodeResponse(r);
-  try {
-    clients.send(zmq::buffer(identity), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
-    clients.send(zmq::buffer(bytes), zmq::send_flags::dontwait);
-  } catch (const zmq::error_t& e) {
-    spdlog::debug("reply to a client failed: {}", e.what());
+  std::lock_guard lock(client_mu);
+  if (client_out.size() >= kClientQueueMax) return;  // the client I/O thread is stuck; the client times out
+  client_out.emplace_back(identity, EncodeResponse(r));
+  reply_pending = true;
+}
+
+// Client I/O thread: requests from the socket into client_in (waking the event loop), and
+// replies from client_out onto the socket.
+void Server::Impl::RunClientIo() {
+  std::vector<zmq::pollitem_t> items;
+  items.push_back({clients.handle(), 0, ZMQ_POLLIN, 0});
+  items.push_back({wake_io.handle(), 0, ZMQ_POLLIN, 0});
+  if (authorizer) items.push_back({zap.handle(), 0, ZMQ_POLLIN, 0});
+  while (!stop.load()) {
+    try {
+      zmq::poll(items.data(), items.size(), std::chrono::milliseconds(100));
+      if (items[0].revents & ZMQ_POLLIN) ReceiveClients();
+      if (items[1].revents & ZMQ_POLLIN) {
+        zmq::message_t token;
+        while (wake_io.recv(token, zmq::recv_flags::dontwait)) {}
+        std::deque<std::pair<std::string, std::string>> out;
+        {
+          std::lock_guard lock(client_mu);
+          out.swap(client_out);
+        }
+        for (const auto& [identity, bytes] : out) {
+          clients.send(zmq::buffer(identity), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+          clients.send(zmq::buffer(bytes), zmq::send_flags::dontwait);
+        }
+      }
+      if (items.size() > 2 && (items[2].revents & ZMQ_POLLIN)) AnswerZap();
+    } catch (const zmq::error_t& e) {
+      spdlog::warn("client socket: {}", e.what());
+    }
   }
 }
 
-void Server::Impl::OnClientMessage() {
+void Server::Impl::ReceiveClients() {
+  bool queued = false;
   for (int i = 0; i < 256; ++i) {  // a bounded batch per wakeup
     std::vector<zmq::message_t> parts;
     zmq::message_t part;
-    auto got = clients.recv(part, zmq::recv_flags::dontwait);
-    if (!got) return;
+    if (!clients.recv(part, zmq::recv_flags::dontwait)) break;
     parts.push_back(std::move(part));
     while (parts.back().more() && parts.size() < 4) {
       zmq::message_t next;
@@ -289,8 +342,41 @@ void Server::Impl::OnClientMessage() {
       bad_requests++;
       continue;
     }
-    const std::string identity = parts[0].to_string();
-    auto request = DecodeRequest(parts[1].to_string_view());
+    std::lock_guard lock(client_mu);
+    if (client_in.size() >= kClientQueueMax) {
+      bad_requests++;  // overloaded: dropped here, the client times out
+      continue;
+    }
+    client_in.emplace_back(parts[0].to_string(), parts[1].to_string());
+    queued = true;
+  }
+  // An empty message to self wakes the event loop out of its transport Poll.
+  if (queued) (void)transport->Send(transport->self(), std::string_view());
+}
+
+void Server::Impl::AnswerZap() {
+  std::vector<std::string> request;
+  zmq::message_t frame;
+  while (zap.recv(frame, zmq::recv_flags::dontwait)) {
+    request.push_back(frame.to_string());
+    if (!frame.more()) break;
+  }
+  auto reply = authorizer->Handle(request);
+  if (!transport::ZapAuthorizer::Accepted(reply)) clients_refused++;
+  for (size_t i = 0; i < reply.size(); ++i) {
+    zap.send(zmq::buffer(reply[i]), i + 1 < reply.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+  }
+}
+
+// Event loop: decodes the queued client requests and hands them to the engine.
+void Server::Impl::ServeClientRequests() {
+  std::deque<std::pair<std::string, std::string>> in;
+  {
+    std::lock_guard lock(client_mu);
+    in.swap(client_in);
+  }
+  for (auto& [identity, bytes] : in) {
+    auto request = DecodeRequest(bytes);
     if (!request.ok()) {
       bad_requests++;
       Response r;
@@ -312,7 +398,7 @@ void Server::Impl::OnClientMessage() {
     }
     const std::string mode = ModeLabel(request->op, engine->policy(), request->key);
     const int64_t start = MonotonicUs();
-    engine->Submit(std::move(request).value(), [this, identity, mode, start](Response r) {
+    engine->Submit(std::move(request).value(), [this, identity = identity, mode, start](Response r) {
       OpStats& s = per_mode[mode];
       s.count++;
       if (!r.status.ok() && !r.status.IsNotFound()) s.errors++;
@@ -324,43 +410,20 @@ void Server::Impl::OnClientMessage() {
 
 void Server::Impl::Run() {
   const int64_t tick_us = 10'000;
+  const transport::NodeId self = transport->self();
   int64_t next_tick = MonotonicUs() + tick_us;
   int64_t next_metrics = 0;
-  std::vector<zmq::pollitem_t> items;
-  items.push_back({clients.handle(), 0, ZMQ_POLLIN, 0});
-  if (authorizer) items.push_back({zap.handle(), 0, ZMQ_POLLIN, 0});
   transport::Event ev;
   while (!stop.load()) {
-    // Peers: wait for one message up to 1 ms, then drain what is there.
+    // Peers (and the client I/O thread's wake-ups): wait up to 1 ms, then drain.
     int drained = 0;
     if (transport->Poll(&ev, 1)) {
       do {
+        if (ev.from == self && ev.bytes.empty()) continue;  // a wake-up: clients are served below
         engine->Step(ev.from, ev.bytes);
       } while (++drained < 1024 && transport->Poll(&ev, 0));
     }
-    // Clients (and their CURVE handshakes).
-    try {
-      zmq::poll(items.data(), items.size(), std::chrono::milliseconds(0));
-      if (items[0].revents & ZMQ_POLLIN) OnClientMessage();
-      if (items.size() > 1 && (items[1].revents & ZMQ_POLLIN)) {
-        std::vector<zmq::message_t> frames;
-        zmq::message_t f;
-        while (zap.recv(f, zmq::recv_flags::dontwait)) {
-          bool more = f.more();
-          frames.push_back(std::move(f));
-          if (!more) break;
-        }
-        std::vector<std::string> request;
-        for (auto& fr : frames) request.push_back(fr.to_string());
-        auto reply = authorizer->Handle(request);
-        if (!transport::ZapAuthorizer::Accepted(reply)) clients_refused++;
-        for (size_t i = 0; i < reply.size(); ++i) {
-          zap.send(zmq::buffer(reply[i]), i + 1 < reply.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
-        }
-      }
-    } catch (const zmq::error_t& e) {
-      spdlog::warn("client socket: {}", e.what());
-    }
+    ServeClientRequests();
     const int64_t now = MonotonicUs();
     if (now >= next_tick) {
       engine->Tick();
@@ -369,6 +432,19 @@ void Server::Impl::Run() {
     if (now >= next_metrics) {
       RefreshMetrics();
       next_metrics = now + 500'000;
+    }
+    bool wake = false;
+    {
+      std::lock_guard lock(client_mu);
+      wake = reply_pending;
+      reply_pending = false;
+    }
+    if (wake) {
+      try {
+        wake_loop.send(zmq::str_buffer("w"), zmq::send_flags::dontwait);
+      } catch (const zmq::error_t& e) {
+        spdlog::warn("waking the client I/O thread: {}", e.what());
+      }
     }
   }
 }
@@ -385,8 +461,8 @@ void Server::Impl::RefreshMetrics() {
     m << "geokv_request_seconds_sum{mode=\"" << mode << "\"} " << s.seconds << "\n";
     m << "geokv_request_seconds_count{mode=\"" << mode << "\"} " << s.count << "\n";
   }
-  m << "# TYPE geokv_bad_requests_total counter\ngeokv_bad_requests_total " << bad_requests << "\n";
-  m << "# TYPE geokv_clients_refused_total counter\ngeokv_clients_refused_total " << clients_refused << "\n";
+  m << "# TYPE geokv_bad_requests_total counter\ngeokv_bad_requests_total " << bad_requests.load() << "\n";
+  m << "# TYPE geokv_clients_refused_total counter\ngeokv_clients_refused_total " << clients_refused.load() << "\n";
   m << "# TYPE geokv_forwarded_total counter\ngeokv_forwarded_total " << es.forwarded << "\n";
   m << "# TYPE geokv_request_timeouts_total counter\ngeokv_request_timeouts_total " << es.timeouts << "\n";
   m << "# TYPE geokv_bad_peer_messages_total counter\ngeokv_bad_peer_messages_total " << es.bad_messages << "\n";
