@@ -17,19 +17,6 @@ namespace {
 constexpr char kCounter[] = "counter/d";
 constexpr char kSet[] = "set/d";
 
-std::optional<int64_t> ReadCounter(Client& c) {
-  Response r = c.Call(Get(kCounter));
-  if (r.status.IsNotFound()) return 0;
-  if (!r.status.ok()) return std::nullopt;
-  return r.number;
-}
-
-std::optional<std::set<std::string>> ReadSet(Client& c) {
-  Response r = c.Call(SetMembers(kSet));
-  if (r.status.IsNotFound()) return std::set<std::string>{};
-  if (!r.status.ok()) return std::nullopt;
-  return std::set<std::string>(r.values.begin(), r.values.end());
-}
 
 class Durability : public ::testing::Test {
  protected:
@@ -67,8 +54,8 @@ class Durability : public ::testing::Test {
       std::optional<std::set<std::string>> s;
       EXPECT_TRUE(WaitFor(
           [&] {
-            c = ReadCounter(*clients_[i]);
-            s = ReadSet(*clients_[i]);
+            c = ReadCounter(*clients_[i], kCounter);
+            s = ReadSet(*clients_[i], kSet);
             return c == sum && s == set;
           },
           seconds(60)))
@@ -129,8 +116,8 @@ TEST_F(Durability, AcknowledgedWritesSurviveSigtermAndSigkill) {
   ASSERT_EQ(cluster.WaitServing(victim), "");
   Reconnect();
   // The others still drop everything towards it, so what it reads is what it had on disk.
-  EXPECT_EQ(ReadCounter(*clients_[victim]), victim_sum);
-  EXPECT_EQ(ReadSet(*clients_[victim]), victim_members);
+  EXPECT_EQ(ReadCounter(*clients_[victim], kCounter), victim_sum);
+  EXPECT_EQ(ReadSet(*clients_[victim], kSet), victim_members);
   ASSERT_TRUE(cluster.HealAll());
 
   // More eventual writes from every region, converged.
@@ -155,8 +142,8 @@ TEST_F(Durability, AcknowledgedWritesSurviveSigtermAndSigkill) {
     ASSERT_TRUE(cluster.StartNode(0));
     ASSERT_EQ(cluster.WaitServing(0), "");
     Reconnect();
-    EXPECT_EQ(ReadCounter(*clients_[0]), sum) << "node 0 after SIGTERM and restart";
-    EXPECT_EQ(ReadSet(*clients_[0]), members) << "node 0 after SIGTERM and restart";
+    EXPECT_EQ(ReadCounter(*clients_[0], kCounter), sum) << "node 0 after SIGTERM and restart";
+    EXPECT_EQ(ReadSet(*clients_[0], kSet), members) << "node 0 after SIGTERM and restart";
     ExpectStrong(strong, "after SIGTERM of node 0");
   }
 

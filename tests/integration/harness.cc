@@ -490,4 +490,18 @@ void WriteFile(const std::string& path, const std::string& text) {
   out << text;
 }
 
+std::optional<int64_t> ReadCounter(Client& c, const std::string& key) {
+  Response r = c.Call(Get(key));
+  if (r.status.IsNotFound()) return 0;
+  if (!r.status.ok()) return std::nullopt;
+  return r.number;
+}
+
+std::optional<std::set<std::string>> ReadSet(Client& c, const std::string& key) {
+  Response r = c.Call(SetMembers(key));
+  if (r.status.IsNotFound()) return std::set<std::string>{};
+  if (!r.status.ok()) return std::nullopt;
+  return std::set<std::string>(r.values.begin(), r.values.end());
+}
+
 }  // namespace geokv::integration

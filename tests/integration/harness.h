@@ -22,6 +22,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -196,6 +197,10 @@ Request Cas(const std::string& key, std::optional<std::string> expected, const s
 Request SetAdd(const std::string& key, const std::string& element);
 Request SetRemove(const std::string& key, const std::string& element);
 Request SetMembers(const std::string& key);
+// A counter's value (0 when absent) or a set's members (empty when absent), as node `c`
+// sees them; nullopt when the read failed.
+std::optional<int64_t> ReadCounter(Client& c, const std::string& key);
+std::optional<std::set<std::string>> ReadSet(Client& c, const std::string& key);
 
 // GET of http://127.0.0.1:port/metrics (empty on failure).
 std::string ScrapeMetrics(int port);

@@ -16,19 +16,6 @@ namespace {
 constexpr char kCounter[] = "counter/visits";
 constexpr char kSet[] = "set/tags";
 
-std::optional<int64_t> ReadCounter(Client& c) {
-  Response r = c.Call(Get(kCounter));
-  if (r.status.IsNotFound()) return 0;
-  if (!r.status.ok()) return std::nullopt;
-  return r.number;
-}
-
-std::optional<std::set<std::string>> ReadSet(Client& c) {
-  Response r = c.Call(SetMembers(kSet));
-  if (r.status.IsNotFound()) return std::set<std::string>{};
-  if (!r.status.ok()) return std::nullopt;
-  return std::set<std::string>(r.values.begin(), r.values.end());
-}
 
 std::string Describe(const std::set<std::string>& s) {
   std::string out = "{";
@@ -78,7 +65,7 @@ TEST(Partition, MinorityFailsStrongCrdtKeysWorkEverywhereAndConverge) {
     expected_set.insert(e);
   }
   for (size_t i = 0; i < n; ++i) {
-    ASSERT_TRUE(WaitFor([&] { return ReadCounter(*clients[i]) == acked_sum && ReadSet(*clients[i]) == expected_set; },
+    ASSERT_TRUE(WaitFor([&] { return ReadCounter(*clients[i], kCounter) == acked_sum && ReadSet(*clients[i], kSet) == expected_set; },
                         seconds(30)))
         << "region " << i << " did not converge before the partition";
   }
@@ -138,11 +125,11 @@ TEST(Partition, MinorityFailsStrongCrdtKeysWorkEverywhereAndConverge) {
   // The majority regions see each other's increments; the minority sees only its own.
   const int64_t majority_total = before + own[majority[0]] + own[majority[1]];
   for (size_t i : majority) {
-    EXPECT_TRUE(WaitFor([&] { return ReadCounter(*clients[i]) == majority_total; }, seconds(30)))
-        << "majority region " << i << " reads " << ReadCounter(*clients[i]).value_or(-1) << ", expected "
+    EXPECT_TRUE(WaitFor([&] { return ReadCounter(*clients[i], kCounter) == majority_total; }, seconds(30)))
+        << "majority region " << i << " reads " << ReadCounter(*clients[i], kCounter).value_or(-1) << ", expected "
         << majority_total;
   }
-  EXPECT_EQ(ReadCounter(*clients[minority]), before + own[minority]) << "the minority region saw across the cut";
+  EXPECT_EQ(ReadCounter(*clients[minority], kCounter), before + own[minority]) << "the minority region saw across the cut";
 
   // Heal, then everything converges to the acknowledged sum and the same set.
   ASSERT_TRUE(cluster.HealAll());
@@ -151,8 +138,8 @@ TEST(Partition, MinorityFailsStrongCrdtKeysWorkEverywhereAndConverge) {
     std::optional<std::set<std::string>> set;
     EXPECT_TRUE(WaitFor(
         [&] {
-          counter = ReadCounter(*clients[i]);
-          set = ReadSet(*clients[i]);
+          counter = ReadCounter(*clients[i], kCounter);
+          set = ReadSet(*clients[i], kSet);
           return counter == acked_sum && set == expected_set;
         },
         seconds(60)))
