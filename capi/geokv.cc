@@ -15,12 +15,12 @@
 #include <utility>
 #include <vector>
 
-#include "core/client.h"
-#include "core/config.h"
-#include "core/node.h"
-#include "core/policy.h"
-#include "core/request.h"
-#include "core/server.h"
+#include "core/server/client.h"
+#include "core/server/config.h"
+#include "core/server/node.h"
+#include "core/engine/policy.h"
+#include "core/engine/request.h"
+#include "core/server/server.h"
 #include "replication/crdt/causal_context.h"
 #include "replication/crdt/codec.h"
 

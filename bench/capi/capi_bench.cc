@@ -11,7 +11,7 @@
 #include <benchmark/benchmark.h>
 
 #include "bench/common/ratio_reporter.h"
-#include "core/node.h"
+#include "core/server/node.h"
 #include "geokv/geokv.h"
 
 namespace {

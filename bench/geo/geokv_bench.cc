@@ -31,7 +31,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include "core/client.h"
+#include "core/server/client.h"
 #include "core/storage/wiredtiger_storage.h"
 #include "replication/crdt/codec.h"
 #include "tools/geokv/local_cluster.h"

@@ -46,7 +46,7 @@ struct Bus {
     while (!q.empty()) {
       OutMessage m = std::move(q.front());
       q.pop_front();
-      (void)r[m.to]->Step(m.bytes);
+      (void)r[m.to]->Step(m.bytes, 0);
       Pump(static_cast<int>(m.to));
     }
   }

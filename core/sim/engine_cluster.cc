@@ -5,8 +5,8 @@
 #include <optional>
 #include <set>
 
-#include "core/engine.h"
-#include "core/storage/memory_storage.h"
+#include "core/engine/engine.h"
+#include "core/engine/memory_storage.h"
 
 namespace geokv::sim {
 

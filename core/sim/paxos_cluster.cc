@@ -382,7 +382,7 @@ void Cluster::OnReplicaMessage(int r, int from, const std::string& bytes) {
   (void)from;
   Node& n = nodes_[r];
   if (!n.replica) return;
-  (void)n.replica->Step(bytes);
+  (void)n.replica->Step(bytes, LocalNow(r));
   Process(r);
 }
 
@@ -403,7 +403,7 @@ void Cluster::OnClientRequest(int r, int from, const std::string& bytes) {
   Status st;
   if (op == "get") {
     const uint64_t id = ++next_read_;
-    st = n.replica->ReadIndex(id);
+    st = n.replica->ReadIndex(id, LocalNow(r));
     if (st.ok()) n.reads[id] = {from, req, key};
   } else {
     paxos::Command cmd;

@@ -27,7 +27,7 @@
 #include <thread>
 #include <vector>
 
-#include "core/storage/storage.h"
+#include "core/engine/storage.h"
 
 struct __wt_connection;
 struct __wt_cursor;

@@ -67,7 +67,13 @@ Replica::Replica(const Config& config)
 // ---------------------------------------------------------------------------------------
 // Inputs.
 
-Status Replica::Step(std::string_view bytes) {
+void Replica::Observe(int64_t now_us) {
+  if (cfg_.unsafe_lease_cached_time) return;
+  now_us_ = std::max(now_us_, now_us);
+}
+
+Status Replica::Step(std::string_view bytes, int64_t now_us) {
+  Observe(now_us);
   auto decoded = DecodeMessage(bytes, cfg_.message_bytes_max);
   if (!decoded.ok()) {
     ++stats_.malformed;
@@ -174,7 +180,8 @@ Status Replica::Propose(Command cmd) {
   return Status::Ok();
 }
 
-Status Replica::ReadIndex(uint64_t request_id) {
+Status Replica::ReadIndex(uint64_t request_id, int64_t now_us) {
+  Observe(now_us);
   if (role_ != Role::kLeader || transfer_to_ >= 0) {
     return Status(Code::kUnavailable, "paxos: not the leader");
   }

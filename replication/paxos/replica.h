@@ -2,11 +2,14 @@
 //
 // The replica does no I/O, reads no clock, starts no thread and draws no random number of
 // its own (etcd/raft's RawNode pattern). Inputs:
-//   Step(bytes)       a message from a peer (FlatBuffers, verified before it is read),
+//   Step(bytes, now)  a message from a peer (FlatBuffers, verified before it is read),
 //   Tick(now_us)      one tick of the local clock; elections and heartbeats count ticks,
 //                     leases compare local times,
 //   Propose(cmd)      a client command (leader only),
-//   ReadIndex(id)     a linearizable read (leader only),
+//   ReadIndex(id, now) a linearizable read (leader only),
+// Every input that may depend on time carries the local clock read at that moment: a lease
+// is checked (and granted) against the time of the decision, never against the time of the
+// last tick, which may lie seconds back when the process was paused.
 //   TransferLeader(to).
 // Output: a Ready batch. The runtime must handle it in this order:
 //   1. persist  hard_state and entries to the Storage; if must_sync, Sync() before step 2
@@ -77,6 +80,9 @@ struct Config {
   // TEST ONLY: a new leader ignores the values other acceptors report in phase 1. This
   // breaks safety on purpose so that the simulator can prove its checkers catch it.
   bool unsafe_skip_phase1_recovery = false;
+  // TEST ONLY: lease checks use the time of the last tick instead of the time passed with
+  // the input (the stale-read bug of a paused leader); the simulator must catch it.
+  bool unsafe_lease_cached_time = false;
 };
 
 struct ReplicaStats {
@@ -120,17 +126,19 @@ class Replica {
   Replica(const Replica&) = delete;
   Replica& operator=(const Replica&) = delete;
 
-  // A message from a peer. kCorruption for a buffer that fails the size bound or the
-  // verifier (counted in stats().malformed); kInvalidArgument for one not meant for us.
-  Status Step(std::string_view bytes);
+  // A message from a peer, received when the local clock read `now_us`. kCorruption for a
+  // buffer that fails the size bound or the verifier (counted in stats().malformed);
+  // kInvalidArgument for one not meant for us.
+  Status Step(std::string_view bytes, int64_t now_us);
   // Advances the local clock by one tick; `now_us` is the local clock reading.
   void Tick(int64_t now_us);
   // kUnavailable when not the leader (leader_hint() says who might be), kBusy when the
   // queue is full, kInvalidArgument for a command larger than a batch.
   Status Propose(Command cmd);
-  // Asks for a linearizable read; it appears in a later Ready::reads with `request_id`.
-  // kUnavailable when not the leader or the leader has not yet committed its recovery.
-  Status ReadIndex(uint64_t request_id);
+  // Asks for a linearizable read at local time `now_us` (read just now: the lease is checked
+  // against it); it appears in a later Ready::reads with `request_id`. kUnavailable when not
+  // the leader or the leader has not yet committed its recovery.
+  Status ReadIndex(uint64_t request_id, int64_t now_us);
   // Hands leadership to `to` once it is up to date (leader only).
   Status TransferLeader(uint32_t to);
   // Takes a snapshot: `data` is the application state after applying everything up to
@@ -218,6 +226,8 @@ class Replica {
   void Persist(const Entry& e, bool sync);
   void Send(Message m);
   void ResetElectionTimer();
+  // Moves the local clock forward to a reading taken with an input (never backward).
+  void Observe(int64_t now_us);
   int64_t LeaderLeaseUs() const;
 
   // Constant after construction.

@@ -1,8 +1,8 @@
-#include "core/node.h"
+#include "core/server/node.h"
 
 #include <gtest/gtest.h>
 
-#include "core/storage/memory_storage.h"
+#include "core/engine/memory_storage.h"
 #include "tests/testing/temp_dir.h"
 
 namespace geokv {

@@ -9,9 +9,9 @@
 #include <memory>
 #include <string>
 
-#include "core/engine.h"
-#include "core/request.h"
-#include "core/storage/memory_storage.h"
+#include "core/engine/engine.h"
+#include "core/engine/request.h"
+#include "core/engine/memory_storage.h"
 
 namespace {
 

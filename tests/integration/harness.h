@@ -26,7 +26,7 @@
 #include <string>
 #include <vector>
 
-#include "core/client.h"
+#include "core/server/client.h"
 
 namespace geokv::integration {
 

@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "core/client.h"
+#include "core/server/client.h"
 #include "core/sim/paxos_cluster.h"
 
 namespace geokv::integration {

@@ -6,7 +6,7 @@
 #include <memory>
 #include <thread>
 
-#include "core/client.h"
+#include "core/server/client.h"
 
 namespace geokv::tools {
 

@@ -12,7 +12,7 @@
 #include <map>
 #include <thread>
 
-#include "core/client.h"
+#include "core/server/client.h"
 
 namespace geokv::tools {
 

@@ -14,8 +14,8 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include "core/client.h"
-#include "core/policy.h"
+#include "core/server/client.h"
+#include "core/engine/policy.h"
 #include "tools/geokv/demo.h"
 #include "tools/geokv/local_cluster.h"
 

@@ -8,8 +8,8 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
-#include "core/config.h"
-#include "core/server.h"
+#include "core/server/config.h"
+#include "core/server/server.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"geokvd: a geokv node (one region of a geo-replicated cluster)"};

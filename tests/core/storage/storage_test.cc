@@ -1,7 +1,7 @@
 // The Storage contract, run against every implementation (WiredTiger and in-memory), plus
 // what is specific to each: WiredTiger's group commit, panics and locking; the in-memory
 // store's crash model.
-#include "core/storage/storage.h"
+#include "core/engine/storage.h"
 
 #include <sys/stat.h>
 
@@ -14,7 +14,7 @@
 
 #include <gtest/gtest.h>
 
-#include "core/storage/memory_storage.h"
+#include "core/engine/memory_storage.h"
 #include "core/storage/wiredtiger_storage.h"
 #include "tests/testing/temp_dir.h"
 

@@ -80,7 +80,7 @@ class Group {
       ++n;
       const int to = static_cast<int>(m.msg.to);
       if (!r_[to] || cut_.count({static_cast<int>(m.from), to})) continue;
-      (void)r_[to]->Step(m.msg.bytes);
+      (void)r_[to]->Step(m.msg.bytes, now_);
       Pump(to);
     }
     return n;

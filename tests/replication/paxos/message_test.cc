@@ -58,7 +58,7 @@ TEST(PaxosMessage, EveryTruncationIsRejectedAndCounted) {
       EXPECT_GT(len, bytes.size() - 8) << "prefix of " << len << " bytes accepted";
       continue;
     }
-    EXPECT_FALSE(g.at(1).Step(prefix).ok());
+    EXPECT_FALSE(g.at(1).Step(prefix, g.now()).ok());
     ++rejected;
   }
   EXPECT_LT(padding, 8u);
@@ -66,7 +66,7 @@ TEST(PaxosMessage, EveryTruncationIsRejectedAndCounted) {
   EXPECT_EQ(g.at(1).commit_index(), 0u);
   EXPECT_EQ(g.at(1).LogEntry(4), nullptr);
   // The intact message is accepted.
-  EXPECT_TRUE(g.at(1).Step(bytes).ok());
+  EXPECT_TRUE(g.at(1).Step(bytes, g.now()).ok());
   EXPECT_NE(g.at(1).LogEntry(4), nullptr);
 }
 
@@ -79,13 +79,13 @@ TEST(PaxosMessage, GarbageAndBitFlipsNeverCrash) {
     std::string b = good;
     const int flips = 1 + static_cast<int>(rng() % 4);
     for (int f = 0; f < flips; ++f) b[rng() % b.size()] ^= static_cast<char>(1 + rng() % 255);
-    if (!g.at(1).Step(b).ok()) ++rejected;
+    if (!g.at(1).Step(b, g.now()).ok()) ++rejected;
     g.Pump(1);
   }
   for (int i = 0; i < 500; ++i) {
     std::string b(rng() % 300, '\0');
     for (auto& c : b) c = static_cast<char>(rng());
-    EXPECT_FALSE(g.at(1).Step(b).ok());
+    EXPECT_FALSE(g.at(1).Step(b, g.now()).ok());
     ++rejected;
   }
   const auto& st = g.at(1).stats();
@@ -99,16 +99,16 @@ TEST(PaxosMessage, OversizedMisaddressedAndUnknownTypeRejected) {
   testing::Group g(3, c);
   Message big = SampleAccept();
   big.entries[0].commands[0].payload.assign(1000, 'a');
-  EXPECT_EQ(g.at(1).Step(EncodeMessage(big)).code(), Code::kCorruption);
+  EXPECT_EQ(g.at(1).Step(EncodeMessage(big), g.now()).code(), Code::kCorruption);
   EXPECT_EQ(g.at(1).stats().malformed, 1u);
 
   Message wrong = SampleAccept();
   wrong.entries.clear();
   wrong.to = 2;  // delivered to 1
-  EXPECT_EQ(g.at(1).Step(EncodeMessage(wrong)).code(), Code::kInvalidArgument);
+  EXPECT_EQ(g.at(1).Step(EncodeMessage(wrong), g.now()).code(), Code::kInvalidArgument);
   wrong.to = 1;
   wrong.from = 9;  // no such replica
-  EXPECT_EQ(g.at(1).Step(EncodeMessage(wrong)).code(), Code::kInvalidArgument);
+  EXPECT_EQ(g.at(1).Step(EncodeMessage(wrong), g.now()).code(), Code::kInvalidArgument);
   EXPECT_EQ(g.at(1).stats().misaddressed, 2u);
 
   flatbuffers::FlatBufferBuilder fbb;
@@ -118,7 +118,7 @@ TEST(PaxosMessage, OversizedMisaddressedAndUnknownTypeRejected) {
   mb.add_to(1);
   fbb.Finish(mb.Finish());
   std::string unknown(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize());
-  EXPECT_EQ(g.at(1).Step(unknown).code(), Code::kCorruption);
+  EXPECT_EQ(g.at(1).Step(unknown, g.now()).code(), Code::kCorruption);
   EXPECT_EQ(g.at(1).stats().malformed, 2u);
 }
 

@@ -53,7 +53,7 @@ TEST(PaxosReplica, FollowerRefusesProposalsAndReadsWithLeaderHint) {
   g.Elect(0);
   g.Run(2);
   EXPECT_EQ(g.at(1).Propose(Cmd(1, 1)).code(), Code::kUnavailable);
-  EXPECT_EQ(g.at(1).ReadIndex(5).code(), Code::kUnavailable);
+  EXPECT_EQ(g.at(1).ReadIndex(5, g.now()).code(), Code::kUnavailable);
   EXPECT_EQ(g.at(1).leader_hint(), 0);
 }
 
@@ -81,7 +81,7 @@ TEST(PaxosReplica, AcceptIsSyncedBeforeTheAcknowledgementIsSent) {
   ASSERT_EQ(leader.entries.size(), 1u);
   ASSERT_FALSE(leader.messages.empty());
   g.at(0).Advance();
-  ASSERT_TRUE(g.at(1).Step(leader.messages[0].bytes).ok());
+  ASSERT_TRUE(g.at(1).Step(leader.messages[0].bytes, g.now()).ok());
   Ready f = g.at(1).Ready();
   EXPECT_TRUE(f.must_sync);
   ASSERT_EQ(f.entries.size(), 1u);
@@ -123,7 +123,7 @@ void RecoveryScenario(bool unsafe, std::vector<std::string>* at2) {
   // Deliver B's accept to 1 only; drop everything else.
   for (auto& m : g.queue()) {
     if (m.msg.to == 1 && m.msg.type == MessageType::kAccept) {
-      ASSERT_TRUE(g.at(1).Step(m.msg.bytes).ok());
+      ASSERT_TRUE(g.at(1).Step(m.msg.bytes, g.now()).ok());
     }
   }
   g.queue().clear();
@@ -163,7 +163,7 @@ TEST(PaxosReplica, HoleIsFilledWithNoop) {
     auto d = DecodeMessage(m.msg.bytes, 1 << 20);
     ASSERT_TRUE(d.ok());
     if (d->entries.size() == 1 && d->entries[0].slot == 2) {
-      ASSERT_TRUE(g.at(1).Step(m.msg.bytes).ok());
+      ASSERT_TRUE(g.at(1).Step(m.msg.bytes, g.now()).ok());
     }
   }
   g.queue().clear();
@@ -213,7 +213,7 @@ TEST(PaxosReplica, ReadIndexWaitsForAQuorumRound) {
   g.Run(2);
   ASSERT_TRUE(g.at(0).Propose(Cmd(1, 1)).ok());
   g.Deliver();
-  ASSERT_TRUE(g.at(0).ReadIndex(42).ok());
+  ASSERT_TRUE(g.at(0).ReadIndex(42, g.now()).ok());
   g.Pump(0);
   EXPECT_TRUE(g.reads(0).empty());  // not before the quorum answered
   g.Deliver();
@@ -228,7 +228,7 @@ TEST(PaxosReplica, IsolatedLeaderCannotConfirmReads) {
   g.Elect(0);
   g.Run(2);
   g.Isolate(0);
-  ASSERT_TRUE(g.at(0).ReadIndex(1).ok());
+  ASSERT_TRUE(g.at(0).ReadIndex(1, g.now()).ok());
   g.Deliver();
   g.Run(3);
   EXPECT_TRUE(g.reads(0).empty());
@@ -250,7 +250,7 @@ TEST(PaxosReplica, LeaseServesReadsLocally) {
   g.Elect(0);
   g.Run(4);
   ASSERT_TRUE(g.at(0).HasLease());
-  ASSERT_TRUE(g.at(0).ReadIndex(9).ok());
+  ASSERT_TRUE(g.at(0).ReadIndex(9, g.now()).ok());
   g.Pump(0);
   ASSERT_EQ(g.reads(0).size(), 1u);  // no round trip
   EXPECT_EQ(g.at(0).stats().lease_reads, 1u);
@@ -270,13 +270,13 @@ TEST(PaxosReplica, AcceptorHoldsLeaseAgainstOtherCandidates) {
   g.queue().clear();
   g.Tick(1, 16);  // 160 ms without heartbeats: no longer sticky, but the lease runs
   g.queue().clear();
-  ASSERT_TRUE(g.at(1).Step(EncodeMessage(prepare)).ok());
+  ASSERT_TRUE(g.at(1).Step(EncodeMessage(prepare), g.now()).ok());
   g.Pump(1);
   EXPECT_TRUE(g.queue().empty());  // silence while the lease runs
   EXPECT_EQ(g.at(1).stats().lease_refusals, 1u);
   g.Tick(1, 8);  // 240 ms of replica 1's clock without heartbeats: lease over
   g.queue().clear();
-  ASSERT_TRUE(g.at(1).Step(EncodeMessage(prepare)).ok());
+  ASSERT_TRUE(g.at(1).Step(EncodeMessage(prepare), g.now()).ok());
   g.Pump(1);
   ASSERT_FALSE(g.queue().empty());
   EXPECT_EQ(g.queue().front().msg.type, MessageType::kPromise);
@@ -296,7 +296,7 @@ TEST(PaxosReplica, RestartedAcceptorRefusesToPromiseUntilALeaseHasPassed) {
   prepare.ballot = Ballot{g.at(1).promised().round + 1, 2};
   prepare.from_slot = 1;
   g.queue().clear();
-  ASSERT_TRUE(g.at(1).Step(EncodeMessage(prepare)).ok());
+  ASSERT_TRUE(g.at(1).Step(EncodeMessage(prepare), g.now()).ok());
   g.Pump(1);
   EXPECT_TRUE(g.queue().empty());
 }
@@ -330,7 +330,7 @@ TEST(PaxosReplica, LeaseIsNeverRenewedAfterTimeoutNowWasSent) {
   ASSERT_TRUE(g.at(0).IsLeader());
   // A delayed TimeoutNow could still make 1 win with acceptors waiving our lease.
   EXPECT_FALSE(g.at(0).HasLease());
-  ASSERT_TRUE(g.at(0).ReadIndex(3).ok());
+  ASSERT_TRUE(g.at(0).ReadIndex(3, g.now()).ok());
   EXPECT_EQ(g.at(0).stats().lease_reads, 0u);
   EXPECT_EQ(g.at(0).stats().quorum_reads, 1u);
 }

@@ -1,4 +1,4 @@
-#include "core/server.h"
+#include "core/server/server.h"
 
 #include <chrono>
 #include <deque>
@@ -11,8 +11,8 @@
 #include <spdlog/spdlog.h>
 #include <zmq.hpp>
 
-#include "core/engine.h"
-#include "core/log.h"
+#include "core/engine/engine.h"
+#include "core/server/log.h"
 #include "core/storage/wiredtiger_storage.h"
 #include "replication/transport/curve_keys.h"
 #include "replication/transport/zap_authorizer.h"

@@ -1,4 +1,4 @@
-#include "core/engine.h"
+#include "core/engine/engine.h"
 
 #include <charconv>
 #include <utility>
@@ -326,7 +326,7 @@ void Engine::SubmitStrong(uint32_t group, Request request, Callback done, bool f
   }
   if (IsRead(request.op)) {
     const uint64_t rid = next_id_++;
-    Status s = replica.ReadIndex(rid);
+    Status s = replica.ReadIndex(rid, env_.NowUs());
     if (!s.ok()) return reply(std::move(s));
     const int64_t deadline = DeadlineUs(request);
     reads_[rid] = PendingRead{std::move(request), std::move(done), deadline};
@@ -478,7 +478,7 @@ void Engine::Step(uint32_t from, std::string_view bytes) {
   switch (env->channel()) {
     case fb::Channel::Paxos:
       if (env->group() >= groups_.size()) { stats_.bad_messages++; return; }
-      (void)groups_[env->group()].replica->Step(payload);  // bad ones are counted by the replica
+      (void)groups_[env->group()].replica->Step(payload, env_.NowUs());  // bad ones are counted by the replica
       break;
     case fb::Channel::Crdt:
       crdt_->Step(from, payload);

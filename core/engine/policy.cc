@@ -1,4 +1,4 @@
-#include "core/policy.h"
+#include "core/engine/policy.h"
 
 #include <cstring>
 

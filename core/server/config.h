@@ -10,8 +10,8 @@
 //   [log]      level = "info"            # trace|debug|info|warn|error|critical|off
 //
 // Thread-safety: a value type. Errors: kConfig, with the file name and the field.
-#ifndef GEOKV_CORE_CONFIG_H_
-#define GEOKV_CORE_CONFIG_H_
+#ifndef GEOKV_CORE_SERVER_CONFIG_H_
+#define GEOKV_CORE_SERVER_CONFIG_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -23,19 +23,12 @@
 #include <vector>
 
 #include "base/status.h"
-#include "core/policy.h"
-#include "core/storage/storage.h"
+#include "core/engine/limits.h"
+#include "core/engine/policy.h"
+#include "core/engine/storage.h"
 
 namespace geokv {
 
-struct Limits {
-  // Hard ceilings for what a configuration may ask for.
-  static constexpr size_t kKeyBytesCeiling = 64 * 1024;
-  static constexpr size_t kValueBytesCeiling = 64 * 1024 * 1024;
-
-  size_t key_bytes_max = 4096;
-  size_t value_bytes_max = 1024 * 1024;
-};
 
 // One node of a cluster (one per region; the id is the region's index).
 struct ClusterNode {
@@ -100,4 +93,4 @@ struct Config {
 
 }  // namespace geokv
 
-#endif  // GEOKV_CORE_CONFIG_H_
+#endif  // GEOKV_CORE_SERVER_CONFIG_H_

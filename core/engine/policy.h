@@ -5,8 +5,8 @@
 // strongly consistent cluster metadata, so every node resolves every key the same way.
 //
 // Value type; thread-compatible (the engine's event loop owns the live copy).
-#ifndef GEOKV_CORE_POLICY_H_
-#define GEOKV_CORE_POLICY_H_
+#ifndef GEOKV_CORE_ENGINE_POLICY_H_
+#define GEOKV_CORE_ENGINE_POLICY_H_
 
 #include <cstdint>
 #include <map>
@@ -68,4 +68,4 @@ class Policy {
 
 }  // namespace geokv
 
-#endif  // GEOKV_CORE_POLICY_H_
+#endif  // GEOKV_CORE_ENGINE_POLICY_H_

@@ -1,4 +1,4 @@
-#include "core/log.h"
+#include "core/server/log.h"
 
 #include <string>
 

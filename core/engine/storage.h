@@ -8,8 +8,8 @@
 //
 // Thread-safety: every method may be called from any thread concurrently, except that
 // Close must not race with other calls. Ownership: the caller owns the Storage.
-#ifndef GEOKV_CORE_STORAGE_STORAGE_H_
-#define GEOKV_CORE_STORAGE_STORAGE_H_
+#ifndef GEOKV_CORE_ENGINE_STORAGE_H_
+#define GEOKV_CORE_ENGINE_STORAGE_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -95,4 +95,4 @@ class Storage {
 
 }  // namespace geokv::storage
 
-#endif  // GEOKV_CORE_STORAGE_STORAGE_H_
+#endif  // GEOKV_CORE_ENGINE_STORAGE_H_

@@ -1,10 +1,10 @@
-#include "core/node.h"
+#include "core/server/node.h"
 
 #include <utility>
 
 #include <spdlog/spdlog.h>
 
-#include "core/log.h"
+#include "core/server/log.h"
 #include "core/storage/wiredtiger_storage.h"
 
 namespace geokv {

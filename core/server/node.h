@@ -8,8 +8,8 @@
 // Thread-safety: every method may be called concurrently from any thread. Close waits for
 // nothing in flight but makes later calls fail with kClosed. Ownership: Open returns the
 // only owner; the Node owns its Storage.
-#ifndef GEOKV_CORE_NODE_H_
-#define GEOKV_CORE_NODE_H_
+#ifndef GEOKV_CORE_SERVER_NODE_H_
+#define GEOKV_CORE_SERVER_NODE_H_
 
 #include <atomic>
 #include <memory>
@@ -18,8 +18,8 @@
 #include <vector>
 
 #include "base/status.h"
-#include "core/config.h"
-#include "core/storage/storage.h"
+#include "core/server/config.h"
+#include "core/engine/storage.h"
 
 namespace geokv {
 
@@ -70,4 +70,4 @@ class Node {
 
 }  // namespace geokv
 
-#endif  // GEOKV_CORE_NODE_H_
+#endif  // GEOKV_CORE_SERVER_NODE_H_

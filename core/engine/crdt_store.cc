@@ -1,4 +1,4 @@
-#include "core/crdt_store.h"
+#include "core/engine/crdt_store.h"
 
 #include "replication/crdt/codec.h"
 

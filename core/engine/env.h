@@ -4,13 +4,13 @@
 //
 // The engine calls an Env only from its own event-loop thread. Implementations say their
 // own thread-safety; the engine needs none beyond that.
-#ifndef GEOKV_CORE_ENV_H_
-#define GEOKV_CORE_ENV_H_
+#ifndef GEOKV_CORE_ENGINE_ENV_H_
+#define GEOKV_CORE_ENGINE_ENV_H_
 
 #include <cstdint>
 #include <string>
 
-#include "core/storage/storage.h"
+#include "core/engine/storage.h"
 
 namespace geokv {
 
@@ -31,4 +31,4 @@ class Env {
 
 }  // namespace geokv
 
-#endif  // GEOKV_CORE_ENV_H_
+#endif  // GEOKV_CORE_ENGINE_ENV_H_

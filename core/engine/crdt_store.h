@@ -4,12 +4,12 @@
 // PaxosLog, so one fsync covers both protocols).
 //
 // Ownership: borrows the Storage. Thread-safety: none; the engine's event loop uses it.
-#ifndef GEOKV_CORE_CRDT_STORE_H_
-#define GEOKV_CORE_CRDT_STORE_H_
+#ifndef GEOKV_CORE_ENGINE_CRDT_STORE_H_
+#define GEOKV_CORE_ENGINE_CRDT_STORE_H_
 
 #include <cstdint>
 
-#include "core/storage/storage.h"
+#include "core/engine/storage.h"
 #include "replication/crdt/disseminator.h"
 
 namespace geokv {
@@ -30,4 +30,4 @@ class CrdtStore {
 
 }  // namespace geokv
 
-#endif  // GEOKV_CORE_CRDT_STORE_H_
+#endif  // GEOKV_CORE_ENGINE_CRDT_STORE_H_

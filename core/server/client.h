@@ -9,8 +9,8 @@
 //
 // Thread-safety: Call may be called from several threads; calls are serialized (one
 // socket per endpoint). Ownership: Connect returns the only owner.
-#ifndef GEOKV_CORE_CLIENT_H_
-#define GEOKV_CORE_CLIENT_H_
+#ifndef GEOKV_CORE_SERVER_CLIENT_H_
+#define GEOKV_CORE_SERVER_CLIENT_H_
 
 #include <cstdint>
 #include <memory>
@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "base/status.h"
-#include "core/request.h"
+#include "core/engine/request.h"
 
 namespace geokv {
 
@@ -59,4 +59,4 @@ class Client {
 
 }  // namespace geokv
 
-#endif  // GEOKV_CORE_CLIENT_H_
+#endif  // GEOKV_CORE_SERVER_CLIENT_H_

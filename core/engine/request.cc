@@ -1,4 +1,4 @@
-#include "core/request.h"
+#include "core/engine/request.h"
 
 #include "replication/wire/aligned.h"
 #include "replication/wire/node_generated.h"

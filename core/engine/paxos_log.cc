@@ -1,4 +1,4 @@
-#include "core/paxos_log.h"
+#include "core/engine/paxos_log.h"
 
 #include "replication/paxos/message.h"
 

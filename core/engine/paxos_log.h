@@ -10,13 +10,13 @@
 //
 // Ownership: borrows the Storage, the batch and the flag; they must outlive it.
 // Thread-safety: none; the engine's event loop uses it.
-#ifndef GEOKV_CORE_PAXOS_LOG_H_
-#define GEOKV_CORE_PAXOS_LOG_H_
+#ifndef GEOKV_CORE_ENGINE_PAXOS_LOG_H_
+#define GEOKV_CORE_ENGINE_PAXOS_LOG_H_
 
 #include <cstdint>
 #include <string>
 
-#include "core/storage/storage.h"
+#include "core/engine/storage.h"
 #include "replication/paxos/storage.h"
 
 namespace geokv {
@@ -45,4 +45,4 @@ class PaxosLog final : public paxos::Storage {
 
 }  // namespace geokv
 
-#endif  // GEOKV_CORE_PAXOS_LOG_H_
+#endif  // GEOKV_CORE_ENGINE_PAXOS_LOG_H_

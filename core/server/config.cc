@@ -1,4 +1,4 @@
-#include "core/config.h"
+#include "core/server/config.h"
 
 #include <algorithm>
 #include <cstdint>

@@ -10,8 +10,8 @@
 // Ownership: Start returns the only owner; Stop (or the destructor) stops the loop, the
 // transport and the HTTP server, then closes the storage. Thread-safety: Stop and the
 // accessors may be called from any thread.
-#ifndef GEOKV_CORE_SERVER_H_
-#define GEOKV_CORE_SERVER_H_
+#ifndef GEOKV_CORE_SERVER_SERVER_H_
+#define GEOKV_CORE_SERVER_SERVER_H_
 
 #include <atomic>
 #include <memory>
@@ -20,7 +20,7 @@
 #include <thread>
 
 #include "base/status.h"
-#include "core/config.h"
+#include "core/server/config.h"
 
 namespace geokv {
 
@@ -52,4 +52,4 @@ class Server {
 
 }  // namespace geokv
 
-#endif  // GEOKV_CORE_SERVER_H_
+#endif  // GEOKV_CORE_SERVER_SERVER_H_

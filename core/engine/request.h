@@ -3,8 +3,8 @@
 // protocol and by nodes forwarding strong operations to a shard's leader.
 //
 // Value types. Decoding never trusts its input (size bound + Verifier + range checks).
-#ifndef GEOKV_CORE_REQUEST_H_
-#define GEOKV_CORE_REQUEST_H_
+#ifndef GEOKV_CORE_ENGINE_REQUEST_H_
+#define GEOKV_CORE_ENGINE_REQUEST_H_
 
 #include <cstdint>
 #include <string>
@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "base/status.h"
-#include "core/policy.h"
+#include "core/engine/policy.h"
 
 namespace geokv {
 
@@ -67,4 +67,4 @@ StatusOr<Response> DecodeResponse(std::string_view bytes);
 
 }  // namespace geokv
 
-#endif  // GEOKV_CORE_REQUEST_H_
+#endif  // GEOKV_CORE_ENGINE_REQUEST_H_

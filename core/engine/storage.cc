@@ -1,4 +1,4 @@
-#include "core/storage/storage.h"
+#include "core/engine/storage.h"
 
 namespace geokv::storage {
 

@@ -7,15 +7,15 @@
 //
 // Thread-safety: all methods are safe to call concurrently (one mutex); the simulator uses
 // one thread anyway. Ownership: the caller owns it.
-#ifndef GEOKV_CORE_STORAGE_MEMORY_STORAGE_H_
-#define GEOKV_CORE_STORAGE_MEMORY_STORAGE_H_
+#ifndef GEOKV_CORE_ENGINE_MEMORY_STORAGE_H_
+#define GEOKV_CORE_ENGINE_MEMORY_STORAGE_H_
 
 #include <map>
 #include <mutex>
 #include <string>
 #include <vector>
 
-#include "core/storage/storage.h"
+#include "core/engine/storage.h"
 
 namespace geokv::storage {
 
@@ -47,4 +47,4 @@ class MemoryStorage final : public Storage {
 
 }  // namespace geokv::storage
 
-#endif  // GEOKV_CORE_STORAGE_MEMORY_STORAGE_H_
+#endif  // GEOKV_CORE_ENGINE_MEMORY_STORAGE_H_

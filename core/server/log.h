@@ -1,8 +1,8 @@
 // Logging: geokv logs through spdlog. This sets it up once per process.
 //
 // Thread-safety: SetLogLevel may be called from any thread (spdlog's level is atomic).
-#ifndef GEOKV_CORE_LOG_H_
-#define GEOKV_CORE_LOG_H_
+#ifndef GEOKV_CORE_SERVER_LOG_H_
+#define GEOKV_CORE_SERVER_LOG_H_
 
 #include <string_view>
 
@@ -16,4 +16,4 @@ Status SetLogLevel(std::string_view level);
 
 }  // namespace geokv
 
-#endif  // GEOKV_CORE_LOG_H_
+#endif  // GEOKV_CORE_SERVER_LOG_H_

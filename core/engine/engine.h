@@ -24,8 +24,8 @@
 //
 // Thread-safety: none. Submit, Step and Tick must be called from one thread; callbacks run
 // on it, inside those calls. Ownership: the Engine borrows the Env, which must outlive it.
-#ifndef GEOKV_CORE_ENGINE_H_
-#define GEOKV_CORE_ENGINE_H_
+#ifndef GEOKV_CORE_ENGINE_ENGINE_H_
+#define GEOKV_CORE_ENGINE_ENGINE_H_
 
 #include <cstdint>
 #include <functional>
@@ -36,12 +36,13 @@
 #include <vector>
 
 #include "base/status.h"
-#include "core/config.h"
-#include "core/crdt_store.h"
-#include "core/env.h"
-#include "core/paxos_log.h"
-#include "core/policy.h"
-#include "core/request.h"
+#include "core/engine/limits.h"
+#include "core/engine/storage.h"
+#include "core/engine/crdt_store.h"
+#include "core/engine/env.h"
+#include "core/engine/paxos_log.h"
+#include "core/engine/policy.h"
+#include "core/engine/request.h"
 #include "replication/crdt/disseminator.h"
 #include "replication/paxos/replica.h"
 
@@ -194,4 +195,4 @@ class Engine {
 
 }  // namespace geokv
 
-#endif  // GEOKV_CORE_ENGINE_H_
+#endif  // GEOKV_CORE_ENGINE_ENGINE_H_

@@ -1,4 +1,4 @@
-#include "core/client.h"
+#include "core/server/client.h"
 
 #include <chrono>
 #include <utility>

@@ -1,4 +1,4 @@
-#include "core/storage/memory_storage.h"
+#include "core/engine/memory_storage.h"
 
 namespace geokv::storage {
 
