@@ -17,9 +17,15 @@ namespace geokv {
 class Env {
  public:
   virtual ~Env() = default;
-  // The local clock, microseconds (monotonic in production; virtual, with drift, in the
-  // simulator).
+  // The monotonic clock, microseconds since an arbitrary start: timeouts, leases and
+  // deadlines (steady_clock in production; virtual, with drift, in the simulator). Read it
+  // at every decision that depends on time: the process may have been paused since the
+  // last reading.
   virtual int64_t NowUs() = 0;
+  // The wall clock, microseconds since the Unix epoch: the physical part of hybrid logical
+  // clocks (LWW stamps). It may jump and may disagree with other nodes' by seconds; nothing
+  // that safety depends on reads it.
+  virtual int64_t WallUs() = 0;
   // Queues `bytes` for node `to`; never blocks. Delivery is best effort: the protocols
   // resend what matters.
   virtual void Send(uint32_t to, std::string bytes) = 0;

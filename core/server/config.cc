@@ -150,12 +150,15 @@ Status ParseCluster(const toml::table& root, std::string_view source, ClusterCon
   GEOKV_RETURN_IF_ERROR(sub_error);
 
   if (const toml::table* w = SubTable(root, "wan", &sub_error, source)) {
-    GEOKV_RETURN_IF_ERROR(CheckKnown(*w, "wan.", {"enabled", "seed", "links"}, source));
+    GEOKV_RETURN_IF_ERROR(CheckKnown(*w, "wan.", {"enabled", "seed", "clock_offset_ms", "links"}, source));
     if (const toml::node* e = w->get("enabled")) {
       if (!e->is_boolean()) return ConfigError(source, "wan.enabled", "must be true or false");
       out->wan_enabled = *e->value<bool>();
     }
     GEOKV_RETURN_IF_ERROR(ReadInt(*w, "seed", "wan.seed", source, 0, INT64_MAX, &out->wan_seed));
+    // A day either way is far beyond any real clock error and keeps the sum in range.
+    GEOKV_RETURN_IF_ERROR(ReadInt(*w, "clock_offset_ms", "wan.clock_offset_ms", source, -86'400'000, 86'400'000,
+                                  &out->wan_clock_offset_ms));
     if (const toml::node* links = w->get("links")) {
       const toml::table* lt = links->as_table();
       if (lt == nullptr) return ConfigError(source, "wan.links", "must be a table of region = { delay_ms, jitter_ms, loss }");

@@ -51,7 +51,7 @@ struct WanLink {
 //   [[cluster.nodes]]  id = 0  region = "us-east"  peer_endpoint = "tcp://..."
 //                      client_endpoint = "tcp://..."  curve_public_key = "..."
 //   [policy]   default = "strong"        rules = { "c/" = "counter", "s/" = "set" }
-//   [wan]      enabled = true  seed = 1  links = { "eu-west" = { delay_ms = 40, jitter_ms = 2, loss = 0.0 } }
+//   [wan]      enabled = true  seed = 1  clock_offset_ms = 0  links = { "eu-west" = { delay_ms = 40, jitter_ms = 2, loss = 0.0 } }
 //   [curve]    secret_key_file = "..."  public_key_file = "..."  allowed_keys_file = "..."
 struct ClusterConfig {
   uint32_t self = 0;
@@ -64,6 +64,9 @@ struct ClusterConfig {
   bool wan_enabled = false;
   uint64_t wan_seed = 1;
   std::vector<std::pair<std::string, WanLink>> wan_links;  // by destination region
+  // TEST ONLY: added to this node's wall clock, so one machine can run nodes whose clocks
+  // disagree by seconds (the emulation of separate machines' clocks).
+  int64_t wan_clock_offset_ms = 0;
   bool curve = false;
   std::string curve_secret_key_file;
   std::string curve_public_key_file;

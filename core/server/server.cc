@@ -58,9 +58,14 @@ class TimedStorage final : public storage::Storage {
 
 class ProdEnv final : public Env {
  public:
-  ProdEnv(transport::Transport& transport, storage::Storage& store)
-      : transport_(transport), store_(store), rng_(std::random_device{}()) {}
+  ProdEnv(transport::Transport& transport, storage::Storage& store, int64_t wall_offset_us)
+      : transport_(transport), store_(store), wall_offset_us_(wall_offset_us), rng_(std::random_device{}()) {}
   int64_t NowUs() override { return MonotonicUs(); }
+  int64_t WallUs() override {
+    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+               .count() +
+           wall_offset_us_;
+  }
   void Send(uint32_t to, std::string bytes) override {
     // kBusy: the peer's queue is full. The protocols resend what matters; count it.
     if (!transport_.Send(to, bytes).ok()) send_failures_++;
@@ -72,6 +77,7 @@ class ProdEnv final : public Env {
  private:
   transport::Transport& transport_;
   storage::Storage& store_;
+  const int64_t wall_offset_us_;  // TEST ONLY: [wan] clock_offset_ms
   std::mt19937_64 rng_;
   uint64_t send_failures_ = 0;
 };
@@ -187,7 +193,7 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   auto transport = transport::ZmqTransport::Start(std::move(to));
   if (!transport.ok()) return transport.status();
   impl->transport = std::move(transport).value();
-  impl->env = std::make_unique<ProdEnv>(*impl->transport, *impl->store);
+  impl->env = std::make_unique<ProdEnv>(*impl->transport, *impl->store, cc.wan_clock_offset_ms * 1000);
 
   EngineOptions eo;
   eo.self = cc.self;

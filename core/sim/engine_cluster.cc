@@ -17,6 +17,7 @@ class SimEnv final : public Env {
  public:
   SimEnv(Network& net, int id, double rate) : net_(net), id_(id), rate_(rate) {}
   int64_t NowUs() override { return static_cast<int64_t>(static_cast<double>(net_.Now()) * rate_); }
+  int64_t WallUs() override { return NowUs(); }
   void Send(uint32_t to, std::string bytes) override { net_.Send(id_, static_cast<int>(to), std::move(bytes)); }
   storage::Storage& Store() override { return store_; }
   uint64_t Random() override { return net_.Rng()(); }

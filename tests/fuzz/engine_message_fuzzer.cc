@@ -18,6 +18,7 @@ namespace {
 class FuzzEnv final : public geokv::Env {
  public:
   int64_t NowUs() override { return now_us += 1000; }
+  int64_t WallUs() override { return 1'700'000'000'000'000 + now_us; }
   void Send(uint32_t, std::string) override {}
   geokv::storage::Storage& Store() override { return store; }
   uint64_t Random() override { return ++counter; }
