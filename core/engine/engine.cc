@@ -126,6 +126,9 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options, Env
 Status Engine::Recover() {
   storage::Storage& store = env_.Store();
   client_id_ = env_.Random() | 1;
+  // Forward ids carry 24 random bits of incarnation above a 40-bit counter: ZeroMQ delivers
+  // replies queued for an earlier life of this node, and they must not match our requests.
+  incarnation_ = options_.unsafe_forward_ids_restart ? 0 : (env_.Random() % ((1u << 24) - 1)) + 1;
 
   auto policy = store.Get(kMetaTable, "policy");
   if (policy.ok()) {
@@ -156,6 +159,7 @@ Status Engine::Recover() {
     c.clock_drift_max = options_.clock_drift_max;
     if (g < options_.preferred_leader.size()) c.preferred_leader = options_.preferred_leader[g];
     c.unsafe_skip_phase1_recovery = options_.unsafe_skip_phase1_recovery;
+    c.unsafe_lease_cached_time = options_.unsafe_lease_cached_time;
     auto replica = paxos::Replica::Open(c, *group.log);
     if (!replica.ok()) return replica.status();
     group.replica = std::move(replica).value();
@@ -172,6 +176,7 @@ Status Engine::Recover() {
   // A CRDT message and its envelope must fit the node's message bound.
   d.message_bytes_max = kMessageBytesMax - (64u << 10);
   crdt_ = std::make_unique<crdt::Disseminator>(d, std::move(image).value());
+  next_tick_us_ = env_.NowUs();
   Process();
   return failed_;
 }
@@ -205,10 +210,23 @@ int64_t Engine::DeadlineUs(const Request& r) const {
   return env_.NowUs() + ms * 1000;
 }
 
+void Engine::Round(RoundInputs inputs) {
+  if (!failed_.ok()) return;  // fail-stop: the host stops the process
+  stats_.rounds++;
+  // Peer messages first: after a pause they carry what the cluster decided meanwhile.
+  for (auto& m : inputs.messages) Step(m.from, m.bytes);
+  for (auto& c : inputs.calls) Submit(std::move(c.request), std::move(c.done));
+  if (env_.NowUs() >= next_tick_us_) Tick();
+  Process();
+}
+
+uint64_t Engine::NextForwardId() {
+  return (incarnation_ << 40) | (++forward_count_ & ((uint64_t{1} << 40) - 1));
+}
+
 void Engine::Submit(Request request, Callback done) {
   stats_.requests++;
   Dispatch(std::move(request), std::move(done), /*forwarded=*/false);
-  Process();
 }
 
 void Engine::Dispatch(Request request, Callback done, bool forwarded) {
@@ -300,10 +318,10 @@ void Engine::SubmitStrong(uint32_t group, Request request, Callback done, bool f
                                                   " is reachable from region " + std::to_string(options_.self)));
     }
     // Forward to the leader; it answers with a ForwardReply carrying our forward id.
-    const uint64_t fid = next_id_++;
+    const uint64_t fid = NextForwardId();
     Request copy = request;
     copy.id = fid;
-    if (!IsRead(copy.op)) {
+    if (!IsRead(copy.op) && copy.client_id == 0) {
       // A Paxos session of its own: sessions keep only the highest sequence number per
       // client, so forwards sharing one session could be overtaken (reordered by the
       // network) and then dropped as duplicates. A duplicated copy of this forward still
@@ -318,6 +336,7 @@ void Engine::SubmitStrong(uint32_t group, Request request, Callback done, bool f
     p.write = !IsRead(request.op);
     p.group = group;
     p.sent_to = static_cast<uint32_t>(leader);
+    p.sent_us = env_.NowUs();
     p.attempts = 1;
     stats_.forwarded++;
     SendEnvelope(p.sent_to, static_cast<uint8_t>(fb::Channel::Forward), group, EncodeRequest(copy));
@@ -418,17 +437,16 @@ void Engine::SubmitEventual(Mode mode, const Request& r, Callback done) {
         out.found = true;
       }
       if (out.status.ok() && !out.found && r.op == Op::kGet) out.status = NotFound("no such key");
-      return done(std::move(out));
+      // What this read saw may include updates of this round: answer once they are durable.
+      after_persist_.emplace_back(std::move(done), std::move(out));
+      return;
     }
     default:
       out.status = Status(Code::kWrongMode, "operation does not fit an eventual-mode key");
   }
   if (!out.status.ok()) return done(std::move(out));
   // Acknowledged once the round that persists the delta has written it.
-  crdt_acks_.push_back([done = std::move(done), out = std::move(out)](Response r) mutable {
-    if (!r.status.ok()) out.status = r.status;
-    done(std::move(out));
-  });
+  after_persist_.emplace_back(std::move(done), std::move(out));
 }
 
 // ---- inputs ----------------------------------------------------------------------------
@@ -440,20 +458,32 @@ void Engine::SendEnvelope(uint32_t to, uint8_t channel, uint32_t group, std::str
   env_.Send(to, std::string(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize()));
 }
 
-bool Engine::Reforward(uint64_t fid, Pending& p) {
+bool Engine::Reforward(Pending& p) {
   const int32_t leader = groups_[p.group].replica->leader_hint();
   if (p.attempts >= kForwardAttemptsMax || env_.NowUs() >= p.deadline_us) return false;
-  if (groups_[p.group].replica->IsLeader() || leader < 0 || static_cast<uint32_t>(leader) == p.sent_to ||
-      static_cast<uint32_t>(leader) == options_.self) {
+  if (groups_[p.group].replica->IsLeader() || leader < 0 || static_cast<uint32_t>(leader) == options_.self) {
     return false;
   }
-  // Same request id and Paxos session: if the first copy was proposed after all, the
+  // Same forward id and Paxos session: if an earlier copy was proposed after all, the
   // session makes this one a duplicate instead of a second application.
   p.attempts++;
   p.sent_to = static_cast<uint32_t>(leader);
-  (void)fid;
+  p.sent_us = env_.NowUs();
+  stats_.reforwards++;
   SendEnvelope(p.sent_to, static_cast<uint8_t>(fb::Channel::Forward), p.group, EncodeRequest(p.forwarded));
   return true;
+}
+
+void Engine::ReforwardStale() {
+  // A leader that answers neither within an election timeout nor at all has probably died
+  // or been paused: its followers elect another, and the forward goes there.
+  const int64_t now = env_.NowUs();
+  const int64_t patience_us = static_cast<int64_t>(options_.election_ticks) * options_.tick_us;
+  for (auto& [fid, p] : forwards_) {
+    const int32_t leader = groups_[p.group].replica->leader_hint();
+    const bool moved = leader >= 0 && static_cast<uint32_t>(leader) != p.sent_to;
+    if (moved || now - p.sent_us >= patience_us) (void)Reforward(p);
+  }
 }
 
 void Engine::Step(uint32_t from, std::string_view bytes) {
@@ -497,9 +527,13 @@ void Engine::Step(uint32_t from, std::string_view bytes) {
       auto resp = DecodeResponse(payload);
       if (!resp.ok()) { stats_.bad_messages++; return; }
       auto it = forwards_.find(resp->id);
-      if (it == forwards_.end()) return;  // answered already (timed out)
+      if (it == forwards_.end()) return;  // answered already (timed out), or for an earlier life
       const Code refused = resp->status.code();
-      if ((refused == Code::kUnavailable || refused == Code::kBusy) && Reforward(it->first, it->second)) break;
+      if (refused == Code::kUnavailable || refused == Code::kBusy) {
+        // A refusal by a node we no longer wait for says nothing of the copy in flight.
+        if (from != it->second.sent_to) return;
+        if (Reforward(it->second)) break;
+      }
       Pending p = std::move(it->second);
       forwards_.erase(it);
       resp->id = p.request_id;
@@ -517,11 +551,11 @@ void Engine::Step(uint32_t from, std::string_view bytes) {
       stats_.bad_messages++;
       return;
   }
-  Process();
 }
 
 void Engine::Tick() {
   const int64_t now = env_.NowUs();
+  next_tick_us_ = now + options_.tick_us;
   for (auto& g : groups_) g.replica->Tick(now);
   crdt_->Tick(now);
   // Expire requests past their deadline. A write's outcome is then unknown.
@@ -541,13 +575,14 @@ void Engine::Tick() {
   expire(reads_, [] { return Status(Code::kUnavailable, "no quorum confirmed the read in time"); });
   // The leader may have committed a forwarded write: its outcome is unknown too.
   expire(forwards_, [] { return Status(Code::kTimeout, "the shard leader did not answer in time; a write's outcome is unknown"); });
-  Process();
+  ReforwardStale();
 }
 
 // ---- the event-loop round --------------------------------------------------------------
 
 void Engine::Fail(Status status) {
-  failed_ = Status(Code::kIOError, "storage failed; the node refuses further work: " + status.ToString());
+  if (options_.unsafe_ignore_storage_errors || !failed_.ok()) return;
+  failed_ = Status(Code::kIOError, "storage failed; the node stops (fail-stop): " + status.ToString());
 }
 
 void Engine::Process() {
@@ -559,35 +594,46 @@ void Engine::Process() {
       if (groups_[g].replica->HasReady()) readies.emplace_back(g, groups_[g].replica->Ready());
     }
     const bool crdt_ready = crdt_->HasReady();
-    if (readies.empty() && !crdt_ready) break;
+    if (readies.empty() && !crdt_ready && after_persist_.empty()) break;
 
-    // 1. Persist everything this round asks for, in one write.
+    // 1. Persist everything this round asks for, in one write. Paxos promises and accepts
+    // are always synced (an acceptor that forgets a promise breaks safety, whatever the
+    // data durability); CRDT state takes the configured durability.
     round_batch_.Clear();
     round_sync_ = false;
+    Status saved;
     for (auto& [g, r] : readies) {
       Group& group = groups_[g];
-      if (r.snapshot) (void)group.log->SaveSnapshot(*r.snapshot);
-      (void)group.log->Save(r.hard_state ? &*r.hard_state : nullptr, r.entries);
+      if (r.snapshot && saved.ok()) saved = group.log->SaveSnapshot(*r.snapshot);
+      if (saved.ok()) saved = group.log->Save(r.hard_state ? &*r.hard_state : nullptr, r.entries);
       if (r.must_sync) round_sync_ = true;
     }
+    const bool paxos_sync = round_sync_;
     crdt::Ready cr;
-    std::vector<Callback> acks;
+    bool crdt_sync = false;
     if (crdt_ready) {
       cr = crdt_->GetReady();
       crdt_store_.Persist(cr, &round_batch_);
       // Local updates are acknowledged, and remote batches acknowledged to their origin,
       // only once durable.
-      if (!cr.states.empty() || !cr.erased_keys.empty() || cr.progress || cr.open_batch) round_sync_ = true;
-      acks.swap(crdt_acks_);
+      crdt_sync = !cr.states.empty() || !cr.erased_keys.empty() || cr.progress || cr.open_batch;
+    }
+    std::vector<std::pair<Callback, Response>> acks;
+    acks.swap(after_persist_);
+    if (!saved.ok()) {
+      Fail(saved);
+      if (!failed_.ok()) break;
     }
     if (!round_batch_.empty()) {
-      Status s = env_.Store().Write(round_batch_, round_sync_ ? options_.durability : storage::Durability::kNone);
+      const storage::Durability durability = paxos_sync  ? storage::Durability::kSync
+                                             : crdt_sync ? options_.durability
+                                                         : storage::Durability::kNone;
+      Status s = env_.Store().Write(round_batch_, durability);
       stats_.storage_writes++;
-      if (round_sync_) stats_.storage_syncs++;
+      if (durability == storage::Durability::kSync) stats_.storage_syncs++;
       if (!s.ok()) {
         Fail(s);
-        for (auto& a : acks) a(Answer(failed_));
-        break;
+        if (!failed_.ok()) break;
       }
     }
 
@@ -618,21 +664,23 @@ void Engine::Process() {
                                     : ApplyCommand(g, a);
         group.applied = a.slot;
         stats_.strong_applied++;
-        {
-          auto it = proposals_.find({a.command.client_id, a.command.seq});
-          if (it != proposals_.end()) {
-            resp.id = it->second.request_id;
-            answers.emplace_back(std::move(it->second.done), std::move(resp));
-            proposals_.erase(it);
-          }
+        auto it = proposals_.find({a.command.client_id, a.command.seq});
+        if (it != proposals_.end()) {
+          resp.id = it->second.request_id;
+          answers.emplace_back(std::move(it->second.done), std::move(resp));
+          proposals_.erase(it);
         }
       }
       if (!r.apply.empty() || r.install_snapshot) apply_batch_.Put(kAppliedTable, GroupKey(g), EncodeU64(group.applied));
     }
-    if (!apply_batch_.empty() && failed_.ok()) {
+    if (!failed_.ok()) break;
+    if (!apply_batch_.empty()) {
       // Not synced: the Paxos log is durable, and recovery replays what this write loses.
       Status s = env_.Store().Write(apply_batch_, storage::Durability::kNone);
-      if (!s.ok()) Fail(s);
+      if (!s.ok()) {
+        Fail(s);
+        if (!failed_.ok()) break;
+      }
     }
     overlay_.clear();
     for (auto& [g, r] : readies) {
@@ -649,20 +697,21 @@ void Engine::Process() {
     if (crdt_ready) crdt_->Advance();
 
     // Snapshots keep each shard's log bounded.
-    for (uint32_t g = 0; g < groups_.size() && failed_.ok(); ++g) {
+    for (uint32_t g = 0; g < groups_.size(); ++g) {
       Group& group = groups_[g];
       if (group.applied - group.compacted_at >= options_.compact_every_slots &&
           group.replica->applied_index() == group.applied) {
-        if (group.replica->Compact(SnapshotOf(g)).ok()) stats_.snapshots++;
+        if (group.replica->Compact(SnapshotOf(g)).ok()) {
+          stats_.snapshots++;
+        } else {
+          stats_.compaction_failures++;  // tried again after another compact_every_slots
+        }
         group.compacted_at = group.applied;
       }
     }
 
-    for (auto& [done, resp] : answers) {
-      if (!failed_.ok()) resp.status = failed_;
-      done(std::move(resp));
-    }
-    for (auto& a : acks) a(Answer(failed_));
+    for (auto& [done, resp] : answers) done(std::move(resp));
+    for (auto& [done, resp] : acks) done(std::move(resp));
   }
   processing_ = false;
 }
@@ -728,7 +777,10 @@ Response Engine::ApplyCommand(uint32_t group, const paxos::Apply& apply) {
         out.status = InvalidArgument("add: the current value is not a decimal integer");
         break;
       }
-      n += c.delta;  // wraps like two's complement would not: clamp is not a counter's job
+      if (__builtin_add_overflow(n, c.delta, &n)) {
+        out.status = InvalidArgument("add: the result would overflow a 64-bit integer; the value is unchanged");
+        break;
+      }
       out.number = n;
       out.found = true;
       out.value = std::to_string(n);

@@ -1,5 +1,5 @@
 // Engine: everything one geokv node does, as a single-threaded state machine driven by an
-// Env (clock, transport, storage, randomness) — the same code under the deterministic
+// Env (two clocks, transport, storage, randomness) — the same code under the deterministic
 // simulator and in production (geokvd's event loop).
 //
 // A cluster has one node per region; node ids are region indexes. Each node runs:
@@ -10,7 +10,20 @@
 // Each request is routed by the policy (longest prefix -> mode). Strong requests are
 // served by the shard's leader: a follower forwards them there (or fails fast with
 // kUnavailable when it knows no leader); reads use the leader's lease or a read-index round.
-// Eventual requests are served locally and acknowledged once durable here.
+// Eventual requests are served locally and answered once what they wrote, or read, is
+// durable here.
+//
+// The round. The engine owns it and its hosts only feed it (Round()): take every input that
+// is ready (peer messages, then client calls, then the timers when due), read the clock from
+// the Env at each decision that depends on time (a lease check, a deadline), process,
+// persist everything every protocol asked for in one Storage write (one fsync: group
+// commit), send, apply, reply. Paxos state is always synced, whatever the configured data
+// durability; CRDT state is written with the configured durability.
+//
+// Fail-stop: when the Storage fails (an I/O error, a full disk, a commit timeout, a
+// WiredTiger panic) the engine stops: it answers nothing more, sends nothing more, and
+// failure() says why. The host must then stop the process (log the cause, exit non-zero)
+// so that a supervisor restarts it and recovery runs; the simulator crashes the node.
 //
 // The policy lives in the metadata group; each node routes by the policy it has applied,
 // so a change takes effect in a region when that region applies it (one heartbeat after
@@ -18,12 +31,8 @@
 // data of a key is never reinterpreted; clients create data under a new prefix once their
 // region lists the new rule.
 //
-// Every round of the event loop persists what all protocols asked for in one Storage
-// write (one fsync when any of them needs one), then sends, then applies (persist before
-// send, with group commit).
-//
-// Thread-safety: none. Submit, Step and Tick must be called from one thread; callbacks run
-// on it, inside those calls. Ownership: the Engine borrows the Env, which must outlive it.
+// Thread-safety: none. Round must be called from one thread; callbacks run on it, inside
+// Round. Ownership: the Engine borrows the Env, which must outlive it.
 #ifndef GEOKV_CORE_ENGINE_ENGINE_H_
 #define GEOKV_CORE_ENGINE_ENGINE_H_
 
@@ -72,6 +81,15 @@ struct EngineOptions {
 
   // TEST ONLY: passed to every Paxos group (the simulator proves its checkers catch it).
   bool unsafe_skip_phase1_recovery = false;
+  // TEST ONLY: leases are checked against the time of the last tick (a paused leader then
+  // serves stale reads); the simulator must catch it.
+  bool unsafe_lease_cached_time = false;
+  // TEST ONLY: forward ids restart at 1 with every incarnation (a reply queued for the
+  // previous incarnation then completes another request); the simulator must catch it.
+  bool unsafe_forward_ids_restart = false;
+  // TEST ONLY: a failed storage write is ignored instead of stopping the node (the zombie
+  // that acknowledges what it never wrote); the simulator must catch it.
+  bool unsafe_ignore_storage_errors = false;
 };
 
 struct EngineStats {
@@ -79,8 +97,11 @@ struct EngineStats {
   uint64_t forwarded = 0;
   uint64_t timeouts = 0;
   uint64_t bad_messages = 0;      // envelopes that failed verification
+  uint64_t rounds = 0;            // Round() calls
   uint64_t storage_writes = 0;    // one per event-loop round that had something to persist
   uint64_t storage_syncs = 0;
+  uint64_t reforwards = 0;        // forwards re-sent to a new leader under the same session
+  uint64_t compaction_failures = 0;
   uint64_t strong_applied = 0;
   uint64_t snapshots = 0;
 };
@@ -95,14 +116,35 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  // Starts an operation; `done` runs exactly once, possibly before Submit returns.
-  // kUnavailable and kBusy mean the operation was refused before it could take effect;
-  // kTimeout on a write means its outcome is unknown.
-  void Submit(Request request, Callback done);
-  // A message from node `from`. Bad messages are dropped and counted.
-  void Step(uint32_t from, std::string_view bytes);
-  // Advances time to env.NowUs(): protocol timers, request deadlines.
-  void Tick();
+  // A message from a peer node.
+  struct PeerMessage {
+    uint32_t from = 0;
+    std::string bytes;
+  };
+  // A client operation and where its answer goes.
+  struct Call {
+    Request request;
+    Callback done;
+  };
+  // Everything that is ready at the start of a round. Hosts bound how much they take per
+  // round (kRoundInputsMax each); the rest waits for the next round.
+  struct RoundInputs {
+    std::vector<PeerMessage> messages;
+    std::vector<Call> calls;
+  };
+  static constexpr size_t kRoundInputsMax = 4096;
+
+  // Runs one round: steps every message (bad ones are dropped and counted), starts every
+  // call, runs the timers when NextTimerUs() has passed, then persists once, sends, applies
+  // and answers. Each `done` runs exactly once, inside this or a later Round (never when the
+  // engine has failed: the host stops). kUnavailable and kBusy mean the operation was
+  // refused before it could take effect; kTimeout on a write means its outcome is unknown.
+  void Round(RoundInputs inputs);
+  // When the engine needs a round even without input (its next timer), on env.NowUs()'s
+  // clock.
+  int64_t NextTimerUs() const { return next_tick_us_; }
+  // OK while the engine works; the Storage failure that stopped it otherwise.
+  const Status& failure() const { return failed_; }
 
   // Introspection.
   const Policy& policy() const { return policy_; }
@@ -130,14 +172,16 @@ class Engine {
     int64_t deadline_us = 0;
     uint64_t request_id = 0;    // echoed in the response
     bool write = false;         // forwards: the request changes state
-    // Forwards: what was sent, where, and how often, so a refusal by a node that lost
-    // leadership can be re-forwarded to the new leader under the same Paxos session.
+    // Forwards: what was sent, where, when and how often, so that a forward to a leader
+    // that lost leadership, or died, is re-sent to the new leader under the same Paxos
+    // session (applied once whichever copy commits).
     Request forwarded;
     uint32_t group = 0;
     uint32_t sent_to = 0;
+    int64_t sent_us = 0;
     int attempts = 0;
   };
-  static constexpr int kForwardAttemptsMax = 3;
+  static constexpr int kForwardAttemptsMax = 16;
   struct PendingRead {
     Request request;
     Callback done;
@@ -146,6 +190,12 @@ class Engine {
 
   Engine(const EngineOptions& options, Env& env);
   Status Recover();
+
+  // The inputs of a round.
+  void Submit(Request request, Callback done);
+  void Step(uint32_t from, std::string_view bytes);
+  void Tick();
+  void ObserveClocks();
 
   void Dispatch(Request request, Callback done, bool forwarded);
   void SubmitStrong(uint32_t group, Request request, Callback done, bool forwarded);
@@ -164,7 +214,10 @@ class Engine {
   Status InstallSnapshot(uint32_t group, std::string_view data, uint64_t index);
   void SendEnvelope(uint32_t to, uint8_t channel, uint32_t group, std::string_view payload);
   // Re-sends a refused forward to the shard's current leader; false when it cannot.
-  bool Reforward(uint64_t fid, Pending& pending);
+  bool Reforward(Pending& pending);
+  // Re-sends forwards whose target is no longer the leader or has not answered in time.
+  void ReforwardStale();
+  uint64_t NextForwardId();
   void Fail(Status status);
 
   const EngineOptions options_;
@@ -176,7 +229,8 @@ class Engine {
   bool round_sync_ = false;
   CrdtStore crdt_store_;
   std::unique_ptr<crdt::Disseminator> crdt_;
-  std::vector<Callback> crdt_acks_;   // local CRDT operations waiting to be durable
+  // Eventual operations (writes and reads) answered once what they wrote or saw is durable.
+  std::vector<std::pair<Callback, Response>> after_persist_;
 
   // Applied writes of the current round, readable before they reach the Storage.
   std::map<std::string, std::optional<std::string>, std::less<>> overlay_;
@@ -184,7 +238,10 @@ class Engine {
 
   uint64_t client_id_ = 0;  // this incarnation's Paxos client id (random, so never reused)
   uint64_t next_seq_ = 1;
-  uint64_t next_id_ = 1;
+  uint64_t next_id_ = 1;       // reads and forwards; forwards carry the incarnation
+  uint64_t incarnation_ = 0;   // random per Open: ids of an earlier life never match ours
+  uint64_t forward_count_ = 0;
+  int64_t next_tick_us_ = 0;
   std::map<std::pair<uint64_t, uint64_t>, Pending> proposals_;  // by (client id, seq)
   std::map<uint64_t, PendingRead> reads_;     // by read id
   std::map<uint64_t, Pending> forwards_;      // by forward id

@@ -67,8 +67,10 @@ Status MemoryStorage::Close() {
   return Status::Ok();
 }
 
-void MemoryStorage::Crash() {
+void MemoryStorage::Crash(size_t keep_volatile) {
   std::lock_guard lock(mu_);
+  // The journal is written in order: what reached the disk before the crash is a prefix.
+  for (size_t i = 0; i < keep_volatile && i < volatile_.size(); ++i) Apply(volatile_[i], durable_);
   current_ = durable_;
   volatile_.clear();
   closed_ = false;

@@ -2,8 +2,9 @@
 //
 // It models durability like a write-ahead log: a kSync write makes itself and every earlier
 // write durable; kWrite and kNone writes stay volatile until then. Crash() throws away
-// everything volatile, exactly what a real node loses on power failure, so simulated crashes
-// test what recovery must survive.
+// everything volatile, exactly what a real node loses on power failure, or keeps a prefix of
+// it (the journal pages that happened to reach the disk), so simulated crashes test what
+// recovery must survive.
 //
 // Thread-safety: all methods are safe to call concurrently (one mutex); the simulator uses
 // one thread anyway. Ownership: the caller owns it.
@@ -29,8 +30,9 @@ class MemoryStorage final : public Storage {
                                     std::string_view after, size_t limit) override;
   Status Close() override;
 
-  // Loses every write not yet made durable, and reopens (the simulator's crash + restart).
-  void Crash();
+  // Loses every write not yet made durable except the first `keep_volatile` of them, and
+  // reopens (the simulator's crash + restart).
+  void Crash(size_t keep_volatile = 0);
   // Number of writes that a crash now would lose.
   size_t volatile_writes() const;
 

@@ -1,7 +1,9 @@
 #include "core/server/server.h"
 
+#include <algorithm>
 #include <chrono>
 #include <deque>
+#include <iterator>
 #include <map>
 #include <random>
 #include <sstream>
@@ -138,12 +140,16 @@ struct Server::Impl {
   // Event-loop thread only.
   struct OpStats { uint64_t count = 0, errors = 0; double seconds = 0; };
   std::map<std::string, OpStats> per_mode;
+  std::function<void(const Status&)> on_fatal;  // from Start; called once, on the loop thread
+  bool fatal_reported = false;
 
   void Run();
   void RunClientIo();
   void ReceiveClients();
   void AnswerZap();
-  void ServeClientRequests();
+  // Moves the queued client requests into the round's inputs (admin operations are
+  // answered here).
+  void TakeClientRequests(Engine::RoundInputs* in);
   void Reply(const std::string& identity, const Response& r);
   void RefreshMetrics();
 };
@@ -152,13 +158,14 @@ Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Server::~Server() { Stop(); }
 
-StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
+StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config, std::function<void(const Status&)> on_fatal) {
   if (!config.cluster) return Status(Code::kConfig, "cluster: missing (a server needs [node] and [cluster])");
   GEOKV_RETURN_IF_ERROR(config.Validate());
   GEOKV_RETURN_IF_ERROR(SetLogLevel(config.log_level));
   const ClusterConfig& cc = *config.cluster;
   auto impl = std::make_unique<Impl>();
   impl->config = config;
+  impl->on_fatal = std::move(on_fatal);
 
   storage::WiredTigerStorage::Options so;
   so.dir = config.data_dir;
@@ -374,19 +381,29 @@ void Server::Impl::AnswerZap() {
   }
 }
 
-// Event loop: decodes the queued client requests and hands them to the engine.
-void Server::Impl::ServeClientRequests() {
-  std::deque<std::pair<std::string, std::string>> in;
+// Event loop: decodes the queued client requests into the round's inputs.
+void Server::Impl::TakeClientRequests(Engine::RoundInputs* in) {
+  std::deque<std::pair<std::string, std::string>> queued;
   {
     std::lock_guard lock(client_mu);
-    in.swap(client_in);
+    const size_t n = std::min(client_in.size(), Engine::kRoundInputsMax);
+    queued.insert(queued.end(), std::make_move_iterator(client_in.begin()),
+                  std::make_move_iterator(client_in.begin() + static_cast<std::ptrdiff_t>(n)));
+    client_in.erase(client_in.begin(), client_in.begin() + static_cast<std::ptrdiff_t>(n));
   }
-  for (auto& [identity, bytes] : in) {
+  for (auto& [identity, bytes] : queued) {
     auto request = DecodeRequest(bytes);
     if (!request.ok()) {
       bad_requests++;
       Response r;
       r.status = request.status();
+      Reply(identity, r);
+      continue;
+    }
+    if (!engine->failure().ok()) {  // stopped (fail-stop): say why instead of going silent
+      Response r;
+      r.id = request->id;
+      r.status = engine->failure();
       Reply(identity, r);
       continue;
     }
@@ -404,37 +421,41 @@ void Server::Impl::ServeClientRequests() {
     }
     const std::string mode = ModeLabel(request->op, engine->policy(), request->key);
     const int64_t start = MonotonicUs();
-    engine->Submit(std::move(request).value(), [this, identity = identity, mode, start](Response r) {
+    in->calls.push_back(Engine::Call{std::move(request).value(), [this, identity = identity, mode, start](Response r) {
       OpStats& s = per_mode[mode];
       s.count++;
       if (!r.status.ok() && !r.status.IsNotFound()) s.errors++;
       s.seconds += static_cast<double>(MonotonicUs() - start) / 1e6;
       Reply(identity, r);
-    });
+    }});
   }
 }
 
+// The event loop: gathers what is ready (peer messages, client requests) into one round of
+// the engine, waiting at most until the engine's next timer. Everything the round persists
+// shares one storage commit.
 void Server::Impl::Run() {
-  const int64_t tick_us = 10'000;
   const transport::NodeId self = transport->self();
-  int64_t next_tick = MonotonicUs() + tick_us;
   int64_t next_metrics = 0;
   transport::Event ev;
   while (!stop.load()) {
-    // Peers (and the client I/O thread's wake-ups): wait up to 1 ms, then drain.
-    int drained = 0;
-    if (transport->Poll(&ev, 1)) {
+    Engine::RoundInputs in;
+    const int64_t wait_us = std::clamp<int64_t>(engine->NextTimerUs() - MonotonicUs(), 0, 100'000);
+    if (transport->Poll(&ev, static_cast<int>((wait_us + 999) / 1000))) {
       do {
-        if (ev.from == self && ev.bytes.empty()) continue;  // a wake-up: clients are served below
-        engine->Step(ev.from, ev.bytes);
-      } while (++drained < 1024 && transport->Poll(&ev, 0));
+        if (ev.from == self && ev.bytes.empty()) continue;  // a wake-up: clients are taken below
+        in.messages.push_back(Engine::PeerMessage{static_cast<uint32_t>(ev.from), std::move(ev.bytes)});
+      } while (in.messages.size() < Engine::kRoundInputsMax && transport->Poll(&ev, 0));
     }
-    ServeClientRequests();
+    TakeClientRequests(&in);
+    engine->Round(std::move(in));
+    if (!engine->failure().ok() && !fatal_reported) {
+      fatal_reported = true;
+      spdlog::critical("node stops: {}", engine->failure().ToString());
+      spdlog::default_logger()->flush();
+      if (on_fatal) on_fatal(engine->failure());
+    }
     const int64_t now = MonotonicUs();
-    if (now >= next_tick) {
-      engine->Tick();
-      next_tick = now + tick_us;
-    }
     if (now >= next_metrics) {
       RefreshMetrics();
       next_metrics = now + 500'000;
@@ -504,6 +525,14 @@ void Server::Impl::RefreshMetrics() {
        "# TYPE geokv_storage_commit_seconds summary\n";
   m << "geokv_storage_commit_seconds_sum " << static_cast<double>(store->commit_us_sum()) / 1e6 << "\n";
   m << "geokv_storage_commit_seconds_count " << store->commits() << "\n";
+  m << "# HELP geokv_rounds_total Event-loop rounds of the engine.\n# TYPE geokv_rounds_total counter\n"
+    << "geokv_rounds_total " << es.rounds << "\n";
+  m << "# HELP geokv_storage_syncs_total Storage commits that were synced to disk (fsync).\n"
+       "# TYPE geokv_storage_syncs_total counter\ngeokv_storage_syncs_total " << es.storage_syncs << "\n";
+  m << "# TYPE geokv_forwards_resent_total counter\ngeokv_forwards_resent_total " << es.reforwards << "\n";
+  m << "# TYPE geokv_compaction_failures_total counter\ngeokv_compaction_failures_total " << es.compaction_failures << "\n";
+  m << "# HELP geokv_node_failed 1 once the node stopped because its storage failed (fail-stop).\n"
+       "# TYPE geokv_node_failed gauge\ngeokv_node_failed " << (engine->failure().ok() ? 0 : 1) << "\n";
   std::lock_guard lock(metrics_mu);
   metrics = m.str();
 }

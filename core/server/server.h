@@ -14,6 +14,7 @@
 #define GEOKV_CORE_SERVER_SERVER_H_
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -29,7 +30,12 @@ class Server {
   // Opens the storage, starts the transport, binds the client endpoint and starts the
   // event loop. kConfig when config.cluster is missing or inconsistent (the message names
   // the field); kIOError / kBusy from the storage; kIOError when an endpoint cannot bind.
-  static StatusOr<std::unique_ptr<Server>> Start(const Config& config);
+  // When the node stops because its storage failed (fail-stop: see Engine), the cause is
+  // logged at critical level, the metric geokv_node_failed becomes 1, every later request
+  // is answered with that failure, and `on_fatal` (if set) is called once on the event-loop
+  // thread: a daemon exits non-zero there so that its supervisor restarts it.
+  static StatusOr<std::unique_ptr<Server>> Start(const Config& config,
+                                                 std::function<void(const Status&)> on_fatal = nullptr);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

@@ -12,29 +12,97 @@ namespace geokv::sim {
 
 namespace {
 
-// The simulator's Env: virtual time with drift, the simulated network, MemoryStorage.
-class SimEnv final : public Env {
+constexpr Time kNever = INT64_MAX;
+
+// How long things take on a simulated machine: usually little, sometimes a lot (a heavy
+// tail), as production shows (scheduling delays, page faults, a slow disk).
+struct Costs {
+  // Processing time of one round.
+  static Time Round(std::mt19937_64& rng) {
+    const uint64_t r = rng() % 10'000;
+    if (r < 9'800) return 20 + static_cast<Time>(rng() % 200);
+    if (r < 9'990) return 2'000 + static_cast<Time>(rng() % 30'000);
+    return 100'000 + static_cast<Time>(rng() % 400'000);
+  }
+  // Time of one fsync.
+  static Time Fsync(std::mt19937_64& rng) {
+    const uint64_t r = rng() % 10'000;
+    if (r < 9'700) return 100 + static_cast<Time>(rng() % 1'500);
+    if (r < 9'980) return 10'000 + static_cast<Time>(rng() % 90'000);
+    return 200'000 + static_cast<Time>(rng() % 800'000);
+  }
+};
+
+// The simulator's Env: a monotonic clock and a wall clock per node (each with its own
+// offset and drift: machines disagree by seconds), the simulated network, and MemoryStorage
+// behind a layer that charges fsync time and injects storage errors. During a round the
+// node's clocks advance by the processing and fsync time spent so far, and what it sends
+// leaves that much later.
+class SimEnv final : public Env, public storage::Storage {
  public:
-  SimEnv(Network& net, int id, double rate) : net_(net), id_(id), rate_(rate) {}
-  int64_t NowUs() override { return static_cast<int64_t>(static_cast<double>(net_.Now()) * rate_); }
-  int64_t WallUs() override { return NowUs(); }
-  void Send(uint32_t to, std::string bytes) override { net_.Send(id_, static_cast<int>(to), std::move(bytes)); }
-  storage::Storage& Store() override { return store_; }
+  SimEnv(Network& net, int id, double rate, Time mono_offset_us, Time wall_offset_us)
+      : net_(net), id_(id), rate_(rate), mono_offset_us_(mono_offset_us), wall_offset_us_(wall_offset_us) {}
+  int64_t NowUs() override { return mono_offset_us_ + Local(net_.Now() + busy_us_); }
+  int64_t WallUs() override { return kWallEpochUs + wall_offset_us_ + Local(net_.Now() + busy_us_); }
+  void Send(uint32_t to, std::string bytes) override {
+    net_.Send(id_, static_cast<int>(to), std::move(bytes), busy_us_);
+  }
+  storage::Storage& Store() override { return *this; }
   uint64_t Random() override { return net_.Rng()(); }
+
+  // storage::Storage, over MemoryStorage.
+  Status Write(const storage::WriteBatch& batch, storage::Durability durability) override {
+    if (fail_writes_ > 0) {
+      --fail_writes_;
+      injected_errors_++;
+      return Status(Code::kIOError, "WT_ERROR: No space left on device (injected)");
+    }
+    if (durability == storage::Durability::kSync) busy_us_ += Costs::Fsync(net_.Rng());
+    return store_.Write(batch, durability);
+  }
+  StatusOr<std::string> Get(std::string_view table, std::string_view key) override { return store_.Get(table, key); }
+  StatusOr<std::vector<storage::Entry>> Scan(std::string_view table, std::string_view prefix, std::string_view after,
+                                             size_t limit) override {
+    return store_.Scan(table, prefix, after, limit);
+  }
+  Status Close() override { return store_.Close(); }
+
+  // A round starts: it costs a sampled processing time on top of what it syncs.
+  void BeginRound() { busy_us_ = Costs::Round(net_.Rng()); }
+  Time EndRound() { return std::exchange(busy_us_, 0); }
+  // The global time at which the local monotonic clock reads `local_us`.
+  Time GlobalAt(int64_t local_us) const {
+    return static_cast<Time>(static_cast<double>(local_us - mono_offset_us_) / rate_) + 1;
+  }
+  void FailNextWrites(int n) { fail_writes_ = n; }
+  uint64_t injected_errors() const { return injected_errors_; }
   storage::MemoryStorage& memory() { return store_; }
   double rate() const { return rate_; }
 
  private:
+  static constexpr int64_t kWallEpochUs = 1'800'000'000'000'000;  // 2027, as good as any
+  int64_t Local(Time global) const { return static_cast<int64_t>(static_cast<double>(global) * rate_); }
+
   Network& net_;
   const int id_;
-  const double rate_;
+  const double rate_;             // drift of both clocks (one oscillator)
+  const Time mono_offset_us_;     // boot time differs per machine
+  const Time wall_offset_us_;     // wall clocks disagree by seconds
   storage::MemoryStorage store_;
+  Time busy_us_ = 0;
+  int fail_writes_ = 0;
+  uint64_t injected_errors_ = 0;
 };
 
 struct Node {
   std::unique_ptr<SimEnv> env;
   std::unique_ptr<Engine> engine;
-  uint64_t incarnation = 0;  // bumps on crash so stale timers stop
+  uint64_t incarnation = 0;  // bumps on crash so stale wake-ups stop
+  Engine::RoundInputs inbox;  // inputs waiting for the next round (held while paused)
+  Time next_wake = kNever;    // the earliest wake-up scheduled
+  Time busy_until = 0;        // processing the last round until then
+  Time paused_until = 0;      // SIGSTOP: no round runs before then
+  bool resuming = false;      // the next round is the first after a pause
 };
 
 class Cluster {
@@ -42,11 +110,20 @@ class Cluster {
   explicit Cluster(const EngineSimOptions& o) : o_(o), net_(Network::Aws(o.seed, o.regions)) {
     result_.seed = o.seed;
     std::uniform_real_distribution<double> drift(1.0 - o.clock_drift_max, 1.0 + o.clock_drift_max);
+    net_.SetRedelivery(true);  // as ZeroMQ: queued messages reach the next incarnation
     nodes_.resize(o.regions);
     for (int i = 0; i < o.regions; ++i) {
-      nodes_[i].env = std::make_unique<SimEnv>(net_, i, drift(net_.Rng()));
+      const double rate = drift(net_.Rng());
+      const Time boot = static_cast<Time>(net_.Rng()() % 1'000'000'000'000);
+      const Time wall = o.wall_clock_offset_max_us > 0
+                            ? static_cast<Time>(net_.Rng()() % (2 * o.wall_clock_offset_max_us + 1)) - o.wall_clock_offset_max_us
+                            : 0;
+      nodes_[i].env = std::make_unique<SimEnv>(net_, i, rate, boot, wall);
       net_.Attach(i, [this, i](int from, std::string bytes) {
-        if (nodes_[i].engine) nodes_[i].engine->Step(static_cast<uint32_t>(from), bytes);
+        Node& n = nodes_[i];
+        if (!n.engine) return;
+        n.inbox.messages.push_back(Engine::PeerMessage{static_cast<uint32_t>(from), std::move(bytes)});
+        Wake(i, net_.Now());
       });
     }
     options_.regions = o.regions;
@@ -54,6 +131,9 @@ class Cluster {
     options_.compact_every_slots = o.compact_every_slots;
     options_.request_timeout_ms = 1500;
     options_.unsafe_skip_phase1_recovery = o.unsafe_skip_phase1_recovery;
+    options_.unsafe_lease_cached_time = o.unsafe_lease_cached_time;
+    options_.unsafe_forward_ids_restart = o.unsafe_forward_ids_restart;
+    options_.unsafe_ignore_storage_errors = o.unsafe_ignore_storage_errors;
     options_.policy = Policy(Mode::kStrong);
     (void)options_.policy.Set("c/", Mode::kCounter);
     (void)options_.policy.Set("set/", Mode::kSet);
@@ -134,11 +214,69 @@ class Cluster {
 
   void Start(int i) {
     Node& n = nodes_[i];
+    n.env->BeginRound();
     auto engine = Engine::Open(options_with_self(i), *n.env);
-    if (!engine.ok()) return Fail("node " + std::to_string(i) + " failed to open: " + engine.status().ToString());
+    n.busy_until = net_.Now() + n.env->EndRound();
+    if (!engine.ok()) {
+      // Recovery met an injected storage error: the supervisor tries again.
+      if (n.env->injected_errors() > 0) return Restart(i, 100'000);
+      return Fail("node " + std::to_string(i) + " failed to open: " + engine.status().ToString());
+    }
     n.engine = std::move(engine).value();
+    n.next_wake = kNever;
+    n.paused_until = 0;
     net_.SetUp(i, true);
-    ScheduleTick(i, n.incarnation);
+    Wake(i, n.busy_until);
+  }
+
+  void Restart(int i, Time after_us) {
+    const uint64_t incarnation = nodes_[i].incarnation;
+    net_.At(net_.Now() + after_us, [this, i, incarnation] {
+      if (!nodes_[i].engine && nodes_[i].incarnation == incarnation) Start(i);
+    });
+  }
+
+  // Asks for a round of node i at global time `at` (or as soon after as it is free).
+  void Wake(int i, Time at) {
+    Node& n = nodes_[i];
+    at = std::max({at, n.busy_until, n.paused_until, net_.Now()});
+    if (at >= n.next_wake) return;
+    n.next_wake = at;
+    const uint64_t incarnation = n.incarnation;
+    net_.At(at, [this, i, incarnation, at] {
+      Node& m = nodes_[i];
+      if (!m.engine || m.incarnation != incarnation || m.next_wake != at) return;  // superseded
+      RunRound(i);
+    });
+  }
+
+  // One round of node i: everything in its inbox, its timers when due. It takes a sampled
+  // processing time (plus its fsyncs), during which the node is busy and its inputs queue.
+  void RunRound(int i) {
+    Node& n = nodes_[i];
+    n.next_wake = kNever;
+    if (net_.Now() < n.paused_until || net_.Now() < n.busy_until) return Wake(i, net_.Now());
+    Engine::RoundInputs in = std::exchange(n.inbox, Engine::RoundInputs{});
+    if (n.resuming) {
+      // SIGCONT: the local client queue is read at once, while the peers' messages may
+      // still sit in the kernel's or the peers' queues; often the clients come first.
+      n.resuming = false;
+      if (!in.messages.empty() && net_.Rng()() % 2 == 0) {
+        n.inbox.messages = std::move(in.messages);
+        in.messages.clear();
+      }
+    }
+    n.env->BeginRound();
+    n.engine->Round(std::move(in));
+    n.busy_until = net_.Now() + n.env->EndRound();
+    if (!n.engine->failure().ok()) {
+      // Fail-stop: the process exits; its supervisor restarts it.
+      result_.fail_stops++;
+      Crash(i);
+      return Restart(i, 200'000 + static_cast<Time>(net_.Rng()() % 800'000));
+    }
+    const Time timer = n.env->GlobalAt(n.engine->NextTimerUs());
+    Wake(i, n.inbox.messages.empty() ? std::max(n.busy_until, timer) : n.busy_until);
   }
 
   EngineOptions options_with_self(int i) const {
@@ -147,23 +285,17 @@ class Cluster {
     return e;
   }
 
-  void ScheduleTick(int i, uint64_t incarnation) {
-    const Time period = static_cast<Time>(static_cast<double>(options_.tick_us) / nodes_[i].env->rate());
-    net_.At(net_.Now() + period, [this, i, incarnation] {
-      Node& n = nodes_[i];
-      if (!n.engine || n.incarnation != incarnation) return;
-      n.engine->Tick();
-      ScheduleTick(i, incarnation);
-    });
-  }
-
   void Crash(int i) {
     Node& n = nodes_[i];
     if (!n.engine) return;
     result_.crashes++;
     n.engine.reset();  // pending callbacks die with it: those clients time out
+    n.inbox = Engine::RoundInputs{};
     n.incarnation++;
-    n.env->memory().Crash();
+    n.next_wake = kNever;
+    // The journal pages that reached the disk before the crash: a random prefix.
+    const size_t unsynced = n.env->memory().volatile_writes();
+    n.env->memory().Crash(unsynced == 0 ? 0 : net_.Rng()() % (unsynced + 1));
     net_.SetUp(i, false);
   }
 
@@ -171,6 +303,7 @@ class Cluster {
     net_.HealAll();
     net_.SetFaults(Faults{});
     for (int i = 0; i < o_.regions; ++i) {
+      nodes_[i].env->FailNextWrites(0);
       if (!nodes_[i].engine) Start(i);
     }
   }
@@ -179,8 +312,8 @@ class Cluster {
     net_.At(net_.Now() + after_us, [this] {
       if (net_.Now() >= o_.fault_phase_us) return;
       auto& rng = net_.Rng();
-      const int victim = static_cast<int>(rng() % o_.regions);
-      switch (rng() % 6) {
+      int victim = static_cast<int>(rng() % o_.regions);
+      switch (rng() % 9) {
         case 0:  // isolate a region
           for (int j = 0; j < o_.regions; ++j) {
             if (j != victim) { net_.Block(victim, j, true); net_.Block(j, victim, true); }
@@ -198,7 +331,27 @@ class Cluster {
           if (o_.crashes) {
             Crash(victim);
             const Time down = 300'000 + static_cast<Time>(rng() % 1'500'000);
-            net_.At(net_.Now() + down, [this, victim] { if (!nodes_[victim].engine) Start(victim); });
+            Restart(victim, down);
+          }
+          break;
+        case 4:
+        case 5:
+          if (o_.pauses && nodes_[victim].engine) {
+            // Most often the leader of a shard: its lease is what a pause puts to the test.
+            const uint32_t shard = static_cast<uint32_t>(rng() % o_.shards);
+            const int32_t leader = nodes_[victim].engine->LeaderOf(shard);
+            if (rng() % 3 != 0 && leader >= 0 && nodes_[leader].engine) victim = leader;
+            // SIGSTOP, then SIGCONT: inputs queue meanwhile; often the leader of something.
+            const Time pause = rng() % 10 < 7 ? 300'000 + static_cast<Time>(rng() % 2'700'000)
+                                              : 3'000'000 + static_cast<Time>(rng() % 7'000'000);
+            nodes_[victim].paused_until = std::max(nodes_[victim].paused_until, net_.Now() + pause);
+            nodes_[victim].resuming = true;
+            result_.pauses++;
+          }
+          break;
+        case 6:
+          if (o_.storage_errors && nodes_[victim].engine) {
+            nodes_[victim].env->FailNextWrites(1 + static_cast<int>(rng() % 3));  // ENOSPC
           }
           break;
         default:
@@ -232,9 +385,16 @@ class Cluster {
       (*shared)(r);
     };
     net_.At(net_.Now() + o_.client_timeout_us, [finish] { finish(nullptr); });
-    Node& n = nodes_[cl.region];
-    if (!n.engine) return;  // the local node is down: the client times out
-    n.engine->Submit(std::move(req), [finish](Response r) { finish(&r); });
+    Submit(cl.region, std::move(req), [finish](Response r) { finish(&r); });
+  }
+
+  // Hands a request to node i's next round (dropped when the node is down: the caller's own
+  // timeout fires).
+  void Submit(int i, Request req, Engine::Callback done) {
+    Node& n = nodes_[i];
+    if (!n.engine) return;
+    n.inbox.calls.push_back(Engine::Call{std::move(req), std::move(done)});
+    Wake(i, net_.Now());
   }
 
   void ClientStep(int c) {
@@ -420,9 +580,8 @@ class Cluster {
     };
     net_.At(net_.Now() + o_.client_timeout_us, retry);
     const int region = static_cast<int>(net_.Rng()() % o_.regions);
-    Node& n = nodes_[region];
-    if (!n.engine) return retry();
-    n.engine->Submit(req, [this, token, retry](Response r) {
+    if (!nodes_[region].engine) return retry();
+    Submit(region, req, [this, token, retry](Response r) {
       if (policy_token_ != token) return;
       if (r.status.ok()) {
         policy_done_ = true;

@@ -1,8 +1,13 @@
 // A simulated geokv cluster of whole Engines — the production engine code, driven by the
 // shared simulator Network with MemoryStorage under each node — with randomized clients
 // on strong keys (put, get, cas, add) and eventual keys (counter, set, lww), a policy
-// change in the middle of the run, and a nemesis (partitions incl. asymmetric ones,
-// crashes that lose unsynced writes, restarts, loss, duplication, jitter, clock drift).
+// change in the middle of the run, and a nemesis harsher than production: partitions
+// (incl. asymmetric ones), crashes that keep a random prefix of unsynced writes, restarts
+// that receive messages queued for the previous incarnation (as ZeroMQ delivers them),
+// process pauses of up to 10 s during which inputs queue, storage errors (the node
+// fail-stops and is restarted), processing and fsync time with a heavy tail, loss,
+// duplication, jitter, and clocks per node: monotonic clocks with drift, wall clocks
+// seconds apart. Each node runs the production round (Engine::Round).
 //
 // One call runs one seed end to end and checks: after healing and quiescence every region
 // holds the same state for every eventual key and the same value for every strong key; no
@@ -27,7 +32,7 @@ struct EngineSimOptions {
   uint64_t seed = 1;
   int regions = 3;
   int shards = 3;
-  int clients = 6;             // client c lives in region c % regions
+  int clients = 9;             // client c lives in region c % regions
   int strong_keys = 3;
   int eventual_keys = 2;       // per eventual type
   int ops_per_client = 24;
@@ -35,10 +40,19 @@ struct EngineSimOptions {
   bool crashes = true;
   Time fault_phase_us = 8'000'000;
   Time deadline_us = 90'000'000;
+  // Shorter than most pauses: a client of a paused node gives up and sends its next request,
+  // which queues too; the last one is answered after the node resumes (the stale-read case
+  // of a paused leader: invoked late in the pause, after newer writes completed elsewhere).
   Time client_timeout_us = 2'000'000;
+  bool pauses = true;              // SIGSTOP-like pauses of up to 10 s, inputs queued meanwhile
+  bool storage_errors = true;      // injected write failures (ENOSPC): the node fail-stops
+  Time wall_clock_offset_max_us = 5'000'000;  // wall clocks disagree by up to this, per node
   double clock_drift_max = 0.0005;
   uint64_t compact_every_slots = 8;  // small, so snapshots and their transfer run
   bool unsafe_skip_phase1_recovery = false;  // TEST ONLY: must be caught by Porcupine
+  bool unsafe_lease_cached_time = false;     // TEST ONLY: a paused leader serves stale reads
+  bool unsafe_forward_ids_restart = false;   // TEST ONLY: old replies complete new requests
+  bool unsafe_ignore_storage_errors = false; // TEST ONLY: acknowledges what was not written
 };
 
 struct EngineSimResult {
@@ -49,7 +63,7 @@ struct EngineSimResult {
   uint64_t trace_hash = 0;
   Time end_us = 0;
   uint64_t strong_ok = 0, strong_unknown = 0, strong_refused = 0, eventual_ok = 0, wrong_mode_checked = 0;
-  uint64_t crashes = 0, snapshots = 0;
+  uint64_t crashes = 0, snapshots = 0, pauses = 0, fail_stops = 0;
   int shards_used = 0;  // strong shards that acknowledged a write (keys must spread)
 };
 

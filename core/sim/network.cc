@@ -45,6 +45,7 @@ Network::Network(uint64_t seed, std::vector<std::string> regions,
   blocked_.assign(n, std::vector<bool>(n, false));
   up_.assign(n, true);
   epoch_.assign(n, 0);
+  held_.resize(n);
 }
 
 Network Network::Aws(uint64_t seed, int regions) {
@@ -67,7 +68,7 @@ Time Network::one_way_us(int from, int to) const {
   return static_cast<Time>(rtt_ms_[from][to] * 1000.0 / 2.0);
 }
 
-void Network::Send(int from, int to, std::string bytes) {
+void Network::Send(int from, int to, std::string bytes, Time after_us) {
   assert(from >= 0 && from < size() && to >= 0 && to < size());
   ++stats_.sent;
   stats_.sent_bytes += bytes.size();
@@ -76,6 +77,14 @@ void Network::Send(int from, int to, std::string bytes) {
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   const bool lost = unit(rng_) < faults_.loss;
   const bool dup = unit(rng_) < faults_.duplicate;
+  if (redelivery_ && !up_[to] && up_[from] && !lost && !blocked_[from][to]) {
+    if (held_[to].size() < kHeldPerNodeMax) {
+      held_[to].push_back(Held{from, std::move(bytes)});
+    } else {
+      ++stats_.dropped;  // the sender's queue is full (ZeroMQ's high-water mark)
+    }
+    return;
+  }
   if (lost || blocked_[from][to] || !up_[to] || !up_[from]) {
     ++stats_.dropped;
     return;
@@ -84,7 +93,7 @@ void Network::Send(int from, int to, std::string bytes) {
   if (dup) ++stats_.duplicated;
   const uint64_t epoch = epoch_[to];
   for (int c = 0; c < copies; ++c) {
-    Time delay = from == to ? 0 : one_way_us(from, to);
+    Time delay = after_us + (from == to ? 0 : one_way_us(from, to));
     if (faults_.jitter_us > 0) {
       delay += std::uniform_int_distribution<Time>(0, faults_.jitter_us)(rng_);
     }
@@ -99,7 +108,15 @@ void Network::Send(int from, int to, std::string bytes) {
 }
 
 void Network::Deliver(int from, int to, uint64_t epoch, const std::string& bytes) {
-  if (!up_[to] || epoch_[to] != epoch || blocked_[from][to] || !handlers_[to]) {
+  if (redelivery_ && !up_[to] && !blocked_[from][to]) {
+    if (held_[to].size() < kHeldPerNodeMax) {
+      held_[to].push_back(Held{from, bytes});
+    } else {
+      ++stats_.dropped;
+    }
+    return;
+  }
+  if (!up_[to] || (!redelivery_ && epoch_[to] != epoch) || blocked_[from][to] || !handlers_[to]) {
     ++stats_.dropped;
     return;
   }
@@ -140,9 +157,24 @@ void Network::HealAll() {
 }
 
 void Network::SetUp(int node, bool up) {
-  if (up && !up_[node]) ++epoch_[node];
+  const bool coming_up = up && !up_[node];
+  if (coming_up) ++epoch_[node];
   if (!up) ++epoch_[node];
   up_[node] = up;
+  if (coming_up && redelivery_) {
+    // The peers reconnect and flush what they queued, in order, over the usual delay.
+    std::vector<Held> held;
+    held.swap(held_[node]);
+    for (auto& h : held) {
+      ++stats_.redelivered;
+      // Reconnection takes the peers a while (ZeroMQ's reconnect interval and backoff, a
+      // peer that was itself busy or paused when it flushed).
+      const Time delay = (h.from == node ? 0 : one_way_us(h.from, node)) +
+                         std::uniform_int_distribution<Time>(0, 3'000'000)(rng_);
+      const uint64_t epoch = epoch_[node];
+      At(now_ + delay, [this, from = h.from, node, epoch, b = std::move(h.bytes)] { Deliver(from, node, epoch, b); });
+    }
+  }
 }
 
 int SeedFromEnvOr(int fallback) {

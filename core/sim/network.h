@@ -40,6 +40,7 @@ struct NetworkStats {
   uint64_t delivered = 0;     // handler invocations
   uint64_t dropped = 0;       // lost, blocked, or receiver down
   uint64_t duplicated = 0;    // extra copies scheduled
+  uint64_t redelivered = 0;   // held for a down node, delivered to its next incarnation
 };
 
 class Network {
@@ -65,7 +66,8 @@ class Network {
 
   // Queues `bytes` from `from` to `to`, subject to partitions, loss, duplication and
   // latency plus jitter. A message to oneself is delivered after zero network delay.
-  void Send(int from, int to, std::string bytes);
+  // `after_us` delays the departure (the sender was still busy processing when it sent).
+  void Send(int from, int to, std::string bytes, Time after_us = 0);
 
   // Runs `fn` at virtual time `when` (clamped to Now()). Events at equal times run in the
   // order they were scheduled, which keeps ties deterministic.
@@ -88,8 +90,14 @@ class Network {
   void HealAll();
   // A down node receives nothing: messages to it in flight are dropped at delivery, and
   // messages sent to it while down are dropped. Bringing it up again starts a new epoch, so
-  // messages sent during an earlier life are not delivered to the new one.
+  // messages sent during an earlier life are not delivered to the new one — unless
+  // SetRedelivery(true): then, as ZeroMQ does, messages addressed to a node that is down
+  // (in flight, or sent meanwhile) wait in its peers' queues (bounded) and are delivered to
+  // the next incarnation after it comes up, and messages a node sent before it crashed may
+  // still arrive after it restarted.
   void SetUp(int node, bool up);
+  void SetRedelivery(bool on) { redelivery_ = on; }
+  static constexpr size_t kHeldPerNodeMax = 4096;
   bool IsUp(int node) const { return up_[node]; }
   bool IsBlocked(int from, int to) const { return blocked_[from][to]; }
 
@@ -135,6 +143,12 @@ class Network {
   std::vector<std::vector<bool>> blocked_;
   std::vector<bool> up_;
   std::vector<uint64_t> epoch_;  // bumped when a node comes back up
+  bool redelivery_ = false;
+  struct Held {
+    int from;
+    std::string bytes;
+  };
+  std::vector<std::vector<Held>> held_;  // per destination: waiting for it to come up
   Faults faults_;
   uint64_t trace_hash_ = 0xcbf29ce484222325ull;
   NetworkStats stats_;

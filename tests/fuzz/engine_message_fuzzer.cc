@@ -49,9 +49,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   switch (data[0] % 4) {
     case 0:
     case 1:
-      TheEngine().Step(1 + data[0] % 2, bytes);  // from one of the two peers
-      TheEngine().Tick();
+    {  // one round with the message from one of the two peers (timers run when due)
+      geokv::Engine::RoundInputs in;
+      in.messages.push_back(geokv::Engine::PeerMessage{1u + data[0] % 2u, std::string(bytes)});
+      TheEngine().Round(std::move(in));
       break;
+    }
     case 2: {
       auto r = geokv::DecodeRequest(bytes);
       if (r.ok()) {

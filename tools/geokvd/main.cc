@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -36,7 +37,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "geokvd: %s: a node needs [node] and [cluster] sections\n", config_path.c_str());
     return 2;
   }
-  auto server = geokv::Server::Start(*config);
+  // Fail-stop: a node whose storage failed must not linger as a zombie. Exit non-zero so
+  // that the supervisor restarts it; recovery at start replays the journal.
+  auto server = geokv::Server::Start(*config, [](const geokv::Status& why) {
+    std::fprintf(stderr, "geokvd: stopping: %s\n", why.ToString().c_str());
+    std::fflush(stderr);
+    std::_Exit(3);
+  });
   if (!server.ok()) {
     std::fprintf(stderr, "geokvd: %s\n", server.status().ToString().c_str());
     return 1;
