@@ -261,6 +261,14 @@ void Engine::Dispatch(Request request, Callback done, bool forwarded) {
                                               std::string(ModeName(mode)) + " (policy prefix \"" +
                                               policy_.MatchingPrefix(request.key) + "\")"));
   }
+  // The policy may have changed since the key got its data (a change is checked against
+  // the data the metadata leader holds, which can miss data still travelling elsewhere):
+  // data is never reinterpreted or hidden under another mode, it is refused.
+  if (const std::optional<Mode> held = ModeOfData(request.key, mode); held && *held != mode) {
+    return reply(Status(Code::kWrongMode, "key holds " + std::string(ModeName(*held)) + " data, but the policy now gives it mode " +
+                                              std::string(ModeName(mode)) + " (policy prefix \"" +
+                                              policy_.MatchingPrefix(request.key) + "\"); its data is not reinterpreted"));
+  }
   if (mode == Mode::kStrong) {
     const uint32_t shard = ShardOf(request.key);  // before `request` is moved from
     return SubmitStrong(shard, std::move(request), std::move(done), forwarded);
@@ -268,6 +276,23 @@ void Engine::Dispatch(Request request, Callback done, bool forwarded) {
   // The forwarder routed by an older or newer policy than ours: refuse before any effect.
   if (forwarded) return reply(Status(Code::kUnavailable, "the policy for this key is changing; retry"));
   SubmitEventual(mode, request, std::move(done));
+}
+
+std::optional<Mode> Engine::ModeOfData(std::string_view key, Mode routed) const {
+  if (const crdt::CrdtValue* v = crdt_->Get(key); v != nullptr && !v->IsEmpty()) {
+    switch (v->type()) {
+      case crdt::CrdtType::kLww: return Mode::kLww;
+      case crdt::CrdtType::kMvReg: return Mode::kMvReg;
+      case crdt::CrdtType::kCounter: return Mode::kCounter;
+      case crdt::CrdtType::kSet: return Mode::kSet;
+    }
+  }
+  // Strong data is looked up only for keys routed to a CRDT (a strong key's own data is its
+  // shard's business): one storage read per eventual operation.
+  if (routed != Mode::kStrong && env_.Store().Get(kStrongTable, StrongKey(ShardOf(key), key)).ok()) {
+    return Mode::kStrong;
+  }
+  return std::nullopt;
 }
 
 Status Engine::CheckPolicyChange(const Request& r) const {
@@ -289,15 +314,23 @@ Status Engine::CheckPolicyChange(const Request& r) const {
                              "\"); its mode cannot change");
     }
   }
+  // Every row under the prefix, page by page: a key deep in the prefix counts as much as
+  // the first.
   for (uint32_t g = 0; g < options_.shards; ++g) {
-    auto rows = env_.Store().Scan(kStrongTable, StrongKey(g, r.key), "", 64);
-    if (!rows.ok()) return rows.status();
-    for (const auto& e : *rows) {
-      std::string key = e.key.substr(4);
-      if (policy_.Lookup(key) != after.Lookup(key)) {
-        return InvalidArgument("prefix \"" + r.key + "\" holds data in mode strong (key \"" + key +
-                               "\"); its mode cannot change");
+    const std::string prefix = StrongKey(g, r.key);
+    std::string after_row;
+    for (;;) {
+      auto rows = env_.Store().Scan(kStrongTable, prefix, after_row, 1024);
+      if (!rows.ok()) return rows.status();
+      for (const auto& e : *rows) {
+        std::string key = e.key.substr(4);
+        if (policy_.Lookup(key) != after.Lookup(key)) {
+          return InvalidArgument("prefix \"" + r.key + "\" holds data in mode strong (key \"" + key +
+                                 "\"); its mode cannot change");
+        }
       }
+      if (rows->size() < 1024) break;
+      after_row = rows->back().key;
     }
   }
   return Status::Ok();

@@ -27,9 +27,12 @@
 //
 // The policy lives in the metadata group; each node routes by the policy it has applied,
 // so a change takes effect in a region when that region applies it (one heartbeat after
-// the commit, normally). A change that would re-map keys holding data is refused, so the
-// data of a key is never reinterpreted; clients create data under a new prefix once their
-// region lists the new rule.
+// the commit, normally). A change that would re-map keys holding data is refused when
+// proposed (checked against every row the metadata leader holds under the prefix); data
+// that check could not see (still travelling, or on a lagging replica) is protected where
+// it is served: an operation on a key whose data has another mode than the policy now gives
+// it fails with kWrongMode naming both, so data is never reinterpreted or hidden. Clients
+// create data under a new prefix once their region lists the new rule.
 //
 // Thread-safety: none. Round must be called from one thread; callbacks run on it, inside
 // Round. Ownership: the Engine borrows the Env, which must outlive it.
@@ -202,6 +205,9 @@ class Engine {
   void SubmitEventual(Mode mode, const Request& request, Callback done);
   Status CheckRequest(const Request& request) const;
   Status CheckPolicyChange(const Request& request) const;
+  // The mode of the data this node holds for `key` (nullopt: none), for a key the policy
+  // routes to `routed`.
+  std::optional<Mode> ModeOfData(std::string_view key, Mode routed) const;
   int64_t DeadlineUs(const Request& request) const;
 
   // The event-loop round: persist, send, apply, answer; repeated while there is work.

@@ -206,7 +206,8 @@ std::vector<uint64_t> SuiteSeeds(int fallback) {
     return seeds;
   }
   const int n = SeedCountFromEnvOr(fallback);
-  for (int s = 1; s <= n; ++s) {
+  const int first = std::max(1, EnvIntOr("GEOKV_SIM_FIRST_SEED", 1));
+  for (int s = first; s < first + n; ++s) {
     if (s % shards == shard) seeds.push_back(static_cast<uint64_t>(s));
   }
   return seeds;

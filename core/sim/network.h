@@ -161,8 +161,9 @@ bool SeedFromEnvSet();
 // Seeds per simulation test: GEOKV_SIM_SEEDS from the environment, or `fallback`.
 int SeedCountFromEnvOr(int fallback);
 // The seeds this test process runs: GEOKV_SEED alone when set (and only in shard 0), else
-// 1..GEOKV_SIM_SEEDS (or `fallback`) split across GEOKV_SIM_SHARDS processes by
-// GEOKV_SIM_SHARD. Empty for the other shards of a single-seed replay.
+// GEOKV_SIM_SEEDS (or `fallback`) seeds from GEOKV_SIM_FIRST_SEED (default 1) on, split
+// across GEOKV_SIM_SHARDS processes by GEOKV_SIM_SHARD (soaks run chunks this way). Empty
+// for the other shards of a single-seed replay.
 std::vector<uint64_t> SuiteSeeds(int fallback);
 // GEOKV_SIM_SHARD (0 when unset).
 int SuiteShard();
