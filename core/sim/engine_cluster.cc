@@ -152,6 +152,7 @@ class Cluster {
       clients_.push_back(Client{c, c % o_.regions, 0, 0, false});
       ScheduleClient(c, 100'000 + static_cast<Time>(net_.Rng()() % 200'000));
     }
+    if (o_.bulk_writes > 0) net_.At(200'000, [this] { BulkStep(); });
     // A policy change mid-run: a new prefix becomes a counter everywhere.
     net_.At(o_.fault_phase_us / 2, [this] { SubmitPolicyChange(); });
 
@@ -365,7 +366,57 @@ class Cluster {
     for (const auto& c : clients_) {
       if (!c.finished) return false;
     }
-    return policy_done_;
+    return policy_done_ && bulk_done_ >= o_.bulk_writes;
+  }
+
+  // The value of bulk write n of key k: its identity at both ends, filler between, so that
+  // truncation or a mix-up of two values is visible.
+  static std::string BulkValue(int k, int n, size_t bytes) {
+    std::string head = "b" + std::to_string(k) + "." + std::to_string(n) + "|";
+    std::string v = head;
+    v.resize(bytes > head.size() * 2 ? bytes - head.size() : head.size(), static_cast<char>('a' + (n % 26)));
+    v += head;
+    return v;
+  }
+
+  void BulkStep() {
+    if (bulk_done_ >= o_.bulk_writes) return;
+    const int n = bulk_done_;
+    const int k = n % o_.bulk_keys;
+    const bool at_limit = n % 10 == 9;
+    const bool past_limit = n == o_.bulk_writes / 2;
+    Request req;
+    req.op = Op::kPut;
+    req.key = "b/" + std::to_string(k);
+    const size_t limit = options_.limits.value_bytes_max;
+    req.value = past_limit ? std::string(limit + 1, 'x') : BulkValue(k, n, at_limit ? limit : o_.bulk_value_bytes);
+    const uint64_t token = ++bulk_token_;
+    auto retry_later = [this, token] {
+      if (bulk_token_ != token) return;
+      bulk_token_++;
+      net_.At(net_.Now() + 300'000, [this] { BulkStep(); });
+    };
+    net_.At(net_.Now() + o_.client_timeout_us, retry_later);
+    const int region = static_cast<int>(n % o_.regions);
+    Submit(region, req, [this, token, k, n, past_limit, retry_later, bytes = req.value.size()](Response r) {
+      if (bulk_token_ != token) return;
+      if (past_limit) {
+        if (r.status.code() != Code::kValueTooLarge) Fail("a value one byte past the limit was answered " + r.status.ToString());
+      } else if (r.status.ok()) {
+        bulk_last_[k] = n;
+        result_.bulk_ok++;
+        result_.bulk_bytes += bytes;
+      } else if (r.status.code() == Code::kTimeout) {
+        bulk_unknown_[k].insert(n);  // may still have been applied
+      } else if (r.status.code() != Code::kUnavailable && r.status.code() != Code::kBusy) {
+        Fail("bulk write " + std::to_string(n) + " failed: " + r.status.ToString());
+      } else {
+        return retry_later();  // refused before it took effect: the same write again
+      }
+      bulk_token_++;
+      bulk_done_++;
+      net_.At(net_.Now() + 1'000, [this] { BulkStep(); });
+    });
   }
 
   void ScheduleClient(int c, Time after_us) {
@@ -598,6 +649,25 @@ class Cluster {
       if (!n.engine) return Fail("a node is down after healing");
       engines.push_back(n.engine.get());
     }
+    // Bulk keys: the same intact value everywhere, the last acknowledged write or a later
+    // one whose outcome was unknown.
+    for (const auto& [k, last] : bulk_last_) {
+      const std::string key = "b/" + std::to_string(k);
+      auto first = engines[0]->ReadStrongForTest(key);
+      if (!first.ok()) return Fail("bulk key " + key + " lost");
+      int found = -1;
+      for (int n = last; n < o_.bulk_writes && found < 0; ++n) {
+        if ((n == last || bulk_unknown_[k].count(n)) && n % o_.bulk_keys == k) {
+          const size_t bytes = n % 10 == 9 ? options_.limits.value_bytes_max : o_.bulk_value_bytes;
+          if (*first == BulkValue(k, n, bytes)) found = n;
+        }
+      }
+      if (found < 0) return Fail("bulk key " + key + " holds neither its last acknowledged value nor a later attempt");
+      for (size_t i = 1; i < engines.size(); ++i) {
+        auto other = engines[i]->ReadStrongForTest(key);
+        if (!other.ok() || *other != *first) return Fail("bulk key " + key + " differs between region 0 and region " + std::to_string(i));
+      }
+    }
     // Eventual keys: identical encoded state everywhere.
     std::set<std::string> keys;
     for (auto* e : engines) {
@@ -658,6 +728,10 @@ class Cluster {
   std::vector<Node> nodes_;
   std::vector<Client> clients_;
   std::map<int, bool> final_reads_started_;
+  int bulk_done_ = 0;
+  uint64_t bulk_token_ = 0;
+  std::map<int, int> bulk_last_;                // key -> last acknowledged write
+  std::map<int, std::set<int>> bulk_unknown_;   // key -> writes whose outcome is unknown
   bool policy_done_ = false;
   std::string policy_error_;
   uint64_t policy_token_ = 0;

@@ -49,6 +49,13 @@ struct EngineSimOptions {
   Time wall_clock_offset_max_us = 5'000'000;  // wall clocks disagree by up to this, per node
   double clock_drift_max = 0.0005;
   uint64_t compact_every_slots = 8;  // small, so snapshots and their transfer run
+  // Bulk writers: strong puts of large values (bulk_value_bytes, and every tenth one at the
+  // value limit of 1 MiB; one past the limit must fail with kValueTooLarge) over bulk_keys
+  // keys, from region 0, so shards hold many MiB and every snapshot is large. Every region
+  // must end with the same value of each bulk key, intact.
+  int bulk_writes = 0;
+  int bulk_keys = 0;
+  size_t bulk_value_bytes = 0;
   bool unsafe_skip_phase1_recovery = false;  // TEST ONLY: must be caught by Porcupine
   bool unsafe_lease_cached_time = false;     // TEST ONLY: a paused leader serves stale reads
   bool unsafe_forward_ids_restart = false;   // TEST ONLY: old replies complete new requests
@@ -64,6 +71,7 @@ struct EngineSimResult {
   Time end_us = 0;
   uint64_t strong_ok = 0, strong_unknown = 0, strong_refused = 0, eventual_ok = 0, wrong_mode_checked = 0;
   uint64_t crashes = 0, snapshots = 0, pauses = 0, fail_stops = 0;
+  uint64_t bulk_ok = 0, bulk_bytes = 0;  // acknowledged bulk writes and their value bytes
   int shards_used = 0;  // strong shards that acknowledged a write (keys must spread)
 };
 

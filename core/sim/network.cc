@@ -7,19 +7,10 @@
 #include <stdexcept>
 #include <utility>
 
+#include "replication/transport/rtt_table.h"
+
 namespace geokv::sim {
 namespace {
-
-// AWS inter-region round-trip times in ms (2017 measurements, from issue 3).
-// Order: VA, CA, OR, EU, JP.
-constexpr double kAwsRttMs[5][5] = {
-    {0.0, 72.7, 87.0, 80.6, 145.3},
-    {72.7, 0.0, 19.5, 153.2, 102.5},
-    {87.0, 19.5, 0.0, 137.0, 89.1},
-    {80.6, 153.2, 137.0, 0.0, 212.4},
-    {145.3, 102.5, 89.1, 212.4, 0.0},
-};
-constexpr const char* kAwsRegions[5] = {"VA", "CA", "OR", "EU", "JP"};
 
 // FNV-1a over raw bytes: cheap, stable across platforms and runs.
 uint64_t Mix(uint64_t h, const void* data, size_t n) {
@@ -49,12 +40,12 @@ Network::Network(uint64_t seed, std::vector<std::string> regions,
 }
 
 Network Network::Aws(uint64_t seed, int regions) {
-  if (regions < 1 || regions > 5) throw std::invalid_argument("Aws: 1..5 regions");
+  if (regions < 1 || regions > transport::kKnownRegions) throw std::invalid_argument("Aws: 1..5 regions");
   std::vector<std::string> names;
   std::vector<std::vector<double>> rtt(regions, std::vector<double>(regions));
   for (int i = 0; i < regions; ++i) {
-    names.emplace_back(kAwsRegions[i]);
-    for (int j = 0; j < regions; ++j) rtt[i][j] = kAwsRttMs[i][j];
+    names.emplace_back(transport::kKnownRegionNames[i].label);
+    for (int j = 0; j < regions; ++j) rtt[i][j] = transport::kKnownRttMs[i][j];
   }
   return Network(seed, std::move(names), std::move(rtt));
 }

@@ -52,7 +52,8 @@ class Network {
   Network(uint64_t seed, std::vector<std::string> regions,
           std::vector<std::vector<double>> rtt_ms);
 
-  // The first `regions` (1..5) of VA, CA, OR, EU, JP with the AWS 2017 round-trip times.
+  // The first `regions` (1..5) of VA, CA, OR, EU, JP with the round trips of the one
+  // table, replication/transport/rtt_table.h (AWS, 2017).
   static Network Aws(uint64_t seed, int regions);
 
   Network(const Network&) = delete;

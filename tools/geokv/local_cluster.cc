@@ -13,24 +13,13 @@
 #include <thread>
 
 #include "core/server/client.h"
+#include "replication/transport/rtt_table.h"
 
 namespace geokv::tools {
 
 namespace fs = std::filesystem;
 
-double KnownRttMs(const std::string& a, const std::string& b) {
-  // AWS inter-region round trips (2017): VA, CA, OR, EU, JP.
-  static const std::map<std::string, int> kIndex = {
-      {"us-east", 0}, {"us-west", 1}, {"us-west-2", 2}, {"eu-west", 3}, {"ap-northeast", 4}};
-  static const double kRtt[5][5] = {{0, 72.7, 87.0, 80.6, 145.3},
-                                    {72.7, 0, 19.5, 153.2, 102.5},
-                                    {87.0, 19.5, 0, 137.0, 89.1},
-                                    {80.6, 153.2, 137.0, 0, 212.4},
-                                    {145.3, 102.5, 89.1, 212.4, 0}};
-  auto ia = kIndex.find(a), ib = kIndex.find(b);
-  if (ia == kIndex.end() || ib == kIndex.end()) return -1;
-  return kRtt[ia->second][ib->second];
-}
+double KnownRttMs(const std::string& a, const std::string& b) { return transport::KnownRttMs(a, b); }
 
 namespace {
 
