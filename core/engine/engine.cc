@@ -491,10 +491,11 @@ void Engine::SendEnvelope(uint32_t to, uint8_t channel, uint32_t group, std::str
   env_.Send(to, std::string(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize()));
 }
 
-bool Engine::Reforward(Pending& p) {
+bool Engine::Reforward(Pending& p, bool same_target_ok) {
   const int32_t leader = groups_[p.group].replica->leader_hint();
   if (p.attempts >= kForwardAttemptsMax || env_.NowUs() >= p.deadline_us) return false;
-  if (groups_[p.group].replica->IsLeader() || leader < 0 || static_cast<uint32_t>(leader) == options_.self) {
+  if (groups_[p.group].replica->IsLeader() || leader < 0 || static_cast<uint32_t>(leader) == options_.self ||
+      (!same_target_ok && static_cast<uint32_t>(leader) == p.sent_to)) {
     return false;
   }
   // Same forward id and Paxos session: if an earlier copy was proposed after all, the
@@ -515,7 +516,8 @@ void Engine::ReforwardStale() {
   for (auto& [fid, p] : forwards_) {
     const int32_t leader = groups_[p.group].replica->leader_hint();
     const bool moved = leader >= 0 && static_cast<uint32_t>(leader) != p.sent_to;
-    if (moved || now - p.sent_us >= patience_us) (void)Reforward(p);
+    // Forwards are not resent by any protocol below: a lost one is re-sent here too.
+    if (moved || now - p.sent_us >= patience_us) (void)Reforward(p, /*same_target_ok=*/true);
   }
 }
 
@@ -565,7 +567,7 @@ void Engine::Step(uint32_t from, std::string_view bytes) {
       if (refused == Code::kUnavailable || refused == Code::kBusy) {
         // A refusal by a node we no longer wait for says nothing of the copy in flight.
         if (from != it->second.sent_to) return;
-        if (Reforward(it->second)) break;
+        if (Reforward(it->second, /*same_target_ok=*/false)) break;
       }
       Pending p = std::move(it->second);
       forwards_.erase(it);

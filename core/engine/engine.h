@@ -219,8 +219,9 @@ class Engine {
   std::string SnapshotOf(uint32_t group) const;
   Status InstallSnapshot(uint32_t group, std::string_view data, uint64_t index);
   void SendEnvelope(uint32_t to, uint8_t channel, uint32_t group, std::string_view payload);
-  // Re-sends a refused forward to the shard's current leader; false when it cannot.
-  bool Reforward(Pending& pending);
+  // Re-sends a forward to the shard's current leader; false when it cannot (or, unless
+  // same_target_ok, when that leader is the node it went to last).
+  bool Reforward(Pending& pending, bool same_target_ok);
   // Re-sends forwards whose target is no longer the leader or has not answered in time.
   void ReforwardStale();
   uint64_t NextForwardId();

@@ -181,8 +181,12 @@ class Cluster {
     result_.trace_hash = net_.TraceHash();
     result_.end_us = net_.Now();
     for (auto& n : nodes_) {
-      if (n.engine) result_.snapshots += n.engine->stats().snapshots;
+      if (n.engine) {
+        result_.snapshots += n.engine->stats().snapshots;
+        result_.reforwards += n.engine->stats().reforwards;
+      }
     }
+    result_.reforwards += reforwards_;
     // Keys spread over the shards: every shard that acknowledged a write has committed it.
     if (result_.ok && nodes_[0].engine) {
       std::set<uint32_t> shards;
@@ -289,6 +293,7 @@ class Cluster {
   void Crash(int i) {
     Node& n = nodes_[i];
     if (!n.engine) return;
+    reforwards_ += n.engine->stats().reforwards;
     result_.crashes++;
     n.engine.reset();  // pending callbacks die with it: those clients time out
     n.inbox = Engine::RoundInputs{};
@@ -728,6 +733,7 @@ class Cluster {
   std::vector<Node> nodes_;
   std::vector<Client> clients_;
   std::map<int, bool> final_reads_started_;
+  uint64_t reforwards_ = 0;  // of engines that crashed since
   int bulk_done_ = 0;
   uint64_t bulk_token_ = 0;
   std::map<int, int> bulk_last_;                // key -> last acknowledged write

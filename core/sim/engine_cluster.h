@@ -71,7 +71,8 @@ struct EngineSimResult {
   Time end_us = 0;
   uint64_t strong_ok = 0, strong_unknown = 0, strong_refused = 0, eventual_ok = 0, wrong_mode_checked = 0;
   uint64_t crashes = 0, snapshots = 0, pauses = 0, fail_stops = 0;
-  uint64_t bulk_ok = 0, bulk_bytes = 0;  // acknowledged bulk writes and their value bytes
+  uint64_t bulk_ok = 0, bulk_bytes = 0;
+  uint64_t reforwards = 0;  // forwards re-sent to a new leader (Engine stats, all nodes)  // acknowledged bulk writes and their value bytes
   int shards_used = 0;  // strong shards that acknowledged a write (keys must spread)
 };
 

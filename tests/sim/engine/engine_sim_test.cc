@@ -47,18 +47,24 @@ std::vector<uint64_t> RunSeeds(const std::vector<uint64_t>& seeds, const std::st
     total.pauses += r.pauses;
     total.fail_stops += r.fail_stops;
     total.snapshots += r.snapshots;
+    total.reforwards += r.reforwards;
     PaxosSimResult h;
     h.seed = seed;
     h.history = std::move(r.history);
     histories.push_back(std::move(h));
   }
   std::printf("%s: %zu seeds: strong ok %llu unknown %llu, eventual ok %llu; crashes %llu, pauses %llu, "
-              "fail-stops %llu, snapshots %llu\n",
+              "fail-stops %llu, snapshots %llu, forwards re-sent %llu\n",
               name.c_str(), seeds.size(), (unsigned long long)total.strong_ok, (unsigned long long)total.strong_unknown,
               (unsigned long long)total.eventual_ok, (unsigned long long)total.crashes, (unsigned long long)total.pauses,
-              (unsigned long long)total.fail_stops, (unsigned long long)total.snapshots);
+              (unsigned long long)total.fail_stops, (unsigned long long)total.snapshots,
+              (unsigned long long)total.reforwards);
   if (expect_ok) {
     EXPECT_GT(spread * 2, seeds.size()) << "strong keys do not spread over the shards";
+    // Leaders die and pause under forwarded writes: the re-send path must run.
+    if (seeds.size() >= 20) {
+      EXPECT_GT(total.reforwards, 0u) << "no forward was ever re-sent to a new leader";
+    }
   }
   const std::string path = std::string(GEOKV_SIM_HISTORY_DIR) + "/" + name + ".json";
   WriteHistories(path, histories);
