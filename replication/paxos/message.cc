@@ -32,6 +32,15 @@ flatbuffers::Offset<fb::Entry> EncodeEntry(flatbuffers::FlatBufferBuilder& fbb, 
 
 }  // namespace
 
+uint64_t HashBytes(std::string_view bytes) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : bytes) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
 std::string EncodeMessage(const Message& m) {
   flatbuffers::FlatBufferBuilder fbb(256);
   flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<fb::Entry>>> entries;
@@ -52,6 +61,11 @@ std::string EncodeMessage(const Message& m) {
     ss.reserve(m.snapshot->sessions.size());
     for (const auto& [client, seq] : m.snapshot->sessions) ss.emplace_back(client, seq);
     sessions = fbb.CreateVectorOfStructs(ss);
+  }
+  flatbuffers::Offset<flatbuffers::Vector<uint8_t>> chunk_data;
+  if (m.chunk && !m.chunk->bytes.empty()) {
+    chunk_data = fbb.CreateVector(reinterpret_cast<const uint8_t*>(m.chunk->bytes.data()),
+                                  m.chunk->bytes.size());
   }
   const fb::Ballot ballot = ToWire(m.ballot);
   const fb::Ballot promised = ToWire(m.promised);
@@ -75,6 +89,15 @@ std::string EncodeMessage(const Message& m) {
     b.add_snapshot_data(snap_data);
     b.add_sessions(sessions);
   }
+  if (m.chunk) {
+    b.add_chunk_index(m.chunk->index);
+    b.add_chunk_offset(m.chunk->offset);
+    b.add_chunk_total(m.chunk->total_bytes);
+    b.add_chunk_hash(m.chunk->hash);
+    if (!m.chunk->bytes.empty()) b.add_chunk_data(chunk_data);
+  }
+  if (m.compacted_index > 0) b.add_compacted_index(m.compacted_index);
+  if (m.granted) b.add_granted(true);
   fbb.Finish(b.Finish());
   return std::string(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize());
 }
@@ -145,9 +168,33 @@ StatusOr<Message> DecodeMessage(std::string_view bytes, size_t message_bytes_max
       for (const fb::Session* s : *ss) snap.sessions.emplace_back(s->client_id(), s->seq());
     }
     m.snapshot = std::move(snap);
-  } else if (m.type == MessageType::kInstallSnapshot) {
+  }
+  if (w->chunk_index() > 0) {
+    SnapshotChunk c;
+    c.index = w->chunk_index();
+    c.offset = w->chunk_offset();
+    c.total_bytes = w->chunk_total();
+    c.hash = w->chunk_hash();
+    if (const auto* d = w->chunk_data()) {
+      c.bytes.assign(reinterpret_cast<const char*>(d->data()), d->size());
+    }
+    if (c.total_bytes == 0 || c.total_bytes > kSnapshotBytesMax || c.offset > c.total_bytes ||
+        c.bytes.size() > c.total_bytes - c.offset) {
+      return Corruption("paxos message: snapshot chunk out of bounds");
+    }
+    if (m.type == MessageType::kInstallSnapshot && c.bytes.empty()) {
+      return Corruption("paxos message: empty snapshot chunk");
+    }
+    m.chunk = std::move(c);
+  }
+  if (m.type == MessageType::kInstallSnapshot && !m.snapshot && !m.chunk) {
     return Corruption("paxos message: snapshot without index");
   }
+  if (m.type == MessageType::kSnapshotAck && !m.chunk) {
+    return Corruption("paxos message: snapshot ack without chunk");
+  }
+  m.compacted_index = w->compacted_index();
+  m.granted = w->granted();
   return m;
 }
 

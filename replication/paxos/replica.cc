@@ -25,6 +25,13 @@ StatusOr<std::unique_ptr<Replica>> Replica::Open(const Config& config, const Sto
   if (config.lease_us < 0 || config.clock_drift_max < 0 || config.clock_drift_max >= 0.5) {
     return InvalidArgument("paxos: invalid lease or drift bound");
   }
+  // A full batch must fit in one message: per command, the wire adds at most 64 bytes.
+  if (config.message_bytes_max <= kMessageOverheadBytes + config.batch_bytes_max +
+                                      64 * config.batch_commands_max ||
+      config.snapshot_chunk_bytes_max == 0 || config.snapshot_resends_max < 1 ||
+      config.sessions_max == 0) {
+    return InvalidArgument("paxos: message, batch, snapshot chunk or session limit");
+  }
   auto hs = storage.LoadHardState();
   if (!hs.ok()) return hs.status();
   auto entries = storage.LoadEntries();
@@ -36,7 +43,7 @@ StatusOr<std::unique_ptr<Replica>> Replica::Open(const Config& config, const Sto
   uint64_t c = 0;
   if (*snapshot) {
     r->snapshot_ = std::move(**snapshot);
-    r->sessions_.insert(r->snapshot_.sessions.begin(), r->snapshot_.sessions.end());
+    r->LoadSessions(r->snapshot_.sessions);
     r->applied_ = r->snapshot_.index;
     c = r->snapshot_.index;
     r->hs_.commit = std::max(r->hs_.commit, c);
@@ -61,6 +68,7 @@ Replica::Replica(const Config& config)
     : cfg_(config), quorum_(static_cast<int>(config.replicas / 2 + 1)), rng_(config.seed) {
   peers_.resize(cfg_.replicas);
   promises_.resize(cfg_.replicas);
+  transfers_.resize(cfg_.replicas);
   ResetElectionTimer();
 }
 
@@ -85,7 +93,10 @@ Status Replica::Step(std::string_view bytes, int64_t now_us) {
     ++stats_.misaddressed;
     return InvalidArgument("paxos: message not for this replica");
   }
-  max_round_seen_ = std::max({max_round_seen_, m.ballot.round, m.promised.round});
+  // A PreVote names a ballot nobody promised: it must not push anyone's rounds up.
+  if (m.type != MessageType::kPreVote) {
+    max_round_seen_ = std::max({max_round_seen_, m.ballot.round, m.promised.round});
+  }
   switch (m.type) {
     case MessageType::kPrepare: HandlePrepare(m); break;
     case MessageType::kPromise: HandlePromise(m); break;
@@ -97,6 +108,9 @@ Status Replica::Step(std::string_view bytes, int64_t now_us) {
     case MessageType::kCatchUp: HandleCatchUp(m); break;
     case MessageType::kTimeoutNow: HandleTimeoutNow(m); break;
     case MessageType::kInstallSnapshot: HandleInstallSnapshot(m); break;
+    case MessageType::kPreVote: HandlePreVote(m); break;
+    case MessageType::kPreVoteReply: HandlePreVoteReply(m); break;
+    case MessageType::kSnapshotAck: HandleSnapshotAck(m); break;
   }
   return Status::Ok();
 }
@@ -113,6 +127,7 @@ void Replica::Tick(int64_t now_us) {
       grant_holder_ = kRefuseAll;
     }
   }
+  ResendChunks();
   switch (role_) {
     case Role::kLeader: {
       if (ticks_ >= quorum_check_tick_) {
@@ -147,7 +162,7 @@ void Replica::Tick(int64_t now_us) {
     }
     case Role::kCandidate:
       if (++election_elapsed_ >= election_timeout_) {
-        StartElection(Ballot{});
+        Campaign();
       } else if (++prepare_elapsed_ >= cfg_.resend_ticks) {
         prepare_elapsed_ = 0;
         for (uint32_t p = 0; p < cfg_.replicas; ++p) {
@@ -156,10 +171,13 @@ void Replica::Tick(int64_t now_us) {
         }
       }
       break;
+    case Role::kPreCandidate:
+      if (++election_elapsed_ >= election_timeout_) Campaign();  // a new round
+      break;
     case Role::kFollower:
       if (++election_elapsed_ >= election_timeout_) {
         if (LeaseBlocks(cfg_.id, Ballot{})) break;  // retry next tick
-        StartElection(Ballot{});
+        Campaign();
       }
       break;
   }
@@ -169,8 +187,11 @@ Status Replica::Propose(Command cmd) {
   if (role_ != Role::kLeader || transfer_to_ >= 0) {
     return Status(Code::kUnavailable, "paxos: not the leader");
   }
-  if (cmd.payload.size() > cfg_.batch_bytes_max) {
-    return InvalidArgument("paxos: command larger than a batch");
+  if (cmd.payload.size() > CommandBytesMax(cfg_)) {
+    return Status(Code::kValueTooLarge, "paxos: command of " +
+                                            std::to_string(cmd.payload.size()) +
+                                            " bytes does not fit in a message (max " +
+                                            std::to_string(CommandBytesMax(cfg_)) + ")");
   }
   if (pending_.size() >= cfg_.pending_commands_max) {
     return Status(Code::kBusy, "paxos: proposal queue full");
@@ -214,18 +235,22 @@ Status Replica::TransferLeader(uint32_t to) {
   return Status::Ok();
 }
 
+size_t Replica::CommandBytesMax(const Config& config) {
+  return config.message_bytes_max > kMessageOverheadBytes
+             ? config.message_bytes_max - kMessageOverheadBytes
+             : 0;
+}
+
 Status Replica::Compact(std::string data) {
   if (applied_ <= snapshot_.index) return Status::Ok();  // nothing new to cover
   Snapshot s;
   s.index = applied_;
   s.data = std::move(data);
-  s.sessions.assign(sessions_.begin(), sessions_.end());
-  if (s.data.size() + 16 * s.sessions.size() + 1024 > cfg_.message_bytes_max / 2) {
-    return InvalidArgument("paxos: snapshot larger than a message");
-  }
-  log_.erase(log_.begin(), log_.upper_bound(s.index));
+  s.sessions = SessionList();
   snapshot_ = std::move(s);
+  snapshot_bytes_.reset();
   snapshot_dirty_ = true;
+  TrimLog();
   return Status::Ok();
 }
 
@@ -252,15 +277,10 @@ paxos::Ready Replica::Ready() {
   for (uint64_t s = applied_ + 1; s <= hs_.commit; ++s) {
     const Entry& e = log_.at(s);
     for (const Command& c : e.commands) {
-      auto [it, inserted] = sessions_.try_emplace(c.client_id, c.seq);
-      const bool dup = !inserted && it->second >= c.seq;
-      if (!inserted && !dup) it->second = c.seq;
+      const bool dup = ApplySession(c.client_id, c.seq);
       rd.apply.push_back(Apply{s, c, dup});
     }
   }
-  // Bounded memory: forget the lowest client ids first (a client forgotten this way loses
-  // exactly-once only for a retry that arrives after that many other clients).
-  while (sessions_.size() > cfg_.sessions_max) sessions_.erase(sessions_.begin());
   applied_ = hs_.commit;
   rd.reads = std::move(reads_ready_);
   hs_dirty_ = false;
@@ -321,7 +341,7 @@ void Replica::HandlePrepare(const Message& m) {
   }
   Promise(m.ballot);
   if (role_ != Role::kFollower || leader_ballot_ != m.ballot) {
-    const bool was_follower = role_ == Role::kFollower;
+    const bool was_follower = role_ == Role::kFollower || role_ == Role::kPreCandidate;
     const int elapsed = election_elapsed_;
     BecomeFollower(m.ballot, -1);
     // A promise is not a sign of a working leader: keep counting towards our own
@@ -337,14 +357,18 @@ void Replica::HandlePrepare(const Message& m) {
   p.last_slot = log_.empty() ? 0 : log_.rbegin()->first;
   p.complete = true;
   size_t bytes = 0;
+  uint64_t first = p.from_slot;
   if (snapshot_.index > 0 && p.from_slot <= snapshot_.index) {
-    // The candidate misses chosen slots we no longer hold as entries.
-    p.snapshot = snapshot_;
-    bytes += snapshot_.data.size() + 16 * snapshot_.sessions.size();
+    // The candidate misses chosen slots we only hold in our snapshot: it must install it
+    // before this promise counts; we start sending it (a no-op if already under way).
+    p.compacted_index = snapshot_.index;
+    first = snapshot_.index + 1;
+    StartTransfer(m.from);
   }
-  for (auto it = log_.lower_bound(p.from_slot); it != log_.end(); ++it) {
-    if (p.entries.size() >= cfg_.catchup_entries_max ||
-        bytes + it->second.ByteSize() > cfg_.message_bytes_max / 2) {
+  for (auto it = log_.lower_bound(first); it != log_.end(); ++it) {
+    // At least one entry per message: a single entry always fits (CommandBytesMax).
+    if (!p.entries.empty() && (p.entries.size() >= cfg_.catchup_entries_max ||
+                               bytes + it->second.ByteSize() > cfg_.message_bytes_max / 2)) {
       p.complete = false;
       break;
     }
@@ -452,26 +476,207 @@ void Replica::HandleTimeoutNow(const Message& m) {
   StartElection(m.ballot);
 }
 
+// A snapshot covers chosen slots only, so installing one is safe whoever sent it and at
+// whatever ballot: chunks are not tied to leadership (the leader's heartbeats are).
 void Replica::HandleInstallSnapshot(const Message& m) {
-  if (!AcceptLeader(m)) return;
-  if (!m.snapshot) return;
-  InstallSnapshot(*m.snapshot);
-  AdvanceFollowerCommit(m.commit, m.ballot);
+  if (!m.chunk) return;  // a whole snapshot is a storage record, never a message
+  const SnapshotChunk& c = *m.chunk;
+  if (role_ == Role::kLeader || c.index <= hs_.commit) {
+    // Nothing to gain from it (a leader knows every chosen slot): tell the sender to stop.
+    SendSnapshotAck(m.from, c, c.total_bytes);
+    return;
+  }
+  const bool same = assembly_ && assembly_->from == m.from && assembly_->index == c.index &&
+                    assembly_->total_bytes == c.total_bytes && assembly_->hash == c.hash;
+  if (!same) {
+    // Bounded memory: one snapshot in assembly. A newer one (or the same index from another
+    // sender) restarts it at its first chunk; an older one is ignored.
+    if (assembly_ && c.index < assembly_->index) return;
+    if (c.offset != 0) {
+      SendSnapshotAck(m.from, c, 0);  // start over from the beginning
+      return;
+    }
+    assembly_ = Assembly{m.from, c.index, c.total_bytes, c.hash, std::string()};
+  }
+  Assembly& a = *assembly_;
+  if (c.offset != a.bytes.size()) {  // a duplicate or a chunk after a lost one
+    SendSnapshotAck(m.from, c, a.bytes.size());
+    return;
+  }
+  a.bytes.append(c.bytes);
+  if (a.bytes.size() < a.total_bytes) {
+    SendSnapshotAck(m.from, c, a.bytes.size());
+    return;
+  }
+  Assembly done = std::move(a);
+  assembly_.reset();
+  StatusOr<Message> decoded = Corruption("paxos: snapshot hash mismatch");
+  if (HashBytes(done.bytes) == done.hash) decoded = DecodeMessage(done.bytes, done.total_bytes);
+  if (!decoded.ok() || !decoded->snapshot || decoded->snapshot->index != done.index) {
+    ++stats_.malformed;
+    SendSnapshotAck(m.from, c, 0);
+    return;
+  }
+  done.bytes.clear();
+  done.bytes.shrink_to_fit();
+  const uint64_t before = hs_.commit;
+  InstallSnapshot(*decoded->snapshot);
+  if (hs_.commit > before) ++stats_.snapshots_installed;
+  SendSnapshotAck(m.from, c, c.total_bytes);
+  if (role_ == Role::kCandidate) {
+    recover_from_ = std::max(recover_from_, hs_.commit + 1);
+    recovered_.erase(recovered_.begin(), recovered_.lower_bound(recover_from_));
+    MaybeFinishPhase1();
+  }
+}
+
+void Replica::SendSnapshotAck(uint32_t to, const SnapshotChunk& c, uint64_t next_offset) {
   Message r;
-  r.type = MessageType::kHeartbeatAck;
-  r.to = m.from;
-  r.ballot = m.ballot;
+  r.type = MessageType::kSnapshotAck;
+  r.to = to;
+  r.ballot = hs_.promised;
   r.commit = hs_.commit;
-  r.last_slot = m.commit;
+  SnapshotChunk ack;
+  ack.index = c.index;
+  ack.offset = next_offset;
+  ack.total_bytes = c.total_bytes;
+  ack.hash = c.hash;
+  r.chunk = std::move(ack);
   Send(std::move(r));
+}
+
+void Replica::HandleSnapshotAck(const Message& m) {
+  std::optional<OutTransfer>& t = transfers_[m.from];
+  const SnapshotChunk& c = *m.chunk;
+  if (!t || t->index != c.index || t->hash != c.hash || t->bytes->size() != c.total_bytes) {
+    return;  // an answer about a transfer that is over
+  }
+  if (c.offset >= c.total_bytes) {
+    t.reset();
+    TrimLog();
+    if (role_ == Role::kLeader) {
+      // Continue from the log right away rather than at the next heartbeat.
+      peers_[m.from].last_catchup_tick = 0;
+      MaybeCatchUp(m.from, m.commit, hs_.commit);
+    }
+    return;
+  }
+  // Progress, or the receiver asks to start over; an older ack (duplicate) changes nothing.
+  if (c.offset > t->offset || c.offset == 0) {
+    const bool progress = c.offset > t->offset;
+    t->offset = c.offset;
+    if (progress) t->resends = 0;
+    SendChunk(m.from);
+  }
+}
+
+size_t Replica::ChunkBytes() const {
+  return std::min(cfg_.snapshot_chunk_bytes_max, cfg_.message_bytes_max - kMessageOverheadBytes);
+}
+
+void Replica::StartTransfer(uint32_t peer) {
+  if (peer == cfg_.id || snapshot_.index == 0 || transfers_[peer]) return;
+  if (!snapshot_bytes_) {
+    Message whole;
+    whole.type = MessageType::kInstallSnapshot;
+    whole.snapshot = snapshot_;
+    auto bytes = std::make_shared<const std::string>(EncodeMessage(whole));
+    assert(bytes->size() <= kSnapshotBytesMax && "snapshot larger than FlatBuffers allows");
+    snapshot_hash_ = HashBytes(*bytes);
+    snapshot_bytes_ = std::move(bytes);
+  }
+  OutTransfer t;
+  t.bytes = snapshot_bytes_;
+  t.index = snapshot_.index;
+  t.hash = snapshot_hash_;
+  transfers_[peer] = std::move(t);
+  ++stats_.snapshots_sent;
+  SendChunk(peer);
+}
+
+void Replica::SendChunk(uint32_t peer) {
+  OutTransfer& t = *transfers_[peer];
+  Message m;
+  m.type = MessageType::kInstallSnapshot;
+  m.to = peer;
+  m.ballot = hs_.promised;
+  m.commit = hs_.commit;
+  SnapshotChunk c;
+  c.index = t.index;
+  c.offset = t.offset;
+  c.total_bytes = t.bytes->size();
+  c.hash = t.hash;
+  c.bytes = t.bytes->substr(t.offset, ChunkBytes());
+  m.chunk = std::move(c);
+  t.sent_tick = ticks_;
+  ++stats_.snapshot_chunks_sent;
+  Send(std::move(m));
+}
+
+void Replica::ResendChunks() {
+  for (uint32_t p = 0; p < cfg_.replicas; ++p) {
+    std::optional<OutTransfer>& t = transfers_[p];
+    if (!t || t->sent_tick + static_cast<uint64_t>(cfg_.resend_ticks) > ticks_) continue;
+    if (++t->resends > cfg_.snapshot_resends_max) {
+      // The peer is down or unreachable: stop pinning the snapshot (and the log it needs).
+      // Whoever still needs it asks again (a heartbeat answer, a prepare).
+      ++stats_.snapshot_transfers_abandoned;
+      t.reset();
+      TrimLog();
+      continue;
+    }
+    SendChunk(p);
+  }
+}
+
+void Replica::TrimLog() {
+  uint64_t upto = snapshot_.index;
+  for (const auto& t : transfers_) {
+    if (t) upto = std::min(upto, t->index);
+  }
+  log_.erase(log_.begin(), log_.upper_bound(upto));
+}
+
+bool Replica::ApplySession(uint64_t client_id, uint64_t seq) {
+  auto it = sessions_.find(client_id);
+  bool dup = false;
+  if (it == sessions_.end()) {
+    session_lru_.emplace_back(client_id, seq);
+    sessions_.emplace(client_id, std::prev(session_lru_.end()));
+  } else {
+    dup = it->second->second >= seq;
+    if (!dup) it->second->second = seq;
+    session_lru_.splice(session_lru_.end(), session_lru_, it->second);
+  }
+  // Per command, not per Ready: every replica must forget the same client at the same slot
+  // (duplicate decisions are part of the replicated state). A forgotten client loses
+  // exactly-once only for a retry that arrives after sessions_max other clients were served.
+  while (sessions_.size() > cfg_.sessions_max) {
+    sessions_.erase(session_lru_.front().first);
+    session_lru_.pop_front();
+    ++stats_.sessions_evicted;
+  }
+  return dup;
+}
+
+void Replica::LoadSessions(const std::vector<std::pair<uint64_t, uint64_t>>& sessions) {
+  session_lru_.clear();
+  sessions_.clear();
+  for (const auto& [client, seq] : sessions) (void)ApplySession(client, seq);
+}
+
+std::vector<std::pair<uint64_t, uint64_t>> Replica::SessionList() const {
+  return {session_lru_.begin(), session_lru_.end()};
 }
 
 void Replica::InstallSnapshot(const Snapshot& s) {
   if (s.index <= hs_.commit) return;  // we already hold everything it covers
+  // Unconditionally (unlike TrimLog): entries below a snapshot we did not take ourselves
+  // may hold values that lost; a transfer we still run has its own bytes pinned.
   log_.erase(log_.begin(), log_.upper_bound(s.index));
   snapshot_ = s;
-  sessions_.clear();
-  sessions_.insert(s.sessions.begin(), s.sessions.end());
+  snapshot_bytes_.reset();
+  LoadSessions(s.sessions);
   hs_.commit = s.index;
   hs_dirty_ = true;
   applied_ = s.index;
@@ -552,6 +757,65 @@ void Replica::BecomeFollower(Ballot leader_ballot, int32_t leader) {
   ResetElectionTimer();
 }
 
+void Replica::Campaign() {
+  if (cfg_.unsafe_disable_pre_vote) {
+    StartElection(Ballot{});
+  } else {
+    StartPreVote();
+  }
+}
+
+// PreVote (Ongaro's thesis, 9.6; etcd's PreVote): ask first whether a majority would
+// promise, with the ballot phase 1 would use, raising nobody's promise (not even our own).
+// A replica cut off from the group keeps failing here, so its ballot stays where it was and
+// it rejoins as a follower instead of deposing the leader with a higher ballot.
+void Replica::StartPreVote() {
+  ++stats_.pre_votes;
+  BecomeFollower(Ballot{}, -1);
+  role_ = Role::kPreCandidate;
+  pre_vote_ballot_ = Ballot{std::max(max_round_seen_, hs_.promised.round) + 1, cfg_.id};
+  pre_vote_mask_ = uint64_t{1} << cfg_.id;
+  pre_vote_granted_ = 1;
+  for (uint32_t p = 0; p < cfg_.replicas; ++p) {
+    if (p == cfg_.id) continue;
+    Message m;
+    m.type = MessageType::kPreVote;
+    m.to = p;
+    m.ballot = pre_vote_ballot_;
+    m.commit = hs_.commit;
+    Send(std::move(m));
+  }
+  if (pre_vote_granted_ >= quorum_) StartElection(Ballot{});  // a group of one
+}
+
+void Replica::HandlePreVote(const Message& m) {
+  // No: we lead (and check quorum would have stopped us if we could not), or we heard
+  // from a live leader within the (minimum) election timeout, or a lease we granted
+  // forbids helping this candidate. Answering changes nothing in our own state.
+  bool grant = true;
+  if (role_ == Role::kLeader) grant = false;
+  if (role_ == Role::kFollower && leader_ >= 0 && election_elapsed_ < cfg_.election_ticks) {
+    grant = false;
+  }
+  if (LeaseBlocks(m.from, Ballot{})) grant = false;
+  if (!grant) ++stats_.pre_vote_refusals;
+  Message r;
+  r.type = MessageType::kPreVoteReply;
+  r.to = m.from;
+  r.ballot = m.ballot;
+  r.promised = hs_.promised;  // lets the candidate pick a ballot above it
+  r.granted = grant;
+  Send(std::move(r));
+}
+
+void Replica::HandlePreVoteReply(const Message& m) {
+  if (role_ != Role::kPreCandidate || m.ballot != pre_vote_ballot_ || !m.granted) return;
+  const uint64_t bit = uint64_t{1} << m.from;
+  if (pre_vote_mask_ & bit) return;
+  pre_vote_mask_ |= bit;
+  if (++pre_vote_granted_ >= quorum_) StartElection(Ballot{});
+}
+
 void Replica::StartElection(Ballot waiver) {
   ++stats_.elections;
   BecomeFollower(Ballot{}, -1);
@@ -591,13 +855,10 @@ void Replica::HandlePromise(const Message& m) {
   const uint64_t expected_from = p.promised ? p.next_from : recover_from_;
   if (m.from_slot != expected_from) return;  // a stale or duplicated chunk
   p.promised = true;
-  if (m.snapshot && m.snapshot->index > hs_.commit) {
-    // Slots up to the snapshot are chosen and we missed them: adopt the snapshot and
-    // recover only above it.
-    InstallSnapshot(*m.snapshot);
-    recover_from_ = std::max(recover_from_, m.snapshot->index + 1);
-    recovered_.erase(recovered_.begin(), recovered_.lower_bound(recover_from_));
-  }
+  // Slots up to the acceptor's snapshot are chosen and we may have missed them: the
+  // promise counts once we installed that snapshot (the acceptor is sending it), and
+  // recovery then starts above it (HandleInstallSnapshot).
+  p.needs_index = std::max(p.needs_index, m.compacted_index);
   if (!cfg_.unsafe_skip_phase1_recovery) {
     for (const Entry& e : m.entries) {
       if (e.slot < recover_from_) continue;
@@ -615,8 +876,9 @@ void Replica::HandlePromise(const Message& m) {
 }
 
 void Replica::MaybeFinishPhase1() {
+  if (role_ != Role::kCandidate) return;
   int complete = 0;
-  for (const auto& p : promises_) complete += p.complete ? 1 : 0;
+  for (const auto& p : promises_) complete += p.complete && p.needs_index <= hs_.commit ? 1 : 0;
   if (complete >= quorum_) BecomeLeader();
 }
 
@@ -670,7 +932,10 @@ void Replica::BecomeLeader() {
 }
 
 void Replica::HandleNack(const Message& m) {
-  if (role_ == Role::kFollower || m.ballot != ballot_ || m.promised <= ballot_) return;
+  if (role_ == Role::kFollower || role_ == Role::kPreCandidate || m.ballot != ballot_ ||
+      m.promised <= ballot_) {
+    return;
+  }
   // Someone promised a higher ballot: our leadership (or candidacy) is over.
   BecomeFollower(Ballot{}, -1);
 }
@@ -847,19 +1112,17 @@ void Replica::MaybeCatchUp(uint32_t peer, uint64_t peer_commit, uint64_t echoed_
   m.to = peer;
   m.ballot = ballot_;
   m.commit = hs_.commit;
-  if (peer_commit < snapshot_.index) {
-    // The entries it needs are compacted away: send the snapshot instead.
-    m.type = MessageType::kInstallSnapshot;
-    m.snapshot = snapshot_;
-    ++stats_.snapshots_sent;
-    Send(std::move(m));
+  if (!log_.count(peer_commit + 1)) {
+    // The entries it needs are compacted away: send the snapshot (in chunks) instead.
+    StartTransfer(peer);
     return;
   }
   size_t bytes = 0;
   for (uint64_t s = peer_commit + 1; s <= hs_.commit; ++s) {
     const Entry& e = log_.at(s);
-    if (m.entries.size() >= cfg_.catchup_entries_max ||
-        bytes + e.ByteSize() > cfg_.message_bytes_max / 2) {
+    // At least one entry per message: a single entry always fits (CommandBytesMax).
+    if (!m.entries.empty() && (m.entries.size() >= cfg_.catchup_entries_max ||
+                               bytes + e.ByteSize() > cfg_.message_bytes_max / 2)) {
       break;
     }
     bytes += e.ByteSize();

@@ -39,12 +39,15 @@
 
 #include <cstdint>
 #include <deque>
+#include <list>
 #include <map>
 #include <memory>
 #include <optional>
 #include <random>
 #include <set>
+#include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "base/status.h"
@@ -67,9 +70,14 @@ struct Config {
   size_t batch_bytes_max = 64 * 1024;     // payload bytes per slot
   size_t batch_commands_max = 1024;       // commands per slot
   size_t pending_commands_max = 100'000;  // proposals queued behind a full window
-  size_t message_bytes_max = 4 << 20;     // received messages above this are dropped
+  size_t message_bytes_max = 4 << 20;     // no message sent is larger; larger ones received
+                                          // are dropped. Bounds a command: CommandBytesMax()
   size_t catchup_entries_max = 256;       // entries per catch-up or promise message
-  size_t sessions_max = 1 << 20;          // clients remembered for exactly-once
+  size_t snapshot_chunk_bytes_max = 1 << 20;  // snapshot bytes per InstallSnapshot message
+                                              // (clamped to fit in message_bytes_max)
+  int snapshot_resends_max = 10;          // a chunk unacknowledged this many times in a row
+                                          // (resend_ticks apart) ends the transfer
+  size_t sessions_max = 1 << 20;          // clients remembered for exactly-once (LRU)
   size_t reads_pending_max = 10'000;
 
   int64_t lease_us = 0;            // 0 disables leases (every read takes a quorum round)
@@ -83,11 +91,17 @@ struct Config {
   // TEST ONLY: lease checks use the time of the last tick instead of the time passed with
   // the input (the stale-read bug of a paused leader); the simulator must catch it.
   bool unsafe_lease_cached_time = false;
+  // TEST ONLY: an election timeout starts phase 1 at once, without asking first whether a
+  // majority would promise (PreVote). Safe, but a replica that rejoins after a partition
+  // deposes a healthy leader with the ballot it raised while cut off.
+  bool unsafe_disable_pre_vote = false;
 };
 
 struct ReplicaStats {
   uint64_t malformed = 0;       // failed decoding or verification
   uint64_t misaddressed = 0;    // well-formed but not for us / from an unknown peer
+  uint64_t pre_votes = 0;       // PreVote rounds started (election timeouts)
+  uint64_t pre_vote_refusals = 0;  // PreVotes answered no (a live leader, a lease, ourselves)
   uint64_t elections = 0;       // phase 1 attempts started
   uint64_t leaderships = 0;     // phase 1 won
   uint64_t lease_refusals = 0;  // prepares ignored because of a granted lease
@@ -95,7 +109,12 @@ struct ReplicaStats {
   uint64_t lease_reads = 0;
   uint64_t quorum_reads = 0;
   uint64_t catchups = 0;        // catch-up messages sent
-  uint64_t snapshots_sent = 0;  // peers too far behind the log, sent the snapshot
+  uint64_t snapshots_sent = 0;  // snapshot transfers started (peer behind the log, or a
+                                // candidate whose prepare reaches below our snapshot)
+  uint64_t snapshot_chunks_sent = 0;     // InstallSnapshot messages, resends included
+  uint64_t snapshot_transfers_abandoned = 0;  // snapshot_resends_max reached
+  uint64_t snapshots_installed = 0;      // assembled from a peer and handed to the application
+  uint64_t sessions_evicted = 0;         // least recently used clients forgotten
   uint64_t step_downs = 0;      // leader lost contact with a majority (check quorum)
   uint64_t slots_proposed = 0;
   uint64_t commands_proposed = 0;
@@ -126,6 +145,11 @@ class Replica {
   Replica(const Replica&) = delete;
   Replica& operator=(const Replica&) = delete;
 
+  // The largest command payload Propose accepts under `config`: a command alone in its slot
+  // must fit in one message (message_bytes_max minus kMessageOverheadBytes, message.h).
+  // The engine refuses larger values before they reach the replica.
+  static size_t CommandBytesMax(const Config& config);
+
   // A message from a peer, received when the local clock read `now_us`. kCorruption for a
   // buffer that fails the size bound or the verifier (counted in stats().malformed);
   // kInvalidArgument for one not meant for us.
@@ -133,7 +157,8 @@ class Replica {
   // Advances the local clock by one tick; `now_us` is the local clock reading.
   void Tick(int64_t now_us);
   // kUnavailable when not the leader (leader_hint() says who might be), kBusy when the
-  // queue is full, kInvalidArgument for a command larger than a batch.
+  // queue is full, kValueTooLarge for a payload above CommandBytesMax(). A command larger
+  // than batch_bytes_max is not batched: it gets a slot of its own.
   Status Propose(Command cmd);
   // Asks for a linearizable read at local time `now_us` (read just now: the lease is checked
   // against it); it appears in a later Ready::reads with `request_id`. kUnavailable when not
@@ -142,8 +167,10 @@ class Replica {
   // Hands leadership to `to` once it is up to date (leader only).
   Status TransferLeader(uint32_t to);
   // Takes a snapshot: `data` is the application state after applying everything up to
-  // applied_index() (call it after Advance()). Drops the log up to there. kInvalidArgument
-  // when the snapshot would not fit in a message (snapshots travel in one message).
+  // applied_index() (call it after Advance()). Drops the log up to there (or, while a peer
+  // is being sent an older snapshot, up to that one's index, so that the peer can continue
+  // from the log once it has it). Any size is accepted (below kSnapshotBytesMax encoded);
+  // peers receive it in chunks. Always OK today; Status kept for storage-backed variants.
   Status Compact(std::string data);
 
   bool HasReady() const;
@@ -161,16 +188,38 @@ class Replica {
   uint64_t snapshot_index() const { return snapshot_.index; }
   const Entry* LogEntry(uint64_t slot) const;
   bool HasLease() const;
+  // Ticks since the leader was last heard from (or since this replica's last election
+  // started); an election starts when it reaches a timeout drawn from
+  // [election_ticks, 2*election_ticks).
+  int election_elapsed_ticks() const { return election_elapsed_; }
   const ReplicaStats& stats() const { return stats_; }
 
  private:
-  enum class Role { kFollower, kCandidate, kLeader };
+  enum class Role { kFollower, kPreCandidate, kCandidate, kLeader };
   static constexpr int32_t kRefuseAll = -2;  // grant holder after a restart
 
   struct PeerPromise {
     bool promised = false;
     bool complete = false;
     uint64_t next_from = 0;
+    uint64_t needs_index = 0;  // counts only once our commit reaches its compacted index
+  };
+  // Sending a snapshot to one peer: stop-and-wait, one chunk in flight.
+  struct OutTransfer {
+    std::shared_ptr<const std::string> bytes;  // the encoded snapshot, pinned while it travels
+    uint64_t index = 0;
+    uint64_t hash = 0;
+    uint64_t offset = 0;  // acknowledged by the peer
+    uint64_t sent_tick = 0;
+    int resends = 0;      // since the last progress
+  };
+  // Receiving one snapshot (at most one at a time).
+  struct Assembly {
+    uint32_t from = 0;
+    uint64_t index = 0;
+    uint64_t total_bytes = 0;
+    uint64_t hash = 0;
+    std::string bytes;
   };
   struct Peer {
     uint64_t commit = 0;
@@ -201,7 +250,27 @@ class Replica {
   void HandleCatchUp(const Message& m);
   void HandleTimeoutNow(const Message& m);
   void HandleInstallSnapshot(const Message& m);
+  void HandleSnapshotAck(const Message& m);
+  void HandlePreVote(const Message& m);
+  void HandlePreVoteReply(const Message& m);
   void InstallSnapshot(const Snapshot& s);
+
+  // Election timeout: PreVote first (unless unsafe_disable_pre_vote), then phase 1.
+  void Campaign();
+  void StartPreVote();
+  // Snapshot transfer (any role may send: a leader to a lagging follower, an acceptor to a
+  // candidate that needs compacted slots).
+  void StartTransfer(uint32_t peer);
+  void SendChunk(uint32_t peer);
+  void ResendChunks();
+  void SendSnapshotAck(uint32_t to, const SnapshotChunk& c, uint64_t next_offset);
+  size_t ChunkBytes() const;
+  // Drops log entries covered by snapshot_ that no transfer in progress still needs.
+  void TrimLog();
+  // Exactly-once sessions, least recently used first.
+  bool ApplySession(uint64_t client_id, uint64_t seq);  // true: duplicate
+  void LoadSessions(const std::vector<std::pair<uint64_t, uint64_t>>& sessions);
+  std::vector<std::pair<uint64_t, uint64_t>> SessionList() const;
 
   // Common acceptor path of Accept / Heartbeat / CatchUp: false (and a Nack) when the
   // ballot is stale; otherwise follows its sender.
@@ -249,8 +318,16 @@ class Replica {
   std::vector<ReadState> reads_ready_;
   bool ready_outstanding_ = false;
   uint64_t applied_ = 0;
-  std::map<uint64_t, uint64_t> sessions_;  // client id -> highest applied seq
-  Snapshot snapshot_;  // latest (index 0: none); the log starts after snapshot_.index
+  // client id -> (client id, highest applied seq) in session_lru_, least recently used first.
+  std::list<std::pair<uint64_t, uint64_t>> session_lru_;
+  std::unordered_map<uint64_t, std::list<std::pair<uint64_t, uint64_t>>::iterator> sessions_;
+  // Latest snapshot (index 0: none). The log holds every slot above snapshot_.index, and
+  // below it only what a transfer in progress pins (see TrimLog).
+  Snapshot snapshot_;
+  std::shared_ptr<const std::string> snapshot_bytes_;  // snapshot_ encoded, made on demand
+  uint64_t snapshot_hash_ = 0;
+  std::vector<std::optional<OutTransfer>> transfers_;  // per peer
+  std::optional<Assembly> assembly_;
   bool snapshot_dirty_ = false;
   bool install_pending_ = false;
 
@@ -274,6 +351,11 @@ class Replica {
   int64_t grant_until_us_ = 0;
   int32_t grant_holder_ = -1;
   Ballot grant_ballot_;
+
+  // Pre-candidate.
+  Ballot pre_vote_ballot_;  // the ballot phase 1 would use; nobody promises it
+  uint64_t pre_vote_mask_ = 0;
+  int pre_vote_granted_ = 0;
 
   // Candidate.
   std::vector<PeerPromise> promises_;

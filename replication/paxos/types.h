@@ -70,16 +70,33 @@ enum class MessageType : uint8_t {
   kCatchUp,
   kTimeoutNow,
   kInstallSnapshot,
+  kPreVote,
+  kPreVoteReply,
+  kSnapshotAck,
 };
-constexpr int kMessageTypeCount = 10;
+constexpr int kMessageTypeCount = 13;
 
 // The application state as of `index` (every slot up to it applied), plus the exactly-once
-// sessions at that point. Replaces the log up to `index`.
+// sessions at that point. Replaces the log up to `index`. Any size: it travels between
+// replicas in chunks (SnapshotChunk), each within the message bound.
 struct Snapshot {
   uint64_t index = 0;
   std::string data;  // opaque to Paxos: the application's own encoding
-  std::vector<std::pair<uint64_t, uint64_t>> sessions;  // (client id, highest seq), sorted
+  // (client id, highest seq applied), least recently used first: the order is part of the
+  // replicated state, since it decides which client is forgotten next (Config::sessions_max).
+  std::vector<std::pair<uint64_t, uint64_t>> sessions;
   bool operator==(const Snapshot&) const = default;
+};
+
+// One piece of an encoded snapshot in flight (InstallSnapshot), or the receiver's answer
+// (SnapshotAck: `offset` is the next byte it wants, `bytes` empty). A snapshot is named by
+// (index, total_bytes, hash); `hash` also checks the assembled bytes.
+struct SnapshotChunk {
+  uint64_t index = 0;
+  uint64_t offset = 0;
+  uint64_t total_bytes = 0;
+  uint64_t hash = 0;
+  std::string bytes;
 };
 
 // A decoded message (see replication/wire/paxos.fbs for the meaning of each field).
@@ -97,7 +114,10 @@ struct Message {
   Ballot waiver;
   std::vector<Entry> entries;
   std::vector<uint64_t> slots;
-  std::optional<Snapshot> snapshot;
+  std::optional<Snapshot> snapshot;      // a whole snapshot: storage records, chunk payloads
+  std::optional<SnapshotChunk> chunk;    // InstallSnapshot, SnapshotAck
+  uint64_t compacted_index = 0;          // Promise: see replication/wire/paxos.fbs
+  bool granted = false;                  // PreVoteReply
 };
 
 // A message to send: `bytes` is a verified-on-receipt FlatBuffers Message.

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <deque>
+#include <functional>
 #include <memory>
 #include <set>
 #include <utility>
@@ -80,6 +81,12 @@ class Group {
       ++n;
       const int to = static_cast<int>(m.msg.to);
       if (!r_[to] || cut_.count({static_cast<int>(m.from), to})) continue;
+      if (m.msg.bytes.size() > max_message_bytes_) max_message_bytes_ = m.msg.bytes.size();
+      if (filter_) {
+        const int copies = filter_(m);
+        if (copies == 0) continue;
+        if (copies > 1) q_.push_back(m);  // a duplicate, delivered later (reordered)
+      }
       (void)r_[to]->Step(m.msg.bytes, now_);
       Pump(to);
     }
@@ -126,19 +133,36 @@ class Group {
   }
   // Elects replica i by running its election timeout out first.
   void Elect(int i) {
-    // The others stop being sticky to a (dead) leader after half an election timeout;
-    // they do not start elections of their own before a full one.
+    // The others run one tick short of the minimum election timeout: none of them can time
+    // out yet. If i's first PreVote fails (they heard from a leader and grant PreVotes only
+    // after a full election timeout of silence), they run one tick more.
     for (int j = 0; j < size(); ++j) {
-      if (j != i && r_[j]) Tick(j, base_.election_ticks / 2);
+      while (j != i && r_[j] && r_[j]->election_elapsed_ticks() < base_.election_ticks - 1) {
+        Tick(j);
+      }
     }
     Deliver();
+    const uint64_t pre_votes = r_[i]->stats().pre_votes;
+    bool nudged = false;
     for (int k = 0; k < 4 * base_.election_ticks && !r_[i]->IsLeader(); ++k) {
       Tick(i);
       Deliver();
+      if (!nudged && r_[i]->stats().pre_votes > pre_votes && !r_[i]->IsLeader()) {
+        nudged = true;
+        for (int j = 0; j < size(); ++j) {
+          if (j != i && r_[j]) Tick(j, 1);
+        }
+        Deliver();
+      }
     }
     ASSERT_TRUE(r_[i]->IsLeader());
   }
   int64_t now() const { return now_; }
+  // Largest message delivered so far.
+  size_t max_message_bytes() const { return max_message_bytes_; }
+  // Network faults for Deliver: returns how many copies of a message to deliver (0: lost,
+  // 2: duplicated). Unset: exactly one.
+  void SetFilter(std::function<int(const InFlight&)> f) { filter_ = std::move(f); }
 
  private:
   Config base_;
@@ -150,6 +174,8 @@ class Group {
   std::deque<InFlight> q_;
   std::set<std::pair<int, int>> cut_;
   int64_t now_ = 1'000'000;
+  size_t max_message_bytes_ = 0;
+  std::function<int(const InFlight&)> filter_;
 };
 
 inline Command Cmd(uint64_t client, uint64_t seq, std::string payload = "x") {

@@ -7,6 +7,7 @@
 
 #include <random>
 
+#include "replication/paxos/replica.h"
 #include "replication/wire/paxos_generated.h"
 #include "tests/replication/paxos/group.h"
 
@@ -95,10 +96,12 @@ TEST(PaxosMessage, GarbageAndBitFlipsNeverCrash) {
 
 TEST(PaxosMessage, OversizedMisaddressedAndUnknownTypeRejected) {
   Config c;
-  c.message_bytes_max = 256;
+  c.message_bytes_max = 4096;
+  c.batch_bytes_max = 1024;
+  c.batch_commands_max = 16;
   testing::Group g(3, c);
   Message big = SampleAccept();
-  big.entries[0].commands[0].payload.assign(1000, 'a');
+  big.entries[0].commands[0].payload.assign(5000, 'a');
   EXPECT_EQ(g.at(1).Step(EncodeMessage(big), g.now()).code(), Code::kCorruption);
   EXPECT_EQ(g.at(1).stats().malformed, 1u);
 
@@ -129,6 +132,71 @@ TEST(PaxosMessage, SlotZeroAndNoopWithCommandsRejected) {
   m = SampleAccept();
   m.entries[1].commands.push_back(Command{1, 2, "p"});
   EXPECT_FALSE(DecodeMessage(EncodeMessage(m), 1 << 20).ok());
+}
+
+// kMessageOverheadBytes is what Replica::CommandBytesMax and the chunk size rely on: a
+// command of CommandBytesMax bytes, alone in its entry, fits in every message that carries
+// entries (Accept, CatchUp, Promise with every field set), and so does a full chunk.
+TEST(PaxosMessage, OneCommandOfCommandBytesMaxFitsInEveryMessage) {
+  for (const size_t limit : {size_t{4096}, size_t{256} << 10, size_t{4} << 20}) {
+    Config c;
+    c.message_bytes_max = limit;
+    const size_t payload = Replica::CommandBytesMax(c);
+    Entry e;
+    e.slot = ~uint64_t{0};
+    e.ballot = Ballot{~uint64_t{0}, 63};
+    e.chosen = true;
+    e.commands = {Command{~uint64_t{0}, ~uint64_t{0}, std::string(payload, 'p')}};
+    for (const MessageType t : {MessageType::kAccept, MessageType::kCatchUp,
+                                MessageType::kPromise}) {
+      Message m;
+      m.type = t;
+      m.from = 63;
+      m.to = 62;
+      m.ballot = e.ballot;
+      m.commit = m.from_slot = m.last_slot = m.round = ~uint64_t{0};
+      m.complete = true;
+      m.promised = m.waiver = e.ballot;
+      m.compacted_index = ~uint64_t{0};
+      m.entries = {e};
+      const std::string bytes = EncodeMessage(m);
+      EXPECT_LE(bytes.size(), limit) << "type " << static_cast<int>(t) << " limit " << limit;
+      auto d = DecodeMessage(bytes, limit);
+      ASSERT_TRUE(d.ok()) << d.status().ToString();
+      EXPECT_EQ(d->entries[0].commands[0].payload.size(), payload);
+    }
+    Message chunk;
+    chunk.type = MessageType::kInstallSnapshot;
+    chunk.from = 63;
+    chunk.to = 62;
+    chunk.ballot = e.ballot;
+    chunk.commit = ~uint64_t{0};
+    chunk.chunk = SnapshotChunk{~uint64_t{0}, 1, kSnapshotBytesMax, ~uint64_t{0},
+                                std::string(payload, 'c')};
+    const std::string bytes = EncodeMessage(chunk);
+    EXPECT_LE(bytes.size(), limit);
+    auto d = DecodeMessage(bytes, limit);
+    ASSERT_TRUE(d.ok()) << d.status().ToString();
+    ASSERT_TRUE(d->chunk.has_value());
+    EXPECT_EQ(d->chunk->bytes.size(), payload);
+    EXPECT_EQ(d->chunk->offset, 1u);
+  }
+}
+
+TEST(PaxosMessage, SnapshotChunkOutOfBoundsRejected) {
+  Message m;
+  m.type = MessageType::kInstallSnapshot;
+  m.to = 1;
+  m.chunk = SnapshotChunk{5, 10, 12, 99, "abc"};  // 10 + 3 > 12
+  EXPECT_EQ(DecodeMessage(EncodeMessage(m), 1 << 20).status().code(), Code::kCorruption);
+  m.chunk = SnapshotChunk{5, 9, 12, 99, "abc"};
+  EXPECT_TRUE(DecodeMessage(EncodeMessage(m), 1 << 20).ok());
+  m.chunk = SnapshotChunk{5, 0, 12, 99, ""};  // an InstallSnapshot without bytes
+  EXPECT_EQ(DecodeMessage(EncodeMessage(m), 1 << 20).status().code(), Code::kCorruption);
+  m.type = MessageType::kSnapshotAck;  // an ack carries none
+  EXPECT_TRUE(DecodeMessage(EncodeMessage(m), 1 << 20).ok());
+  m.chunk.reset();
+  EXPECT_EQ(DecodeMessage(EncodeMessage(m), 1 << 20).status().code(), Code::kCorruption);
 }
 
 }  // namespace

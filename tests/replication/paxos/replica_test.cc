@@ -64,11 +64,71 @@ TEST(PaxosReplica, ProposalLimits) {
   c.window_slots = 1;
   Group g(3, c);
   g.Elect(0);
-  EXPECT_EQ(g.at(0).Propose(Cmd(1, 1, std::string(17, 'x'))).code(), Code::kInvalidArgument);
-  ASSERT_TRUE(g.at(0).Propose(Cmd(1, 1)).ok());  // takes the only window slot
+  // Larger than a batch is fine (a slot of its own); larger than a message is not.
+  EXPECT_EQ(g.at(0).Propose(Cmd(1, 1, std::string(Replica::CommandBytesMax(c) + 1, 'x'))).code(),
+            Code::kValueTooLarge);
+  ASSERT_TRUE(g.at(0).Propose(Cmd(1, 1, std::string(17, 'x'))).ok());  // the only window slot
   ASSERT_TRUE(g.at(0).Propose(Cmd(1, 2)).ok());
   ASSERT_TRUE(g.at(0).Propose(Cmd(1, 3)).ok());
   EXPECT_EQ(g.at(0).Propose(Cmd(1, 4)).code(), Code::kBusy);
+}
+
+TEST(PaxosReplica, CommandBytesMaxFollowsTheMessageBound) {
+  Config c;
+  EXPECT_EQ(Replica::CommandBytesMax(c), c.message_bytes_max - kMessageOverheadBytes);
+  EXPECT_GE(Replica::CommandBytesMax(c), size_t{1} << 20);  // strong values up to 1 MiB
+  MemoryStorage st;
+  c.message_bytes_max = c.batch_bytes_max;  // a full batch could not be sent
+  EXPECT_EQ(Replica::Open(c, st).status().code(), Code::kInvalidArgument);
+}
+
+// A 1 MiB command between small ones: it commits everywhere in a slot of its own.
+TEST(PaxosReplica, CommandLargerThanABatchGetsASlotOfItsOwn) {
+  Group g(3);
+  g.Elect(0);
+  const std::string big(1 << 20, 'v');
+  ASSERT_TRUE(g.at(0).Propose(Cmd(1, 1, "a")).ok());
+  ASSERT_TRUE(g.at(0).Propose(Cmd(1, 2, big)).ok());
+  ASSERT_TRUE(g.at(0).Propose(Cmd(1, 3, "b")).ok());
+  g.Deliver();
+  g.Run(3);
+  for (int r = 0; r < 3; ++r) {
+    ASSERT_EQ(Payloads(g.applied(r)), (std::vector<std::string>{"a", big, "b"})) << r;
+    EXPECT_EQ(g.at(r).stats().malformed, 0u);
+  }
+  const Apply& a = g.applied(0)[1];
+  const Entry* e = g.at(0).LogEntry(a.slot);
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->commands.size(), 1u);
+  EXPECT_LE(g.max_message_bytes(), Config{}.message_bytes_max);
+}
+
+// At the edge: CommandBytesMax commits (also through catch-up to a lagging replica and
+// phase 1 of a new leader); one byte more is refused.
+TEST(PaxosReplica, CommandAtTheEdgeOfTheMessageBound) {
+  Config c;
+  c.message_bytes_max = 256 << 10;
+  const size_t edge = Replica::CommandBytesMax(c);
+  Group g(3, c);
+  g.Elect(0);
+  g.Isolate(2);
+  EXPECT_EQ(g.at(0).Propose(Cmd(1, 1, std::string(edge + 1, 'x'))).code(), Code::kValueTooLarge);
+  for (uint64_t i = 1; i <= 3; ++i) {
+    ASSERT_TRUE(g.at(0).Propose(Cmd(1, i, std::string(edge, static_cast<char>('a' + i)))).ok());
+  }
+  g.Run(3);
+  ASSERT_EQ(g.applied(1).size(), 3u);
+  g.HealAll();
+  g.Run(10);  // replica 2 catches up, one entry per message
+  ASSERT_EQ(Payloads(g.applied(2)), Payloads(g.applied(0)));
+  g.Crash(0);
+  g.Elect(2);  // phase 1 reports the big entries too
+  ASSERT_TRUE(g.at(2).Propose(Cmd(2, 1, "after")).ok());
+  g.Deliver();
+  g.Run(3);
+  EXPECT_EQ(Payloads(g.applied(1)).back(), "after");
+  for (int r = 1; r < 3; ++r) EXPECT_EQ(g.at(r).stats().malformed, 0u) << r;
+  EXPECT_LE(g.max_message_bytes(), c.message_bytes_max);
 }
 
 TEST(PaxosReplica, AcceptIsSyncedBeforeTheAcknowledgementIsSent) {
@@ -438,6 +498,234 @@ TEST(PaxosReplica, NewLeaderAdoptsSnapshotOfAPeerInPhase1) {
   g.Deliver();
   g.Run(3);
   EXPECT_EQ(Payloads(g.applied(1)).back(), "x");
+}
+
+// ---- PreVote -------------------------------------------------------------------------
+
+// Replica 2 is cut off for ten election timeouts, then rejoins. Returns whether the leader
+// kept leading at the same ballot with no new leadership anywhere.
+bool RejoinKeepsLeader(bool disable_pre_vote) {
+  Config c;
+  c.unsafe_disable_pre_vote = disable_pre_vote;
+  Group g(3, c);
+  g.Elect(0);
+  g.Run(5);
+  const Ballot ballot = g.at(0).promised();
+  uint64_t leaderships = 0;
+  for (int r = 0; r < 3; ++r) leaderships += g.at(r).stats().leaderships;
+  g.Isolate(2);
+  g.Run(10 * c.election_ticks);
+  // It did time out, several times.
+  EXPECT_GE(g.at(2).stats().pre_votes + g.at(2).stats().elections, 3u);
+  g.HealAll();
+  g.Run(4 * c.election_ticks);
+  // Whoever leads, the group works and the rejoined replica follows.
+  const int leader = g.Leader();
+  EXPECT_GE(leader, 0);
+  if (leader < 0) return false;
+  EXPECT_TRUE(g.at(leader).Propose(Cmd(9, 1, "after")).ok());
+  g.Deliver();
+  g.Run(3);
+  for (int r = 0; r < 3; ++r) {
+    EXPECT_EQ(Payloads(g.applied(r)), (std::vector<std::string>{"after"})) << r;
+    EXPECT_EQ(g.at(r).leader_hint(), leader) << r;
+  }
+  uint64_t leaderships_after = 0;
+  for (int r = 0; r < 3; ++r) leaderships_after += g.at(r).stats().leaderships;
+  return leader == 0 && g.at(0).promised() == ballot && leaderships_after == leaderships &&
+         g.at(2).promised() == ballot;
+}
+
+TEST(PaxosReplica, RejoiningReplicaDoesNotDeposeAHealthyLeader) {
+  EXPECT_TRUE(RejoinKeepsLeader(/*disable_pre_vote=*/false));
+}
+
+// The mutant: without PreVote the rejoining replica's raised ballot deposes the leader.
+TEST(PaxosReplica, WithoutPreVoteARejoiningReplicaDeposesTheLeader) {
+  EXPECT_FALSE(RejoinKeepsLeader(/*disable_pre_vote=*/true));
+}
+
+TEST(PaxosReplica, PreVoteStillElectsANewLeaderWhenTheLeaderFails) {
+  for (const bool leases : {false, true}) {
+    Group g(3, leases ? LeaseConfig() : Config{});
+    g.Run(25);
+    g.Elect(0);
+    g.Run(5);
+    const Ballot old = g.at(0).promised();
+    g.Crash(0);
+    g.Run(8 * Config{}.election_ticks);
+    const int leader = g.Leader();
+    ASSERT_TRUE(leader == 1 || leader == 2) << "leases " << leases << " leader " << leader;
+    EXPECT_GT(g.at(leader).promised(), old);
+    ASSERT_TRUE(g.at(leader).Propose(Cmd(1, 1, "x")).ok());
+    g.Deliver();
+    g.Run(3);
+    EXPECT_EQ(Payloads(g.applied(3 - leader)), (std::vector<std::string>{"x"}));
+  }
+}
+
+TEST(PaxosReplica, PreVoteRaisesNoBallot) {
+  Group g(3);
+  g.Elect(0);
+  g.Run(3);
+  const Ballot b1 = g.at(1).promised();
+  g.Isolate(1);
+  g.Run(6 * Config{}.election_ticks);
+  EXPECT_GT(g.at(1).stats().pre_votes, 1u);
+  EXPECT_EQ(g.at(1).stats().elections, 0u);
+  EXPECT_EQ(g.at(1).promised(), b1);
+}
+
+// ---- Snapshots of any size, sessions ---------------------------------------------------
+
+std::string PseudoRandomBytes(size_t n, uint64_t seed) {
+  std::string out(n, '\0');
+  uint64_t x = seed;
+  for (size_t i = 0; i < n; ++i) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    out[i] = static_cast<char>(x >> 56);
+  }
+  return out;
+}
+
+TEST(PaxosReplica, SnapshotOfTensOfMiBReachesALaggingReplicaInChunks) {
+  Group g(3);
+  g.Elect(0);
+  g.Isolate(2);
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(g.at(0).Propose(Cmd(1, i + 1, std::to_string(i))).ok());
+  g.Run(3);
+  const std::string state = PseudoRandomBytes(24 << 20, 7);
+  ASSERT_TRUE(g.at(0).Compact(state).ok());
+  g.Pump(0);
+  ASSERT_TRUE(g.at(0).Propose(Cmd(1, 21, "after")).ok());
+  g.Deliver();
+  g.HealAll();
+  g.Run(10);
+  ASSERT_EQ(g.installed(2).size(), 1u);
+  EXPECT_TRUE(g.installed(2)[0].data == state);  // intact (not printed: 24 MiB)
+  EXPECT_EQ(g.installed(2)[0].index, 20u);
+  EXPECT_EQ(Payloads(g.applied(2)), (std::vector<std::string>{"after"}));
+  EXPECT_GE(g.at(0).stats().snapshot_chunks_sent, 24u);
+  EXPECT_EQ(g.at(2).stats().snapshots_installed, 1u);
+  EXPECT_EQ(g.at(2).stats().malformed, 0u);
+  EXPECT_LE(g.max_message_bytes(), Config{}.message_bytes_max);
+  EXPECT_EQ(g.at(2).commit_index(), g.at(0).commit_index());
+}
+
+// Small messages, chunks lost, duplicated and reordered: resends and the receiver's
+// offsets still assemble the snapshot exactly once, intact.
+TEST(PaxosReplica, SnapshotChunksSurviveLossAndDuplication) {
+  Config c;
+  c.message_bytes_max = 64 << 10;
+  c.batch_bytes_max = 16 << 10;
+  c.batch_commands_max = 64;
+  Group g(3, c);
+  g.Elect(0);
+  g.Isolate(2);
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(g.at(0).Propose(Cmd(1, i + 1, std::to_string(i))).ok());
+  g.Run(3);
+  const std::string state = PseudoRandomBytes(1 << 20, 11);
+  ASSERT_TRUE(g.at(0).Compact(state).ok());
+  g.Pump(0);
+  g.HealAll();
+  int n = 0;
+  g.SetFilter([&n](const Group::InFlight& m) {
+    if (m.msg.type != MessageType::kInstallSnapshot && m.msg.type != MessageType::kSnapshotAck) {
+      return 1;
+    }
+    ++n;
+    return n % 5 == 0 ? 0 : n % 7 == 0 ? 2 : 1;
+  });
+  g.Run(200);
+  ASSERT_EQ(g.installed(2).size(), 1u);
+  EXPECT_TRUE(g.installed(2)[0].data == state);
+  EXPECT_GT(g.at(0).stats().snapshot_chunks_sent, (1u << 20) / (64u << 10));
+  EXPECT_EQ(g.at(2).stats().malformed, 0u);
+  EXPECT_LE(g.max_message_bytes(), c.message_bytes_max);
+  EXPECT_EQ(g.at(2).commit_index(), g.at(0).commit_index());
+}
+
+// The receiver assembles one snapshot at a time: a chunk of a newer one restarts the
+// assembly, chunks of the older one are then ignored, and only the newer is installed.
+TEST(PaxosReplica, ChunkOfANewerSnapshotRestartsAssembly) {
+  Config c;
+  c.message_bytes_max = 8 << 10;
+  c.batch_bytes_max = 1 << 10;
+  c.batch_commands_max = 16;
+  Group g(3, c);
+  auto chunks = [](uint64_t index, const std::string& data) {
+    Message whole;
+    whole.type = MessageType::kInstallSnapshot;
+    whole.snapshot = Snapshot{index, data, {{5, 1}}};
+    const std::string bytes = EncodeMessage(whole);
+    std::vector<std::string> out;
+    for (size_t off = 0; off < bytes.size(); off += 1000) {
+      Message m;
+      m.type = MessageType::kInstallSnapshot;
+      m.from = 0;
+      m.to = 1;
+      m.chunk = SnapshotChunk{index, off, bytes.size(), HashBytes(bytes), bytes.substr(off, 1000)};
+      out.push_back(EncodeMessage(m));
+    }
+    return out;
+  };
+  const auto a = chunks(50, std::string(3000, 'a'));
+  const auto b = chunks(60, std::string(3000, 'b'));
+  ASSERT_GE(a.size(), 3u);
+  ASSERT_TRUE(g.at(1).Step(a[0], g.now()).ok());
+  ASSERT_TRUE(g.at(1).Step(a[1], g.now()).ok());
+  ASSERT_TRUE(g.at(1).Step(b[0], g.now()).ok());  // restarts
+  for (size_t i = 2; i < a.size(); ++i) ASSERT_TRUE(g.at(1).Step(a[i], g.now()).ok());
+  g.Pump(1);
+  EXPECT_TRUE(g.installed(1).empty());
+  for (size_t i = 1; i < b.size(); ++i) ASSERT_TRUE(g.at(1).Step(b[i], g.now()).ok());
+  g.Pump(1);
+  ASSERT_EQ(g.installed(1).size(), 1u);
+  EXPECT_EQ(g.installed(1)[0].index, 60u);
+  EXPECT_EQ(g.installed(1)[0].data, std::string(3000, 'b'));
+  EXPECT_EQ(g.at(1).commit_index(), 60u);
+  EXPECT_EQ(g.at(1).stats().malformed, 0u);
+}
+
+// sessions_max = 2: the least recently used client is forgotten at the same slot on every
+// replica (also on one that installs a snapshot), recent clients keep exactly-once.
+TEST(PaxosReplica, SessionsAreBoundedLeastRecentlyUsedAndTravelInSnapshots) {
+  Config c;
+  c.sessions_max = 2;
+  Group g(3, c);
+  g.Elect(0);
+  g.Isolate(2);
+  for (const auto& [client, seq] : std::vector<std::pair<uint64_t, uint64_t>>{
+           {1, 1}, {2, 1}, {1, 2}, {3, 1}}) {  // 3 evicts 2 (1 was used after 2)
+    ASSERT_TRUE(g.at(0).Propose(Cmd(client, seq, std::to_string(client))).ok());
+    g.Deliver();
+  }
+  g.Run(3);
+  EXPECT_EQ(g.at(0).stats().sessions_evicted, 1u);
+  ASSERT_TRUE(g.at(0).Compact("s").ok());
+  g.Pump(0);
+  g.HealAll();
+  g.Run(10);
+  ASSERT_EQ(g.installed(2).size(), 1u);
+  EXPECT_EQ(g.installed(2)[0].sessions,
+            (std::vector<std::pair<uint64_t, uint64_t>>{{1, 2}, {3, 1}}));
+  // Retries: 1 and 3 are remembered (duplicates); 2 was forgotten, so its retry applies
+  // again, identically everywhere.
+  for (const auto& [client, seq] : std::vector<std::pair<uint64_t, uint64_t>>{
+           {1, 2}, {3, 1}, {2, 1}}) {
+    ASSERT_TRUE(g.at(0).Propose(Cmd(client, seq, std::to_string(client))).ok());
+    g.Deliver();
+  }
+  g.Run(3);
+  for (int r = 0; r < 3; ++r) {
+    const auto& ap = g.applied(r);
+    ASSERT_GE(ap.size(), 3u) << r;
+    const size_t n = ap.size();
+    EXPECT_TRUE(ap[n - 3].duplicate) << r;
+    EXPECT_TRUE(ap[n - 2].duplicate) << r;
+    EXPECT_FALSE(ap[n - 1].duplicate) << r;
+  }
+  EXPECT_EQ(g.at(2).stats().sessions_evicted, 1u);  // client 2 came back and pushed out 1
 }
 
 }  // namespace
