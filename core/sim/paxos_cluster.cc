@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <tuple>
 #include <unordered_map>
@@ -51,6 +52,11 @@ struct Node {
   paxos::MemoryStorage storage;
   bool up = true;
   uint64_t life = 0;  // bumped on crash so that timers of an earlier life stop
+  // Paused (SIGSTOP): inputs wait in `held`; a tick that fell due waits in `tick_held`.
+  bool paused = false;
+  uint64_t pause_id = 0;
+  std::vector<std::pair<bool, std::function<void()>>> held;  // (from a client, input)
+  bool tick_held = false;
   double rate = 1.0;
   Time offset_us = 0;
   // Application state: volatile, rebuilt by re-applying the log after a restart.
@@ -98,6 +104,10 @@ class Cluster {
   void Reply(int r, int endpoint, uint64_t req, int code, int64_t out, int32_t hint);
   void Crash(int r);
   void Restart(int r);
+  void Pause(int r, Time duration_us);
+  void Resume(int r);
+  // Runs `input` now, or when the replica resumes if it is paused.
+  void Input(int r, bool from_client, std::function<void()> input);
   void Nemesis();
   void EndFaults();
   int CurrentLeader() const;
@@ -167,13 +177,16 @@ Cluster::Cluster(const PaxosSimOptions& o)
   std::uniform_real_distribution<double> drift(-o.clock_drift_max, o.clock_drift_max);
   for (int r = 0; r < r_; ++r) {
     nodes_[r].rate = 1.0 + drift(rng);
-    nodes_[r].offset_us = static_cast<Time>(rng() % 1'000'000'000);
+    nodes_[r].offset_us =
+        static_cast<Time>(rng() % static_cast<uint64_t>(std::max<Time>(1, o.clock_offset_us_max)));
     net_.Attach(r, [this, r](int from, std::string bytes) {
-      if (from < r_) {
-        OnReplicaMessage(r, from, bytes);
-      } else {
-        OnClientRequest(r, from, bytes);
-      }
+      Input(r, from >= r_, [this, r, from, bytes = std::move(bytes)] {
+        if (from < r_) {
+          OnReplicaMessage(r, from, bytes);
+        } else {
+          OnClientRequest(r, from, bytes);
+        }
+      });
     });
   }
   for (int c = 0; c < o.clients; ++c) {
@@ -208,6 +221,10 @@ void Cluster::ScheduleTick(int r) {
   net_.At(net_.Now() + real, [this, r, life] {
     Node& n = nodes_[r];
     if (!n.up || n.life != life || !n.replica) return;
+    if (n.paused) {
+      n.tick_held = true;  // Resume() ticks, after the held inputs, and reschedules
+      return;
+    }
     n.replica->Tick(LocalNow(r));
     Process(r);
     ScheduleTick(r);
@@ -422,6 +439,9 @@ void Cluster::Crash(int r) {
   if (!n.up) return;
   n.up = false;
   ++n.life;
+  n.paused = false;
+  n.held.clear();
+  n.tick_held = false;
   net_.SetUp(r, false);
   n.storage.Crash();
   n.replica.reset();
@@ -431,6 +451,55 @@ void Cluster::Crash(int r) {
   n.reads.clear();
   n.applied_slot = 0;
   n.last_commit = 0;
+}
+
+void Cluster::Input(int r, bool from_client, std::function<void()> input) {
+  Node& n = nodes_[r];
+  if (n.paused) {
+    ++result_.held_inputs;
+    n.held.emplace_back(from_client, std::move(input));
+    return;
+  }
+  input();
+}
+
+void Cluster::Pause(int r, Time duration_us) {
+  Node& n = nodes_[r];
+  if (!n.up || n.paused) return;
+  ++result_.pauses;
+  n.paused = true;
+  const uint64_t id = ++n.pause_id;
+  const uint64_t life = n.life;
+  net_.At(net_.Now() + duration_us, [this, r, id, life] {
+    const Node& m = nodes_[r];
+    if (m.life == life && m.pause_id == id) Resume(r);
+  });
+}
+
+void Cluster::Resume(int r) {
+  Node& n = nodes_[r];
+  if (!n.paused) return;
+  n.paused = false;
+  // Everything that queued up while stopped, each reading the clock now, and no tick in
+  // between: a process resumed by SIGCONT first drains its sockets. The peer socket and
+  // the client socket are separate queues: the seed picks which one is drained first (each
+  // in arrival order), so a client's request may be handled before the peer messages that
+  // arrived ahead of it, as in the production server.
+  std::vector<std::pair<bool, std::function<void()>>> held = std::move(n.held);
+  n.held.clear();
+  const bool clients_first = net_.Rng()() % 2 == 0;
+  std::stable_partition(held.begin(), held.end(),
+                        [clients_first](const auto& h) { return h.first == clients_first; });
+  for (auto& input : held) {
+    if (n.paused || !n.up) break;
+    input.second();
+  }
+  if (n.tick_held && n.up && n.replica) {
+    n.tick_held = false;
+    n.replica->Tick(LocalNow(r));
+    Process(r);
+    ScheduleTick(r);
+  }
 }
 
 void Cluster::Restart(int r) {
@@ -458,7 +527,7 @@ int Cluster::CurrentLeader() const {
 void Cluster::Nemesis() {
   if (faults_over_) return;
   auto& rng = net_.Rng();
-  const int kind = static_cast<int>(rng() % 8);
+  const int kind = static_cast<int>(rng() % (o_.pauses ? 9 : 8));
   int down = 0;
   for (const auto& n : nodes_) down += n.up ? 0 : 1;
   switch (kind) {
@@ -496,10 +565,17 @@ void Cluster::Nemesis() {
     case 5: {  // ask the leader to hand over to a random replica
       const int l = CurrentLeader();
       const int to = static_cast<int>(rng() % r_);
-      if (l >= 0 && to != l) {
+      if (l >= 0 && to != l && !nodes_[l].paused) {
         (void)nodes_[l].replica->TransferLeader(static_cast<uint32_t>(to));
         Process(l);
       }
+      break;
+    }
+    case 8: {  // pause a replica (the leader half of the time), as SIGSTOP would
+      int v = rng() % 2 == 0 ? CurrentLeader() : -1;
+      if (v < 0) v = static_cast<int>(rng() % r_);
+      const Time max = std::max<Time>(o_.pause_us_max, 100'001);
+      Pause(v, 100'000 + static_cast<Time>(rng() % static_cast<uint64_t>(max - 100'000)));
       break;
     }
     default: {  // new network weather
@@ -522,7 +598,10 @@ void Cluster::EndFaults() {
   Faults f;
   f.jitter_us = o_.faults ? 5'000 : o_.calm_jitter_us;
   net_.SetFaults(f);
-  for (int r = 0; r < r_; ++r) Restart(r);
+  for (int r = 0; r < r_; ++r) {
+    Restart(r);
+    Resume(r);
+  }
 }
 
 void Cluster::StartOp(int c) {
@@ -662,12 +741,18 @@ void Cluster::CheckFinal() {
       continue;
     }
     if (n.replica->applied_index() != max_commit) {
+      const auto& st = n.replica->stats();
       Fail("replica " + std::to_string(r) + " did not catch up after healing: applied " +
-           std::to_string(n.replica->applied_index()) + " of " + std::to_string(max_commit));
+           std::to_string(n.replica->applied_index()) + " of " + std::to_string(max_commit) +
+           " (snapshot " + std::to_string(n.replica->snapshot_index()) + ", leader hint " +
+           std::to_string(n.replica->leader_hint()) + ", snapshots installed " +
+           std::to_string(st.snapshots_installed) + ", malformed " +
+           std::to_string(st.malformed) + ")");
     }
     result_.malformed += n.replica->stats().malformed;
     result_.elections += n.replica->stats().elections;
     result_.snapshots_sent += n.replica->stats().snapshots_sent;
+    result_.snapshots_installed += n.replica->stats().snapshots_installed;
   }
   for (const auto& w : acked_writes_) {
     if (!chosen_cmds_.count(w)) {

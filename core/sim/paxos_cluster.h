@@ -1,8 +1,13 @@
 // A simulated Multi-Paxos group with a key-value state machine and randomized clients,
 // driven by the shared simulator Network. One call runs one seed end to end: faults
 // (jitter, loss, duplication, reordering, partitions incl. asymmetric ones, crashes that
-// lose unsynced writes, clock drift), invariant checks after every event, and a client
-// history that tests hand to Porcupine.
+// lose unsynced writes, process pauses, per-replica clock offsets and drift), invariant
+// checks after every event, and a client history that tests hand to Porcupine.
+//
+// A pause is a SIGSTOP: the replica's inputs (peer messages, client requests, its ticks)
+// are held while it is stopped and handed to it when it resumes (peer messages first or
+// client requests first, as the seed decides; each in arrival order), each with the local
+// clock read at the resume time; its overdue tick comes only after them.
 //
 // Ownership: a PaxosCluster owns its network, replicas, storages and clients.
 // Thread-safety: none; one thread runs a cluster (several clusters may run on several
@@ -32,6 +37,8 @@ struct PaxosSimOptions {
   int ops_per_client = 20;
   bool faults = true;          // network faults and nemesis during the fault phase
   bool crashes = true;         // nemesis may crash and restart replicas
+  bool pauses = true;          // nemesis may pause a replica (the leader half of the time)
+  Time pause_us_max = 10'000'000;
   bool check_invariants = true;
   bool clients_know_leader = false;  // send to the current leader (benchmarks)
   Time fault_phase_us = 8'000'000;   // faults stop (and all heal) after this
@@ -40,6 +47,7 @@ struct PaxosSimOptions {
   int client_attempts_max = 40;
   Time think_us_max = 200'000;       // pause between a client's operations
   double clock_drift_max = 0.0005;   // clocks run at 1 +- this
+  Time clock_offset_us_max = 1'000'000'000;  // each local clock starts at [0, this)
   int compact_every_slots = 0;       // replicas snapshot their state this often (0: never)
   bool writes_only = false;
   Time calm_jitter_us = 0;           // jitter when `faults` is off (benchmarks)          // only put/add/cas (benchmarks of the write path)
@@ -82,6 +90,9 @@ struct PaxosSimResult {
   uint64_t elections = 0;
   uint64_t malformed = 0;
   uint64_t snapshots_sent = 0;
+  uint64_t snapshots_installed = 0;
+  uint64_t pauses = 0;              // nemesis pauses
+  uint64_t held_inputs = 0;         // inputs delivered to a paused replica, handed over later
   NetworkStats net;
   std::optional<Time> failover_us;    // crash of the leader -> first new commit
   std::optional<Time> new_leader_us;  // crash of the leader -> a new leader won phase 1

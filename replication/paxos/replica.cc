@@ -489,14 +489,18 @@ void Replica::HandleInstallSnapshot(const Message& m) {
   const bool same = assembly_ && assembly_->from == m.from && assembly_->index == c.index &&
                     assembly_->total_bytes == c.total_bytes && assembly_->hash == c.hash;
   if (!same) {
-    // Bounded memory: one snapshot in assembly. A newer one (or the same index from another
-    // sender) restarts it at its first chunk; an older one is ignored.
-    if (assembly_ && c.index < assembly_->index) return;
+    // Bounded memory: one snapshot in assembly. A chunk of another one restarts it if that
+    // one is newer, or if the assembly stalled (its sender, which resends every
+    // resend_ticks, gave up or crashed); otherwise it waits. Never restarting for an older
+    // one keeps two senders from taking turns forever.
+    const bool stalled =
+        assembly_ && ticks_ >= assembly_->last_tick + 2 * static_cast<uint64_t>(cfg_.resend_ticks);
+    if (assembly_ && c.index <= assembly_->index && !stalled) return;
     if (c.offset != 0) {
       SendSnapshotAck(m.from, c, 0);  // start over from the beginning
       return;
     }
-    assembly_ = Assembly{m.from, c.index, c.total_bytes, c.hash, std::string()};
+    assembly_ = Assembly{m.from, c.index, c.total_bytes, c.hash, std::string(), ticks_};
   }
   Assembly& a = *assembly_;
   if (c.offset != a.bytes.size()) {  // a duplicate or a chunk after a lost one
@@ -504,6 +508,7 @@ void Replica::HandleInstallSnapshot(const Message& m) {
     return;
   }
   a.bytes.append(c.bytes);
+  a.last_tick = ticks_;
   if (a.bytes.size() < a.total_bytes) {
     SendSnapshotAck(m.from, c, a.bytes.size());
     return;

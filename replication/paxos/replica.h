@@ -220,6 +220,7 @@ class Replica {
     uint64_t total_bytes = 0;
     uint64_t hash = 0;
     std::string bytes;
+    uint64_t last_tick = 0;  // of the last chunk appended
   };
   struct Peer {
     uint64_t commit = 0;

@@ -19,6 +19,9 @@ inline PaxosSimOptions SuiteOptions(uint64_t seed) {
   // Two seeds in three take snapshots (every 10..39 slots), so lagging replicas are
   // caught up with a snapshot and restarts recover from one.
   o.compact_every_slots = seed % 3 == 0 ? 0 : 10 + static_cast<int>(seed % 30);
+  // Half of those send their snapshots in chunks of 64 bytes (a few per snapshot), so
+  // chunk loss, duplication, reordering and interleaved transfers are exercised.
+  if (seed % 3 == 1) o.config.snapshot_chunk_bytes_max = 64;
   o.config.tick_us = 10'000;
   o.config.heartbeat_ticks = 5;
   o.config.election_ticks = 30;
