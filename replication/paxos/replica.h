@@ -2,35 +2,62 @@
 //
 // The replica does no I/O, reads no clock, starts no thread and draws no random number of
 // its own (etcd/raft's RawNode pattern). Inputs:
-//   Step(bytes, now)  a message from a peer (FlatBuffers, verified before it is read),
-//   Tick(now_us)      one tick of the local clock; elections and heartbeats count ticks,
-//                     leases compare local times,
-//   Propose(cmd)      a client command (leader only),
-//   ReadIndex(id, now) a linearizable read (leader only),
+//   Step(bytes, now_us)  a message from a peer (FlatBuffers, verified before it is read),
+//   Tick(now_us)         one tick of the local clock; elections and heartbeats count ticks,
+//                        leases compare local times,
+//   Propose(cmd)         a client command (leader only),
+//   ReadIndex(id, now_us) a linearizable read (leader only),
+//   TransferLeader(to),
+//   Compact(data)        the application's snapshot.
 // Every input that may depend on time carries the local clock read at that moment: a lease
 // is checked (and granted) against the time of the decision, never against the time of the
 // last tick, which may lie seconds back when the process was paused.
-//   TransferLeader(to).
 // Output: a Ready batch. The runtime must handle it in this order:
-//   1. persist  hard_state and entries to the Storage; if must_sync, Sync() before step 2
-//               (an acceptor's promise or accept must be durable before anyone hears of it);
-//   2. send     messages;
+//   1. persist  snapshot (Storage::SaveSnapshot), then hard_state and entries; if
+//               must_sync, Sync() before step 2 (an acceptor's promise or accept must be
+//               durable before anyone hears of it);
+//   2. send     messages (none is larger than Config::message_bytes_max);
 //   3. apply    if install_snapshot, replace the state machine by `snapshot`; then apply
 //               `apply` in order, then serve `reads` from the result;
 //   4. Advance().
-// Snapshots: the application calls Compact(data) with its state as of applied_index(); the
-// log up to there is dropped (Ready::snapshot asks the Storage to do the same). A peer
-// whose log ends before the snapshot is sent the snapshot instead of entries.
+//
+// Snapshots: the application calls Compact(data) with its state as of applied_index(), of
+// any size; the log up to there is dropped (Ready::snapshot asks the Storage to do the
+// same). A peer whose log ends before the snapshot (a lagging follower, or a candidate whose
+// prepare reaches below it) is sent the snapshot in chunks of at most
+// snapshot_chunk_bytes_max (and within message_bytes_max), one chunk in flight per peer,
+// resent after resend_ticks, the transfer dropped after snapshot_resends_max resends without
+// progress. While a transfer runs, the log it will need afterwards is kept. The receiver
+// assembles one snapshot at a time (a newer snapshot, or any once the assembly stalled for
+// 2*resend_ticks, restarts it; an older one waits), checks its hash and only then hands the
+// whole snapshot to the application (Ready::snapshot + install_snapshot). Chunks are not tied
+// to leadership: a snapshot covers chosen slots only, so installing one is always safe.
+//
+// Exactly-once: sessions (client id -> highest applied seq) mark a retried command
+// `duplicate`. At most sessions_max are kept; the least recently used client is forgotten
+// first, at the same command on every replica, and the sessions (in LRU order) travel inside
+// snapshots. A forgotten client loses exactly-once for a retry that comes after sessions_max
+// other clients were served.
+//
+// Commands: Propose accepts payloads up to CommandBytesMax(config) = message_bytes_max -
+// kMessageOverheadBytes (message.h); commands are batched up to batch_bytes_max per slot and
+// one larger than that gets a slot of its own.
 //
 // Protocol: ballots (round, node); a leader runs phase 1 once for all slots above its
 // commit index, learns every accepted value from a majority, re-proposes the value of the
 // highest ballot in each slot and fills holes with no-ops; phase 2 is pipelined (at most
 // window_slots slots in flight) and batched (many commands per slot, bounded bytes). The
 // commit index travels on accepts and heartbeats; a follower that misses chosen entries is
-// sent them (catch-up). Leases: an acceptor that acknowledged a leader refuses to help any
-// other node win for lease_us of its own clock, so the leader (which counts a shorter,
-// drift-corrected lease from the time it sent the heartbeat) serves reads locally; without
-// a lease, a read waits for a quorum heartbeat round started after it arrived.
+// sent them (catch-up). Elections: an election timeout first runs PreVote: the replica asks
+// with the ballot it would use, raising no one's promise (nor its own), and starts phase 1
+// only if a majority says yes; a replica says no while it leads, while it heard from its
+// leader within election_ticks, or while a lease it granted forbids it. So a replica cut off
+// from the group keeps its ballot and rejoins as a follower instead of deposing a healthy
+// leader. (TimeoutNow, leadership transfer, skips PreVote.) Leases: an acceptor that
+// acknowledged a leader refuses to help any other node win for lease_us of its own clock, so
+// the leader (which counts a shorter, drift-corrected lease from the time it sent the
+// heartbeat) serves reads locally; without a lease, a read waits for a quorum heartbeat
+// round started after it arrived.
 //
 // Ownership: the Replica keeps a pointer-free copy of what it loaded from the Storage; the
 // Storage is only read during Open(). Thread-safety: none; one thread drives a Replica.
