@@ -645,6 +645,64 @@ TEST(PaxosReplica, SnapshotChunksSurviveLossAndDuplication) {
   EXPECT_EQ(g.at(2).commit_index(), g.at(0).commit_index());
 }
 
+// Phase 1 with a snapshot of many chunks: the acceptor that compacted sends it to the
+// candidate, whose promise from it counts only once it is installed.
+TEST(PaxosReplica, CandidateInstallsALargeSnapshotFromAnAcceptorInPhase1) {
+  Config c;
+  c.message_bytes_max = 64 << 10;
+  c.batch_bytes_max = 16 << 10;
+  c.batch_commands_max = 64;
+  Group g(3, c);
+  g.Elect(0);
+  g.Isolate(2);
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(g.at(0).Propose(Cmd(1, i + 1, std::to_string(i))).ok());
+  g.Run(3);
+  const std::string state = PseudoRandomBytes(3 << 20, 5);
+  ASSERT_TRUE(g.at(1).Compact(state).ok());
+  g.Pump(1);
+  g.Crash(0);
+  g.HealAll();
+  g.Elect(2);  // its quorum is {1, 2}, and 1 holds slots 1..20 only in its snapshot
+  EXPECT_GE(g.at(2).commit_index(), 20u);
+  ASSERT_EQ(g.installed(2).size(), 1u);
+  EXPECT_TRUE(g.installed(2)[0].data == state);
+  EXPECT_GT(g.at(1).stats().snapshot_chunks_sent, (3u << 20) / (64u << 10));
+  EXPECT_LE(g.max_message_bytes(), c.message_bytes_max);
+  ASSERT_TRUE(g.at(2).Propose(Cmd(2, 1, "x")).ok());
+  g.Deliver();
+  g.Run(3);
+  EXPECT_EQ(Payloads(g.applied(1)).back(), "x");
+  EXPECT_EQ(Payloads(g.applied(2)), (std::vector<std::string>{"x"}));
+}
+
+// Every chunk is lost: the transfer is dropped after snapshot_resends_max resends without
+// progress (releasing the snapshot and the log it pinned), started again when the lagging
+// peer is heard from, and completes once chunks get through.
+TEST(PaxosReplica, SnapshotTransferWithoutProgressIsDroppedAndStartedAgain) {
+  Group g(3);
+  g.Elect(0);
+  g.Isolate(2);
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(g.at(0).Propose(Cmd(1, i + 1, std::to_string(i))).ok());
+  g.Run(3);
+  ASSERT_TRUE(g.at(0).Compact("s10").ok());
+  g.Pump(0);
+  bool drop = true;
+  g.SetFilter([&drop](const Group::InFlight& m) {
+    return drop && m.msg.type == MessageType::kInstallSnapshot ? 0 : 1;
+  });
+  g.HealAll();
+  const Config c;
+  g.Run((c.snapshot_resends_max + 2) * c.resend_ticks);
+  EXPECT_GE(g.at(0).stats().snapshot_transfers_abandoned, 1u);
+  EXPECT_GE(g.at(0).stats().snapshots_sent, 2u);  // asked again by 2's heartbeat answers
+  EXPECT_TRUE(g.installed(2).empty());
+  drop = false;
+  g.Run(2 * c.resend_ticks);
+  ASSERT_EQ(g.installed(2).size(), 1u);
+  EXPECT_EQ(g.installed(2)[0].data, "s10");
+  EXPECT_EQ(g.at(2).commit_index(), g.at(0).commit_index());
+}
+
 // The receiver assembles one snapshot at a time: a chunk of a newer one restarts the
 // assembly, chunks of the older one are then ignored, and only the newer is installed.
 TEST(PaxosReplica, ChunkOfANewerSnapshotRestartsAssembly) {
