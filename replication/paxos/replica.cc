@@ -243,6 +243,12 @@ size_t Replica::CommandBytesMax(const Config& config) {
 
 Status Replica::Compact(std::string data) {
   if (applied_ <= snapshot_.index) return Status::Ok();  // nothing new to cover
+  // The one size a snapshot cannot have: FlatBuffers (32-bit offsets) could not encode it
+  // for its chunks. An operational limit, so a Status; the log stays as it is.
+  if (data.size() + 16 * sessions_.size() + kMessageOverheadBytes > kSnapshotBytesMax) {
+    return Status(Code::kValueTooLarge, "paxos: snapshot of " + std::to_string(data.size()) +
+                                            " bytes exceeds the encodable maximum");
+  }
   Snapshot s;
   s.index = applied_;
   s.data = std::move(data);
@@ -640,6 +646,8 @@ void Replica::TrimLog() {
     if (t) upto = std::min(upto, t->index);
   }
   log_.erase(log_.begin(), log_.upper_bound(upto));
+  // The encoded copy doubles the snapshot's memory: keep it only while a transfer uses it.
+  if (snapshot_bytes_ && snapshot_bytes_.use_count() == 1) snapshot_bytes_.reset();
 }
 
 bool Replica::ApplySession(uint64_t client_id, uint64_t seq) {

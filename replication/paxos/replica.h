@@ -196,8 +196,9 @@ class Replica {
   // Takes a snapshot: `data` is the application state after applying everything up to
   // applied_index() (call it after Advance()). Drops the log up to there (or, while a peer
   // is being sent an older snapshot, up to that one's index, so that the peer can continue
-  // from the log once it has it). Any size is accepted (below kSnapshotBytesMax encoded);
-  // peers receive it in chunks. Always OK today; Status kept for storage-backed variants.
+  // from the log once it has it). Any size is accepted up to what FlatBuffers can encode
+  // (kSnapshotBytesMax, message.h: 2 GiB; beyond it kValueTooLarge and nothing changes);
+  // peers receive it in chunks.
   Status Compact(std::string data);
 
   bool HasReady() const;
