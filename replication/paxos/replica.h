@@ -128,7 +128,7 @@ struct ReplicaStats {
   uint64_t malformed = 0;       // failed decoding or verification
   uint64_t misaddressed = 0;    // well-formed but not for us / from an unknown peer
   uint64_t pre_votes = 0;       // PreVote rounds started (election timeouts)
-  uint64_t pre_vote_refusals = 0;  // PreVotes answered no (a live leader, a lease, ourselves)
+  uint64_t pre_vote_refusals = 0;  // PreVotes answered no (we lead, a live leader, a lease)
   uint64_t elections = 0;       // phase 1 attempts started
   uint64_t leaderships = 0;     // phase 1 won
   uint64_t lease_refusals = 0;  // prepares ignored because of a granted lease
