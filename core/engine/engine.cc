@@ -21,6 +21,8 @@ constexpr std::string_view kStrongTable = "strong";
 constexpr std::string_view kAppliedTable = "applied";
 constexpr std::string_view kMetaTable = "meta";
 constexpr int kRoundsPerCallMax = 64;  // bounds one Process() call; the rest waits a tick
+constexpr size_t kEnvelopeBytesMax = 64 << 10;  // an Envelope around its payload
+constexpr size_t kCommandOverheadBytes = 256;   // a Command's fields and FlatBuffers framing
 
 std::string GroupKey(uint32_t group) {
   std::string k;
@@ -160,6 +162,9 @@ Status Engine::Recover() {
     if (g < options_.preferred_leader.size()) c.preferred_leader = options_.preferred_leader[g];
     c.unsafe_skip_phase1_recovery = options_.unsafe_skip_phase1_recovery;
     c.unsafe_lease_cached_time = options_.unsafe_lease_cached_time;
+    // A Paxos message and its envelope fit the node's message bound.
+    c.message_bytes_max = kMessageBytesMax - kEnvelopeBytesMax;
+    command_bytes_max_ = paxos::Replica::CommandBytesMax(c);
     auto replica = paxos::Replica::Open(c, *group.log);
     if (!replica.ok()) return replica.status();
     group.replica = std::move(replica).value();
@@ -174,7 +179,7 @@ Status Engine::Recover() {
   d.resend_interval_us = options_.crdt_resend_interval_us;
   d.key_bytes_max = options_.limits.key_bytes_max;
   // A CRDT message and its envelope must fit the node's message bound.
-  d.message_bytes_max = kMessageBytesMax - (64u << 10);
+  d.message_bytes_max = kMessageBytesMax - kEnvelopeBytesMax;
   crdt_ = std::make_unique<crdt::Disseminator>(d, std::move(image).value());
   next_tick_us_ = env_.NowUs();
   Process();
@@ -270,6 +275,13 @@ void Engine::Dispatch(Request request, Callback done, bool forwarded) {
                                               policy_.MatchingPrefix(request.key) + "\"); its data is not reinterpreted"));
   }
   if (mode == Mode::kStrong) {
+    // The command travels in one Paxos message: refuse what cannot, before it is proposed.
+    const size_t command_bytes = request.key.size() + request.value.size() + request.expected.size() + kCommandOverheadBytes;
+    if (command_bytes > command_bytes_max_) {
+      return reply(Status(Code::kValueTooLarge, "a strong operation of " + std::to_string(command_bytes) +
+                                                    " bytes exceeds the " + std::to_string(command_bytes_max_) +
+                                                    " bytes one consensus round carries"));
+    }
     const uint32_t shard = ShardOf(request.key);  // before `request` is moved from
     return SubmitStrong(shard, std::move(request), std::move(done), forwarded);
   }

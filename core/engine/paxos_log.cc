@@ -8,7 +8,10 @@ namespace {
 
 constexpr std::string_view kLogTable = "paxos_log";
 constexpr std::string_view kStateTable = "paxos_state";
+// A log record holds one entry (at most one Paxos message); the snapshot record holds a
+// whole shard, which may be as large as a snapshot can be.
 constexpr size_t kRecordBytesMax = 64 << 20;
+constexpr size_t kSnapshotRecordBytesMax = paxos::kSnapshotBytesMax + paxos::kMessageOverheadBytes;
 
 void AppendBigEndian(std::string& out, uint64_t v, int bytes) {
   for (int i = bytes - 1; i >= 0; --i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -70,7 +73,7 @@ StatusOr<std::optional<paxos::Snapshot>> PaxosLog::LoadSnapshot() const {
   auto bytes = store_.Get(kStateTable, StateKey('s'));
   if (bytes.status().IsNotFound()) return std::optional<paxos::Snapshot>();
   if (!bytes.ok()) return bytes.status();
-  auto m = paxos::DecodeMessage(*bytes, kRecordBytesMax);
+  auto m = paxos::DecodeMessage(*bytes, kSnapshotRecordBytesMax);
   if (!m.ok() || !m->snapshot) return Corruption("paxos snapshot of group " + std::to_string(group_) + " is damaged");
   return std::optional<paxos::Snapshot>(std::move(*m->snapshot));
 }

@@ -111,9 +111,9 @@ TEST(EngineSim, LargeShardsCompactManyTimes) {
     EngineSimOptions o = Options(seed);
     o.regions = 3;
     o.shards = 2;
-    o.compact_every_slots = 16;
-    o.bulk_writes = 160;
-    o.bulk_keys = 64;
+    o.compact_every_slots = 8;
+    o.bulk_writes = 256;
+    o.bulk_keys = 128;
     o.bulk_value_bytes = 256 << 10;
     o.deadline_us = 300'000'000;
     EngineSimResult r = RunEngineSim(o);
@@ -121,8 +121,8 @@ TEST(EngineSim, LargeShardsCompactManyTimes) {
     std::printf("seed %llu: %llu bulk writes acknowledged (%llu MiB), %llu snapshots, %llu crashes, %llu pauses\n",
                 (unsigned long long)seed, (unsigned long long)r.bulk_ok, (unsigned long long)(r.bulk_bytes >> 20),
                 (unsigned long long)r.snapshots, (unsigned long long)r.crashes, (unsigned long long)r.pauses);
-    EXPECT_GT(r.bulk_bytes, uint64_t{20} << 20) << "GEOKV_SEED=" << seed << " wrote too little to matter";
-    EXPECT_GT(r.snapshots, 20u) << "GEOKV_SEED=" << seed;
+    EXPECT_GT(r.bulk_bytes, uint64_t{64} << 20) << "GEOKV_SEED=" << seed << " wrote too little to matter";
+    EXPECT_GT(r.snapshots, 40u) << "GEOKV_SEED=" << seed;
   }
 }
 
@@ -166,15 +166,15 @@ void CheckMutant(const Mutant& m) {
 }
 
 TEST(EngineSim, PausedLeaderWithCachedLeaseClockIsCaught) {
-  CheckMutant({"lease_cached_time", [](EngineSimOptions* o) { o->unsafe_lease_cached_time = true; }, 27});
+  CheckMutant({"lease_cached_time", [](EngineSimOptions* o) { o->unsafe_lease_cached_time = true; }, 53});
 }
 
 TEST(EngineSim, ForwardIdsWithoutIncarnationAreCaught) {
-  CheckMutant({"forward_ids_restart", [](EngineSimOptions* o) { o->unsafe_forward_ids_restart = true; }, 3});
+  CheckMutant({"forward_ids_restart", [](EngineSimOptions* o) { o->unsafe_forward_ids_restart = true; }, 35});
 }
 
 TEST(EngineSim, IgnoredStorageErrorsAreCaught) {
-  CheckMutant({"ignore_storage_errors", [](EngineSimOptions* o) { o->unsafe_ignore_storage_errors = true; }, 12});
+  CheckMutant({"ignore_storage_errors", [](EngineSimOptions* o) { o->unsafe_ignore_storage_errors = true; }, 2});
 }
 
 }  // namespace
