@@ -1,22 +1,27 @@
 #include "replication/crdt/or_set.h"
 
+#include <cstdint>
 #include <string>
 
 #include "replication/crdt/limits.h"
 
 namespace geokv::crdt {
 
-StatusOr<OrSet> OrSet::Add(ReplicaId replica, std::string_view element) {
-  if (element.size() > kValueBytesMax) {
+StatusOr<OrSet> OrSet::Add(ReplicaId replica, std::string_view element, const CrdtLimits& limits) {
+  if (element.size() > limits.value_bytes_max) {
     return Status(Code::kValueTooLarge, "set element of " + std::to_string(element.size()) +
-                                            " bytes exceeds " + std::to_string(kValueBytesMax));
+                                            " bytes exceeds " + std::to_string(limits.value_bytes_max));
   }
-  if (!kernel_.Contains(element) && kernel_.size() >= kSetElementsMax) {
-    return InvalidArgument("set already holds " + std::to_string(kSetElementsMax) + " elements");
+  if (!kernel_.Contains(element) && kernel_.size() >= limits.set_elements_max) {
+    return InvalidArgument("set already holds " + std::to_string(kernel_.size()) +
+                           " elements (limit per region " + std::to_string(limits.set_elements_max) + ")");
   }
-  if (!kernel_.Contains(element) && kernel_.value_bytes() + element.size() > kStateBytesMax) {
-    return Status(Code::kValueTooLarge, "set would exceed " + std::to_string(kStateBytesMax) +
-                                            " bytes of elements");
+  if (!kernel_.Contains(element) &&
+      kernel_.footprint_bytes() + element.size() + kEntryOverheadBytes > limits.state_bytes_max) {
+    return Status(Code::kValueTooLarge,
+                  "set would exceed " + std::to_string(limits.state_bytes_max) +
+                      " bytes (elements plus " + std::to_string(kEntryOverheadBytes) +
+                      " per element, limit per region)");
   }
   OrSet delta;
   delta.kernel_ = kernel_.AddWithContext(replica, element, kernel_.DotsOf(element));
@@ -44,11 +49,12 @@ std::string OrSet::Encode() const {
   return enc.Release();
 }
 
-StatusOr<OrSet> OrSet::Decode(std::string_view bytes) {
+StatusOr<OrSet> OrSet::Decode(std::string_view bytes, const CrdtLimits& limits) {
   Decoder dec(bytes);
   GEOKV_RETURN_IF_ERROR(dec.GetHeader(static_cast<uint8_t>(CrdtType::kSet)));
   OrSet s;
-  GEOKV_RETURN_IF_ERROR(s.kernel_.DecodeFrom(&dec, kSetElementsMax));
+  const size_t values_max = limits.unsafe_decode_per_region_caps ? limits.set_elements_max : SIZE_MAX;
+  GEOKV_RETURN_IF_ERROR(s.kernel_.DecodeFrom(&dec, values_max, limits.value_bytes_max));
   GEOKV_RETURN_IF_ERROR(dec.Finish());
   return s;
 }

@@ -30,7 +30,7 @@ TEST(CrdtSim, ConvergesWithoutLossOrResurrectionUnderFaults) {
   const int count = SeedCountFromEnvOr(GEOKV_SIM_SEEDS_DEFAULT);
   CrdtScenarioOptions o;
   size_t max_meta = 0, final_meta = 0, acked = 0;
-  uint64_t transfers = 0, rejected = 0, crashes = 0, collected = 0;
+  uint64_t transfers = 0, rejected = 0, crashes = 0, collected = 0, large = 0, over = 0, capped = 0;
   int failures = 0;
   for (uint64_t seed : Seeds(count)) {
     CrdtScenarioResult r = RunCrdtScenario(seed, o);
@@ -38,7 +38,10 @@ TEST(CrdtSim, ConvergesWithoutLossOrResurrectionUnderFaults) {
     final_meta = std::max(final_meta, r.final_max_metadata_entries);
     acked += r.acked_ops;
     transfers += r.transfers;
-    rejected += r.hlc_rejected;
+    rejected += r.hlc_remote_ahead;
+    large += r.large_ops;
+    over += r.over_limit_refused;
+    capped += r.caps_refused;
     crashes += r.crashes;
     collected += r.tombstones_collected;
     if (!r.errors.empty()) {
@@ -50,17 +53,22 @@ TEST(CrdtSim, ConvergesWithoutLossOrResurrectionUnderFaults) {
     }
   }
   std::printf("crdt sim: %zu seeds, %zu acknowledged ops, %llu crashes, %llu state transfers, "
-              "%llu remote clocks rejected, %llu tombstones collected, causal metadata per key: "
-              "max %zu during runs, max %zu after quiescence\n",
+              "%llu remote stamps adopted far ahead, %llu tombstones collected, %llu ops at the size "
+              "limits, %llu one past them refused, %llu set adds refused by per-region caps, causal "
+              "metadata per key: max %zu during runs, max %zu after quiescence\n",
               Seeds(count).size(), acked, static_cast<unsigned long long>(crashes),
               static_cast<unsigned long long>(transfers), static_cast<unsigned long long>(rejected),
-              static_cast<unsigned long long>(collected), max_meta, final_meta);
+              static_cast<unsigned long long>(collected), static_cast<unsigned long long>(large),
+              static_cast<unsigned long long>(over), static_cast<unsigned long long>(capped), max_meta, final_meta);
   // The suite must exercise what it claims to check.
   if (!SeedFromEnvSet() && count >= 50) {
     EXPECT_GT(transfers, 0u);
     EXPECT_GT(crashes, 0u);
     EXPECT_GT(rejected, 0u);
     EXPECT_GT(collected, 0u);
+    EXPECT_GT(large, 0u);
+    EXPECT_GT(over, 0u);
+    EXPECT_GT(capped, 0u);
   }
 }
 
