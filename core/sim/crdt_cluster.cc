@@ -111,15 +111,22 @@ void CrdtCluster::Restart(int i) {
   net_->SetUp(i, true);
 }
 
-void CrdtCluster::CheckLwwTookEffect(int i, const std::string& key, const std::optional<std::string>& value) {
+crdt::HlcTimestamp CrdtCluster::LwwStamp(int i, const std::string& key) const {
   const crdt::CrdtValue* v = nodes_[i]->Get(key);
   const crdt::LwwRegister* l = v ? v->As<crdt::LwwRegister>() : nullptr;
-  if (l == nullptr || l->Get() != value || l->stamp() != nodes_[i]->clock().last()) {
-    errors_.push_back("region " + std::to_string(i) + ": an acknowledged " + (value ? "put" : "delete") +
-                      " of key " + key.substr(0, 16) + " did not take effect (key stamp " +
-                      (l ? std::to_string(l->stamp().physical_ms) : std::string("none")) + ", clock " +
-                      std::to_string(nodes_[i]->clock().last().physical_ms) + ")");
-  }
+  return l ? l->stamp() : crdt::HlcTimestamp{};
+}
+
+crdt::HlcTimestamp CrdtCluster::CheckLwwTookEffect(int i, const std::string& key, const std::optional<std::string>& value,
+                                                   const crdt::HlcTimestamp& before) {
+  const crdt::CrdtValue* v = nodes_[i]->Get(key);
+  const crdt::LwwRegister* l = v ? v->As<crdt::LwwRegister>() : nullptr;
+  if (l != nullptr && l->written() && l->Get() == value && before < l->stamp()) return l->stamp();
+  errors_.push_back("region " + std::to_string(i) + ": an acknowledged " + (value ? "put" : "delete") + " of key " +
+                    key.substr(0, 16) + " did not take effect (key stamp " +
+                    (l ? std::to_string(l->stamp().physical_ms) : std::string("none")) + " ms, wall clock " +
+                    std::to_string(WallNow(i) / 1000) + " ms)");
+  return nodes_[i]->clock().last();
 }
 
 Status CrdtCluster::SetAdd(int i, const std::string& key, const std::string& element) {
@@ -168,26 +175,26 @@ Status CrdtCluster::AddCounter(int i, const std::string& key, int64_t delta) {
 
 Status CrdtCluster::PutLww(int i, const std::string& key, const std::string& value) {
   Wall(i);
+  const crdt::HlcTimestamp before = LwwStamp(i, key);
   GEOKV_RETURN_IF_ERROR(nodes_[i]->PutLww(key, value));
-  CheckLwwTookEffect(i, key, value);
   CrdtOpRecord op;
   op.type = CrdtType::kLww;
   op.key = key;
   op.value = value;
-  op.ts = nodes_[i]->clock().last();
+  op.ts = CheckLwwTookEffect(i, key, value, before);
   history_.Record(i, std::move(op));
   return Status::Ok();
 }
 
 Status CrdtCluster::DeleteLww(int i, const std::string& key) {
   Wall(i);
+  const crdt::HlcTimestamp before = LwwStamp(i, key);
   GEOKV_RETURN_IF_ERROR(nodes_[i]->DeleteLww(key));
-  CheckLwwTookEffect(i, key, std::nullopt);
   CrdtOpRecord op;
   op.type = CrdtType::kLww;
   op.key = key;
   op.lww_delete = true;
-  op.ts = nodes_[i]->clock().last();
+  op.ts = CheckLwwTookEffect(i, key, std::nullopt, before);
   history_.Record(i, std::move(op));
   return Status::Ok();
 }

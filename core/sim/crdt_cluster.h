@@ -89,7 +89,11 @@ class CrdtCluster {
   Time LocalNow(int i) const;
   // Feeds region i its wall clock (before every input, as the engine does).
   void Wall(int i);
-  void CheckLwwTookEffect(int i, const std::string& key, const std::optional<std::string>& value);
+  crdt::HlcTimestamp LwwStamp(int i, const std::string& key) const;
+  // Records an error unless the register now holds `value` (nullopt: deleted) under a
+  // stamp above `before`; returns the write's stamp.
+  crdt::HlcTimestamp CheckLwwTookEffect(int i, const std::string& key, const std::optional<std::string>& value,
+                                        const crdt::HlcTimestamp& before);
   void OnTick(int i);
   void HandleReady(int i);
   void ScheduleTick(int i);

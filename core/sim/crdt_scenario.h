@@ -33,7 +33,7 @@ struct CrdtScenarioOptions {
   bool unsafe_decode_per_region_caps = false;
   // Operations with values, elements and keys at the documented limits (1 MiB, 4096 B)
   // and one past them; per mille of operations.
-  int large_ops_per_mille = 20;
+  int large_ops_per_mille = 6;
   // Per-region caps small enough that the workload reaches them (limits.h).
   size_t set_elements_max = 4;
 };
