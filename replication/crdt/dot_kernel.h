@@ -43,8 +43,12 @@ class DotKernel {
   size_t size() const { return dots_.size(); }
   // Sum of the sizes of the values present (tracks the state's encoded size for limits).
   size_t value_bytes() const { return value_bytes_; }
-  // What the per-region state caps charge for this kernel (see limits.h).
-  size_t footprint_bytes() const { return value_bytes_ + kEntryOverheadBytes * dots_.size(); }
+  // What the per-region state caps charge for this kernel (see limits.h); bounds the
+  // encoding of the entries.
+  size_t footprint_bytes() const {
+    return value_bytes_ + kValueOverheadBytes * dots_.size() + kDotBytes * index_.size();
+  }
+  size_t dot_count() const { return index_.size(); }
   const std::map<std::string, std::set<Dot>, std::less<>>& entries() const { return dots_; }
   const CausalContext& context() const { return context_; }
 

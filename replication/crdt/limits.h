@@ -5,13 +5,15 @@
 // carry. The rules that keep the three consistent:
 //
 //  * Local updates are gated per writing region. A region refuses an update that would
-//    make the key, as that region sees it, exceed a cap (set elements, state footprint
-//    bytes, multi-value siblings): kValueTooLarge, kInvalidArgument or kConflict.
+//    leave the key, as that region sees it, above a cap (set elements, footprint bytes,
+//    multi-value siblings): kValueTooLarge, kInvalidArgument or kConflict. Every update
+//    that mints a dot is gated, re-adding a present element included.
 //  * Joins never refuse (convergence comes first), so a key joined from several regions
-//    can exceed one region's cap: every element or sibling of a converged key carries a
-//    live dot of some region, and a region only mints while its own view is below the
-//    cap, so a converged key holds at most `regions` times each per-region cap. Those are
-//    the Held*() bounds below.
+//    can exceed one region's cap. But every live dot of a converged key was minted by
+//    some region r while r's whole view, and so the part of it carrying r's live dots,
+//    was within the cap; that part only shrinks until r mints again. So a converged key
+//    holds at most `regions` times each per-region cap (elements, siblings, footprint,
+//    and the footprint bounds the encoding). Those are the Held*() bounds below.
 //  * Decoders bound only what no legal state can exceed: value and key sizes, replica ids.
 //    Counts (elements, dots, cloud) are bounded by the length of the input (every entry
 //    takes at least one byte), never by a semantic cap, so anything a node can hold it can
@@ -46,9 +48,13 @@ inline constexpr size_t kSiblingsMax = 8;
 // Out-of-order dots a client-supplied read context may carry (an update gate; contexts
 // produced by joins are bounded by their input length only).
 inline constexpr size_t kCloudDotsMax = 1u << 16;
-// Footprint charged per set element or sibling on top of its bytes: its length prefix, its
-// dot count and one dot per region is at most this much of the encoding per region.
-inline constexpr size_t kEntryOverheadBytes = 16;
+// The footprint of a set or register (DotKernel::footprint_bytes) bounds its encoding:
+// per entry its bytes plus kValueOverheadBytes (length prefix, dot count) plus
+// kDotBytes per live dot (replica id and counter varints).
+inline constexpr size_t kValueOverheadBytes = 4;
+inline constexpr size_t kDotBytes = 11;
+// Footprint of an entry with one dot, on top of its bytes.
+inline constexpr size_t kEntryOverheadBytes = kValueOverheadBytes + kDotBytes;
 // Encoding of a causal context with `regions` vector entries and no cloud, plus headers.
 inline constexpr size_t kContextOverheadBytes = 64 + 2 * 11 * kReplicasMax;
 

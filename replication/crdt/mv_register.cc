@@ -25,21 +25,24 @@ StatusOr<MvRegister> MvRegister::Write(ReplicaId replica, std::string_view value
                                             " bytes exceeds the per-region state limit of " +
                                             std::to_string(limits.state_bytes_max));
   }
+  // What the write leaves (limits.h footprint): the siblings with dots the reader did not
+  // see, plus the new value with its one new dot.
   size_t survivors = 0;
   size_t survivor_bytes = 0;
   bool same_value_survives = false;
   for (const auto& [v, dots] : kernel_.entries()) {
+    size_t kept = 0;
     for (const Dot& d : dots) {
-      if (!read.Contains(d)) {
-        ++survivors;
-        survivor_bytes += v.size() + kEntryOverheadBytes;
-        if (v == value) same_value_survives = true;
-        break;
-      }
+      if (!read.Contains(d)) ++kept;
     }
+    if (kept == 0) continue;
+    ++survivors;
+    survivor_bytes += v.size() + kValueOverheadBytes + kDotBytes * kept;
+    if (v == value) same_value_survives = true;
   }
   const size_t after = survivors + (same_value_survives ? 0 : 1);
-  const size_t after_bytes = survivor_bytes + (same_value_survives ? 0 : value.size() + kEntryOverheadBytes);
+  const size_t after_bytes =
+      survivor_bytes + kDotBytes + (same_value_survives ? 0 : value.size() + kValueOverheadBytes);
   if (after > limits.siblings_max || after_bytes > limits.state_bytes_max) {
     return Status(Code::kConflict, "mvreg write would leave " + std::to_string(after) + " siblings of " +
                                        std::to_string(after_bytes) + " bytes (limits per region " +

@@ -12,16 +12,23 @@ StatusOr<OrSet> OrSet::Add(ReplicaId replica, std::string_view element, const Cr
     return Status(Code::kValueTooLarge, "set element of " + std::to_string(element.size()) +
                                             " bytes exceeds " + std::to_string(limits.value_bytes_max));
   }
-  if (!kernel_.Contains(element) && kernel_.size() >= limits.set_elements_max) {
-    return InvalidArgument("set already holds " + std::to_string(kernel_.size()) +
-                           " elements (limit per region " + std::to_string(limits.set_elements_max) + ")");
+  // Gate every add by what it leaves (limits.h): a re-add retires the element's dots and
+  // mints one, so it never grows the set, but it is refused while the set (joined from
+  // several regions) is above this region's cap.
+  auto entry = kernel_.entries().find(element);
+  const bool present = entry != kernel_.entries().end();
+  const size_t retired_dots = present ? entry->second.size() : 0;
+  const size_t size_after = kernel_.size() + (present ? 0 : 1);
+  const size_t footprint_after = kernel_.footprint_bytes() + kDotBytes +
+                                 (present ? 0 : element.size() + kValueOverheadBytes) - kDotBytes * retired_dots;
+  if (size_after > limits.set_elements_max) {
+    return InvalidArgument("set holds " + std::to_string(kernel_.size()) + " elements (limit per region " +
+                           std::to_string(limits.set_elements_max) + "); remove some first");
   }
-  if (!kernel_.Contains(element) &&
-      kernel_.footprint_bytes() + element.size() + kEntryOverheadBytes > limits.state_bytes_max) {
-    return Status(Code::kValueTooLarge,
-                  "set would exceed " + std::to_string(limits.state_bytes_max) +
-                      " bytes (elements plus " + std::to_string(kEntryOverheadBytes) +
-                      " per element, limit per region)");
+  if (footprint_after > limits.state_bytes_max) {
+    return Status(Code::kValueTooLarge, "set would hold " + std::to_string(footprint_after) +
+                                            " bytes (limit per region " +
+                                            std::to_string(limits.state_bytes_max) + "); remove some first");
   }
   OrSet delta;
   delta.kernel_ = kernel_.AddWithContext(replica, element, kernel_.DotsOf(element));

@@ -213,6 +213,81 @@ TEST(OrSet, JoinedFromSeveralRegionsAtTheCapDecodesUnderTheSameLimits) {
   EXPECT_TRUE(joined.Add(0, "new", limits).ok());
 }
 
+// The Held*() bounds are what joins can produce: random adds, re-adds and removes of
+// elements of random sizes on three gated replicas with random joins between them, then
+// everything joined: the result stays within HeldSetElementsMax and its encoding within
+// HeldStateBytesMax (which the message bound is derived from).
+TEST(OrSet, JoinsOfGatedReplicasStayWithinTheHeldBounds) {
+  CrdtLimits limits;
+  limits.set_elements_max = 12;
+  limits.state_bytes_max = 600;
+  limits.regions = 3;
+  for (uint32_t seed = 1; seed <= 50; ++seed) {
+    std::mt19937 rng(seed);
+    std::vector<OrSet> r(3);
+    for (int step = 0; step < 600; ++step) {
+      const ReplicaId who = rng() % 3;
+      const std::string e = std::string(1, static_cast<char>('0' + rng() % 60)) + std::string(rng() % 40, 'x');
+      switch (rng() % 10) {
+        case 0:
+        case 1:
+        case 2:
+        case 3:
+        case 4: {
+          auto d = r[who].Add(who, e, limits);
+          if (!d.ok()) {
+            EXPECT_TRUE(d.status().code() == Code::kInvalidArgument || d.status().code() == Code::kValueTooLarge);
+          }
+          break;
+        }
+        case 5:
+          r[who].Join(r[who].Remove(e));
+          break;
+        default:
+          r[who].Join(r[rng() % 3]);
+          break;
+      }
+      EXPECT_LE(r[who].size(), limits.HeldSetElementsMax());
+    }
+    OrSet all = r[0];
+    all.Join(r[1]);
+    all.Join(r[2]);
+    EXPECT_LE(all.size(), limits.HeldSetElementsMax()) << "seed " << seed;
+    EXPECT_LE(all.kernel().footprint_bytes(), limits.state_bytes_max * limits.regions) << "seed " << seed;
+    EXPECT_LE(all.Encode().size(), limits.HeldStateBytesMax()) << "seed " << seed;
+  }
+}
+
+// The adversarial case for the bound: every region re-adds, concurrently, every element
+// the others added. Each re-add mints a dot, so ungated re-adds would leave every element
+// with a dot per region and the joined set above HeldStateBytesMax. They are gated: a
+// region whose view is above its cap refuses them until removals make room.
+TEST(OrSet, ConcurrentReaddsOfJoinedElementsAreGated) {
+  CrdtLimits limits;
+  limits.set_elements_max = 1000;
+  limits.state_bytes_max = 10 * (1 + kEntryOverheadBytes);
+  limits.regions = 3;
+  std::vector<OrSet> r(3);
+  for (ReplicaId i = 0; i < 3; ++i) {
+    for (int k = 0; k < 10; ++k) ASSERT_TRUE(r[i].Add(i, std::string(1, static_cast<char>('a' + 10 * i + k)), limits).ok());
+  }
+  std::vector<OrSet> seen = r;
+  for (ReplicaId i = 0; i < 3; ++i) {
+    for (ReplicaId j = 0; j < 3; ++j) seen[i].Join(r[j]);
+  }
+  for (ReplicaId i = 0; i < 3; ++i) {
+    for (int k = 0; k < 30; ++k) {
+      auto d = seen[i].Add(i, std::string(1, static_cast<char>('a' + k)), limits);
+      EXPECT_EQ(d.status().code(), Code::kValueTooLarge) << "region " << i << " re-add " << k;
+    }
+  }
+  OrSet all = seen[0];
+  all.Join(seen[1]);
+  all.Join(seen[2]);
+  EXPECT_LE(all.kernel().footprint_bytes(), limits.state_bytes_max * limits.regions);
+  EXPECT_LE(all.Encode().size(), limits.HeldStateBytesMax());
+}
+
 // The same for multi-value register siblings: 3 regions x siblings_max values of the
 // largest size decode, and the bytes gate refuses a stale write that would exceed the
 // per-region footprint with kConflict, a too-large value with kValueTooLarge.
