@@ -85,7 +85,9 @@ struct DisseminatorOptions {
   int64_t resend_interval_us = 600000;  // above the worst WAN round trip
   int64_t transfer_timeout_us = 2000000;
   size_t batch_bytes_max = 256 << 10;
-  // Above kStateBytesMax, so the largest single key state always fits one message.
+  // Largest message this machine sends or accepts (plus 64 KiB of slack on receipt). The
+  // per-region state cap is derived from it (CrdtLimits::ForCluster) so that the largest
+  // state joins can produce fits one message; the host passes its transport bound.
   size_t message_bytes_max = kStateBytesMax + (1 << 20);
   size_t batches_per_message_max = 64;
   size_t retention_batches = 2048;
@@ -103,7 +105,9 @@ struct DisseminatorOptions {
   // hlc_skew_report_ms ahead. A later local put can then be a silent no-op; the simulator
   // suite must catch it.
   bool unsafe_refuse_remote_stamps_ahead = false;
-  // Benchmark baseline: ship each touched key's full state instead of its delta.
+  // Benchmark baseline: ship each touched key's full state instead of its delta. (Not for
+  // production: a batch then carries whole states, and one above message_bytes_max could
+  // not be sent.)
   bool ship_full_state = false;
   // TEST ONLY: breaks causal delivery. Applies batches as they arrive and moves the
   // watermark past any gap, so a lost or late batch is never applied. The simulator
