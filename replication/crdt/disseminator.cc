@@ -16,6 +16,15 @@ namespace {
 
 constexpr uint16_t kWireVersion = 1;
 
+// FlatBuffers bytes around one KeyState (table, two vector headers, alignment padding,
+// its slot in the entries vector; about 40 in practice). Counted generously, so that a
+// message sized by these counts never exceeds message_bytes_max and is never refused.
+constexpr size_t kEntryFramingBytes = 64;
+
+size_t EntryWireBytes(std::string_view key, std::string_view state) {
+  return key.size() + state.size() + kEntryFramingBytes;
+}
+
 flatbuffers::Offset<flatbuffers::Vector<uint8_t>> Bytes(flatbuffers::FlatBufferBuilder& b,
                                                          std::string_view s) {
   return b.CreateVector(reinterpret_cast<const uint8_t*>(s.data()), s.size());
@@ -367,9 +376,9 @@ void Disseminator::SendDeltas(ReplicaId peer, bool force) {
   for (const DeltaBatch& batch : log_) {
     if (batch.seq < from) continue;
     size_t size = 0;
-    for (const auto& [k, s] : batch.entries) size += k.size() + s.size() + 16;
+    for (const auto& [k, s] : batch.entries) size += EntryWireBytes(k, s);
     if (!batches.empty() && (batches.size() >= options_.batches_per_message_max ||
-                             bytes + size > options_.message_bytes_max)) {
+                             bytes + size > StateBudgetBytes())) {
       break;
     }
     bytes += size;
@@ -611,7 +620,7 @@ void Disseminator::OnTransferRequest(ReplicaId peer, const void* raw) {
   std::vector<Range> ranges;
   size_t i = 0, bytes = 0;
   for (const auto& [key, v] : states_) {
-    const size_t size = key.size() + v.Encode().size() + 16;
+    const size_t size = EntryWireBytes(key, v.Encode());
     if (i % per_range == 0 || bytes + size > budget) {
       if (!ranges.empty()) {
         ranges.back().hi = key;
@@ -699,7 +708,7 @@ void Disseminator::OnTransferPull(ReplicaId peer, const void* raw) {
     for (auto it = states_.lower_bound(r.lo); it != states_.end(); ++it) {
       if (r.has_hi && it->first >= r.hi) break;
       std::string enc = it->second.Encode();
-      const size_t size = enc.size() + it->first.size() + 16;
+      const size_t size = EntryWireBytes(it->first, enc);
       if (size > budget) {
         // Larger than any message: only while removals from a region at its cap are still
         // in flight to us (limits.h). The range stays incomplete and the peer retries.
