@@ -113,8 +113,7 @@ Disseminator::Disseminator(DisseminatorOptions options, DurableImage image)
     auto v = CrdtValue::Decode(bytes, limits_);
     if (v.ok()) {
       open_batch_.emplace(key, std::move(*v));
-    } else if (open_status_.ok()) {
-      ++stats_.states_unreadable;
+    } else if (++stats_.states_unreadable; open_status_.ok()) {
       open_status_ = Corruption("persisted unsealed delta of key '" + key.substr(0, 64) +
                                 "' does not decode: " + v.status().message());
     }

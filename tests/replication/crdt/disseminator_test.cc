@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "replication/wire/crdt_generated.h"
+
 namespace geokv::crdt {
 namespace {
 
@@ -453,6 +455,48 @@ TEST(DisseminatorLimits, SetJoinedFromThreeRegionsAtTheByteCapWithLargestElement
     e.replace(0, id.size(), id);
     return e;
   });
+}
+
+// State transfer with states much larger than a key-count range allows in one message:
+// ranges are cut so that each fits one message, and only a message holding a whole range
+// completes it. The first TransferData is lost: the transfer must not count that range
+// done (it used to, when a range spanned several messages and its last part arrived),
+// so nothing is missing once it retries.
+TEST(DisseminatorLimits, TransferRangesFitOneMessageAndALostPartIsRetried) {
+  DisseminatorOptions o;
+  o.message_bytes_max = 256 << 10;
+  o.batch_bytes_max = 64 << 10;
+  o.retention_batches = 2;
+  o.transfer_range_keys = 64;
+  Cluster c(3, o);
+  c.Tick(1000);
+  auto cut = [](const Envelope& e) { return e.to == 2 || e.from == 2; };
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_TRUE(c.node(i % 2).PutLww("k" + std::to_string(i), std::string(30 << 10, static_cast<char>('a' + i % 26))).ok());
+    c.RunFor(10000, cut);
+  }
+  // Both origins serve region 2 a transfer (each covers every key): lose the first
+  // TransferData of each.
+  bool lost[2] = {false, false};
+  size_t largest = 0;
+  auto lose_first_data = [&](const Envelope& e) {
+    largest = std::max(largest, e.bytes.size());
+    if (e.to != 2 || lost[e.from]) return false;
+    const auto* m = ::geokv::wire::crdt::GetMessage(e.bytes.data());
+    if (m->body_type() != ::geokv::wire::crdt::Body::TransferData) return false;
+    lost[e.from] = true;
+    return true;
+  };
+  c.RunFor(8000000, lose_first_data);
+  EXPECT_TRUE(lost[0] && lost[1]);
+  EXPECT_LE(largest, o.message_bytes_max);
+  EXPECT_GE(c.node(2).stats().transfers_started, 2u);  // the first one could not complete
+  for (int i = 0; i < 40; ++i) {
+    const std::string k = "k" + std::to_string(i);
+    ASSERT_NE(c.node(2).Get(k), nullptr) << k;
+    EXPECT_TRUE(c.Encoded(2, k) == c.Encoded(0, k)) << k;
+  }
+  for (int r = 0; r < 3; ++r) EXPECT_EQ(c.node(r).stats().messages_bad, 0u);
 }
 
 // Over-limit input is refused with a specific error and a counted stat; a persisted state
