@@ -18,7 +18,10 @@ class CrdtStore {
  public:
   explicit CrdtStore(storage::Storage& store) : store_(store) {}
 
-  // Reads what survived (recovery). kCorruption when a record fails to decode.
+  // Reads what survived (recovery). kCorruption when a log, open-batch or progress record
+  // fails to decode. Key states are returned as stored, whatever their size: the
+  // Disseminator decodes them under its limits, which accept every state joins produce,
+  // and reports one that does not decode through open_status() (never dropped).
   StatusOr<crdt::DurableImage> Load();
   // Adds the persistence part of `ready` to `batch`.
   void Persist(const crdt::Ready& ready, storage::WriteBatch* batch);

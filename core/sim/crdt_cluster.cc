@@ -14,10 +14,13 @@ CrdtCluster::CrdtCluster(Network* net, CrdtClusterOptions options)
   images_.resize(n);
   dead_stats_.resize(n);
   nodes_.resize(n);
+  wall_offset_us_ = options_.wall_offset_us;
+  wall_offset_us_.resize(n, 0);
   for (int i = 0; i < n; ++i) {
     Restart(i);
     net_->Attach(i, [this, i](int from, std::string bytes) {
       if (!nodes_[i]) return;
+      Wall(i);
       nodes_[i]->Step(static_cast<crdt::ReplicaId>(from), bytes);
       if (on_step) on_step(i);
     });
@@ -31,6 +34,16 @@ Time CrdtCluster::LocalNow(int i) const {
   return std::max<Time>(0, net_->Now() + skew);
 }
 
+int64_t CrdtCluster::WallNow(int i) const {
+  const double ppm = i < static_cast<int>(options_.wall_drift_ppm.size()) ? options_.wall_drift_ppm[i] : 0;
+  const Time t = net_->Now();
+  return options_.wall_epoch_us + wall_offset_us_[i] + t + static_cast<int64_t>(static_cast<double>(t) * ppm / 1e6);
+}
+
+void CrdtCluster::SetWallOffset(int i, int64_t offset_us) { wall_offset_us_[i] = offset_us; }
+
+void CrdtCluster::Wall(int i) { nodes_[i]->ObserveWallClock(WallNow(i)); }
+
 void CrdtCluster::ScheduleTick(int i) {
   net_->At(net_->Now() + options_.tick_us, [this, i]() {
     OnTick(i);
@@ -40,6 +53,7 @@ void CrdtCluster::ScheduleTick(int i) {
 
 void CrdtCluster::OnTick(int i) {
   if (!nodes_[i]) return;
+  Wall(i);
   nodes_[i]->Tick(LocalNow(i));
   HandleReady(i);
 }
@@ -69,11 +83,14 @@ void CrdtCluster::HandleReady(int i) {
 void CrdtCluster::Crash(int i) {
   if (!nodes_[i]) return;
   const crdt::DisseminatorStats& s = nodes_[i]->stats();
-  dead_stats_[i].bytes_sent += s.bytes_sent;
-  dead_stats_[i].hlc_rejected += s.hlc_rejected;
-  dead_stats_[i].transfers_completed += s.transfers_completed;
-  dead_stats_[i].messages_bad += s.messages_bad;
-  dead_stats_[i].tombstones_collected += s.tombstones_collected;
+  for (auto field : {&crdt::DisseminatorStats::bytes_sent, &crdt::DisseminatorStats::hlc_remote_ahead,
+                     &crdt::DisseminatorStats::transfers_completed, &crdt::DisseminatorStats::messages_bad,
+                     &crdt::DisseminatorStats::tombstones_collected, &crdt::DisseminatorStats::hlc_refused,
+                     &crdt::DisseminatorStats::entries_over_limit, &crdt::DisseminatorStats::states_over_held_cap,
+                     &crdt::DisseminatorStats::transfer_states_too_large,
+                     &crdt::DisseminatorStats::states_unreadable}) {
+    dead_stats_[i].*field += s.*field;
+  }
   nodes_[i].reset();
   history_.DropPending(i);
   net_->SetUp(i, false);
@@ -85,11 +102,35 @@ void CrdtCluster::Restart(int i) {
   o.self = static_cast<crdt::ReplicaId>(i);
   o.regions = static_cast<uint32_t>(net_->size());
   nodes_[i] = std::make_unique<crdt::Disseminator>(o, images_[i]);
+  if (!nodes_[i]->open_status().ok()) {
+    errors_.push_back("region " + std::to_string(i) + " restarted without its state: " +
+                      nodes_[i]->open_status().message());
+  }
+  Wall(i);
   nodes_[i]->Tick(LocalNow(i));
   net_->SetUp(i, true);
 }
 
+crdt::HlcTimestamp CrdtCluster::LwwStamp(int i, const std::string& key) const {
+  const crdt::CrdtValue* v = nodes_[i]->Get(key);
+  const crdt::LwwRegister* l = v ? v->As<crdt::LwwRegister>() : nullptr;
+  return l ? l->stamp() : crdt::HlcTimestamp{};
+}
+
+crdt::HlcTimestamp CrdtCluster::CheckLwwTookEffect(int i, const std::string& key, const std::optional<std::string>& value,
+                                                   const crdt::HlcTimestamp& before) {
+  const crdt::CrdtValue* v = nodes_[i]->Get(key);
+  const crdt::LwwRegister* l = v ? v->As<crdt::LwwRegister>() : nullptr;
+  if (l != nullptr && l->written() && l->Get() == value && before < l->stamp()) return l->stamp();
+  errors_.push_back("region " + std::to_string(i) + ": an acknowledged " + (value ? "put" : "delete") + " of key " +
+                    key.substr(0, 16) + " did not take effect (key stamp " +
+                    (l ? std::to_string(l->stamp().physical_ms) : std::string("none")) + " ms, wall clock " +
+                    std::to_string(WallNow(i) / 1000) + " ms)");
+  return nodes_[i]->clock().last();
+}
+
 Status CrdtCluster::SetAdd(int i, const std::string& key, const std::string& element) {
+  Wall(i);
   crdt::Disseminator& d = *nodes_[i];
   CrdtOpRecord op;
   op.type = CrdtType::kSet;
@@ -109,6 +150,7 @@ Status CrdtCluster::SetAdd(int i, const std::string& key, const std::string& ele
 }
 
 Status CrdtCluster::SetRemove(int i, const std::string& key, const std::string& element) {
+  Wall(i);
   crdt::Disseminator& d = *nodes_[i];
   CrdtOpRecord op;
   op.type = CrdtType::kSet;
@@ -121,6 +163,7 @@ Status CrdtCluster::SetRemove(int i, const std::string& key, const std::string& 
 }
 
 Status CrdtCluster::AddCounter(int i, const std::string& key, int64_t delta) {
+  Wall(i);
   GEOKV_RETURN_IF_ERROR(nodes_[i]->AddCounter(key, delta));
   CrdtOpRecord op;
   op.type = CrdtType::kCounter;
@@ -131,28 +174,33 @@ Status CrdtCluster::AddCounter(int i, const std::string& key, int64_t delta) {
 }
 
 Status CrdtCluster::PutLww(int i, const std::string& key, const std::string& value) {
+  Wall(i);
+  const crdt::HlcTimestamp before = LwwStamp(i, key);
   GEOKV_RETURN_IF_ERROR(nodes_[i]->PutLww(key, value));
   CrdtOpRecord op;
   op.type = CrdtType::kLww;
   op.key = key;
   op.value = value;
-  op.ts = nodes_[i]->clock().last();
+  op.ts = CheckLwwTookEffect(i, key, value, before);
   history_.Record(i, std::move(op));
   return Status::Ok();
 }
 
 Status CrdtCluster::DeleteLww(int i, const std::string& key) {
+  Wall(i);
+  const crdt::HlcTimestamp before = LwwStamp(i, key);
   GEOKV_RETURN_IF_ERROR(nodes_[i]->DeleteLww(key));
   CrdtOpRecord op;
   op.type = CrdtType::kLww;
   op.key = key;
   op.lww_delete = true;
-  op.ts = nodes_[i]->clock().last();
+  op.ts = CheckLwwTookEffect(i, key, std::nullopt, before);
   history_.Record(i, std::move(op));
   return Status::Ok();
 }
 
 Status CrdtCluster::WriteMv(int i, const std::string& key, const std::string& value, bool blind) {
+  Wall(i);
   crdt::Disseminator& d = *nodes_[i];
   CrdtOpRecord op;
   op.type = CrdtType::kMvReg;
@@ -170,6 +218,7 @@ Status CrdtCluster::WriteMv(int i, const std::string& key, const std::string& va
 }
 
 Status CrdtCluster::DeleteMv(int i, const std::string& key) {
+  Wall(i);
   crdt::Disseminator& d = *nodes_[i];
   CrdtOpRecord op;
   op.type = CrdtType::kMvReg;
@@ -182,44 +231,14 @@ Status CrdtCluster::DeleteMv(int i, const std::string& key) {
   return Status::Ok();
 }
 
-uint64_t CrdtCluster::bytes_sent() const {
+uint64_t CrdtCluster::Sum(uint64_t crdt::DisseminatorStats::*field) const {
   uint64_t n = 0;
   for (size_t i = 0; i < nodes_.size(); ++i) {
-    n += dead_stats_[i].bytes_sent + (nodes_[i] ? nodes_[i]->stats().bytes_sent : 0);
+    n += dead_stats_[i].*field + (nodes_[i] ? nodes_[i]->stats().*field : 0);
   }
   return n;
 }
 
-uint64_t CrdtCluster::hlc_rejected() const {
-  uint64_t n = 0;
-  for (size_t i = 0; i < nodes_.size(); ++i) {
-    n += dead_stats_[i].hlc_rejected + (nodes_[i] ? nodes_[i]->stats().hlc_rejected : 0);
-  }
-  return n;
-}
-
-uint64_t CrdtCluster::transfers_completed() const {
-  uint64_t n = 0;
-  for (size_t i = 0; i < nodes_.size(); ++i) {
-    n += dead_stats_[i].transfers_completed + (nodes_[i] ? nodes_[i]->stats().transfers_completed : 0);
-  }
-  return n;
-}
-
-uint64_t CrdtCluster::messages_bad() const {
-  uint64_t n = 0;
-  for (size_t i = 0; i < nodes_.size(); ++i) {
-    n += dead_stats_[i].messages_bad + (nodes_[i] ? nodes_[i]->stats().messages_bad : 0);
-  }
-  return n;
-}
-
-uint64_t CrdtCluster::tombstones_collected() const {
-  uint64_t n = 0;
-  for (size_t i = 0; i < nodes_.size(); ++i) {
-    n += dead_stats_[i].tombstones_collected + (nodes_[i] ? nodes_[i]->stats().tombstones_collected : 0);
-  }
-  return n;
-}
+uint64_t CrdtCluster::bytes_sent() const { return Sum(&crdt::DisseminatorStats::bytes_sent); }
 
 }  // namespace geokv::sim

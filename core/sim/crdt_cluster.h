@@ -1,5 +1,11 @@
 // CrdtCluster: one crdt::Disseminator per region on the shared simulated network.
 //
+// Each region has two clocks, as the engine's Env does: a monotonic one (the shared
+// virtual time plus clock_skew_us, fed to Tick) and a wall clock (an epoch plus
+// wall_offset_us plus the virtual time scaled by wall_drift_ppm, fed to ObserveWallClock
+// before every input; SetWallOffset makes it jump). Regions' wall clocks disagree by
+// seconds and drift apart, as real ones do.
+//
 // Each region runs a tick every tick_us of its own (possibly skewed) clock; on a tick it
 // ticks the state machine and handles the Ready batch as the engine would: persist into
 // the region's durable image (group commit: everything since the last tick), then send,
@@ -17,6 +23,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,6 +38,9 @@ struct CrdtClusterOptions {
   crdt::DisseminatorOptions node;  // self and regions are filled in per region
   Time tick_us = 5000;
   std::vector<Time> clock_skew_us;  // per region; missing entries mean no skew
+  int64_t wall_epoch_us = 1'700'000'000'000'000;  // wall clock at virtual time 0
+  std::vector<int64_t> wall_offset_us;  // per region; missing entries mean none
+  std::vector<double> wall_drift_ppm;   // per region; missing entries mean none
 };
 
 class CrdtCluster {
@@ -53,21 +63,37 @@ class CrdtCluster {
 
   void Crash(int i);
   void Restart(int i);
+  // Steps region i's wall clock to a new offset (a jump, forwards or backwards).
+  void SetWallOffset(int i, int64_t offset_us);
+  int64_t WallNow(int i) const;
+  int64_t wall_offset(int i) const { return wall_offset_us_[i]; }
 
   const CrdtHistory& history() const { return history_; }
+  // Violations seen while operating (a put that did not take effect locally, a restart
+  // that could not read its state back); the scenario adds them to its errors.
+  const std::vector<std::string>& errors() const { return errors_; }
   // Called after a region processed a received message (state changes are visible in
   // memory from then on; benchmarks use it to time convergence).
   std::function<void(int node)> on_step;
 
   // Sum over regions of messages/bytes handed to the network by the machines.
   uint64_t bytes_sent() const;
-  uint64_t hlc_rejected() const;
-  uint64_t transfers_completed() const;
-  uint64_t messages_bad() const;
-  uint64_t tombstones_collected() const;
+  // Sums of the stats of every region over all its lives.
+  uint64_t Sum(uint64_t crdt::DisseminatorStats::*field) const;
+  uint64_t hlc_remote_ahead() const { return Sum(&crdt::DisseminatorStats::hlc_remote_ahead); }
+  uint64_t transfers_completed() const { return Sum(&crdt::DisseminatorStats::transfers_completed); }
+  uint64_t messages_bad() const { return Sum(&crdt::DisseminatorStats::messages_bad); }
+  uint64_t tombstones_collected() const { return Sum(&crdt::DisseminatorStats::tombstones_collected); }
 
  private:
   Time LocalNow(int i) const;
+  // Feeds region i its wall clock (before every input, as the engine does).
+  void Wall(int i);
+  crdt::HlcTimestamp LwwStamp(int i, const std::string& key) const;
+  // Records an error unless the register now holds `value` (nullopt: deleted) under a
+  // stamp above `before`; returns the write's stamp.
+  crdt::HlcTimestamp CheckLwwTookEffect(int i, const std::string& key, const std::optional<std::string>& value,
+                                        const crdt::HlcTimestamp& before);
   void OnTick(int i);
   void HandleReady(int i);
   void ScheduleTick(int i);
@@ -77,7 +103,9 @@ class CrdtCluster {
   std::vector<std::unique_ptr<crdt::Disseminator>> nodes_;
   std::vector<crdt::DurableImage> images_;
   std::vector<crdt::DisseminatorStats> dead_stats_;  // accumulated over crashed lives
+  std::vector<int64_t> wall_offset_us_;
   CrdtHistory history_;
+  std::vector<std::string> errors_;
 };
 
 }  // namespace geokv::sim

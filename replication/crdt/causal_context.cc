@@ -88,7 +88,8 @@ Status CausalContext::DecodeFrom(Decoder* dec) {
     }
     vv_[static_cast<ReplicaId>(r)] = c;
   }
-  GEOKV_RETURN_IF_ERROR(dec->GetBounded(kCloudDotsMax, &n, "cloud dots"));
+  // Bounded by the input, not by a cap: joins can grow the cloud past any client gate.
+  GEOKV_RETURN_IF_ERROR(dec->GetCount(2, &n, "cloud dots"));
   for (uint64_t i = 0; i < n; ++i) {
     uint64_t r = 0, c = 0;
     GEOKV_RETURN_IF_ERROR(dec->GetBounded(kReplicasMax - 1, &r, "replica id"));

@@ -59,10 +59,27 @@ Status Decoder::GetBounded(uint64_t max, uint64_t* v, const char* what) {
   return Status::Ok();
 }
 
+Status Decoder::GetCount(size_t min_entry_bytes, uint64_t* n, const char* what) {
+  return GetBounded(remaining() / (min_entry_bytes == 0 ? 1 : min_entry_bytes), n, what);
+}
+
 Status Decoder::GetBytes(size_t max_bytes, std::string_view* bytes, const char* what) {
   uint64_t n = 0;
   GEOKV_RETURN_IF_ERROR(GetBounded(max_bytes, &n, what));
   if (n > in_.size() - pos_) return Corruption(std::string("crdt encoding: ") + what + " truncated");
+  *bytes = in_.substr(pos_, n);
+  pos_ += n;
+  return Status::Ok();
+}
+
+Status Decoder::GetValueBytes(size_t max_bytes, std::string_view* bytes, const char* what) {
+  uint64_t n = 0;
+  GEOKV_RETURN_IF_ERROR(GetVarint(&n));
+  if (n > in_.size() - pos_) return Corruption(std::string("crdt encoding: ") + what + " truncated");
+  if (n > max_bytes) {
+    return Status(Code::kValueTooLarge, std::string("crdt encoding: ") + what + " of " + std::to_string(n) +
+                                            " bytes exceeds the limit of " + std::to_string(max_bytes));
+  }
   *bytes = in_.substr(pos_, n);
   pos_ += n;
   return Status::Ok();

@@ -42,11 +42,18 @@ class Decoder {
   Status GetSigned(int64_t* v);
   // A varint that must not exceed `max` (guards counts before allocating).
   Status GetBounded(uint64_t max, uint64_t* v, const char* what);
+  // A count of entries that each take at least `min_entry_bytes` of the remaining input:
+  // bounds allocations by the input length instead of by a semantic cap.
+  Status GetCount(size_t min_entry_bytes, uint64_t* n, const char* what);
   // Length-prefixed bytes, at most `max_bytes`; the view points into the input.
   Status GetBytes(size_t max_bytes, std::string_view* bytes, const char* what);
+  // A register value or set element: kValueTooLarge (not kCorruption) when it is intact
+  // but longer than `max_bytes`, so an over-limit state is told apart from a broken one.
+  Status GetValueBytes(size_t max_bytes, std::string_view* bytes, const char* what);
   // Reads the version byte and the expected type tag.
   Status GetHeader(uint8_t type_tag);
   bool done() const { return pos_ == in_.size(); }
+  size_t remaining() const { return in_.size() - pos_; }
   // Fails unless all input was consumed (trailing garbage is corruption).
   Status Finish() const;
 

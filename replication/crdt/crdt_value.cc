@@ -47,16 +47,16 @@ std::string CrdtValue::Encode() const {
   return std::visit([](const auto& v) { return v.Encode(); }, value_);
 }
 
-StatusOr<CrdtValue> CrdtValue::Decode(std::string_view bytes) {
+StatusOr<CrdtValue> CrdtValue::Decode(std::string_view bytes, const CrdtLimits& limits) {
   if (bytes.size() < 2) return Corruption("crdt value shorter than its header");
   switch (static_cast<CrdtType>(static_cast<uint8_t>(bytes[1]))) {
     case CrdtType::kLww: {
-      auto v = LwwRegister::Decode(bytes);
+      auto v = LwwRegister::Decode(bytes, limits);
       if (!v.ok()) return v.status();
       return CrdtValue(std::move(*v));
     }
     case CrdtType::kMvReg: {
-      auto v = MvRegister::Decode(bytes);
+      auto v = MvRegister::Decode(bytes, limits);
       if (!v.ok()) return v.status();
       return CrdtValue(std::move(*v));
     }
@@ -66,7 +66,7 @@ StatusOr<CrdtValue> CrdtValue::Decode(std::string_view bytes) {
       return CrdtValue(std::move(*v));
     }
     case CrdtType::kSet: {
-      auto v = OrSet::Decode(bytes);
+      auto v = OrSet::Decode(bytes, limits);
       if (!v.ok()) return v.status();
       return CrdtValue(std::move(*v));
     }

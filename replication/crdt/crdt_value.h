@@ -30,8 +30,9 @@ class CrdtValue {
   CrdtType type() const;
   Status Join(const CrdtValue& other);
   std::string Encode() const;
-  // Decodes any of the four encodings (the type tag is in the header).
-  static StatusOr<CrdtValue> Decode(std::string_view bytes);
+  // Decodes any of the four encodings (the type tag is in the header). Accepts everything
+  // updates gated by `limits` and joins of them can produce (limits.h explains how).
+  static StatusOr<CrdtValue> Decode(std::string_view bytes, const CrdtLimits& limits = {});
 
   template <typename T> T* As() { return std::get_if<T>(&value_); }
   template <typename T> const T* As() const { return std::get_if<T>(&value_); }

@@ -16,6 +16,15 @@ namespace {
 
 constexpr uint16_t kWireVersion = 1;
 
+// FlatBuffers bytes around one KeyState (table, two vector headers, alignment padding,
+// its slot in the entries vector; about 40 in practice). Counted generously, so that a
+// message sized by these counts never exceeds message_bytes_max and is never refused.
+constexpr size_t kEntryFramingBytes = 64;
+
+size_t EntryWireBytes(std::string_view key, std::string_view state) {
+  return key.size() + state.size() + kEntryFramingBytes;
+}
+
 flatbuffers::Offset<flatbuffers::Vector<uint8_t>> Bytes(flatbuffers::FlatBufferBuilder& b,
                                                          std::string_view s) {
   return b.CreateVector(reinterpret_cast<const uint8_t*>(s.data()), s.size());
@@ -47,16 +56,18 @@ flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<fbw::KeyState>>> Ent
   return b.CreateVector(out);
 }
 
-// Decodes and validates entries; fails if any is malformed.
+// Decodes and validates entries; fails if any is malformed or over the limits (then
+// kKeyTooLarge or kValueTooLarge, so the caller can count it as such).
 Status DecodeEntries(const flatbuffers::Vector<flatbuffers::Offset<fbw::KeyState>>* entries,
-                     size_t key_bytes_max,
+                     size_t key_bytes_max, const CrdtLimits& limits,
                      std::vector<std::pair<std::string, std::string>>* out) {
   if (entries == nullptr) return Status::Ok();
   for (const fbw::KeyState* e : *entries) {
     std::string_view key = View(e->key());
     std::string_view state = View(e->state());
-    if (key.empty() || key.size() > key_bytes_max) return Corruption("entry with a bad key length");
-    auto v = CrdtValue::Decode(state);
+    if (key.empty()) return Corruption("entry with an empty key");
+    if (key.size() > key_bytes_max) return Status(Code::kKeyTooLarge, "entry with a key over the limit");
+    auto v = CrdtValue::Decode(state, limits);
     if (!v.ok()) return v.status();
     out->emplace_back(std::string(key), std::string(state));
   }
@@ -67,10 +78,11 @@ Status DecodeEntries(const flatbuffers::Vector<flatbuffers::Offset<fbw::KeyState
 
 Disseminator::Disseminator(DisseminatorOptions options, DurableImage image)
     : options_(options),
+      limits_(options.limits.ForCluster(options.regions, options.key_bytes_max, options.message_bytes_max)),
       // Window 1 ms: timestamps leave this machine only through a Ready, which persists
       // the mark first, so the mark can track the clock exactly and a restart starts at
       // most 1 ms ahead instead of jumping a whole window into the future.
-      clock_(HlcOptions{options.self, options.hlc_max_ahead_ms, 1},
+      clock_(HlcOptions{options.self, options.hlc_skew_report_ms, 1, options.unsafe_refuse_remote_stamps_ahead},
              image.progress ? image.progress->hlc_high_water_ms : 0) {
   assert(options_.regions >= 1 && options_.regions <= kReplicasMax);
   assert(options_.self < options_.regions);
@@ -79,19 +91,32 @@ Disseminator::Disseminator(DisseminatorOptions options, DurableImage image)
   progress_.applied.resize(n, 0);
   progress_.acked.resize(n, 0);
   for (auto& [key, bytes] : image.states) {
-    auto v = CrdtValue::Decode(bytes);
-    // Storage handed back what we persisted; anything else is a broken invariant.
-    assert(v.ok());
-    if (v.ok()) states_.emplace(key, std::move(*v));
+    // Decoding accepts everything this node can hold (limits.h), so a failure here is
+    // storage corruption or limits lowered below the data: never drop the key silently.
+    auto v = CrdtValue::Decode(bytes, limits_);
+    if (v.ok()) {
+      states_.emplace(key, std::move(*v));
+      continue;
+    }
+    ++stats_.states_unreadable;
+    if (open_status_.ok()) {
+      open_status_ = Corruption("persisted crdt state of key '" + key.substr(0, 64) +
+                                "' does not decode: " + v.status().message());
+    }
+    unreadable_.emplace(key, std::move(bytes));
   }
   for (auto& b : image.log) {
     if (b.seq >= progress_.next_seq) progress_.next_seq = b.seq + 1;
     log_.push_back(std::move(b));
   }
   for (auto& [key, bytes] : image.open_batch) {
-    auto v = CrdtValue::Decode(bytes);
-    assert(v.ok());
-    if (v.ok()) open_batch_.emplace(key, std::move(*v));
+    auto v = CrdtValue::Decode(bytes, limits_);
+    if (v.ok()) {
+      open_batch_.emplace(key, std::move(*v));
+    } else if (++stats_.states_unreadable; open_status_.ok()) {
+      open_status_ = Corruption("persisted unsealed delta of key '" + key.substr(0, 64) +
+                                "' does not decode: " + v.status().message());
+    }
   }
   uint64_t log_first = log_.empty() ? progress_.next_seq : log_.front().seq;
   for (size_t p = 0; p < n; ++p) {
@@ -122,8 +147,52 @@ Status Disseminator::CheckKey(std::string_view key) const {
   return Status::Ok();
 }
 
+void Disseminator::ObserveWallClock(int64_t wall_us) {
+  wall_ms_ = wall_us / 1000;
+  has_wall_ = true;
+}
+
+size_t Disseminator::StateBudgetBytes() const {
+  return options_.message_bytes_max > CrdtLimits::kFramingBytes
+             ? options_.message_bytes_max - CrdtLimits::kFramingBytes
+             : 0;
+}
+
+Status Disseminator::CheckReadContext(const CausalContext& read) const {
+  if (read.cloud_size() > kCloudDotsMax) {
+    return InvalidArgument("read context carries " + std::to_string(read.cloud_size()) +
+                           " out-of-order dots (limit " + std::to_string(kCloudDotsMax) + ")");
+  }
+  for (const auto& [r, n] : read.vv()) {
+    if (r >= options_.regions) return InvalidArgument("read context names region " + std::to_string(r));
+  }
+  for (const Dot& d : read.cloud()) {
+    if (d.replica >= options_.regions) return InvalidArgument("read context names region " + std::to_string(d.replica));
+  }
+  return Status::Ok();
+}
+
+void Disseminator::NoteJoinedSize(const CrdtValue& v) {
+  const DotKernel* k = nullptr;
+  size_t count_max = 0;
+  if (auto* s = v.As<OrSet>()) {
+    k = &s->kernel();
+    count_max = limits_.HeldSetElementsMax();
+  } else if (auto* m = v.As<MvRegister>()) {
+    k = &m->kernel();
+    count_max = limits_.HeldSiblingsMax();
+  }
+  if (k == nullptr) return;
+  // Kept either way (joins never refuse); counted because a state transfer may have to
+  // wait until it shrinks again.
+  if (k->size() > count_max || k->footprint_bytes() > limits_.state_bytes_max * limits_.regions) {
+    ++stats_.states_over_held_cap;
+  }
+}
+
 StatusOr<CrdtValue*> Disseminator::Mutable(std::string_view key, CrdtType type) {
   GEOKV_RETURN_IF_ERROR(CheckKey(key));
+  if (auto u = unreadable_.find(key); u != unreadable_.end()) return open_status_;
   auto it = states_.find(key);
   if (it == states_.end()) it = states_.emplace(std::string(key), CrdtValue(type)).first;
   if (it->second.type() != type) {
@@ -166,11 +235,21 @@ Status Disseminator::PutLww(std::string_view key, std::string_view value) {
   bool fresh = states_.find(key) == states_.end();
   auto v = Mutable(key, CrdtType::kLww);
   if (!v.ok()) return v.status();
-  auto d = (*v)->As<LwwRegister>()->Put(value, clock_.Now(now_us_ / 1000));
+  LwwRegister* reg = (*v)->As<LwwRegister>();
+  if (value.size() > limits_.value_bytes_max) {
+    EraseIfFresh(states_, key, fresh);
+    return Status(Code::kValueTooLarge, "lww value of " + std::to_string(value.size()) +
+                                            " bytes exceeds " + std::to_string(limits_.value_bytes_max));
+  }
+  // Strictly above the key's stamp, whatever the wall clock says, so the put wins here
+  // and (being the greatest stamp) everywhere.
+  const HlcTimestamp ts = clock_.NowAbove(reg->stamp(), WallMs());
+  auto d = reg->Put(value, ts, limits_);
   if (!d.ok()) {
     EraseIfFresh(states_, key, fresh);
     return d.status();
   }
+  assert(options_.unsafe_refuse_remote_stamps_ahead || reg->stamp() == ts);
   if (!(*v)->As<LwwRegister>()->deleted()) {
     auto t = tombstones_.find(key);
     if (t != tombstones_.end()) tombstones_.erase(t);
@@ -182,7 +261,8 @@ Status Disseminator::PutLww(std::string_view key, std::string_view value) {
 Status Disseminator::DeleteLww(std::string_view key) {
   auto v = Mutable(key, CrdtType::kLww);
   if (!v.ok()) return v.status();
-  LwwRegister d = (*v)->As<LwwRegister>()->Delete(clock_.Now(now_us_ / 1000));
+  LwwRegister* reg = (*v)->As<LwwRegister>();
+  LwwRegister d = reg->Delete(clock_.NowAbove(reg->stamp(), WallMs()));
   QueueDelta(key, CrdtValue(std::move(d)));
   tombstones_.insert(std::string(key));
   return Status::Ok();
@@ -192,7 +272,11 @@ Status Disseminator::WriteMv(std::string_view key, std::string_view value, const
   bool fresh = states_.find(key) == states_.end();
   auto v = Mutable(key, CrdtType::kMvReg);
   if (!v.ok()) return v.status();
-  auto d = (*v)->As<MvRegister>()->Write(options_.self, value, read);
+  if (Status s = CheckReadContext(read); !s.ok()) {
+    EraseIfFresh(states_, key, fresh);
+    return s;
+  }
+  auto d = (*v)->As<MvRegister>()->Write(options_.self, value, read, limits_);
   if (!d.ok()) {
     EraseIfFresh(states_, key, fresh);
     return d.status();
@@ -202,6 +286,7 @@ Status Disseminator::WriteMv(std::string_view key, std::string_view value, const
 }
 
 Status Disseminator::DeleteMv(std::string_view key, const CausalContext& read) {
+  GEOKV_RETURN_IF_ERROR(CheckReadContext(read));
   auto v = Mutable(key, CrdtType::kMvReg);
   if (!v.ok()) return v.status();
   MvRegister d = (*v)->As<MvRegister>()->Delete(read);
@@ -226,7 +311,7 @@ Status Disseminator::SetAdd(std::string_view key, std::string_view element) {
   bool fresh = states_.find(key) == states_.end();
   auto v = Mutable(key, CrdtType::kSet);
   if (!v.ok()) return v.status();
-  auto d = (*v)->As<OrSet>()->Add(options_.self, element);
+  auto d = (*v)->As<OrSet>()->Add(options_.self, element, limits_);
   if (!d.ok()) {
     EraseIfFresh(states_, key, fresh);
     return d.status();
@@ -259,7 +344,7 @@ void Disseminator::SealBatch(bool heartbeat) {
   if (open_batch_.empty() && !heartbeat) return;
   DeltaBatch b;
   b.seq = progress_.next_seq++;
-  b.hlc = clock_.Now(now_us_ / 1000);
+  b.hlc = clock_.Now(WallMs());
   last_batch_hlc_[options_.self] = b.hlc;
   last_seal_us_ = now_us_;
   b.entries.reserve(open_batch_.size());
@@ -290,9 +375,9 @@ void Disseminator::SendDeltas(ReplicaId peer, bool force) {
   for (const DeltaBatch& batch : log_) {
     if (batch.seq < from) continue;
     size_t size = 0;
-    for (const auto& [k, s] : batch.entries) size += k.size() + s.size() + 16;
+    for (const auto& [k, s] : batch.entries) size += EntryWireBytes(k, s);
     if (!batches.empty() && (batches.size() >= options_.batches_per_message_max ||
-                             bytes + size > options_.message_bytes_max)) {
+                             bytes + size > StateBudgetBytes())) {
       break;
     }
     bytes += size;
@@ -377,7 +462,12 @@ void Disseminator::OnDeltas(ReplicaId origin, const void* raw) {
       DeltaBatch batch;
       batch.seq = fb->seq();
       batch.hlc = HlcTimestamp{fb->hlc_physical_ms(), fb->hlc_logical(), origin};
-      if (batch.seq == 0 || !DecodeEntries(fb->entries(), options_.key_bytes_max, &batch.entries).ok()) {
+      if (batch.seq == 0) {
+        ++stats_.messages_bad;
+        return;
+      }
+      if (Status s = DecodeEntries(fb->entries(), options_.key_bytes_max, limits_, &batch.entries); !s.ok()) {
+        if (s.code() == Code::kValueTooLarge || s.code() == Code::kKeyTooLarge) ++stats_.entries_over_limit;
         ++stats_.messages_bad;
         return;
       }
@@ -404,11 +494,11 @@ void Disseminator::OnDeltas(ReplicaId origin, const void* raw) {
 
 void Disseminator::ApplyBatch(ReplicaId origin, const DeltaBatch& batch) {
   for (const auto& [key, bytes] : batch.entries) {
-    auto v = CrdtValue::Decode(bytes);
+    auto v = CrdtValue::Decode(bytes, limits_);
     assert(v.ok());  // validated on receipt
     if (v.ok()) JoinRemote(key, *v);
   }
-  if (!clock_.Observe(batch.hlc, now_us_ / 1000).ok()) ++stats_.hlc_rejected;
+  clock_.Observe(batch.hlc, WallMs());
   progress_.applied[origin] = std::max(progress_.applied[origin], batch.seq);
   // Only a contiguous apply may advance the stamp (the out-of-order test mode may not).
   if (!options_.unsafe_deliver_out_of_order) {
@@ -443,12 +533,19 @@ void Disseminator::JoinRemote(std::string_view key, const CrdtValue& v) {
     ++stats_.stale_writes_ignored;
     return;
   }
+  if (unreadable_.count(key) != 0) {
+    // Joining into a fresh value would overwrite the undecodable stored bytes.
+    ++stats_.entries_unreadable_key;
+    return;
+  }
+  if (lww != nullptr && lww->written()) clock_.Observe(lww->stamp(), WallMs());
   if (it == states_.end()) it = states_.emplace(std::string(key), CrdtValue(v.type())).first;
   Status s = it->second.Join(v);
   if (!s.ok()) {
     ++stats_.entries_wrong_type;
     return;
   }
+  NoteJoinedSize(it->second);
   if (auto* mine = it->second.As<LwwRegister>()) {
     if (mine->deleted()) {
       tombstones_.insert(std::string(key));
@@ -516,17 +613,24 @@ void Disseminator::OnTransferRequest(ReplicaId peer, const void* raw) {
   size_t per_range = std::max<size_t>(options_.transfer_range_keys,
                                       (states_.size() + options_.transfer_ranges_max - 1) /
                                           options_.transfer_ranges_max);
+  // A range also ends before it would outgrow one message, so that its TransferData (the
+  // only message that can mark it complete) carries all of it.
+  const size_t budget = StateBudgetBytes();
   std::vector<Range> ranges;
-  size_t i = 0;
+  size_t i = 0, bytes = 0;
   for (const auto& [key, v] : states_) {
-    if (i % per_range == 0) {
+    const size_t size = EntryWireBytes(key, v.Encode());
+    if (i % per_range == 0 || bytes + size > budget) {
       if (!ranges.empty()) {
         ranges.back().hi = key;
         ranges.back().has_hi = true;
       }
       ranges.push_back(Range{ranges.empty() ? std::string() : key, std::string(), false});
+      i = 0;
+      bytes = 0;
     }
     ++i;
+    bytes += size;
   }
   if (ranges.empty()) ranges.push_back(Range{});
   flatbuffers::FlatBufferBuilder b(1024);
@@ -590,6 +694,8 @@ void Disseminator::OnTransferPull(ReplicaId peer, const void* raw) {
     ++stats_.transfer_ranges_served;
     std::vector<std::pair<std::string, std::string>> chunk;
     size_t bytes = 0;
+    bool whole = true;  // everything of the range went into one message
+    const size_t budget = StateBudgetBytes();
     auto flush = [&](bool complete) {
       flatbuffers::FlatBufferBuilder b(1024 + bytes);
       auto entries = Entries(b, chunk);
@@ -601,13 +707,25 @@ void Disseminator::OnTransferPull(ReplicaId peer, const void* raw) {
     for (auto it = states_.lower_bound(r.lo); it != states_.end(); ++it) {
       if (r.has_hi && it->first >= r.hi) break;
       std::string enc = it->second.Encode();
-      if (!chunk.empty() && bytes + enc.size() + it->first.size() > options_.message_bytes_max) {
-        flush(false);
+      const size_t size = EntryWireBytes(it->first, enc);
+      if (size > budget) {
+        // Larger than any message: only while removals from a region at its cap are still
+        // in flight to us (limits.h). The range stays incomplete and the peer retries.
+        ++stats_.transfer_states_too_large;
+        whole = false;
+        continue;
       }
-      bytes += enc.size() + it->first.size();
+      if (!chunk.empty() && bytes + size > budget) {
+        // The range grew since its digest. Parts are safe to join (each is a state we
+        // hold), but only a message holding all of a range may complete it: the peer must
+        // not count the range done when an earlier part was lost.
+        flush(false);
+        whole = false;
+      }
+      bytes += size;
       chunk.emplace_back(it->first, std::move(enc));
     }
-    flush(true);
+    flush(whole);
   }
 }
 
@@ -617,12 +735,13 @@ void Disseminator::OnTransferData(ReplicaId origin, const void* raw) {
     const auto* m = static_cast<const fbw::TransferData*>(raw);
     if (!t.active || !t.have_digest || m->transfer_id() != t.id) return;
     std::vector<std::pair<std::string, std::string>> entries;
-    if (!DecodeEntries(m->entries(), options_.key_bytes_max, &entries).ok()) {
+    if (Status s = DecodeEntries(m->entries(), options_.key_bytes_max, limits_, &entries); !s.ok()) {
+      if (s.code() == Code::kValueTooLarge || s.code() == Code::kKeyTooLarge) ++stats_.entries_over_limit;
       ++stats_.messages_bad;
       return;
     }
     for (const auto& [key, bytes] : entries) {
-      auto v = CrdtValue::Decode(bytes);
+      auto v = CrdtValue::Decode(bytes, limits_);
       if (v.ok()) JoinRemote(key, *v);
     }
     if (m->complete()) t.pending.erase(m->range_id());

@@ -23,6 +23,24 @@
 //    region returning after the retention horizon cannot resurrect removed elements or
 //    deleted values.
 //
+//  * Size caps (limits.h): one CrdtLimits, fitted to the cluster at construction
+//    (CrdtLimits::ForCluster with regions, key_bytes_max and message_bytes_max) and
+//    exposed as limits(), gates every local update and every decode. Joins never refuse;
+//    decoders accept whatever joins produce, so a state joined from several regions is
+//    persisted, reloaded and shipped like any other. Full states travel only in state
+//    transfers, whose key ranges are cut so that each fits one message; a state too large
+//    for a message even alone (only possible transiently, while removals from a region
+//    at its cap are still in flight to us; counted in transfer_states_too_large) leaves
+//    its range incomplete, and the transfer is retried after transfer_timeout_us.
+//    Refusals are specific Status codes on local operations and counted stats on input;
+//    nothing is dropped silently.
+//
+//  * Clocks. Tick(now_us) carries the monotonic clock (timers); ObserveWallClock(wall_us)
+//    carries the wall clock, the physical part of the HLC that stamps LWW writes and
+//    batches. Remote stamps are always adopted, however far ahead (counted as skew in
+//    hlc_remote_ahead), and a local LWW write is stamped strictly above the key's current
+//    stamp, so a put always takes effect locally and, as the greatest stamp, everywhere.
+//
 //  * LWW tombstones are collected once causally stable. Every region tracks the stamp of
 //    the last batch it applied from each origin (and of its own last sealed batch); their
 //    minimum W says every operation anywhere stamped at or below W has been applied here.
@@ -67,7 +85,9 @@ struct DisseminatorOptions {
   int64_t resend_interval_us = 600000;  // above the worst WAN round trip
   int64_t transfer_timeout_us = 2000000;
   size_t batch_bytes_max = 256 << 10;
-  // Above kStateBytesMax, so the largest single key state always fits one message.
+  // Largest message this machine sends or accepts (plus 64 KiB of slack on receipt). The
+  // per-region state cap is derived from it (CrdtLimits::ForCluster) so that the largest
+  // state joins can produce fits one message; the host passes its transport bound.
   size_t message_bytes_max = kStateBytesMax + (1 << 20);
   size_t batches_per_message_max = 64;
   size_t retention_batches = 2048;
@@ -75,8 +95,19 @@ struct DisseminatorOptions {
   size_t transfer_range_keys = 64;
   size_t transfer_ranges_max = 4096;
   size_t key_bytes_max = 4096;
-  int64_t hlc_max_ahead_ms = 1000;
-  // Benchmark baseline: ship each touched key's full state instead of its delta.
+  // Caps on CRDT states; the machine uses limits.ForCluster(regions, key_bytes_max,
+  // message_bytes_max) everywhere (see limits()).
+  CrdtLimits limits;
+  // A remote HLC stamp further ahead of the local wall clock than this counts as skew
+  // (stats().hlc_remote_ahead). It is adopted anyway.
+  int64_t hlc_skew_report_ms = 1000;
+  // TEST ONLY (mutant, the old behaviour): refuse remote stamps more than
+  // hlc_skew_report_ms ahead. A later local put can then be a silent no-op; the simulator
+  // suite must catch it.
+  bool unsafe_refuse_remote_stamps_ahead = false;
+  // Benchmark baseline: ship each touched key's full state instead of its delta. (Not for
+  // production: a batch then carries whole states, and one above message_bytes_max could
+  // not be sent.)
   bool ship_full_state = false;
   // TEST ONLY: breaks causal delivery. Applies batches as they arrive and moves the
   // watermark past any gap, so a lost or late batch is never applied. The simulator
@@ -153,7 +184,14 @@ struct DisseminatorStats {
   uint64_t transfers_completed = 0;
   uint64_t transfer_ranges_pulled = 0;
   uint64_t transfer_ranges_served = 0;
-  uint64_t hlc_rejected = 0;
+  uint64_t hlc_remote_ahead = 0;     // remote stamps > hlc_skew_report_ms ahead (adopted)
+  int64_t hlc_max_remote_ahead_ms = 0;  // largest such lead seen
+  uint64_t hlc_refused = 0;          // only with unsafe_refuse_remote_stamps_ahead
+  uint64_t entries_over_limit = 0;   // remote entries over limits(): their message is dropped
+  uint64_t states_over_held_cap = 0; // joins that left a key above the Held*() bounds (kept)
+  uint64_t transfer_states_too_large = 0;  // states a transfer could not carry (retried)
+  uint64_t states_unreadable = 0;    // persisted states that failed to decode (see open_status)
+  uint64_t entries_unreadable_key = 0;  // remote entries for such a key, not joined
   uint64_t bytes_sent = 0;
   uint64_t log_truncated_unacked = 0;  // batches dropped by retention before every ack
   uint64_t tombstones_collected = 0;
@@ -179,14 +217,33 @@ class Disseminator {
 
   // --- inputs ---
   void Step(ReplicaId from, std::string_view bytes);
+  // `now_us`: the monotonic clock (batching, resends, transfer timeouts, heartbeats).
   void Tick(int64_t now_us);
+  // The wall clock, microseconds since the Unix epoch (Env::WallUs()). Call it before
+  // every input (Step, Tick, local operations): HLC stamps take their physical part from
+  // the latest reading. It may jump either way and may disagree with other regions by
+  // seconds; stamps stay strictly increasing regardless. Until it is first called the
+  // machine falls back to the monotonic clock from Tick.
+  void ObserveWallClock(int64_t wall_us);
 
   // --- outputs ---
   bool HasReady() const;
   Ready GetReady();
   void Advance();
 
-  const DisseminatorStats& stats() const { return stats_; }
+  // kCorruption naming the first persisted state that could not be decoded (storage
+  // corruption, or limits lowered below what the node holds); Ok otherwise. Such keys are
+  // kept out of memory, local operations on them fail with this status, and their stored
+  // bytes are left untouched. The host should stop (fail-stop) when this is not Ok.
+  const Status& open_status() const { return open_status_; }
+  // The limits in force (options.limits fitted to the cluster).
+  const CrdtLimits& limits() const { return limits_; }
+  const DisseminatorStats& stats() const {
+    stats_.hlc_remote_ahead = clock_.remote_ahead();
+    stats_.hlc_max_remote_ahead_ms = clock_.max_remote_ahead_ms();
+    stats_.hlc_refused = clock_.refused_remote();
+    return stats_;
+  }
   const Progress& progress() const { return progress_; }
   size_t log_size() const { return log_.size(); }
   // Stamp of the oldest unacknowledged batch (nullopt when the log is empty).
@@ -214,6 +271,8 @@ class Disseminator {
   };
 
   Status CheckKey(std::string_view key) const;
+  // A client-supplied read context: replica ids of this cluster, bounded cloud.
+  Status CheckReadContext(const CausalContext& read) const;
   // Returns the key's value, creating an empty one of `type`; kWrongMode on mismatch.
   StatusOr<CrdtValue*> Mutable(std::string_view key, CrdtType type);
   void QueueDelta(std::string_view key, const CrdtValue& delta);
@@ -238,11 +297,21 @@ class Disseminator {
   void OnTransferPull(ReplicaId from, const void* msg);
   void OnTransferData(ReplicaId from, const void* msg);
 
+  int64_t WallMs() const { return has_wall_ ? wall_ms_ : now_us_ / 1000; }
+  void NoteJoinedSize(const CrdtValue& v);
+  // Bytes one message may spend on states (message_bytes_max minus framing).
+  size_t StateBudgetBytes() const;
+
   // Constant after construction.
   const DisseminatorOptions options_;
+  const CrdtLimits limits_;
+  Status open_status_;
+  std::map<std::string, std::string, std::less<>> unreadable_;  // key -> persisted bytes
 
   HybridClock clock_;
   int64_t now_us_ = 0;
+  int64_t wall_ms_ = 0;
+  bool has_wall_ = false;
   std::map<std::string, CrdtValue, std::less<>> states_;
   std::set<std::string, std::less<>> dirty_;
   std::map<std::string, CrdtValue, std::less<>> open_batch_;
@@ -265,7 +334,7 @@ class Disseminator {
   int64_t last_seal_us_ = 0;
   Ready pending_;
   bool ready_outstanding_ = false;
-  DisseminatorStats stats_;
+  mutable DisseminatorStats stats_;  // the clock's counters are copied in by stats()
 };
 
 }  // namespace geokv::crdt

@@ -96,21 +96,26 @@ void DotKernel::EncodeTo(Encoder* enc) const {
   }
 }
 
-Status DotKernel::DecodeFrom(Decoder* dec, size_t values_max) {
+Status DotKernel::DecodeFrom(Decoder* dec, size_t values_max, size_t value_bytes_max) {
   dots_.clear();
   index_.clear();
   value_bytes_ = 0;
   GEOKV_RETURN_IF_ERROR(context_.DecodeFrom(dec));
   uint64_t n = 0;
-  GEOKV_RETURN_IF_ERROR(dec->GetBounded(values_max, &n, "values"));
+  // Each value takes at least 4 bytes (length, dot count, one dot).
+  GEOKV_RETURN_IF_ERROR(dec->GetCount(4, &n, "values"));
+  if (n > values_max) {
+    return Status(Code::kValueTooLarge, "crdt dot kernel holds " + std::to_string(n) +
+                                            " values, limit " + std::to_string(values_max));
+  }
   for (uint64_t i = 0; i < n; ++i) {
     std::string_view value;
-    GEOKV_RETURN_IF_ERROR(dec->GetBytes(kValueBytesMax, &value, "value"));
+    GEOKV_RETURN_IF_ERROR(dec->GetValueBytes(value_bytes_max, &value, "value"));
     if (!dots_.empty() && !(dots_.rbegin()->first < value)) {
       return Corruption("crdt dot kernel values out of order");
     }
     uint64_t m = 0;
-    GEOKV_RETURN_IF_ERROR(dec->GetBounded(kReplicasMax * 1024, &m, "dots per value"));
+    GEOKV_RETURN_IF_ERROR(dec->GetCount(2, &m, "dots per value"));
     if (m == 0) return Corruption("crdt dot kernel value without dots");
     std::set<Dot>& dots = dots_[std::string(value)];
     for (uint64_t j = 0; j < m; ++j) {

@@ -24,6 +24,7 @@
 #include "base/status.h"
 #include "replication/crdt/causal_context.h"
 #include "replication/crdt/codec.h"
+#include "replication/crdt/limits.h"
 
 namespace geokv::crdt {
 
@@ -42,11 +43,19 @@ class DotKernel {
   size_t size() const { return dots_.size(); }
   // Sum of the sizes of the values present (tracks the state's encoded size for limits).
   size_t value_bytes() const { return value_bytes_; }
+  // What the per-region state caps charge for this kernel (see limits.h); bounds the
+  // encoding of the entries.
+  size_t footprint_bytes() const {
+    return value_bytes_ + kValueOverheadBytes * dots_.size() + kDotBytes * index_.size();
+  }
+  size_t dot_count() const { return index_.size(); }
   const std::map<std::string, std::set<Dot>, std::less<>>& entries() const { return dots_; }
   const CausalContext& context() const { return context_; }
 
   void EncodeTo(Encoder* enc) const;
-  Status DecodeFrom(Decoder* dec, size_t values_max);
+  // `values_max` bounds the value count (on top of the input length), `value_bytes_max`
+  // each value.
+  Status DecodeFrom(Decoder* dec, size_t values_max, size_t value_bytes_max);
   bool operator==(const DotKernel& o) const { return dots_ == o.dots_ && context_ == o.context_; }
 
  private:

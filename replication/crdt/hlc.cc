@@ -54,13 +54,19 @@ HlcTimestamp HybridClock::Now(int64_t wall_ms) {
   return last_;
 }
 
-Status HybridClock::Observe(const HlcTimestamp& remote, int64_t wall_ms) {
-  if (remote.physical_ms > wall_ms + options_.max_ahead_ms) {
-    ++rejected_remote_;
-    return InvalidArgument("remote hlc " + std::to_string(remote.physical_ms) + " ms is " +
-                           std::to_string(remote.physical_ms - wall_ms) +
-                           " ms ahead of the local clock (tolerance " +
-                           std::to_string(options_.max_ahead_ms) + " ms)");
+HlcTimestamp HybridClock::NowAbove(const HlcTimestamp& floor, int64_t wall_ms) {
+  Observe(floor, wall_ms);
+  return Now(wall_ms);
+}
+
+void HybridClock::Observe(const HlcTimestamp& remote, int64_t wall_ms) {
+  if (remote.physical_ms > wall_ms + options_.skew_report_ms) {
+    if (options_.unsafe_refuse_remote_ahead) {
+      ++refused_remote_;
+      return;
+    }
+    ++remote_ahead_;
+    max_remote_ahead_ms_ = std::max(max_remote_ahead_ms_, remote.physical_ms - wall_ms);
   }
   if (remote.physical_ms > last_.physical_ms ||
       (remote.physical_ms == last_.physical_ms && remote.logical > last_.logical)) {
@@ -68,7 +74,6 @@ Status HybridClock::Observe(const HlcTimestamp& remote, int64_t wall_ms) {
     last_.logical = remote.logical;
     EnsureBelowHighWater();
   }
-  return Status::Ok();
 }
 
 std::optional<int64_t> HybridClock::TakeHighWaterToPersist() {

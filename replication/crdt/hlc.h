@@ -1,8 +1,9 @@
 // Hybrid logical clock (Kulkarni et al., "Logical Physical Clocks", 2014).
 //
 // A timestamp is (physical_ms, logical, node): physical follows the wall clock the caller
-// passes in, logical orders events within one millisecond, and node breaks ties so that
-// any two timestamps from distinct events differ.
+// passes in (milliseconds since the Unix epoch; it may jump and may disagree between
+// machines by seconds), logical orders events within one millisecond, and node breaks ties
+// so that any two timestamps from distinct events differ.
 //
 // Restarts. The clock never issues a physical part at or above a high-water mark that
 // the caller has persisted. When it needs to go past it, it raises the mark by
@@ -11,10 +12,14 @@
 // clock is built with the persisted mark and starts strictly above it, so timestamps are
 // monotonic even if the wall clock went backwards across the restart.
 //
-// Remote clocks far ahead. Observe() adopts a remote timestamp only if it is at most
-// `max_ahead_ms` ahead of the local wall clock; otherwise it is refused (counted in
-// rejected_remote()), so one skewed region cannot drag every clock in the cluster into
-// the future. The data carrying such a stamp is still joined (convergence needs that).
+// Remote clocks ahead. Observe() always adopts a remote timestamp, however far ahead of
+// the local wall clock: a stamp that is already in some register must be exceeded by the
+// next local write to that register, or that write would silently lose (a put that is a
+// no-op). Convergence and "a write takes effect" come before keeping clocks near real
+// time, so skew is measured instead of refused: stamps more than `skew_report_ms` ahead
+// are counted (remote_ahead()) and the largest lead is kept (max_remote_ahead_ms()).
+// The logical part absorbs a lead: while the wall clock is behind, local stamps keep
+// the adopted physical part and count up in logical.
 //
 // Owned by one state machine; not thread-safe.
 #ifndef GEOKV_REPLICATION_CRDT_HLC_H_
@@ -41,8 +46,11 @@ struct HlcTimestamp {
 
 struct HlcOptions {
   uint32_t node = 0;
-  int64_t max_ahead_ms = 500;  // tolerance for remote clocks ahead of ours
-  int64_t window_ms = 10000;   // high-water advance per persist
+  int64_t skew_report_ms = 1000;  // a remote stamp further ahead than this counts as skew
+  int64_t window_ms = 10000;      // high-water advance per persist
+  // TEST ONLY (mutant, the old behaviour): refuse remote stamps more than skew_report_ms
+  // ahead instead of adopting them. The simulator suite must catch it.
+  bool unsafe_refuse_remote_ahead = false;
 };
 
 class HybridClock {
@@ -53,14 +61,20 @@ class HybridClock {
   // A timestamp for a local event at wall time `wall_ms`; strictly greater than every
   // timestamp issued or observed before.
   HlcTimestamp Now(int64_t wall_ms);
-  // Merges a remote timestamp. Returns kInvalidArgument (and counts) when the remote is
-  // more than max_ahead_ms ahead of `wall_ms`; the clock is then left unchanged.
-  Status Observe(const HlcTimestamp& remote, int64_t wall_ms);
+  // Observe(floor) then Now(): a stamp strictly above `floor` (e.g. a register's current
+  // stamp), whatever the wall clock says.
+  HlcTimestamp NowAbove(const HlcTimestamp& floor, int64_t wall_ms);
+  // Merges a remote timestamp: later local stamps exceed it. Counts it as skew when it is
+  // more than skew_report_ms ahead of `wall_ms`.
+  void Observe(const HlcTimestamp& remote, int64_t wall_ms);
 
   // The new mark to persist, if the clock advanced it since the last call.
   std::optional<int64_t> TakeHighWaterToPersist();
   int64_t high_water_ms() const { return high_water_ms_; }
-  uint64_t rejected_remote() const { return rejected_remote_; }
+  uint64_t remote_ahead() const { return remote_ahead_; }
+  int64_t max_remote_ahead_ms() const { return max_remote_ahead_ms_; }
+  // Only with unsafe_refuse_remote_ahead.
+  uint64_t refused_remote() const { return refused_remote_; }
   const HlcTimestamp& last() const { return last_; }
 
  private:
@@ -70,7 +84,9 @@ class HybridClock {
   HlcTimestamp last_;
   int64_t high_water_ms_;
   bool high_water_dirty_ = false;
-  uint64_t rejected_remote_ = 0;
+  uint64_t remote_ahead_ = 0;
+  int64_t max_remote_ahead_ms_ = 0;
+  uint64_t refused_remote_ = 0;
 };
 
 }  // namespace geokv::crdt

@@ -6,10 +6,11 @@
 
 namespace geokv::crdt {
 
-StatusOr<LwwRegister> LwwRegister::Put(std::string_view value, const HlcTimestamp& ts) {
-  if (value.size() > kValueBytesMax) {
+StatusOr<LwwRegister> LwwRegister::Put(std::string_view value, const HlcTimestamp& ts,
+                                       const CrdtLimits& limits) {
+  if (value.size() > limits.value_bytes_max) {
     return Status(Code::kValueTooLarge, "lww value of " + std::to_string(value.size()) +
-                                            " bytes exceeds " + std::to_string(kValueBytesMax));
+                                            " bytes exceeds " + std::to_string(limits.value_bytes_max));
   }
   LwwRegister delta;
   delta.written_ = true;
@@ -59,7 +60,7 @@ std::string LwwRegister::Encode() const {
   return enc.Release();
 }
 
-StatusOr<LwwRegister> LwwRegister::Decode(std::string_view bytes) {
+StatusOr<LwwRegister> LwwRegister::Decode(std::string_view bytes, const CrdtLimits& limits) {
   Decoder dec(bytes);
   GEOKV_RETURN_IF_ERROR(dec.GetHeader(static_cast<uint8_t>(CrdtType::kLww)));
   uint8_t flags = 0;
@@ -72,7 +73,7 @@ StatusOr<LwwRegister> LwwRegister::Decode(std::string_view bytes) {
     GEOKV_RETURN_IF_ERROR(r.ts_.DecodeFrom(&dec));
     if (!r.deleted_) {
       std::string_view v;
-      GEOKV_RETURN_IF_ERROR(dec.GetBytes(kValueBytesMax, &v, "lww value"));
+      GEOKV_RETURN_IF_ERROR(dec.GetValueBytes(limits.value_bytes_max, &v, "lww value"));
       r.value_ = std::string(v);
     }
   }

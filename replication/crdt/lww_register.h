@@ -17,13 +17,16 @@
 
 #include "base/status.h"
 #include "replication/crdt/hlc.h"
+#include "replication/crdt/limits.h"
 
 namespace geokv::crdt {
 
 class LwwRegister {
  public:
-  // Fails with kValueTooLarge past kValueBytesMax. `ts` comes from the local HybridClock.
-  StatusOr<LwwRegister> Put(std::string_view value, const HlcTimestamp& ts);
+  // Fails with kValueTooLarge past limits.value_bytes_max. `ts` comes from the local
+  // HybridClock and must exceed stamp() for the put to take effect (the disseminator
+  // guarantees that; see Disseminator::PutLww).
+  StatusOr<LwwRegister> Put(std::string_view value, const HlcTimestamp& ts, const CrdtLimits& limits = {});
   LwwRegister Delete(const HlcTimestamp& ts);
   void Join(const LwwRegister& other);
 
@@ -34,7 +37,7 @@ class LwwRegister {
   const HlcTimestamp& stamp() const { return ts_; }
 
   std::string Encode() const;
-  static StatusOr<LwwRegister> Decode(std::string_view bytes);
+  static StatusOr<LwwRegister> Decode(std::string_view bytes, const CrdtLimits& limits = {});
   bool operator==(const LwwRegister&) const = default;
 
  private:

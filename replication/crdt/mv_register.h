@@ -3,11 +3,12 @@
 // read-modify-write resolves the conflict it saw and nothing it did not see.
 //
 // Sibling bound (policy). A local write is refused with Code::kConflict when it would
-// leave more than kSiblingsMax distinct values at this replica, i.e. when the caller's
-// context is too stale; reading again and writing with the fresh context always
-// succeeds (it collapses to one value). Joins never drop values (that would break the
-// join laws), but since every replica gates its own writes, a converged register holds at
-// most kSiblingsMax values per writing region.
+// leave more than limits.siblings_max distinct values (or more than state_bytes_max of
+// them) at this replica, i.e. when the caller's context is too stale; reading again and
+// writing with the fresh context always succeeds (it collapses to one value). Joins never
+// drop values (that would break the join laws), but since every replica gates its own
+// writes, a converged register holds at most siblings_max values per writing region
+// (limits.HeldSiblingsMax()), and decoding accepts all of them.
 //
 // Value type; thread-compatible.
 #ifndef GEOKV_REPLICATION_CRDT_MV_REGISTER_H_
@@ -19,6 +20,7 @@
 
 #include "base/status.h"
 #include "replication/crdt/dot_kernel.h"
+#include "replication/crdt/limits.h"
 
 namespace geokv::crdt {
 
@@ -29,13 +31,18 @@ class MvRegister {
   // The context to pass back with the next write or delete.
   const CausalContext& ReadContext() const { return kernel_.context(); }
 
-  StatusOr<MvRegister> Write(ReplicaId replica, std::string_view value, const CausalContext& read);
+  // Gated by `limits`: kValueTooLarge for a value over value_bytes_max, or when even a
+  // fresh write (one value) would exceed the per-region state_bytes_max; kConflict when the
+  // siblings left would exceed siblings_max or state_bytes_max (read again and retry).
+  StatusOr<MvRegister> Write(ReplicaId replica, std::string_view value, const CausalContext& read,
+                             const CrdtLimits& limits = {});
   MvRegister Delete(const CausalContext& read);
   void Join(const MvRegister& other) { kernel_.Join(other.kernel_); }
 
   const DotKernel& kernel() const { return kernel_; }
   std::string Encode() const;
-  static StatusOr<MvRegister> Decode(std::string_view bytes);
+  // Accepts every register joins can produce (see limits.h).
+  static StatusOr<MvRegister> Decode(std::string_view bytes, const CrdtLimits& limits = {});
   bool operator==(const MvRegister&) const = default;
 
  private:

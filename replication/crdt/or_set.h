@@ -16,14 +16,18 @@
 
 #include "base/status.h"
 #include "replication/crdt/dot_kernel.h"
+#include "replication/crdt/limits.h"
 
 namespace geokv::crdt {
 
 class OrSet {
  public:
-  // kValueTooLarge for an oversize element or when the elements would exceed
-  // kStateBytesMax; kInvalidArgument when the set holds kSetElementsMax elements.
-  StatusOr<OrSet> Add(ReplicaId replica, std::string_view element);
+  // Gated by `limits` (per writing region, see limits.h): kValueTooLarge for an element
+  // over value_bytes_max or when the set's footprint would exceed state_bytes_max;
+  // kInvalidArgument when the set already holds set_elements_max elements. A set joined
+  // from several regions may hold up to limits.HeldSetElementsMax(); it then refuses new
+  // elements here until removals bring it under the cap.
+  StatusOr<OrSet> Add(ReplicaId replica, std::string_view element, const CrdtLimits& limits = {});
   // Removing an absent element yields an empty delta (still valid to ship).
   OrSet Remove(std::string_view element);
   void Join(const OrSet& other) { kernel_.Join(other.kernel_); }
@@ -34,7 +38,9 @@ class OrSet {
 
   const DotKernel& kernel() const { return kernel_; }
   std::string Encode() const;
-  static StatusOr<OrSet> Decode(std::string_view bytes);
+  // Accepts every set joins can produce (see limits.h); kCorruption, kVersion or
+  // kValueTooLarge (an element over limits.value_bytes_max) otherwise.
+  static StatusOr<OrSet> Decode(std::string_view bytes, const CrdtLimits& limits = {});
   bool operator==(const OrSet&) const = default;
 
  private:

@@ -27,17 +27,36 @@ TEST(Hlc, MonotonicWithinAndAcrossRestart) {
   EXPECT_LT(d, restarted.Now(10));
 }
 
-TEST(Hlc, RemoteFarAheadIsRejectedAndCounted) {
+// A remote stamp far ahead is adopted (the next local stamp exceeds it) and counted as
+// skew; one within the tolerance is adopted without counting.
+TEST(Hlc, RemoteFarAheadIsAdoptedAndCountedAsSkew) {
   HybridClock c(HlcOptions{0, 500, 1000}, 0);
   c.Now(1000);
-  Status s = c.Observe(HlcTimestamp{1000000, 0, 2}, 1000);
-  EXPECT_EQ(s.code(), Code::kInvalidArgument);
-  EXPECT_EQ(c.rejected_remote(), 1u);
-  EXPECT_LT(c.Now(1001).physical_ms, 2000);  // not poisoned
-  ASSERT_TRUE(c.Observe(HlcTimestamp{1300, 5, 2}, 1001).ok());
+  c.Observe(HlcTimestamp{1300, 5, 2}, 1000);
+  EXPECT_EQ(c.remote_ahead(), 0u);
   HlcTimestamp t = c.Now(1001);
   EXPECT_EQ(t.physical_ms, 1300);
   EXPECT_EQ(t.logical, 6u);
+  c.Observe(HlcTimestamp{1000000, 7, 2}, 1002);
+  EXPECT_EQ(c.remote_ahead(), 1u);
+  EXPECT_EQ(c.max_remote_ahead_ms(), 1000000 - 1002);
+  HlcTimestamp after = c.Now(1003);
+  EXPECT_GT(after, (HlcTimestamp{1000000, 7, 2}));
+  EXPECT_EQ(after.physical_ms, 1000000);  // the logical part absorbs the lead
+  // NowAbove: strictly above a floor the clock never observed, e.g. a register's stamp.
+  HlcTimestamp floor{5000000, 3, 1};
+  EXPECT_GT(c.NowAbove(floor, 1004), floor);
+}
+
+// The old behaviour, kept as a TEST ONLY mutant: the far stamp is refused and a later
+// local stamp is below it.
+TEST(Hlc, RefusingMutantLeavesLocalStampsBelowRemoteOnes) {
+  HlcOptions o{0, 500, 1000};
+  o.unsafe_refuse_remote_ahead = true;
+  HybridClock c(o, 0);
+  c.Observe(HlcTimestamp{1000000, 0, 2}, 1000);
+  EXPECT_EQ(c.refused_remote(), 1u);
+  EXPECT_LT(c.Now(1001), (HlcTimestamp{1000000, 0, 2}));
 }
 
 TEST(Lww, LaterWinsDeleteWinsOverOlderPut) {
@@ -156,6 +175,161 @@ TEST(OrSet, StateSizeLimit) {
   // Removing makes room again.
   (void)s.Remove("0" + big.substr(0, kValueBytesMax - 8));
   EXPECT_TRUE(s.Add(0, "small").ok());
+}
+
+// A set joined from three regions, each at the per-region element cap, holds three times
+// the cap. It still encodes and decodes under the same limits (the decoder used to apply
+// the per-region cap and refused it), refuses new local adds with a specific error, and
+// accepts them again once removals bring it under the cap.
+TEST(OrSet, JoinedFromSeveralRegionsAtTheCapDecodesUnderTheSameLimits) {
+  CrdtLimits limits;
+  limits.set_elements_max = 50;
+  limits.regions = 3;
+  OrSet joined;
+  std::vector<OrSet> regions(3);
+  for (ReplicaId r = 0; r < 3; ++r) {
+    for (size_t i = 0; i < limits.set_elements_max; ++i) {
+      ASSERT_TRUE(regions[r].Add(r, "r" + std::to_string(r) + "-" + std::to_string(i), limits).ok());
+    }
+    EXPECT_EQ(regions[r].Add(r, "one-more", limits).status().code(), Code::kInvalidArgument);
+    joined.Join(regions[r]);
+  }
+  ASSERT_EQ(joined.size(), limits.HeldSetElementsMax());
+  auto decoded = CrdtValue::Decode(CrdtValue(joined).Encode(), limits);
+  ASSERT_TRUE(decoded.ok()) << decoded.status().message();
+  EXPECT_EQ(*decoded->As<OrSet>(), joined);
+  // The mutant decoder (per-region caps) refuses exactly this state.
+  CrdtLimits mutant = limits;
+  mutant.unsafe_decode_per_region_caps = true;
+  EXPECT_EQ(CrdtValue::Decode(CrdtValue(joined).Encode(), mutant).status().code(), Code::kValueTooLarge);
+  // Over the cap locally: refused, then accepted after removals.
+  EXPECT_EQ(joined.Add(0, "new", limits).status().code(), Code::kInvalidArgument);
+  for (size_t i = 0; i < limits.set_elements_max; ++i) {
+    joined.Join(joined.Remove("r1-" + std::to_string(i)));
+    joined.Join(joined.Remove("r2-" + std::to_string(i)));
+  }
+  EXPECT_EQ(joined.Add(0, "new", limits).status().code(), Code::kInvalidArgument);  // still 50
+  joined.Join(joined.Remove("r0-0"));
+  EXPECT_TRUE(joined.Add(0, "new", limits).ok());
+}
+
+// The Held*() bounds are what joins can produce: random adds, re-adds and removes of
+// elements of random sizes on three gated replicas with random joins between them, then
+// everything joined: the result stays within HeldSetElementsMax and its encoding within
+// HeldStateBytesMax (which the message bound is derived from).
+TEST(OrSet, JoinsOfGatedReplicasStayWithinTheHeldBounds) {
+  CrdtLimits limits;
+  limits.set_elements_max = 12;
+  limits.state_bytes_max = 600;
+  limits.regions = 3;
+  for (uint32_t seed = 1; seed <= 50; ++seed) {
+    std::mt19937 rng(seed);
+    std::vector<OrSet> r(3);
+    for (int step = 0; step < 600; ++step) {
+      const ReplicaId who = rng() % 3;
+      const std::string e = std::string(1, static_cast<char>('0' + rng() % 60)) + std::string(rng() % 40, 'x');
+      switch (rng() % 10) {
+        case 0:
+        case 1:
+        case 2:
+        case 3:
+        case 4: {
+          auto d = r[who].Add(who, e, limits);
+          if (!d.ok()) {
+            EXPECT_TRUE(d.status().code() == Code::kInvalidArgument || d.status().code() == Code::kValueTooLarge);
+          }
+          break;
+        }
+        case 5:
+          r[who].Join(r[who].Remove(e));
+          break;
+        default:
+          r[who].Join(r[rng() % 3]);
+          break;
+      }
+      EXPECT_LE(r[who].size(), limits.HeldSetElementsMax());
+    }
+    OrSet all = r[0];
+    all.Join(r[1]);
+    all.Join(r[2]);
+    EXPECT_LE(all.size(), limits.HeldSetElementsMax()) << "seed " << seed;
+    EXPECT_LE(all.kernel().footprint_bytes(), limits.state_bytes_max * limits.regions) << "seed " << seed;
+    EXPECT_LE(all.Encode().size(), limits.HeldStateBytesMax()) << "seed " << seed;
+  }
+}
+
+// The adversarial case for the bound: every region re-adds, concurrently, every element
+// the others added. Each re-add mints a dot, so ungated re-adds would leave every element
+// with a dot per region and the joined set above HeldStateBytesMax. They are gated: a
+// region whose view is above its cap refuses them until removals make room.
+TEST(OrSet, ConcurrentReaddsOfJoinedElementsAreGated) {
+  CrdtLimits limits;
+  limits.set_elements_max = 1000;
+  limits.state_bytes_max = 10 * (1 + kEntryOverheadBytes);
+  limits.regions = 3;
+  std::vector<OrSet> r(3);
+  for (ReplicaId i = 0; i < 3; ++i) {
+    for (int k = 0; k < 10; ++k) ASSERT_TRUE(r[i].Add(i, std::string(1, static_cast<char>('a' + 10 * i + k)), limits).ok());
+  }
+  std::vector<OrSet> seen = r;
+  for (ReplicaId i = 0; i < 3; ++i) {
+    for (ReplicaId j = 0; j < 3; ++j) seen[i].Join(r[j]);
+  }
+  for (ReplicaId i = 0; i < 3; ++i) {
+    for (int k = 0; k < 30; ++k) {
+      auto d = seen[i].Add(i, std::string(1, static_cast<char>('a' + k)), limits);
+      EXPECT_EQ(d.status().code(), Code::kValueTooLarge) << "region " << i << " re-add " << k;
+    }
+  }
+  OrSet all = seen[0];
+  all.Join(seen[1]);
+  all.Join(seen[2]);
+  EXPECT_LE(all.kernel().footprint_bytes(), limits.state_bytes_max * limits.regions);
+  EXPECT_LE(all.Encode().size(), limits.HeldStateBytesMax());
+}
+
+// The same for multi-value register siblings: 3 regions x siblings_max values of the
+// largest size decode, and the bytes gate refuses a stale write that would exceed the
+// per-region footprint with kConflict, a too-large value with kValueTooLarge.
+TEST(MvReg, SiblingsJoinedFromSeveralRegionsDecodeUnderTheSameLimits) {
+  CrdtLimits limits;
+  limits.value_bytes_max = 1000;
+  limits.siblings_max = 3;
+  limits.state_bytes_max = 3 * (1000 + kEntryOverheadBytes);
+  limits.regions = 3;
+  MvRegister joined;
+  for (ReplicaId r = 0; r < 3; ++r) {
+    MvRegister reg;
+    for (int i = 0; i < 3; ++i) {
+      auto d = reg.Write(r, std::string(1000, static_cast<char>('a' + 3 * r + i)), CausalContext(), limits);
+      ASSERT_TRUE(d.ok()) << d.status().message();
+    }
+    EXPECT_EQ(reg.Write(r, "x", CausalContext(), limits).status().code(), Code::kConflict);
+    joined.Join(reg);
+  }
+  ASSERT_EQ(joined.Values().size(), limits.HeldSiblingsMax());
+  auto decoded = CrdtValue::Decode(CrdtValue(joined).Encode(), limits);
+  ASSERT_TRUE(decoded.ok()) << decoded.status().message();
+  EXPECT_EQ(*decoded->As<MvRegister>(), joined);
+  EXPECT_EQ(joined.Write(0, std::string(1001, 'z'), joined.ReadContext(), limits).status().code(),
+            Code::kValueTooLarge);
+  EXPECT_TRUE(joined.Write(0, std::string(1000, 'z'), joined.ReadContext(), limits).ok());
+  EXPECT_EQ(joined.Values().size(), 1u);
+}
+
+// Fitting the limits to a cluster: the largest state joins can produce fits one message.
+TEST(Limits, HeldStateFitsTheMessageBound) {
+  for (uint32_t regions : {1u, 3u, 5u, 16u, 64u}) {
+    for (size_t message : {size_t{17} << 20, size_t{24} << 20, size_t{4} << 20}) {
+      CrdtLimits l = CrdtLimits{}.ForCluster(regions, 4096, message);
+      EXPECT_LE(l.MessageBytesNeeded(4096), message) << regions << " regions, message " << message;
+      EXPECT_EQ(l.regions, regions);
+    }
+  }
+  // Few regions keep the full per-region cap when it fits.
+  CrdtLimits roomy = CrdtLimits{}.ForCluster(1, 4096, size_t{64} << 20);
+  EXPECT_EQ(roomy.state_bytes_max, kStateBytesMax);
+  EXPECT_EQ(roomy.value_bytes_max, kValueBytesMax);
 }
 
 TEST(OrSet, RemoveBeforeAddArrivesDoesNotResurrect) {

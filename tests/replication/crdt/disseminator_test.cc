@@ -2,12 +2,15 @@
 // between machines by the test, so loss, reordering and restarts are exact.
 #include "replication/crdt/disseminator.h"
 
+#include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
 
 #include <deque>
 #include <functional>
 #include <string>
 #include <vector>
+
+#include "replication/wire/crdt_generated.h"
 
 namespace geokv::crdt {
 namespace {
@@ -19,7 +22,7 @@ struct Envelope {
 
 class Cluster {
  public:
-  explicit Cluster(uint32_t n, DisseminatorOptions base = {}) : base_(base), images_(n) {
+  explicit Cluster(uint32_t n, DisseminatorOptions base = {}) : base_(base), images_(n), wall_offset_us_(n, 0) {
     for (uint32_t i = 0; i < n; ++i) nodes_.push_back(Make(i));
   }
 
@@ -46,9 +49,20 @@ class Cluster {
     }
   }
 
+  // Each region's wall clock is the shared time plus its offset, from a 2023 epoch.
+  static constexpr int64_t kEpochUs = 1'700'000'000'000'000;
+  void SetWallOffset(int i, int64_t offset_us) {
+    wall_offset_us_[i] = offset_us;
+    nodes_[i]->ObserveWallClock(WallUs(i));
+  }
+  int64_t WallUs(int i) const { return kEpochUs + now_ + wall_offset_us_[i]; }
+
   void Tick(int64_t now_us) {
     now_ = now_us;
-    for (auto& n : nodes_) n->Tick(now_us);
+    for (size_t i = 0; i < nodes_.size(); ++i) {
+      nodes_[i]->ObserveWallClock(WallUs(static_cast<int>(i)));
+      nodes_[i]->Tick(now_us);
+    }
     Flush();
   }
 
@@ -59,6 +73,7 @@ class Cluster {
       batch.swap(wire_);
       for (auto& e : batch) {
         if (drop && drop(e)) continue;
+        nodes_[e.to]->ObserveWallClock(WallUs(static_cast<int>(e.to)));
         nodes_[e.to]->Step(e.from, e.bytes);
       }
       Flush();
@@ -77,6 +92,12 @@ class Cluster {
   void Restart(int i) {
     nodes_[i].reset();
     nodes_[i] = Make(i);
+    nodes_[i]->ObserveWallClock(WallUs(i));
+  }
+  // Loses everything the region persisted (a new disk), then restarts it.
+  void Wipe(int i) {
+    images_[i] = DurableImage{};
+    Restart(i);
   }
 
   std::deque<Envelope>& wire() { return wire_; }
@@ -98,6 +119,7 @@ class Cluster {
   std::vector<DurableImage> images_;
   std::vector<std::unique_ptr<Disseminator>> nodes_;
   std::deque<Envelope> wire_;
+  std::vector<int64_t> wall_offset_us_;
   int64_t now_ = 0;
 };
 
@@ -274,6 +296,246 @@ TEST(Disseminator, MalformedMessagesAreDroppedAndCounted) {
   }
   EXPECT_GT(static_cast<int>(c.node(1).stats().messages_bad), dropped_before);
   EXPECT_GE(c.node(1).stats().messages_bad, 4u);
+}
+
+// ---------------------------------------------------------------- wall-clock HLC
+
+// Wall clocks 10 s apart: the region that is behind writes last, after seeing the other
+// write, and wins everywhere (its stamp is taken above the key's, not from its clock).
+void BehindClockWritesLast(bool mutant, std::vector<std::string>* values, int64_t* skew_ms) {
+  DisseminatorOptions o;
+  o.unsafe_refuse_remote_stamps_ahead = mutant;
+  Cluster c(2, o);
+  c.SetWallOffset(0, 10'000'000);  // region 0 runs 10 s ahead
+  c.Tick(1000);
+  ASSERT_TRUE(c.node(0).PutLww("k", "first").ok());
+  c.RunFor(50000);
+  ASSERT_EQ(c.node(1).Get("k")->As<LwwRegister>()->Get(), "first");
+  ASSERT_TRUE(c.node(1).PutLww("k", "second").ok());
+  values->push_back(c.node(1).Get("k")->As<LwwRegister>()->Get().value_or("<none>"));
+  c.RunFor(50000);
+  for (int i = 0; i < 2; ++i) values->push_back(c.node(i).Get("k")->As<LwwRegister>()->Get().value_or("<none>"));
+  *skew_ms = c.node(1).stats().hlc_max_remote_ahead_ms;
+}
+
+TEST(DisseminatorClock, BehindRegionWritesLastAndWins) {
+  std::vector<std::string> values;
+  int64_t skew_ms = 0;
+  BehindClockWritesLast(false, &values, &skew_ms);
+  EXPECT_EQ(values, (std::vector<std::string>{"second", "second", "second"}));
+  // The skew is measured, not refused.
+  EXPECT_GE(skew_ms, 9000);
+  EXPECT_LE(skew_ms, 10100);
+  // The old behaviour (remote stamps more than 1 s ahead refused) loses the later write.
+  values.clear();
+  BehindClockWritesLast(true, &values, &skew_ms);
+  EXPECT_EQ(values, (std::vector<std::string>{"first", "first", "first"}));
+}
+
+// A remote stamp a year ahead (a broken clock) is adopted; a write after it takes effect
+// locally and everywhere, and later writes by the far-ahead region still order after
+// the writes they saw.
+TEST(DisseminatorClock, WriteAfterFarFutureStampTakesEffectEverywhere) {
+  Cluster c(3);
+  const int64_t year_us = 365LL * 24 * 3600 * 1'000'000;
+  c.SetWallOffset(2, year_us);
+  c.Tick(1000);
+  ASSERT_TRUE(c.node(2).PutLww("k", "from-the-future").ok());
+  ASSERT_TRUE(c.node(2).DeleteLww("gone").ok());
+  c.RunFor(50000);
+  EXPECT_GE(c.node(0).stats().hlc_remote_ahead, 1u);
+  EXPECT_GE(c.node(0).stats().hlc_max_remote_ahead_ms, year_us / 1000 - 1000);
+  ASSERT_TRUE(c.node(0).PutLww("k", "now").ok());
+  EXPECT_EQ(c.node(0).Get("k")->As<LwwRegister>()->Get(), "now");
+  ASSERT_TRUE(c.node(1).PutLww("gone", "back").ok());  // a put over a far-future delete
+  EXPECT_EQ(c.node(1).Get("gone")->As<LwwRegister>()->Get(), "back");
+  c.RunFor(50000);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(c.node(i).Get("k")->As<LwwRegister>()->Get(), "now") << "region " << i;
+    EXPECT_EQ(c.node(i).Get("gone")->As<LwwRegister>()->Get(), "back") << "region " << i;
+  }
+  // Wall clocks jump back by an hour on region 0: its next write still wins.
+  c.SetWallOffset(0, -3600LL * 1'000'000);
+  ASSERT_TRUE(c.node(0).PutLww("k", "after-jump").ok());
+  c.RunFor(50000);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(c.node(i).Get("k")->As<LwwRegister>()->Get(), "after-jump");
+  // A restart does not lose the adopted lead (the high-water mark is persisted).
+  const HlcTimestamp before = c.node(1).clock().last();
+  c.Restart(1);
+  ASSERT_TRUE(c.node(1).PutLww("k", "after-restart").ok());
+  EXPECT_GT(c.node(1).Get("k")->As<LwwRegister>()->stamp(), before);
+  EXPECT_EQ(c.node(1).Get("k")->As<LwwRegister>()->Get(), "after-restart");
+}
+
+// ---------------------------------------------------------------- size caps
+
+// Three regions add concurrently to one set, each up to the per-region element cap, while
+// region 2 is cut off for longer than the others retain their logs. The joined set (3x the
+// cap) reaches everyone (by deltas, and by state transfer in both directions), converges,
+// and survives restarts: nothing stalls, nothing is dropped.
+void RunSetAtTheCap(DisseminatorOptions o, size_t per_region, const std::function<std::string(int, size_t)>& element) {
+  o.retention_batches = 2;
+  Cluster c(3, o);
+  c.Tick(1000);
+  auto cut = [](const Envelope& e) { return e.to == 2 || e.from == 2; };
+  for (int r = 0; r < 3; ++r) {
+    for (size_t i = 0; i < per_region; ++i) {
+      Status s = c.node(r).SetAdd("s", element(r, i));
+      ASSERT_TRUE(s.ok()) << s.message();
+    }
+    Status over = c.node(r).SetAdd("s", element(r, per_region));
+    EXPECT_TRUE(over.code() == Code::kInvalidArgument || over.code() == Code::kValueTooLarge) << over.message();
+  }
+  c.RunFor(10000, cut);  // concurrent: nobody saw another region's adds
+  for (int i = 0; i < 6; ++i) {  // more batches than the logs retain
+    ASSERT_TRUE(c.node(0).AddCounter("n", 1).ok());
+    ASSERT_TRUE(c.node(2).AddCounter("n", 1).ok());
+    c.RunFor(10000, cut);
+  }
+  c.RunFor(6000000);
+  EXPECT_GE(c.node(2).stats().transfers_completed, 1u);
+  EXPECT_GE(c.node(0).stats().transfers_completed + c.node(1).stats().transfers_completed, 1u);
+  for (int r = 0; r < 3; ++r) {
+    ASSERT_NE(c.node(r).Get("s"), nullptr) << "region " << r;
+    EXPECT_EQ(c.node(r).Get("s")->As<OrSet>()->size(), 3 * per_region) << "region " << r;
+    EXPECT_TRUE(c.Encoded(r, "s") == c.Encoded(0, "s")) << "region " << r;
+    EXPECT_EQ(c.node(r).Get("n")->As<PnCounter>()->Value(), 12) << "region " << r;
+    EXPECT_EQ(c.node(r).stats().messages_bad, 0u);
+    EXPECT_EQ(c.node(r).stats().states_over_held_cap, 0u);
+    EXPECT_EQ(c.node(r).stats().transfer_states_too_large, 0u);
+  }
+  const std::string converged = c.Encoded(0, "s");
+  for (int r = 0; r < 3; ++r) {
+    c.Restart(r);
+    EXPECT_TRUE(c.node(r).open_status().ok()) << c.node(r).open_status().message();
+    EXPECT_TRUE(c.Encoded(r, "s") == converged) << "region " << r << " after restart";
+  }
+}
+
+TEST(DisseminatorLimits, SetJoinedFromThreeRegionsAtTheElementCap) {
+  DisseminatorOptions o;
+  o.limits.set_elements_max = 3000;
+  RunSetAtTheCap(o, o.limits.set_elements_max,
+                 [](int r, size_t i) { return "r" + std::to_string(r) + "-" + std::to_string(i); });
+}
+
+// The decoders of old applied the per-region caps (the TEST ONLY mutant does that): the
+// same scenario then fails (the transfer of the joined state is refused and stalls, and
+// a restart cannot read the key back).
+void RunSetAtTheCapWithTightDecoder() {
+  DisseminatorOptions o;
+  o.limits.set_elements_max = 3000;
+  o.limits.unsafe_decode_per_region_caps = true;
+  RunSetAtTheCap(o, o.limits.set_elements_max,
+                 [](int r, size_t i) { return "r" + std::to_string(r) + "-" + std::to_string(i); });
+}
+
+TEST(DisseminatorLimits, TightDecoderMutantFailsTheSameScenario) {
+  ::testing::TestPartResultArray failures;
+  {
+    ::testing::ScopedFakeTestPartResultReporter intercept(
+        ::testing::ScopedFakeTestPartResultReporter::INTERCEPT_ONLY_CURRENT_THREAD, &failures);
+    RunSetAtTheCapWithTightDecoder();
+  }
+  EXPECT_GT(failures.size(), 0) << "the scenario does not notice decoders tighter than joins";
+}
+
+// Elements of the largest size (1 MiB) up to the per-region byte cap, which is fitted to
+// the message bound so that the joined state of three regions ships in one message.
+TEST(DisseminatorLimits, SetJoinedFromThreeRegionsAtTheByteCapWithLargestElements) {
+  DisseminatorOptions o;
+  const CrdtLimits l = o.limits.ForCluster(3, o.key_bytes_max, o.message_bytes_max);
+  ASSERT_EQ(l.value_bytes_max, kValueBytesMax);
+  ASSERT_LE(l.MessageBytesNeeded(o.key_bytes_max), o.message_bytes_max);
+  const size_t per_region = l.state_bytes_max / (kValueBytesMax + kEntryOverheadBytes);
+  ASSERT_GE(per_region, 2u);
+  RunSetAtTheCap(o, per_region, [](int r, size_t i) {
+    std::string e(kValueBytesMax, static_cast<char>('a' + r));
+    const std::string id = std::to_string(i);
+    e.replace(0, id.size(), id);
+    return e;
+  });
+}
+
+// State transfer with states much larger than a key-count range allows in one message:
+// ranges are cut so that each fits one message, and only a message holding a whole range
+// completes it. The first TransferData is lost: the transfer must not count that range
+// done (it used to, when a range spanned several messages and its last part arrived),
+// so nothing is missing once it retries.
+TEST(DisseminatorLimits, TransferRangesFitOneMessageAndALostPartIsRetried) {
+  DisseminatorOptions o;
+  o.message_bytes_max = 256 << 10;
+  o.batch_bytes_max = 64 << 10;
+  o.retention_batches = 2;
+  o.transfer_range_keys = 64;
+  Cluster c(3, o);
+  c.Tick(1000);
+  auto cut = [](const Envelope& e) { return e.to == 2 || e.from == 2; };
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_TRUE(c.node(i % 2).PutLww("k" + std::to_string(i), std::string(30 << 10, static_cast<char>('a' + i % 26))).ok());
+    c.RunFor(10000, cut);
+  }
+  // Both origins serve region 2 a transfer (each covers every key): lose the first
+  // TransferData of each.
+  bool lost[2] = {false, false};
+  size_t largest = 0;
+  auto lose_first_data = [&](const Envelope& e) {
+    largest = std::max(largest, e.bytes.size());
+    if (e.to != 2 || lost[e.from]) return false;
+    const auto* m = ::geokv::wire::crdt::GetMessage(e.bytes.data());
+    if (m->body_type() != ::geokv::wire::crdt::Body::TransferData) return false;
+    lost[e.from] = true;
+    return true;
+  };
+  c.RunFor(8000000, lose_first_data);
+  EXPECT_TRUE(lost[0] && lost[1]);
+  EXPECT_LE(largest, o.message_bytes_max);
+  EXPECT_GE(c.node(2).stats().transfers_started, 2u);  // the first one could not complete
+  for (int i = 0; i < 40; ++i) {
+    const std::string k = "k" + std::to_string(i);
+    ASSERT_NE(c.node(2).Get(k), nullptr) << k;
+    EXPECT_TRUE(c.Encoded(2, k) == c.Encoded(0, k)) << k;
+  }
+  for (int r = 0; r < 3; ++r) EXPECT_EQ(c.node(r).stats().messages_bad, 0u);
+}
+
+// Over-limit input is refused with a specific error and a counted stat; a persisted state
+// that does not decode is reported, kept, and guards its key.
+TEST(DisseminatorLimits, RefusalsAreSpecificAndCounted) {
+  DisseminatorOptions o;
+  o.limits.value_bytes_max = 100;
+  Cluster c(2, o);
+  c.Tick(1000);
+  EXPECT_EQ(c.node(0).PutLww("k", std::string(101, 'v')).code(), Code::kValueTooLarge);
+  EXPECT_EQ(c.node(0).SetAdd("s", std::string(101, 'v')).code(), Code::kValueTooLarge);
+  EXPECT_EQ(c.node(0).WriteMv("m", std::string(101, 'v'), CausalContext()).code(), Code::kValueTooLarge);
+  EXPECT_TRUE(c.node(0).PutLww("k", std::string(100, 'v')).ok());
+  CausalContext foreign;
+  foreign.Add(Dot{7, 1});
+  EXPECT_EQ(c.node(0).WriteMv("m", "v", foreign).code(), Code::kInvalidArgument);
+  // A peer configured with larger values: its entry is refused as over the limit.
+  DisseminatorOptions big = o;
+  big.self = 1;
+  big.regions = 2;
+  big.limits.value_bytes_max = 1000;
+  Disseminator peer(big, DurableImage{});
+  peer.Tick(1000);
+  ASSERT_TRUE(peer.PutLww("k", std::string(500, 'w')).ok());
+  peer.Tick(100000);
+  Ready r = peer.GetReady();
+  ASSERT_FALSE(r.messages.empty());
+  for (auto& m : r.messages) c.node(0).Step(1, m.bytes);
+  EXPECT_EQ(c.node(0).stats().entries_over_limit, 1u);
+  // An undecodable persisted state: reported, not dropped, and its key is guarded.
+  DurableImage image;
+  image.states["bad"] = "\x01\x04garbage";
+  image.states["good"] = CrdtValue(PnCounter()).Encode();
+  DisseminatorOptions one;
+  Disseminator d(one, image);
+  EXPECT_EQ(d.open_status().code(), Code::kCorruption);
+  EXPECT_EQ(d.stats().states_unreadable, 1u);
+  EXPECT_NE(d.Get("good"), nullptr);
+  EXPECT_EQ(d.SetAdd("bad", "x").code(), Code::kCorruption);
 }
 
 }  // namespace

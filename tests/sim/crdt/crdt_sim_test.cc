@@ -30,7 +30,7 @@ TEST(CrdtSim, ConvergesWithoutLossOrResurrectionUnderFaults) {
   const int count = SeedCountFromEnvOr(GEOKV_SIM_SEEDS_DEFAULT);
   CrdtScenarioOptions o;
   size_t max_meta = 0, final_meta = 0, acked = 0;
-  uint64_t transfers = 0, rejected = 0, crashes = 0, collected = 0;
+  uint64_t transfers = 0, rejected = 0, crashes = 0, collected = 0, large = 0, over = 0, capped = 0;
   int failures = 0;
   for (uint64_t seed : Seeds(count)) {
     CrdtScenarioResult r = RunCrdtScenario(seed, o);
@@ -38,7 +38,10 @@ TEST(CrdtSim, ConvergesWithoutLossOrResurrectionUnderFaults) {
     final_meta = std::max(final_meta, r.final_max_metadata_entries);
     acked += r.acked_ops;
     transfers += r.transfers;
-    rejected += r.hlc_rejected;
+    rejected += r.hlc_remote_ahead;
+    large += r.large_ops;
+    over += r.over_limit_refused;
+    capped += r.caps_refused;
     crashes += r.crashes;
     collected += r.tombstones_collected;
     if (!r.errors.empty()) {
@@ -50,17 +53,22 @@ TEST(CrdtSim, ConvergesWithoutLossOrResurrectionUnderFaults) {
     }
   }
   std::printf("crdt sim: %zu seeds, %zu acknowledged ops, %llu crashes, %llu state transfers, "
-              "%llu remote clocks rejected, %llu tombstones collected, causal metadata per key: "
-              "max %zu during runs, max %zu after quiescence\n",
+              "%llu remote stamps adopted far ahead, %llu tombstones collected, %llu ops at the size "
+              "limits, %llu one past them refused, %llu set adds refused by per-region caps, causal "
+              "metadata per key: max %zu during runs, max %zu after quiescence\n",
               Seeds(count).size(), acked, static_cast<unsigned long long>(crashes),
               static_cast<unsigned long long>(transfers), static_cast<unsigned long long>(rejected),
-              static_cast<unsigned long long>(collected), max_meta, final_meta);
+              static_cast<unsigned long long>(collected), static_cast<unsigned long long>(large),
+              static_cast<unsigned long long>(over), static_cast<unsigned long long>(capped), max_meta, final_meta);
   // The suite must exercise what it claims to check.
   if (!SeedFromEnvSet() && count >= 50) {
     EXPECT_GT(transfers, 0u);
     EXPECT_GT(crashes, 0u);
     EXPECT_GT(rejected, 0u);
     EXPECT_GT(collected, 0u);
+    EXPECT_GT(large, 0u);
+    EXPECT_GT(over, 0u);
+    EXPECT_GT(capped, 0u);
   }
 }
 
@@ -91,6 +99,35 @@ TEST(CrdtSim, BrokenCausalDeliveryIsCaught) {
     }
   }
   EXPECT_GT(caught, 0) << "the checkers did not notice broken causal delivery";
+}
+
+// Mutants the suite must catch, each at a named seed: the run is clean without the
+// mutant and fails with it (seeds found by running seeds 1..30 with each mutant; most of
+// them catch both).
+void ExpectCaughtAt(uint64_t seed, void (*mutate)(CrdtScenarioOptions*), const char* expected_error) {
+  CrdtScenarioOptions o;
+  CrdtScenarioResult clean = RunCrdtScenario(seed, o);
+  for (const auto& e : clean.errors) ADD_FAILURE() << "GEOKV_SEED=" << seed << " without the mutant: " << e;
+  mutate(&o);
+  CrdtScenarioResult caught = RunCrdtScenario(seed, o);
+  ASSERT_FALSE(caught.errors.empty()) << "GEOKV_SEED=" << seed << ": the mutant went unnoticed";
+  bool found = false;
+  for (const auto& e : caught.errors) found = found || e.find(expected_error) != std::string::npos;
+  EXPECT_TRUE(found) << "GEOKV_SEED=" << seed << ": expected an error containing '" << expected_error
+                     << "', first was: " << caught.errors.front();
+}
+
+// The old clock rule: remote stamps more than 1 s ahead refused. With wall clocks seconds
+// apart a later local put gets a stamp below the key's and is a silent no-op.
+TEST(CrdtSimMutant, RefusingRemoteStampsAheadIsCaughtAtSeed9) {
+  ExpectCaughtAt(9, [](CrdtScenarioOptions* o) { o->unsafe_refuse_remote_stamps_ahead = true; },
+                 "did not take effect");
+}
+
+// Decoders applying the per-region caps (tighter than what joins produce): sets joined
+// from several regions are refused on transfer and on reload, and regions diverge.
+TEST(CrdtSimMutant, DecodeCapsTighterThanJoinsAreCaughtAtSeed5) {
+  ExpectCaughtAt(5, [](CrdtScenarioOptions* o) { o->unsafe_decode_per_region_caps = true; }, "differs between");
 }
 
 // A long run on few keys: causal metadata per key stays bounded (reported).
