@@ -1,0 +1,3 @@
+module geokv/bindings/go
+
+go 1.23
