@@ -28,6 +28,7 @@ const (
 var (
 	clusterOnce      sync.Once
 	clusterProc      *exec.Cmd
+	clusterExited    chan struct{} // closed once clusterProc was reaped
 	clusterEndpoints []string
 	clusterErr       error
 	clusterDir       string
@@ -115,6 +116,7 @@ func startCluster(bin string) error {
 	}
 	clusterProc = cmd
 	exited := make(chan struct{})
+	clusterExited = exited
 	go func() { cmd.Wait(); log.Close(); close(exited) }()
 	deadline := time.Now().Add(readyWait)
 	for {
@@ -198,14 +200,12 @@ func stopCluster() {
 	}
 	pid := clusterProc.Process.Pid
 	syscall.Kill(pid, syscall.SIGINT)
-	deadline := time.Now().Add(stopWait)
-	for time.Now().Before(deadline) {
-		if clusterProc.ProcessState != nil || syscall.Kill(pid, 0) != nil {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
+	select {
+	case <-clusterExited:
+	case <-time.After(stopWait):
 	}
 	syscall.Kill(-pid, syscall.SIGKILL) // any geokvd left in the group
+	<-clusterExited
 }
 
 // eventually polls cond until it holds or the convergence bound passes.
