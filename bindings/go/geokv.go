@@ -86,15 +86,15 @@ func checkVersion() error {
 type DB struct {
 	// Constant after construction.
 	connected bool
-	endpoints string          // connected: the comma-separated endpoint list
-	copts     ConnectOptions  // connected: with defaults filled in
-	embedded  *C.geokv_db_t   // Open: the one handle
+	endpoints string         // connected: the comma-separated endpoint list
+	copts     ConnectOptions // connected: with defaults filled in
+	embedded  *C.geokv_db_t  // Open: the one handle
 
 	mu       sync.Mutex // protects what follows
 	idle     *sync.Cond // signalled when inflight drops to 0 after Close began
 	closed   bool
-	inflight int                      // calls between begin and end
-	pools    map[time.Duration]*pool  // connected: by request timeout
+	inflight int                     // calls between begin and end
+	pools    map[time.Duration]*pool // connected: by request timeout
 }
 
 // pool holds the connections of one request timeout. tokens bounds the handles in use or
