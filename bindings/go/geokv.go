@@ -118,6 +118,9 @@ func Open(dir string, opts *Options) (*DB, error) {
 	if opts == nil {
 		opts = &Options{}
 	}
+	if strings.ContainsRune(dir, 0) || strings.ContainsRune(opts.ConfigPath, 0) {
+		return nil, &Error{Code: int(C.GEOKV_EINVAL), Op: "open", Msg: "a path holds a NUL byte"}
+	}
 	copts := C.geokv_options_t{version: C.GEOKV_OPTIONS_VERSION}
 	copts.durability = C.uint32_t(opts.Durability)
 	copts.key_bytes_max = C.uint64_t(opts.KeyBytesMax)
@@ -178,6 +181,9 @@ func Connect(endpoints []string, opts *ConnectOptions) (*DB, error) {
 	}
 	if o.Conns == 0 {
 		o.Conns = defaultConns
+	}
+	if strings.ContainsRune(o.CurveServerKey+o.CurvePublicKey+o.CurveSecretKey, 0) {
+		return nil, &Error{Code: int(C.GEOKV_EINVAL), Op: "connect", Msg: "a CURVE key holds a NUL byte"}
 	}
 	if o.Conns < 0 {
 		return nil, &Error{Code: int(C.GEOKV_EINVAL), Op: "connect", Msg: "Conns is negative"}
