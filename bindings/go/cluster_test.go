@@ -235,7 +235,8 @@ func TestClusterContextEndsMidCall(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { time.Sleep(2 * time.Millisecond); cancel() }()
-	if _, err := db.Get(ctx, b("strong/deadline/0")); err != nil && !errors.Is(err, context.Canceled) {
+	// The abandoned writes above may or may not have happened: the key may be absent.
+	if _, err := db.Get(ctx, b("strong/deadline/0")); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Get cancelled mid-call: %v", err)
 	}
 	// The DB still serves, with and without deadlines.
