@@ -5,9 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
+
+var runs atomic.Int64
+
+// keys makes the data keys of one test invocation (the mode prefix first): unique, so that
+// tests can run again (go test -count=N) on the same cluster.
+func keys() func(string) []byte {
+	run := runs.Add(1)
+	stamp := time.Now().UnixNano()
+	return func(key string) []byte { return []byte(fmt.Sprintf("%s@%d.%d", key, stamp, run)) }
+}
 
 // regions connects once to each region's node of the shared cluster.
 func regions(t *testing.T) []*DB {
@@ -25,38 +36,39 @@ func regions(t *testing.T) []*DB {
 }
 
 func TestClusterStrongKeysAcrossRegions(t *testing.T) {
+	k := keys()
 	noCLeaks(t)
 	rs := regions(t)
 	a, bb, c := rs[0], rs[1], rs[2]
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := a.Put(ctx, b("strong/x"), b("one")); err != nil {
+	if err := a.Put(ctx, k("strong/x"), b("one")); err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range []*DB{bb, c} { // linearizable: every region sees it at once
-		if v, err := r.Get(ctx, b("strong/x")); err != nil || string(v) != "one" {
+		if v, err := r.Get(ctx, k("strong/x")); err != nil || string(v) != "one" {
 			t.Fatalf("Get from another region: %q, %v", v, err)
 		}
 	}
-	ok, err := a.CompareAndSwap(ctx, b("strong/c"), nil, b("v1"))
+	ok, err := a.CompareAndSwap(ctx, k("strong/c"), nil, b("v1"))
 	mustEqual(t, "cas on an absent key", ok && err == nil, true)
-	ok, err = bb.CompareAndSwap(ctx, b("strong/c"), nil, b("other"))
+	ok, err = bb.CompareAndSwap(ctx, k("strong/c"), nil, b("other"))
 	mustEqual(t, "cas expecting absence on a present key", !ok && err == nil, true)
-	ok, err = bb.CompareAndSwap(ctx, b("strong/c"), b("wrong"), b("other"))
+	ok, err = bb.CompareAndSwap(ctx, k("strong/c"), b("wrong"), b("other"))
 	mustEqual(t, "cas with a wrong expectation", !ok && err == nil, true)
-	ok, err = c.CompareAndSwap(ctx, b("strong/c"), b("v1"), b("v2"))
+	ok, err = c.CompareAndSwap(ctx, k("strong/c"), b("v1"), b("v2"))
 	mustEqual(t, "cas with the right expectation", ok && err == nil, true)
-	n, err := a.Add(ctx, b("strong/n"), 5)
+	n, err := a.Add(ctx, k("strong/n"), 5)
 	mustEqual(t, "add", fmt.Sprint(n, err), "5 <nil>")
-	n, err = bb.Add(ctx, b("strong/n"), -7)
+	n, err = bb.Add(ctx, k("strong/n"), -7)
 	mustEqual(t, "add from another region", fmt.Sprint(n, err), "-2 <nil>")
-	if _, err := c.Add(ctx, b("strong/x"), 1); !errors.Is(err, ErrInvalid) {
+	if _, err := c.Add(ctx, k("strong/x"), 1); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("Add on a non-integer: %v", err)
 	}
-	if err := c.Delete(ctx, b("strong/x")); err != nil {
+	if err := c.Delete(ctx, k("strong/x")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Get(ctx, b("strong/x")); !errors.Is(err, ErrNotFound) {
+	if _, err := a.Get(ctx, k("strong/x")); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Get after Delete: %v", err)
 	}
 	// Iteration is for embedded stores only.
@@ -68,68 +80,69 @@ func TestClusterStrongKeysAcrossRegions(t *testing.T) {
 }
 
 func TestClusterEventualModesConverge(t *testing.T) {
+	k := keys()
 	noCLeaks(t)
 	rs := regions(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	// counter
 	for i, r := range rs {
-		if _, err := r.Add(ctx, b("cnt/hits"), int64(i+1)); err != nil {
+		if _, err := r.Add(ctx, k("cnt/hits"), int64(i+1)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	eventually(t, "counter converges to 6", func() bool {
 		for _, r := range rs {
-			if v, err := r.Get(ctx, b("cnt/hits")); err != nil || string(v) != "6" {
+			if v, err := r.Get(ctx, k("cnt/hits")); err != nil || string(v) != "6" {
 				return false
 			}
 		}
 		return true
 	})
-	if err := rs[0].Put(ctx, b("cnt/hits"), b("1")); !errors.Is(err, ErrWrongMode) {
+	if err := rs[0].Put(ctx, k("cnt/hits"), b("1")); !errors.Is(err, ErrWrongMode) {
 		t.Fatalf("Put on a counter: %v", err)
 	}
 	// set
-	if err := rs[0].SetAdd(ctx, b("tags/t"), b("x")); err != nil {
+	if err := rs[0].SetAdd(ctx, k("tags/t"), b("x")); err != nil {
 		t.Fatal(err)
 	}
-	if err := rs[1].SetAdd(ctx, b("tags/t"), b("y")); err != nil {
+	if err := rs[1].SetAdd(ctx, k("tags/t"), b("y")); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "set converges to {x,y}", func() bool {
 		for _, r := range rs {
-			if m, err := r.SetMembers(ctx, b("tags/t")); err != nil || joined(m) != "x,y" {
+			if m, err := r.SetMembers(ctx, k("tags/t")); err != nil || joined(m) != "x,y" {
 				return false
 			}
 		}
 		return true
 	})
-	if err := rs[2].SetRemove(ctx, b("tags/t"), b("x")); err != nil {
+	if err := rs[2].SetRemove(ctx, k("tags/t"), b("x")); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "set converges to {y}", func() bool {
 		for _, r := range rs {
-			in, err := r.SetContains(ctx, b("tags/t"), b("x"))
+			in, err := r.SetContains(ctx, k("tags/t"), b("x"))
 			if err != nil || in {
 				return false
 			}
 		}
 		return true
 	})
-	if m, err := rs[0].SetMembers(ctx, b("tags/absent")); err != nil || len(m) != 0 {
+	if m, err := rs[0].SetMembers(ctx, k("tags/absent")); err != nil || len(m) != 0 {
 		t.Fatalf("members of an absent set: %q, %v", m, err)
 	}
 	// mvreg: concurrent writes stay siblings until a write with their context covers them.
-	if err := rs[0].MVPut(ctx, b("mvr/k"), b("x"), nil); err != nil {
+	if err := rs[0].MVPut(ctx, k("mvr/k"), b("x"), nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := rs[1].MVPut(ctx, b("mvr/k"), b("y"), nil); err != nil {
+	if err := rs[1].MVPut(ctx, k("mvr/k"), b("y"), nil); err != nil {
 		t.Fatal(err)
 	}
 	var causal []byte
 	eventually(t, "mvreg siblings x,y everywhere", func() bool {
 		for _, r := range rs {
-			vals, c, err := r.MVGet(ctx, b("mvr/k"))
+			vals, c, err := r.MVGet(ctx, k("mvr/k"))
 			if err != nil || joined(vals) != "x,y" {
 				return false
 			}
@@ -137,34 +150,34 @@ func TestClusterEventualModesConverge(t *testing.T) {
 		}
 		return true
 	})
-	if err := rs[2].MVPut(ctx, b("mvr/k"), b("z"), causal); err != nil {
+	if err := rs[2].MVPut(ctx, k("mvr/k"), b("z"), causal); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "mvreg resolved to z everywhere", func() bool {
 		for _, r := range rs {
-			if vals, _, err := r.MVGet(ctx, b("mvr/k")); err != nil || joined(vals) != "z" {
+			if vals, _, err := r.MVGet(ctx, k("mvr/k")); err != nil || joined(vals) != "z" {
 				return false
 			}
 		}
 		return true
 	})
-	vals, causal, err := rs[0].MVGet(ctx, b("mvr/k"))
+	vals, causal, err := rs[0].MVGet(ctx, k("mvr/k"))
 	if err != nil || len(vals) != 1 {
 		t.Fatal(vals, err)
 	}
-	if err := rs[0].MVDelete(ctx, b("mvr/k"), causal); err != nil {
+	if err := rs[0].MVDelete(ctx, k("mvr/k"), causal); err != nil {
 		t.Fatal(err)
 	}
-	if vals, _, err := rs[0].MVGet(ctx, b("mvr/k")); err != nil || len(vals) != 0 {
+	if vals, _, err := rs[0].MVGet(ctx, k("mvr/k")); err != nil || len(vals) != 0 {
 		t.Fatalf("after MVDelete: %q, %v", vals, err)
 	}
 	// lww
-	if err := rs[0].Put(ctx, b("lww/k"), b("1")); err != nil {
+	if err := rs[0].Put(ctx, k("lww/k"), b("1")); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "lww value everywhere", func() bool {
 		for _, r := range rs {
-			if v, err := r.Get(ctx, b("lww/k")); err != nil || string(v) != "1" {
+			if v, err := r.Get(ctx, k("lww/k")); err != nil || string(v) != "1" {
 				return false
 			}
 		}
@@ -213,6 +226,7 @@ func TestClusterPolicyAndStatus(t *testing.T) {
 // the C call finishes in the background, frees what it returned and gives its handle back,
 // so the DB keeps working and nothing stays allocated after Close.
 func TestClusterContextEndsMidCall(t *testing.T) {
+	k := keys()
 	endpoints := cluster(t)
 	noCLeaks(t)
 	db, err := Connect(endpoints, nil)
@@ -225,7 +239,7 @@ func TestClusterContextEndsMidCall(t *testing.T) {
 		// Returning ctx.Err() (rather than the write's own outcome, which takes a round trip)
 		// shows the call did not wait for the C call.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
-		err := db.Put(ctx, b(fmt.Sprintf("strong/deadline/%d", i)), b("v"))
+		err := db.Put(ctx, k(fmt.Sprintf("strong/deadline/%d", i)), b("v"))
 		cancel()
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("Put with a 1 ms deadline: %v", err)
@@ -234,16 +248,16 @@ func TestClusterContextEndsMidCall(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { time.Sleep(2 * time.Millisecond); cancel() }()
 	// The abandoned writes above may or may not have happened: the key may be absent.
-	if _, err := db.Get(ctx, b("strong/deadline/0")); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, ErrNotFound) {
+	if _, err := db.Get(ctx, k("strong/deadline/0")); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Get cancelled mid-call: %v", err)
 	}
 	// The DB still serves, with and without deadlines.
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel2()
-	if err := retry(ctx2, func() error { return db.Put(ctx2, b("strong/after"), b("ok")) }); err != nil {
+	if err := retry(ctx2, func() error { return db.Put(ctx2, k("strong/after"), b("ok")) }); err != nil {
 		t.Fatal(err)
 	}
-	if v, err := db.Get(context.Background(), b("strong/after")); err != nil || string(v) != "ok" {
+	if v, err := db.Get(context.Background(), k("strong/after")); err != nil || string(v) != "ok" {
 		t.Fatalf("Get without a deadline: %q, %v", v, err)
 	}
 }
@@ -282,6 +296,7 @@ func TestClusterConnectErrors(t *testing.T) {
 // Many goroutines on one connected DB: requests spread over its pool of handles, with and
 // without deadlines, while other goroutines read. Run under -race.
 func TestClusterConcurrentUse(t *testing.T) {
+	k := keys()
 	endpoints := cluster(t)
 	noCLeaks(t)
 	db, err := Connect(endpoints, &ConnectOptions{Conns: 3})
@@ -298,9 +313,9 @@ func TestClusterConcurrentUse(t *testing.T) {
 			defer wg.Done()
 			for i := 0; i < ops; i++ {
 				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-				key := b(fmt.Sprintf("lww/w%d/%d", w, i%3))
+				key := k(fmt.Sprintf("lww/w%d/%d", w, i%3))
 				if w%2 == 0 {
-					key = b(fmt.Sprintf("strong/w%d/%d", w, i%3))
+					key = k(fmt.Sprintf("strong/w%d/%d", w, i%3))
 				}
 				err := retry(ctx, func() error { return db.Put(ctx, key, b(fmt.Sprint(i))) })
 				if err == nil {
