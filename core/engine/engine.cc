@@ -178,9 +178,13 @@ Status Engine::Recover() {
   d.batch_interval_us = options_.crdt_batch_interval_us;
   d.resend_interval_us = options_.crdt_resend_interval_us;
   d.key_bytes_max = options_.limits.key_bytes_max;
+  d.limits.value_bytes_max = options_.limits.value_bytes_max;
   // A CRDT message and its envelope must fit the node's message bound.
   d.message_bytes_max = kMessageBytesMax - kEnvelopeBytesMax;
   crdt_ = std::make_unique<crdt::Disseminator>(d, std::move(image).value());
+  // A stored CRDT state that does not decode is kept on disk untouched; the node refuses to
+  // start rather than serve without it.
+  if (!crdt_->open_status().ok()) return crdt_->open_status();
   next_tick_us_ = env_.NowUs();
   Process();
   return failed_;
@@ -229,8 +233,11 @@ uint64_t Engine::NextForwardId() {
   return (incarnation_ << 40) | (++forward_count_ & ((uint64_t{1} << 40) - 1));
 }
 
+void Engine::ObserveClocks() { crdt_->ObserveWallClock(env_.WallUs()); }
+
 void Engine::Submit(Request request, Callback done) {
   stats_.requests++;
+  ObserveClocks();
   Dispatch(std::move(request), std::move(done), /*forwarded=*/false);
 }
 
@@ -558,6 +565,7 @@ void Engine::Step(uint32_t from, std::string_view bytes) {
       (void)groups_[env->group()].replica->Step(payload, env_.NowUs());  // bad ones are counted by the replica
       break;
     case fb::Channel::Crdt:
+      ObserveClocks();
       crdt_->Step(from, payload);
       break;
     case fb::Channel::Forward: {
@@ -604,6 +612,7 @@ void Engine::Tick() {
   const int64_t now = env_.NowUs();
   next_tick_us_ = now + options_.tick_us;
   for (auto& g : groups_) g.replica->Tick(now);
+  ObserveClocks();
   crdt_->Tick(now);
   // Expire requests past their deadline. A write's outcome is then unknown.
   auto expire = [&](auto& pending, auto&& status_for) {

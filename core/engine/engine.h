@@ -198,6 +198,7 @@ class Engine {
   void Submit(Request request, Callback done);
   void Step(uint32_t from, std::string_view bytes);
   void Tick();
+  // Hands the wall clock to the CRDT layer's hybrid logical clock (LWW stamps).
   void ObserveClocks();
 
   void Dispatch(Request request, Callback done, bool forwarded);
