@@ -87,9 +87,12 @@ Status Validate(const ZmqTransportOptions& o) {
   GEOKV_RETURN_IF_ERROR(CheckRange("reconnect_ivl_ms", o.reconnect_ivl_ms, 1, kIntervalMsCap));
   GEOKV_RETURN_IF_ERROR(CheckRange("reconnect_ivl_max_ms", o.reconnect_ivl_max_ms,
                                    o.reconnect_ivl_ms, kIntervalMsCap));
-  GEOKV_RETURN_IF_ERROR(CheckRange("heartbeat_ivl_ms", o.heartbeat_ivl_ms, 1, kIntervalMsCap));
+  GEOKV_RETURN_IF_ERROR(CheckRange("heartbeat_ivl_ms", o.heartbeat_ivl_ms, 0, kIntervalMsCap));
   GEOKV_RETURN_IF_ERROR(CheckRange("heartbeat_timeout_ms", o.heartbeat_timeout_ms,
                                    o.heartbeat_ivl_ms, kIntervalMsCap));
+  GEOKV_RETURN_IF_ERROR(CheckRange("tcp_keepalive_idle_s", o.tcp_keepalive_idle_s, 1, 86'400));
+  GEOKV_RETURN_IF_ERROR(CheckRange("tcp_keepalive_interval_s", o.tcp_keepalive_interval_s, 1, 86'400));
+  GEOKV_RETURN_IF_ERROR(CheckRange("tcp_keepalive_count", o.tcp_keepalive_count, 1, 1'000));
   GEOKV_RETURN_IF_ERROR(CheckRange("retry_ms", o.retry_ms, 1, kIntervalMsCap));
   GEOKV_RETURN_IF_ERROR(CheckRange("linger_ms", o.linger_ms, 0, kIntervalMsCap));
   GEOKV_RETURN_IF_ERROR(CheckRange("receive_batch_max", static_cast<int64_t>(o.receive_batch_max),
@@ -119,6 +122,20 @@ bool ParseRoutingId(std::string_view rid, NodeId* id) {
   *id = static_cast<NodeId>(v);
   // One spelling per id ("n05" is not n5), so the identity check cannot be dodged.
   return rid == ZmqTransport::RoutingId(*id);
+}
+
+
+// How a dead peer connection is noticed: TCP keepalive always; ZMTP heartbeats only when
+// asked for (see ZmqTransportOptions::heartbeat_ivl_ms for why they are off by default).
+void SetLiveness(zmq::socket_t& socket, const ZmqTransportOptions& o) {
+  socket.set(zmq::sockopt::tcp_keepalive, 1);
+  socket.set(zmq::sockopt::tcp_keepalive_idle, o.tcp_keepalive_idle_s);
+  socket.set(zmq::sockopt::tcp_keepalive_intvl, o.tcp_keepalive_interval_s);
+  socket.set(zmq::sockopt::tcp_keepalive_cnt, o.tcp_keepalive_count);
+  if (o.heartbeat_ivl_ms > 0) {
+    socket.set(zmq::sockopt::heartbeat_ivl, o.heartbeat_ivl_ms);
+    socket.set(zmq::sockopt::heartbeat_timeout, o.heartbeat_timeout_ms);
+  }
 }
 
 }  // namespace
@@ -225,8 +242,7 @@ Status ZmqTransport::Open() {
     s->in.set(zmq::sockopt::maxmsgsize, frame_bytes_max);
     s->in.set(zmq::sockopt::linger, o.linger_ms);
     s->in.set(zmq::sockopt::router_handover, 1);
-    s->in.set(zmq::sockopt::heartbeat_ivl, o.heartbeat_ivl_ms);
-    s->in.set(zmq::sockopt::heartbeat_timeout, o.heartbeat_timeout_ms);
+    SetLiveness(s->in, o);
     if (o.curve.enabled) {
       s->in.set(zmq::sockopt::curve_server, 1);
       s->in.set(zmq::sockopt::curve_secretkey, curve_secret_z85_);
@@ -245,8 +261,7 @@ Status ZmqTransport::Open() {
     s->out.set(zmq::sockopt::reconnect_ivl, o.reconnect_ivl_ms);
     s->out.set(zmq::sockopt::reconnect_ivl_max, o.reconnect_ivl_max_ms);
     s->out.set(zmq::sockopt::linger, o.linger_ms);
-    s->out.set(zmq::sockopt::heartbeat_ivl, o.heartbeat_ivl_ms);
-    s->out.set(zmq::sockopt::heartbeat_timeout, o.heartbeat_timeout_ms);
+    SetLiveness(s->out, o);
     if (o.curve.enabled) {
       s->out.set(zmq::sockopt::curve_publickey, curve_public_z85_);
       s->out.set(zmq::sockopt::curve_secretkey, curve_secret_z85_);

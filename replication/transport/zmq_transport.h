@@ -82,8 +82,16 @@ struct ZmqTransportOptions {
   int receive_hwm_messages = 1000;            // ZMQ_RCVHWM per peer pipe
   int reconnect_ivl_ms = 100;                 // ZMQ_RECONNECT_IVL
   int reconnect_ivl_max_ms = 2000;            // ZMQ_RECONNECT_IVL_MAX (exponential backoff)
-  int heartbeat_ivl_ms = 1000;                // ZMTP heartbeats: a dead TCP peer is noticed
+  // ZMTP heartbeats (0: off, the default). libzmq 4.3.4 can abort the whole process
+  // (assertion "!_io_error", stream_engine_base.cpp) when a heartbeat timeout resets a
+  // connection with output pending, which a peer paused for longer than the timeout
+  // triggers. Dead TCP peers are noticed by TCP keepalive instead; the protocols have
+  // heartbeats of their own, and a restarted peer takes its name over (router_handover).
+  int heartbeat_ivl_ms = 0;
   int heartbeat_timeout_ms = 3000;
+  int tcp_keepalive_idle_s = 10;              // TCP keepalive: probe an idle connection after
+  int tcp_keepalive_interval_s = 2;           // this, every interval, and drop it after
+  int tcp_keepalive_count = 3;                // count unanswered probes
   int retry_ms = 10;                          // retry interval for an unreachable peer
   int linger_ms = 500;                        // ZMQ_LINGER: bounded flush on close
   size_t receive_batch_max = 256;             // messages read per wakeup before re-checking
