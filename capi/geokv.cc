@@ -72,8 +72,33 @@ namespace {
 
 thread_local std::string t_errmsg;
 
+// Messages are one line of text: a key with a NUL or control bytes (which a node may
+// quote) is printed escaped, so it cannot cut the C string short or split the line.
+std::string Printable(std::string message) {
+  if (std::none_of(message.begin(), message.end(), [](char c) {
+        const auto u = static_cast<unsigned char>(c);
+        return u < 0x20 || u == 0x7f;
+      })) {
+    return message;
+  }
+  std::string out;
+  out.reserve(message.size() + 16);
+  for (char c : message) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[u >> 4];
+      out += kHex[u & 15];
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
 int Fail(int code, std::string message) {
-  t_errmsg = std::move(message);
+  t_errmsg = Printable(std::move(message));
   return code;
 }
 

@@ -70,7 +70,7 @@ GEOKV_EXPORT const char *geokv_version_string(void);
 #define GEOKV_OK 0
 #define GEOKV_DONE 1           /* an iterator has no more entries */
 #define GEOKV_ENOTFOUND (-1)   /* the key does not exist (expected absence) */
-#define GEOKV_EINVAL (-2)      /* invalid argument: NULL pointer, empty key, bad option */
+#define GEOKV_EINVAL (-2)      /* invalid argument: NULL pointer, empty key, bad endpoint */
 #define GEOKV_EKEYSIZE (-3)    /* key longer than key_bytes_max */
 #define GEOKV_EVALSIZE (-4)    /* value longer than value_bytes_max */
 #define GEOKV_EWRONGMODE (-5)  /* operation does not fit the key's replication mode */
