@@ -119,8 +119,9 @@ Response Client::Call(Request request) {
   request.timeout_ms = static_cast<uint32_t>(std::max<int64_t>(1, timeout_ms * 9 / 10));
   Response last;
   last.status = Status(Code::kUnavailable, "no node answered");
+  const size_t start = preferred_;  // preferred_ moves on during the loop after a timeout
   for (size_t attempt = 0; attempt < n; ++attempt) {
-    const size_t which = (preferred_ + attempt) % n;
+    const size_t which = (start + attempt) % n;
     zmq::socket_t& s = sockets_->dealers[which];
     request.id = next_id_++;  // a late answer to an earlier attempt is told apart
     const std::string bytes = EncodeRequest(request);

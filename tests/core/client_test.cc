@@ -133,7 +133,8 @@ TEST_F(ClientTest, TimeoutResendsAWriteUnderItsSessionAndMovesOn) {
   ScriptedNode paused(ctx_, Silent);
   ScriptedNode healthy(ctx_, Ok);
   auto client = ConnectTo({paused.endpoint(), healthy.endpoint()}, 300);
-  ASSERT_TRUE(client->Call(Put("k")).status.ok());
+  Response first = client->Call(Put("k"));
+  ASSERT_TRUE(first.status.ok()) << first.status.ToString();
   ASSERT_EQ(paused.requests().size(), 1u);
   ASSERT_EQ(healthy.requests().size(), 1u);
   EXPECT_EQ(healthy.requests()[0].client_id, paused.requests()[0].client_id);
