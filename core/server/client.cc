@@ -28,6 +28,17 @@ bool IsReadOnly(Op op) {
   }
 }
 
+// A node's refusal in the words of its internals ("paxos: not the leader") told in the
+// user's: what happened and what to do.
+Status InUserTerms(Status s) {
+  if (s.code() == Code::kUnavailable && s.message().rfind("paxos:", 0) == 0) {
+    return Status(Code::kUnavailable,
+                  "no node could reach a leader for this key's shard (an election may be under way); "
+                  "nothing was applied: retry");
+  }
+  return s;
+}
+
 uint64_t RandomClientId() {
   std::random_device rd;
   const uint64_t id = (static_cast<uint64_t>(rd()) << 32) ^ rd();
@@ -171,8 +182,10 @@ Response Client::Call(Request request) {
     }
     if (IsRefusal(last.status) && attempt + 1 < n) continue;  // refused before taking effect: next node
     preferred_ = which;
+    last.status = InUserTerms(std::move(last.status));
     return last;
   }
+  last.status = InUserTerms(std::move(last.status));
   return last;
 }
 

@@ -183,6 +183,19 @@ TEST_F(ClientTest, RefusalMovesOnForEveryRequest) {
   EXPECT_EQ(healthy.requests()[0].seq, refusing.requests()[0].seq);
 }
 
+TEST_F(ClientTest, RefusalsAreToldInUserTerms) {
+  ScriptedNode node(ctx_, [](const Request&) -> std::optional<Response> {
+    Response r;
+    r.status = Status(Code::kUnavailable, "paxos: not the leader");
+    return r;
+  });
+  auto client = ConnectTo({node.endpoint()}, 5000);
+  Response r = client->Call(Put("k"));
+  EXPECT_EQ(r.status.code(), Code::kUnavailable);
+  EXPECT_EQ(r.status.message().find("paxos"), std::string::npos) << r.status.ToString();
+  EXPECT_NE(r.status.message().find("nothing was applied"), std::string::npos) << r.status.ToString();
+}
+
 TEST_F(ClientTest, AllNodesSilentIsATimeout) {
   ScriptedNode a(ctx_, Silent);
   ScriptedNode b(ctx_, Silent);
