@@ -94,7 +94,7 @@ def test_option_types_and_ranges(tmp_path):
         geokv.open(tmp_path / "o", key_bytes_max="4096")  # type: ignore[arg-type]
     with pytest.raises(OverflowError):
         geokv.open(tmp_path / "o", commit_timeout_ms=1 << 32)
-    with pytest.raises(OverflowError):
+    with pytest.raises(geokv.InvalidArgumentError):  # a ValueError
         geokv.open(tmp_path / "o", key_bytes_max=-1)
     with pytest.raises(geokv.ConfigError):
         geokv.open(tmp_path / "o", key_bytes_max=65537)

@@ -93,6 +93,8 @@ def _value(name: str, value: object) -> bytes:
 def _int(name: str, value: object, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if value < 0 <= low:
+        raise _errors.InvalidArgumentError(f"{name} must be >= 0, not {value}", -2)
     if not low <= value <= high:
         raise OverflowError(f"{name} {value} is outside [{low}, {high}]")
     return value
