@@ -499,6 +499,10 @@ static void test_endpoint_edges(void) {
   CHECK(geokv_connect(&db, "tcp://127.0.0.1:7200,tcp://127.0.0.1:99999", NULL) == GEOKV_EINVAL);
   CHECK(contains(geokv_errmsg(), "endpoint 2"));
   CHECK(geokv_connect(&db, "udp://127.0.0.1:7200", NULL) == GEOKV_EINVAL);
+  /* Messages quote bytes escaped: one line, never a raw control byte. */
+  CHECK(geokv_connect(&db, "tcp://bad\001host\n:7200", NULL) == GEOKV_EINVAL);
+  CHECK(contains(geokv_errmsg(), "\\x01") && contains(geokv_errmsg(), "\\x0a"));
+  CHECK(strchr(geokv_errmsg(), '\001') == NULL && strchr(geokv_errmsg(), '\n') == NULL);
   o.timeout_ms = 3600001;
   CHECK(geokv_connect(&db, "tcp://127.0.0.1:7200", &o) == GEOKV_ECONFIG);
   CHECK(db == NULL);
