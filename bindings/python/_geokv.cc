@@ -10,6 +10,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -190,16 +191,22 @@ class Db {
     return out;
   }
 
+  // Closes the C handle but keeps the wrapper's pointer: a call racing this close on
+  // another thread then reaches the C ABI, which answers GEOKV_ECLOSED (it remembers
+  // closed handles), instead of reading a pointer being reset. The wrapper's destructor
+  // closes again later and gets GEOKV_ECLOSED, which it ignores.
   void Close() {
+    if (closed_.exchange(true)) return;
+    geokv_db_t* raw = db_.handle();
     py::gil_scoped_release release;
-    if (db_) db_.close();
+    if (raw != nullptr) geokv::detail::check(geokv_close(raw));
   }
 
-  bool closed() const { return !db_; }
+  bool closed() const { return closed_.load() || !db_; }
 
-  // The open db, or GEOKV_ECLOSED (the C++ wrapper's handle is null after close()).
+  // The open db, or GEOKV_ECLOSED.
   geokv::db& Live() {
-    if (!db_) throw geokv::error(GEOKV_ECLOSED, "database is closed");
+    if (closed()) throw geokv::error(GEOKV_ECLOSED, "database is closed");
     return db_;
   }
 
@@ -208,6 +215,7 @@ class Db {
 
   std::optional<std::string> config_path_;
   geokv::db db_;
+  std::atomic<bool> closed_{false};
 };
 
 class Iter {
