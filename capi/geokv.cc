@@ -3,7 +3,12 @@
 // ABI; every error leaves its message in the calling thread's errmsg.
 #include "geokv/geokv.h"
 
+#include <netdb.h>
+#include <pthread.h>
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
@@ -17,17 +22,33 @@
 
 #include "core/server/client.h"
 #include "core/server/config.h"
+#include "core/server/log.h"
 #include "core/server/node.h"
+#include "core/storage/wiredtiger_storage.h"
 #include "core/engine/policy.h"
 #include "core/engine/request.h"
 #include "core/server/server.h"
 #include "replication/crdt/causal_context.h"
 #include "replication/crdt/codec.h"
 
+namespace {
+// Bumped in the child after every fork(): a handle made in an earlier generation was
+// inherited, and belongs to the parent.
+std::atomic<uint64_t> g_fork_generation{0};
+void OnForkChild() { g_fork_generation.fetch_add(1); }
+uint64_t ForkGeneration() {
+  static const int registered = pthread_atfork(nullptr, nullptr, OnForkChild);
+  (void)registered;
+  return g_fork_generation.load();
+}
+}  // namespace
+
 // Exactly one of node (geokv_open) and client (geokv_connect) is set while the handle is
 // open; both are null once closed. Shared pointers let a call in flight finish after a
-// concurrent close dropped the handle's reference.
+// concurrent close dropped the handle's reference (the Node itself waits for calls inside
+// its storage before closing it).
 struct geokv_db {
+  const uint64_t generation = ForkGeneration();  // of the process that made the handle
   std::mutex mu;
   std::shared_ptr<geokv::Node> node;      // guarded by mu
   std::shared_ptr<geokv::Client> client;  // guarded by mu
@@ -37,6 +58,8 @@ struct geokv_db {
 };
 
 struct geokv_iter {
+  const uint64_t generation = ForkGeneration();
+  std::mutex mu;                      // serializes next and close on one iterator
   std::shared_ptr<geokv::Node> node;  // keeps the Node object alive; it may be closed
   std::string prefix;
   std::string last_key;               // resume point of the next page
@@ -49,8 +72,33 @@ namespace {
 
 thread_local std::string t_errmsg;
 
+// Messages are one line of text: a key with a NUL or control bytes (which a node may
+// quote) is printed escaped, so it cannot cut the C string short or split the line.
+std::string Printable(std::string message) {
+  if (std::none_of(message.begin(), message.end(), [](char c) {
+        const auto u = static_cast<unsigned char>(c);
+        return u < 0x20 || u == 0x7f;
+      })) {
+    return message;
+  }
+  std::string out;
+  out.reserve(message.size() + 16);
+  for (char c : message) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[u >> 4];
+      out += kHex[u & 15];
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
 int Fail(int code, std::string message) {
-  t_errmsg = std::move(message);
+  t_errmsg = Printable(std::move(message));
   return code;
 }
 
@@ -147,6 +195,11 @@ Registry<geokv_iter>& Iters() {
   return *registry;
 }
 
+constexpr char kForked[] =
+    "this handle was opened by the parent process before fork(); open a new handle in this process";
+
+bool Inherited(uint64_t generation) { return generation != ForkGeneration(); }
+
 constexpr char kEmbeddedHasNoModes[] = "an embedded store holds plain keys; connect to a cluster for modes";
 
 // Resolves a db handle to its Node or its Client (one of the two is set on GEOKV_OK), or
@@ -155,6 +208,7 @@ int Resolve(geokv_db_t* db, std::shared_ptr<geokv::Node>* node, std::shared_ptr<
   if (db == nullptr) return Fail(GEOKV_EINVAL, "db handle is NULL");
   int rc = Dbs().Check(db, "db handle");
   if (rc != GEOKV_OK) return rc;
+  if (Inherited(db->generation)) return Fail(GEOKV_EFORKED, kForked);
   std::lock_guard lock(db->mu);
   if (!db->node && !db->client) return Fail(GEOKV_ECLOSED, "db handle was already closed");
   *node = db->node;
@@ -240,14 +294,28 @@ int BuildConfig(geokv::Config* config, const char* path, const geokv_options_t* 
       case GEOKV_DURABILITY_WRITE: config->durability = geokv::storage::Durability::kWrite; break;
       case GEOKV_DURABILITY_NONE: config->durability = geokv::storage::Durability::kNone; break;
       default:
-        return Fail(GEOKV_EINVAL, "options.durability " + std::to_string(options->durability) + " is unknown");
+        return Fail(GEOKV_ECONFIG, "options.durability " + std::to_string(options->durability) +
+                                       " is unknown (GEOKV_DURABILITY_DEFAULT, _SYNC, _WRITE or _NONE)");
+    }
+    if (options->key_bytes_max > geokv::Limits::kKeyBytesCeiling) {
+      return Fail(GEOKV_ECONFIG, "options.key_bytes_max " + std::to_string(options->key_bytes_max) +
+                                     " is above the ceiling " + std::to_string(geokv::Limits::kKeyBytesCeiling));
+    }
+    if (options->value_bytes_max > geokv::Limits::kValueBytesCeiling) {
+      return Fail(GEOKV_ECONFIG, "options.value_bytes_max " + std::to_string(options->value_bytes_max) +
+                                     " is above the ceiling " + std::to_string(geokv::Limits::kValueBytesCeiling));
+    }
+    constexpr uint32_t kCommitTimeoutMsMax = 3600 * 1000;
+    if (options->commit_timeout_ms > kCommitTimeoutMsMax) {
+      return Fail(GEOKV_ECONFIG, "options.commit_timeout_ms " + std::to_string(options->commit_timeout_ms) +
+                                     " is above " + std::to_string(kCommitTimeoutMsMax) + " (one hour)");
     }
     if (options->key_bytes_max != 0) config->limits.key_bytes_max = options->key_bytes_max;
     if (options->value_bytes_max != 0) config->limits.value_bytes_max = options->value_bytes_max;
     if (options->commit_timeout_ms != 0) config->commit_timeout_ms = options->commit_timeout_ms;
   }
   geokv::Status valid = config->Validate();
-  if (!valid.ok()) return Fail(GEOKV_EINVAL, "options: " + valid.message());
+  if (!valid.ok()) return Fail(GEOKV_ECONFIG, "options: " + valid.message());
   return GEOKV_OK;
 }
 
@@ -302,6 +370,35 @@ std::vector<std::string> SplitCommas(const char* text) {
   return out;
 }
 
+// What is wrong with an endpoint ("" when nothing): tcp://host:port with a port in
+// 1..65535 and a host that resolves (checked now, so a typo fails at connect rather than
+// as a timeout on the first request), or ipc://path.
+std::string EndpointProblem(const std::string& e) {
+  constexpr char kShape[] = "is not an address like tcp://host:port";
+  if (e.find_first_of(" \t\r\n") != std::string::npos) return kShape;
+  if (e.rfind("ipc://", 0) == 0) return e.size() > 6 ? "" : kShape;
+  if (e.rfind("tcp://", 0) != 0) return std::string(kShape) + " (only tcp:// and ipc:// are supported)";
+  const std::string rest = e.substr(6);
+  const size_t colon = rest.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == rest.size()) return std::string(kShape) + " (no port)";
+  std::string host = rest.substr(0, colon);
+  const std::string port = rest.substr(colon + 1);
+  if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos) {
+    return "has port \"" + port + "\"; a port is a number in 1..65535";
+  }
+  const long number = std::stol(port);
+  if (number < 1 || number > 65535) return "has port " + port + "; a port is a number in 1..65535";
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host == "*") return "has host \"*\", which a client cannot connect to";
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  const int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &found);
+  if (rc != 0) return "has host \"" + host + "\", which does not resolve (" + gai_strerror(rc) + ")";
+  ::freeaddrinfo(found);
+  return "";
+}
+
 int BuildClientOptions(geokv::ClientOptions* client, const char* endpoints, const geokv_connect_options_t* options) {
   if (endpoints == nullptr) return Fail(GEOKV_EINVAL, "endpoints is NULL");
   if (options != nullptr &&
@@ -318,16 +415,17 @@ int BuildClientOptions(geokv::ClientOptions* client, const char* endpoints, cons
                                   std::to_string(kEndpointsMax));
   }
   for (size_t i = 0; i < client->endpoints.size(); ++i) {
-    const std::string& e = client->endpoints[i];
-    const size_t scheme = e.find("://");
-    const bool ok = scheme != std::string::npos && scheme > 0 && scheme + 3 < e.size() &&
-                    e.find_first_of(" \t\r\n") == std::string::npos;
-    if (!ok) {
-      return Fail(GEOKV_EINVAL, "endpoint " + std::to_string(i + 1) + " (\"" + e +
-                                    "\") is not an address like tcp://host:port");
+    const std::string problem = EndpointProblem(client->endpoints[i]);
+    if (!problem.empty()) {
+      return Fail(GEOKV_EINVAL, "endpoint " + std::to_string(i + 1) + " (\"" + client->endpoints[i] + "\") " + problem);
     }
   }
   if (options != nullptr) {
+    constexpr uint32_t kTimeoutMsMax = 3600 * 1000;
+    if (options->timeout_ms > kTimeoutMsMax) {
+      return Fail(GEOKV_ECONFIG, "options.timeout_ms " + std::to_string(options->timeout_ms) + " is above " +
+                                     std::to_string(kTimeoutMsMax) + " (one hour)");
+    }
     if (options->timeout_ms != 0) client->timeout_ms = options->timeout_ms;
     const bool any = options->curve_server_key != nullptr || options->curve_public_key != nullptr ||
                      options->curve_secret_key != nullptr;
@@ -430,13 +528,42 @@ const char* geokv_strerror(int code) {
     case GEOKV_ECONFLICT: return "GEOKV_ECONFLICT";
     case GEOKV_ENOMEM: return "GEOKV_ENOMEM";
     case GEOKV_EINTERNAL: return "GEOKV_EINTERNAL";
+    case GEOKV_EFORKED: return "GEOKV_EFORKED";
     default: return "GEOKV_E(unknown)";
   }
+}
+
+int geokv_log_set_level(int level) {
+  return Guard([&] { return FromStatus(geokv::SetLogLevelNumber(level)); });
+}
+
+int geokv_log_level(void) {
+  return Guard([&] { return geokv::LogLevelNumber(); });
+}
+
+int geokv_log_set_callback(geokv_log_fn fn, void* payload) {
+  return Guard([&] {
+    geokv::SetLogCallback(fn, payload);
+    return Ok();
+  });
+}
+
+int geokv_repair(uint64_t* tables_salvaged, uint64_t* keys_kept, const char* path) {
+  return Guard([&] {
+    if (path == nullptr) return Fail(GEOKV_EINVAL, "path is NULL");
+    geokv::EnsureLogging();
+    auto report = geokv::storage::WiredTigerStorage::Repair(path);
+    if (!report.ok()) return FromStatus(report.status());
+    if (tables_salvaged != nullptr) *tables_salvaged = report->damaged.size();
+    if (keys_kept != nullptr) *keys_kept = report->keys_after;
+    return Ok();
+  });
 }
 
 int geokv_open(geokv_db_t** db, const char* path, const geokv_options_t* options) {
   return Guard([&] {
     if (db == nullptr) return Fail(GEOKV_EINVAL, "db out-pointer is NULL");
+    geokv::EnsureLogging();
     geokv::Config config;
     int rc = BuildConfig(&config, path, options);
     if (rc != GEOKV_OK) return rc;
@@ -482,6 +609,15 @@ int geokv_close(geokv_db_t* db) {
       server = std::move(db->server);
     }
     if (!Dbs().Retire(db) || (!node && !client)) return Fail(GEOKV_ECLOSED, "db handle was already closed");
+    if (Inherited(db->generation)) {
+      // The parent owns the files and the sockets: closing them here would checkpoint the
+      // store behind its back (or hang in ZeroMQ). Forget them instead.
+      if (node) node->Abandon();
+      new std::shared_ptr<geokv::Node>(std::move(node));
+      new std::shared_ptr<geokv::Client>(std::move(client));
+      new std::shared_ptr<geokv::Server>(std::move(server));
+      return Ok();
+    }
     if (node) return FromStatus(node->Close());
     if (server) server->Stop();  // flushes and releases the data directory
     return Ok();  // the Client closes its sockets when the last call in flight drops it
@@ -568,6 +704,12 @@ int geokv_iter_open(geokv_iter_t** iter, geokv_db_t* db, const uint8_t* prefix, 
     int rc = NodeOf(db, &handle->node);
     if (rc == GEOKV_OK) rc = CheckBytes(prefix, prefix_len, "prefix");
     if (rc != GEOKV_OK) return rc;
+    const size_t key_max = handle->node->config().limits.key_bytes_max;
+    if (prefix_len > key_max) {  // before copying it
+      return Fail(GEOKV_EKEYSIZE, "prefix is " + std::to_string(prefix_len) + " bytes; the key limit is " +
+                                      std::to_string(key_max));
+    }
+    if (handle->node->closed()) return Fail(GEOKV_ECLOSED, "db handle was already closed");
     handle->prefix.assign(View(prefix, prefix_len));
     *iter = Iters().Add(std::move(handle));
     return Ok();
@@ -583,6 +725,12 @@ int geokv_iter_next(geokv_iter_t* iter, const uint8_t** key, size_t* key_len, co
     }
     int rc = Iters().Check(iter, "iter handle");
     if (rc != GEOKV_OK) return rc;
+    if (Inherited(iter->generation)) return Fail(GEOKV_EFORKED, kForked);
+    std::lock_guard lock(iter->mu);
+    if (!iter->node) return Fail(GEOKV_ECLOSED, "iter handle was already closed");
+    // Entries already fetched are not served once the store is closed: the caller would
+    // take them for a live view.
+    if (iter->node->closed()) return Fail(GEOKV_ECLOSED, "the iterator's db handle was closed");
     if (iter->next >= iter->page.size()) {
       if (iter->exhausted) return Fail(GEOKV_DONE, "");
       constexpr size_t kPageEntries = 256;
@@ -609,6 +757,11 @@ int geokv_iter_close(geokv_iter_t* iter) {
     int rc = Iters().Check(iter, "iter handle");
     if (rc != GEOKV_OK) return rc;
     if (!Iters().Retire(iter)) return Fail(GEOKV_ECLOSED, "iter handle was already closed");
+    std::lock_guard lock(iter->mu);
+    if (Inherited(iter->generation)) {
+      new std::shared_ptr<geokv::Node>(std::move(iter->node));  // the parent's: never closed here
+      return Ok();
+    }
     iter->node.reset();
     iter->page.clear();
     iter->page.shrink_to_fit();

@@ -1,12 +1,22 @@
 // geokv._geokv: the Python face of the C ABI, through geokv.hpp and nothing else.
 //
-// Every call that can block (disk, locks, the network) releases the GIL. Errors become the exception
-// classes of geokv._errors, chosen by GEOKV_E* code.
+// Every call that can block (disk, locks, the network) releases the GIL, except iterator
+// steps: an iterator may be shared by Python threads, and holding the GIL across the C call
+// and the copy of its entry serializes them (the entry is only valid until the next step).
+// Errors become the exception classes of geokv._errors, chosen by GEOKV_E* code.
+//
+// Logging: the C library hands records to OnLog (any thread, no GIL), which queues them;
+// geokv's pump thread takes them with log_wait and passes them to the logging module.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -181,16 +191,22 @@ class Db {
     return out;
   }
 
+  // Closes the C handle but keeps the wrapper's pointer: a call racing this close on
+  // another thread then reaches the C ABI, which answers GEOKV_ECLOSED (it remembers
+  // closed handles), instead of reading a pointer being reset. The wrapper's destructor
+  // closes again later and gets GEOKV_ECLOSED, which it ignores.
   void Close() {
+    if (closed_.exchange(true)) return;
+    geokv_db_t* raw = db_.handle();
     py::gil_scoped_release release;
-    if (db_) db_.close();
+    if (raw != nullptr) geokv::detail::check(geokv_close(raw));
   }
 
-  bool closed() const { return !db_; }
+  bool closed() const { return closed_.load() || !db_; }
 
-  // The open db, or GEOKV_ECLOSED (the C++ wrapper's handle is null after close()).
+  // The open db, or GEOKV_ECLOSED.
   geokv::db& Live() {
-    if (!db_) throw geokv::error(GEOKV_ECLOSED, "database is closed");
+    if (closed()) throw geokv::error(GEOKV_ECLOSED, "database is closed");
     return db_;
   }
 
@@ -199,6 +215,7 @@ class Db {
 
   std::optional<std::string> config_path_;
   geokv::db db_;
+  std::atomic<bool> closed_{false};
 };
 
 class Iter {
@@ -208,20 +225,96 @@ class Iter {
     py::gil_scoped_release release;
     it_ = live.scan(prefix);
   }
+  // The GIL stays held: see the file comment.
   py::tuple Next() {
-    std::optional<std::pair<std::string, std::string>> entry;
-    {
-      py::gil_scoped_release release;
-      auto e = it_.next();
-      if (e) entry.emplace(std::string(e->first), std::string(e->second));
-    }
-    if (!entry) throw py::stop_iteration();
-    return py::make_tuple(py::bytes(entry->first), py::bytes(entry->second));
+    auto e = it_.next();
+    if (!e) throw py::stop_iteration();
+    return py::make_tuple(py::bytes(e->first.data(), e->first.size()), py::bytes(e->second.data(), e->second.size()));
   }
 
  private:
   geokv::iterator it_;
 };
+
+// Records from the C library waiting for the pump thread. Bounded: when Python does not
+// keep up, the oldest are dropped and counted.
+struct LogQueue {
+  static constexpr size_t kRecordsMax = 10000;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::pair<int, std::string>> records;  // guarded by mu
+  uint64_t dropped = 0;                             // guarded by mu
+  bool stopped = false;                             // guarded by mu
+};
+
+LogQueue*& Logs() {
+  static LogQueue* queue = new LogQueue();  // never destroyed: C threads may log at exit
+  return queue;
+}
+
+void OnLog(int level, const char* message, void*) {
+  LogQueue* q = Logs();
+  std::lock_guard lock(q->mu);
+  if (q->stopped) return;
+  if (q->records.size() >= LogQueue::kRecordsMax) {
+    q->records.pop_front();
+    ++q->dropped;
+  }
+  q->records.emplace_back(level, message);
+  q->cv.notify_one();
+}
+
+// Waits (GIL released) up to timeout_ms for records; None once stopped.
+py::object LogWait(int64_t timeout_ms) {
+  LogQueue* q = Logs();
+  std::deque<std::pair<int, std::string>> taken;
+  uint64_t dropped = 0;
+  {
+    py::gil_scoped_release release;
+    std::unique_lock lock(q->mu);
+    q->cv.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] { return q->stopped || !q->records.empty(); });
+    if (q->stopped && q->records.empty()) {
+      lock.unlock();
+      py::gil_scoped_acquire acquire;
+      return py::none();
+    }
+    taken.swap(q->records);
+    dropped = std::exchange(q->dropped, 0);
+  }
+  py::list out;
+  if (dropped != 0) {
+    out.append(py::make_tuple(GEOKV_LOG_WARN, "geokv dropped " + std::to_string(dropped) +
+                                                  " log records: Python did not keep up"));
+  }
+  for (auto& [level, text] : taken) {
+    PyObject* str = PyUnicode_DecodeUTF8(text.data(), static_cast<Py_ssize_t>(text.size()), "replace");
+    if (str == nullptr) throw py::error_already_set();
+    out.append(py::make_tuple(level, py::reinterpret_steal<py::str>(str)));
+  }
+  return out;
+}
+
+void LogStart() {
+  {
+    LogQueue* q = Logs();
+    std::lock_guard lock(q->mu);
+    q->stopped = false;
+  }
+  geokv::detail::check(geokv_log_set_callback(OnLog, nullptr));
+}
+
+// Back to stderr, and wake the pump so that it ends.
+void LogStop() {
+  geokv_log_set_callback(nullptr, nullptr);
+  LogQueue* q = Logs();
+  std::lock_guard lock(q->mu);
+  q->stopped = true;
+  q->cv.notify_all();
+}
+
+// In a child after fork: the queue's mutex may have been held by a thread that does not
+// exist here; start from a fresh queue (the old one is leaked on purpose).
+void LogAfterFork() { Logs() = new LogQueue(); }
 
 }  // namespace
 
@@ -246,6 +339,24 @@ PYBIND11_MODULE(_geokv, m) {
   m.attr("DURABILITY_SYNC") = GEOKV_DURABILITY_SYNC;
   m.attr("DURABILITY_WRITE") = GEOKV_DURABILITY_WRITE;
   m.attr("DURABILITY_NONE") = GEOKV_DURABILITY_NONE;
+
+  m.def("log_set_level", [](int level) { geokv::detail::check(geokv_log_set_level(level)); }, py::arg("level"));
+  m.def("log_level", [] { return geokv_log_level(); });
+  m.def("log_start", &LogStart);
+  m.def("log_stop", &LogStop);
+  m.def("log_after_fork", &LogAfterFork);
+  m.def("log_wait", &LogWait, py::arg("timeout_ms"));
+  m.def(
+      "repair",
+      [](const std::string& path) {
+        uint64_t tables = 0, keys = 0;
+        {
+          py::gil_scoped_release release;
+          geokv::detail::check(geokv_repair(&tables, &keys, path.c_str()));
+        }
+        return py::make_tuple(tables, keys);
+      },
+      py::arg("path"));
 
   py::class_<Db>(m, "Db")
       .def(py::init<const std::optional<std::string>&, uint32_t, uint64_t, uint64_t, uint32_t,

@@ -1,6 +1,8 @@
 #include "core/server/client.h"
 
+#include <cerrno>
 #include <chrono>
+#include <random>
 #include <utility>
 
 #include <zmq.hpp>
@@ -26,9 +28,53 @@ bool IsReadOnly(Op op) {
   }
 }
 
+// A node's refusal in the words of its internals ("paxos: not the leader") told in the
+// user's: what happened and what to do.
+Status InUserTerms(Status s) {
+  if (s.code() == Code::kUnavailable && s.message().rfind("paxos:", 0) == 0) {
+    return Status(Code::kUnavailable,
+                  "no node could reach a leader for this key's shard (an election may be under way); "
+                  "nothing was applied: retry");
+  }
+  return s;
+}
+
+uint64_t RandomClientId() {
+  std::random_device rd;
+  const uint64_t id = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  return id | 1;  // never 0, which means "no session"
+}
+
 }  // namespace
 
-Client::Client(ClientOptions options) : options_(std::move(options)), sockets_(std::make_unique<Sockets>()) {}
+bool Client::Resendable(Op op) {
+  switch (op) {
+    case Op::kPut: case Op::kDelete: case Op::kCas: case Op::kSetAdd: case Op::kSetRemove:
+    case Op::kMvDelete: case Op::kPolicySet:
+      return true;
+    default:
+      return false;
+  }
+}
+
+namespace {
+
+// Runs a ZeroMQ call again when a signal interrupted it.
+template <typename Fn>
+auto RetryEintr(Fn&& fn) {
+  for (;;) {
+    try {
+      return fn();
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) throw;
+    }
+  }
+}
+
+}  // namespace
+
+Client::Client(ClientOptions options)
+    : options_(std::move(options)), client_id_(RandomClientId()), sockets_(std::make_unique<Sockets>()) {}
 
 Client::~Client() = default;
 
@@ -74,30 +120,40 @@ Response Client::Call(Request request) {
   std::lock_guard lock(mu_);
   const int64_t timeout_ms = request.timeout_ms != 0 ? request.timeout_ms : options_.timeout_ms;
   const size_t n = sockets_->dealers.size();
+  const bool read_only = IsReadOnly(request.op);
+  if (!read_only) {
+    // One session sequence per write, the same on every re-send: applied once.
+    request.client_id = client_id_;
+    request.seq = next_seq_++;
+  }
+  // The node gets the budget minus a margin, so its answer beats our deadline.
+  request.timeout_ms = static_cast<uint32_t>(std::max<int64_t>(1, timeout_ms * 9 / 10));
   Response last;
   last.status = Status(Code::kUnavailable, "no node answered");
+  const size_t start = preferred_;  // preferred_ moves on during the loop after a timeout
   for (size_t attempt = 0; attempt < n; ++attempt) {
-    const size_t which = (preferred_ + attempt) % n;
+    const size_t which = (start + attempt) % n;
     zmq::socket_t& s = sockets_->dealers[which];
-    request.id = next_id_++;
-    // The node gets the remaining budget minus a margin, so its answer beats our deadline.
-    request.timeout_ms = static_cast<uint32_t>(std::max<int64_t>(1, timeout_ms * 9 / 10));
+    request.id = next_id_++;  // a late answer to an earlier attempt is told apart
     const std::string bytes = EncodeRequest(request);
+    bool sent = false;
+    bool answered = false;
     try {
-      if (!s.send(zmq::buffer(bytes), zmq::send_flags::dontwait)) {
+      sent = RetryEintr([&] { return s.send(zmq::buffer(bytes), zmq::send_flags::dontwait).has_value(); });
+      if (!sent) {
+        // Nothing left this process: not applied, so any request may move on.
         last.status = Status(Code::kUnavailable, "node " + options_.endpoints[which] + " is not accepting requests");
         continue;
       }
       const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-      bool answered = false;
       while (!answered) {
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) break;
         zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
-        zmq::poll(&item, 1, left);
+        RetryEintr([&] { return zmq::poll(&item, 1, left); });
         if (!(item.revents & ZMQ_POLLIN)) continue;
         zmq::message_t msg;
-        if (!s.recv(msg, zmq::recv_flags::dontwait)) continue;
+        if (!RetryEintr([&] { return s.recv(msg, zmq::recv_flags::dontwait).has_value(); })) continue;
         auto resp = DecodeResponse(msg.to_string_view());
         if (!resp.ok() || resp->id != request.id) continue;  // garbage, or a late answer to an earlier request
         answered = true;
@@ -105,18 +161,31 @@ Response Client::Call(Request request) {
       }
       if (!answered) {
         last.status = Status(Code::kTimeout, "node " + options_.endpoints[which] + " did not answer within " +
-                                                 std::to_string(timeout_ms) + " ms");
-        if (!IsReadOnly(request.op)) return last;  // a write's outcome is unknown: never retried
-        continue;
+                                                 std::to_string(timeout_ms) + " ms; " +
+                                                 (read_only ? "nothing was changed"
+                                                            : "the write may or may not have been applied"));
       }
     } catch (const zmq::error_t& e) {
-      last.status = Status(Code::kUnavailable, std::string("network error: ") + e.what());
-      continue;
+      if (!sent) {
+        last.status = Status(Code::kUnavailable, "node " + options_.endpoints[which] + ": " + e.what());
+        continue;
+      }
+      // Sent, then the socket failed: the node may have applied it.
+      last.status = Status(Code::kTimeout, "node " + options_.endpoints[which] + " failed after the request was sent (" +
+                                               e.what() + "); its outcome is unknown");
+    }
+    if (last.status.code() == Code::kTimeout) {
+      // Unknown outcome. Whatever happens next, later requests start at the next node.
+      preferred_ = (which + 1) % n;
+      if (read_only || Resendable(request.op)) continue;  // the same session: applied once
+      return last;
     }
     if (IsRefusal(last.status) && attempt + 1 < n) continue;  // refused before taking effect: next node
     preferred_ = which;
+    last.status = InUserTerms(std::move(last.status));
     return last;
   }
+  last.status = InUserTerms(std::move(last.status));
   return last;
 }
 

@@ -2,10 +2,19 @@
 // Response), for the C ABI's geokv_connect, the CLI and tests.
 //
 // A client sends each request to one node (any node serves any key: a follower forwards
-// strong operations to the shard leader). When a node does not answer within the
-// deadline, or refuses with kUnavailable, the client tries the next endpoint for reads
-// and for refusals; a write that timed out is never retried (its outcome is unknown) and
-// fails with kTimeout.
+// strong operations to the shard leader). Outcomes, as geokv.h documents them:
+//  - kUnavailable (or kBusy): the node refused before anything took effect; the request
+//    moves on to the next endpoint at once.
+//  - kTimeout: no answer within timeout_ms (or the node's own deadline passed); a write
+//    may or may not have been applied. The next attempt, and every later request, starts
+//    at the next endpoint (a paused or dead node costs one timeout, not one per request).
+//    Reads are re-sent there. A write is re-sent there only when that is safe whatever
+//    the key's mode (Resendable below) and always under its session; otherwise the call
+//    fails with kTimeout and the caller decides.
+// Every write carries this client's session: a random client id (per Client) and a
+// sequence number (per write, the same on every re-send), which the cluster uses as the
+// Paxos session so that a re-sent strong write is applied once. EINTR is retried, never
+// reported.
 //
 // Thread-safety: Call may be called from several threads; calls are serialized (one
 // socket per endpoint). Ownership: Connect returns the only owner.
@@ -42,18 +51,29 @@ class Client {
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
-  // Sends `request` and waits for its response (request.id is assigned here). A non-OK
-  // transport outcome is returned as the Response's status (kTimeout, kUnavailable).
+  // Sends `request` and waits for its response (request.id, and for a write client_id and
+  // seq, are assigned here). A non-OK transport outcome is returned as the Response's
+  // status (kTimeout, kUnavailable).
   Response Call(Request request);
+
+  // Whether a write of this op may be re-sent to another node after an unknown outcome:
+  // applied once under its session when the key is strong, and idempotent in every
+  // eventual mode too. add (a CRDT counter is not idempotent), mv_put (a second sibling)
+  // and policy_remove (a second one reports "no rule") are not.
+  static bool Resendable(Op op);
+
+  uint64_t client_id() const { return client_id_; }
 
  private:
   struct Sockets;
   explicit Client(ClientOptions options);
 
   const ClientOptions options_;
+  const uint64_t client_id_;  // random, never 0: this client's Paxos session
   std::mutex mu_;
   std::unique_ptr<Sockets> sockets_;  // guarded by mu_
   uint64_t next_id_ = 1;              // guarded by mu_
+  uint64_t next_seq_ = 1;             // session sequence of the next write; guarded by mu_
   size_t preferred_ = 0;              // endpoint that answered last; guarded by mu_
 };
 

@@ -1,5 +1,7 @@
 #include "core/storage/wiredtiger_storage.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 #include <wiredtiger.h>
 
@@ -35,16 +37,100 @@ struct CursorCloser {
 };
 using CursorPtr = std::unique_ptr<WT_CURSOR, CursorCloser>;
 
+constexpr char kLockFile[] = "geokv.lock";
+
+// Takes flock(LOCK_EX) on <dir>/geokv.lock (dir canonical) and writes our pid into it. flock
+// belongs to the open file description, so a second open of the same directory in this
+// process conflicts as much as one from another process. Returns the fd, or a status
+// naming the holder.
+StatusOr<int> LockDir(const std::string& dir) {
+  const std::string path = dir + "/" + kLockFile;
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return IOError("cannot create the lock file " + path + ": " + std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    char buf[32] = {0};
+    const ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+    ::close(fd);
+    if (err != EWOULDBLOCK) return IOError("cannot lock " + path + ": " + std::strerror(err));
+    const long holder = n > 0 ? std::strtol(buf, nullptr, 10) : 0;
+    std::string who = holder <= 0 ? std::string("another handle")
+                      : holder == static_cast<long>(::getpid())
+                          ? "this process (pid " + std::to_string(holder) + "), under this or another spelling of the path"
+                          : "process " + std::to_string(holder);
+    return Status(Code::kBusy, "data dir " + dir + " is already open by " + who +
+                                   "; close that handle first (one handle per directory)");
+  }
+  const std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+    // The pid only makes the busy message friendlier; the lock itself is held.
+  }
+  return fd;
+}
+
+void UnlockDir(int fd) {
+  if (fd < 0) return;
+  ::flock(fd, LOCK_UN);
+  ::close(fd);
+}
+
+// "file:data.wt, WT_SESSION.open_cursor: ..." -> "data.wt"; "" when no file is named.
+std::string FileNamed(std::string_view message) {
+  const size_t at = message.find("file:");
+  if (at == std::string_view::npos) return "";
+  const size_t start = at + 5;
+  size_t end = message.find_first_of(",: ", start);
+  if (end == std::string_view::npos) end = message.size();
+  return std::string(message.substr(start, end - start));
+}
+
+bool LooksCorrupt(std::string_view message) {
+  for (std::string_view word : {"checksum", "corrupt", "salvage", "WT_TRY_SALVAGE", "magic number", "block header"}) {
+    if (message.find(word) != std::string_view::npos) return true;
+  }
+  return false;
+}
+
 }  // namespace
+
+static std::string ConnectionConfig(const WiredTigerStorage::Options& options, bool salvage) {
+  std::string config =
+      "create,session_max=256,"
+      "log=(enabled=true,archive=true,file_max=" +
+      std::to_string(std::max<size_t>(options.log_file_bytes_max, 100u << 10)) +
+      ",prealloc=" + (options.log_prealloc ? "true" : "false") + "),"
+      "cache_size=" + std::to_string(options.cache_mb) + "MB,"
+      "checkpoint=(wait=" + std::to_string(options.checkpoint_interval_s) + "),"
+      "transaction_sync=(enabled=false,method=fsync)";
+  if (salvage) config += ",salvage=true";
+  return config;
+}
 
 struct WiredTigerStorage::EventHandler {
   WT_EVENT_HANDLER base{};  // must stay first: WiredTiger passes &base back to us
-  WiredTigerStorage* owner = nullptr;
+  WiredTigerStorage* owner = nullptr;  // null while opening and repairing
+  std::mutex mu;
+  std::string damage;  // the last error message that spoke of damage; guarded by mu
+
+  std::string Damage() {
+    std::lock_guard lock(mu);
+    return damage;
+  }
 
   static int OnError(WT_EVENT_HANDLER* handler, WT_SESSION*, int error, const char* message) {
     auto* self = reinterpret_cast<EventHandler*>(handler);
-    spdlog::error("wiredtiger: {}", message != nullptr ? message : "(no message)");
-    if (error == WT_PANIC) self->owner->OnPanic(message != nullptr ? message : "WT_PANIC");
+    const std::string_view text = message != nullptr ? message : "(no message)";
+    // A damaged block comes with a hex dump of it: for debugging, not for the host's log.
+    if (text.find("corrupt_dump") != std::string_view::npos) {
+      spdlog::debug("wiredtiger: {}", text);
+    } else {
+      spdlog::error("wiredtiger: {}", text);
+    }
+    if (LooksCorrupt(text) || error == WT_TRY_SALVAGE) {
+      std::lock_guard lock(self->mu);
+      self->damage.assign(text);
+    }
+    if (error == WT_PANIC && self->owner != nullptr) self->owner->OnPanic(text);
     return 0;  // handled: WiredTiger prints nothing itself
   }
 
@@ -130,31 +216,172 @@ StatusOr<std::unique_ptr<WiredTigerStorage>> WiredTigerStorage::Open(const Optio
     return IOError("data dir " + options.dir + " is not writable: " + std::strerror(errno));
   }
 
-  std::unique_ptr<WiredTigerStorage> self(new WiredTigerStorage(options));
+  // One identity per directory whatever its spelling: WiredTiger's own in-process check
+  // compares path strings, so two spellings would both open it and corrupt it.
+  const fs::path canonical = fs::canonical(options.dir, ec);
+  if (ec) return IOError("cannot resolve data dir " + options.dir + ": " + ec.message());
+  Options resolved = options;
+  resolved.dir = canonical.string();
+  auto lock = LockDir(resolved.dir);
+  if (!lock.ok()) return lock.status();
+
+  std::unique_ptr<WiredTigerStorage> self(new WiredTigerStorage(resolved));
+  self->lock_fd_ = *lock;
   self->handler_ = std::make_unique<EventHandler>();
   self->handler_->base.handle_error = EventHandler::OnError;
   self->handler_->base.handle_message = EventHandler::OnMessage;
-  self->handler_->owner = self.get();
 
-  const std::string config =
-      "create,log=(enabled=true,archive=true),session_max=256,"
-      "cache_size=" + std::to_string(options.cache_mb) + "MB,"
-      "checkpoint=(wait=" + std::to_string(options.checkpoint_interval_s) + "),"
-      "transaction_sync=(enabled=false,method=fsync)";
+  const std::string& dir = self->options_.dir;
+  const std::string config = ConnectionConfig(resolved, /*salvage=*/false);
   WT_CONNECTION* conn = nullptr;
-  int ret = wiredtiger_open(options.dir.c_str(), &self->handler_->base, config.c_str(), &conn);
+  int ret = wiredtiger_open(dir.c_str(), &self->handler_->base, config.c_str(), &conn);
   if (ret == EBUSY) {
-    return Status(Code::kBusy, "data dir " + options.dir +
-                                   " is already open (by this or another process)");
+    return Status(Code::kBusy, "data dir " + dir + " is already open by another process");
+  }
+  if (ret == WT_TRY_SALVAGE || (ret != 0 && !self->handler_->Damage().empty())) {
+    return self->Damaged(self->handler_->Damage());
   }
   if (ret != 0) {
     return Status(ret == WT_PANIC ? Code::kPanic : Code::kIOError,
-                  "cannot open WiredTiger in " + options.dir + ": " + wiredtiger_strerror(ret));
+                  "cannot open the store in " + dir + ": " + wiredtiger_strerror(ret));
   }
   self->conn_ = conn;
+  self->handler_->owner = self.get();
   self->readers_ = std::make_unique<SessionPool>(conn);
   self->commit_state_ = std::make_unique<CommitState>();
+  int sret = 0;
+  WT_SESSION* session = self->readers_->Acquire(&sret);
+  if (session == nullptr) return self->CheckWt(sret, "opening a session");
+  Status checked = self->CheckStores(session);
+  self->readers_->Release(session);
+  if (!checked.ok()) return checked;
   return self;
+}
+
+namespace {
+
+// Tables named in WiredTiger's metadata ("table:data" -> "data").
+Status ListTables(WT_SESSION* session, std::vector<std::string>* tables) {
+  WT_CURSOR* raw = nullptr;
+  int ret = session->open_cursor(session, "metadata:", nullptr, nullptr, &raw);
+  if (ret != 0) return IOError(std::string("reading the store's catalog: ") + wiredtiger_strerror(ret));
+  CursorPtr c(raw);
+  while ((ret = c->next(c.get())) == 0) {
+    const char* key = nullptr;
+    if ((ret = c->get_key(c.get(), &key)) != 0) break;
+    std::string_view k(key);
+    if (k.substr(0, 6) == "table:") tables->emplace_back(k.substr(6));
+  }
+  if (ret != WT_NOTFOUND) return IOError(std::string("reading the store's catalog: ") + wiredtiger_strerror(ret));
+  return Status::Ok();
+}
+
+}  // namespace
+
+// Reads the first and the last entry of every table: that reads each file's descriptor,
+// root and edge pages, so the common damage (a truncated or overwritten file) is found at
+// open instead of at the first unlucky read. Damage deeper inside a large file is found
+// when it is read (kCorruption then too), or by Repair, which verifies everything.
+Status WiredTigerStorage::CheckStores(WT_SESSION* session) {
+  std::vector<std::string> tables;
+  GEOKV_RETURN_IF_ERROR(ListTables(session, &tables));
+  for (const auto& table : tables) {
+    WT_CURSOR* raw = nullptr;
+    GEOKV_RETURN_IF_ERROR(CheckWt(session->open_cursor(session, ("table:" + table).c_str(), nullptr, nullptr, &raw),
+                                  "opening table " + table));
+    CursorPtr c(raw);
+    int ret = c->next(c.get());
+    if (ret == 0 || ret == WT_NOTFOUND) ret = c->reset(c.get());
+    if (ret == 0) ret = c->prev(c.get());
+    if (ret != 0 && ret != WT_NOTFOUND) return CheckWt(ret, "reading table " + table);
+  }
+  return Status::Ok();
+}
+
+Status WiredTigerStorage::Damaged(std::string_view detail) const {
+  std::string file = FileNamed(detail);
+  return Status(Code::kCorruption,
+                "the store in " + options_.dir + " is damaged" + (file.empty() ? "" : " (file " + file + ")") +
+                    ": close it and run `geokv repair " + options_.dir +
+                    "` (or geokv_repair), which keeps what can still be read and reports what was lost");
+}
+
+StatusOr<WiredTigerStorage::RepairReport> WiredTigerStorage::Repair(const std::string& dir_in) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (dir_in.empty()) return InvalidArgument("data dir is empty");
+  const fs::path canonical = fs::canonical(dir_in, ec);
+  if (ec) return InvalidArgument("cannot resolve data dir " + dir_in + ": " + ec.message());
+  const std::string dir = canonical.string();
+  if (!fs::exists(canonical / "WiredTiger", ec)) return InvalidArgument(dir + " holds no geokv store");
+  auto lock = LockDir(dir);
+  if (!lock.ok()) return lock.status();
+  struct Unlock {
+    int fd;
+    ~Unlock() { UnlockDir(fd); }
+  } unlock{*lock};
+
+  EventHandler handler;
+  handler.base.handle_error = EventHandler::OnError;
+  handler.base.handle_message = EventHandler::OnMessage;
+  Options options;
+  options.dir = dir;
+  options.log_file_bytes_max = 2u << 20;
+  options.log_prealloc = false;
+  WT_CONNECTION* conn = nullptr;
+  int ret = wiredtiger_open(dir.c_str(), &handler.base, ConnectionConfig(options, /*salvage=*/true).c_str(), &conn);
+  if (ret == EBUSY) return Status(Code::kBusy, "data dir " + dir + " is already open by another process");
+  if (ret != 0) {
+    return Status(Code::kCorruption, "the store in " + dir + " is beyond repair: " + wiredtiger_strerror(ret) +
+                                         (handler.Damage().empty() ? "" : " (" + handler.Damage() + ")"));
+  }
+  struct CloseConn {
+    WT_CONNECTION* c;
+    ~CloseConn() { c->close(c, nullptr); }
+  } close_conn{conn};
+  WT_SESSION* session = nullptr;
+  if ((ret = conn->open_session(conn, nullptr, nullptr, &session)) != 0) {
+    return IOError(std::string("opening a session: ") + wiredtiger_strerror(ret));
+  }
+  std::vector<std::string> tables;
+  GEOKV_RETURN_IF_ERROR(ListTables(session, &tables));
+  // Keys readable from start to end; -1 when a read fails.
+  auto count = [&](const std::string& uri) -> int64_t {
+    WT_CURSOR* raw = nullptr;
+    if (session->open_cursor(session, uri.c_str(), nullptr, nullptr, &raw) != 0) return -1;
+    CursorPtr c(raw);
+    int64_t n = 0;
+    int r;
+    while ((r = c->next(c.get())) == 0) ++n;
+    return r == WT_NOTFOUND ? n : -1;
+  };
+  RepairReport report;
+  for (const auto& table : tables) {
+    const std::string uri = "table:" + table;
+    // verify first: it reads damaged blocks without panicking the connection, which a
+    // plain cursor would do.
+    const bool damaged = session->verify(session, uri.c_str(), nullptr) != 0;
+    if (!damaged) {
+      const int64_t keys = count(uri);
+      if (keys < 0) return Status(Code::kCorruption, "table " + table + " in " + dir + " verified but cannot be read");
+      report.keys_before += keys;
+      report.keys_after += keys;
+      continue;
+    }
+    report.damaged.push_back(table);
+    if ((ret = session->salvage(session, uri.c_str(), "force=true")) != 0) {
+      return Status(Code::kCorruption, "table " + table + " in " + dir + " could not be salvaged: " +
+                                           wiredtiger_strerror(ret));
+    }
+    const int64_t after = count(uri);
+    if (after < 0) return Status(Code::kCorruption, "table " + table + " in " + dir + " is still unreadable after salvage");
+    report.keys_after += after;
+    spdlog::warn("repair: salvaged table {} in {}: {} keys kept", table, dir, after);
+  }
+  if ((ret = session->checkpoint(session, nullptr)) != 0) {
+    return IOError(std::string("checkpoint after repair: ") + wiredtiger_strerror(ret));
+  }
+  return report;
 }
 
 WiredTigerStorage::~WiredTigerStorage() {
@@ -177,10 +404,14 @@ Status WiredTigerStorage::Close() {
     commit_state_.reset();
   }
   if (readers_) readers_->CloseAll();
-  if (conn_ == nullptr) return Status::Ok();
-  int ret = conn_->close(conn_, nullptr);
-  conn_ = nullptr;
-  if (ret != 0) return IOError(std::string("closing WiredTiger: ") + wiredtiger_strerror(ret));
+  int ret = 0;
+  if (conn_ != nullptr) {
+    ret = conn_->close(conn_, nullptr);
+    conn_ = nullptr;
+  }
+  UnlockDir(lock_fd_);  // after WiredTiger let go of the files
+  lock_fd_ = -1;
+  if (ret != 0) return IOError("closing the store in " + options_.dir + ": " + wiredtiger_strerror(ret));
   return Status::Ok();
 }
 
@@ -198,19 +429,27 @@ void WiredTigerStorage::OnPanic(std::string_view message) {
 
 Status WiredTigerStorage::PanicStatus() const {
   std::lock_guard lock(panic_mu_);
-  return Status(Code::kPanic, "storage engine panicked (" + panic_message_ +
-                                  "); the store refuses further work; reopen it to run recovery");
+  return Status(Code::kPanic, "the storage engine stopped after a fatal error (" + panic_message_ +
+                                  "); this handle refuses further work: close it and open the directory "
+                                  "again, which runs recovery; if that open reports damage, repair the store "
+                                  "(`geokv repair DIR` or geokv_repair)");
 }
 
 Status WiredTigerStorage::CheckWt(int ret, std::string_view what) {
   if (ret == 0) return Status::Ok();
   if (ret == WT_NOTFOUND) return NotFound(std::string(what) + ": not found");
+  // WiredTiger panics on a checksum failure: say "damaged, repair it", not "panic, reopen".
+  const std::string damage = handler_ ? handler_->Damage() : std::string();
+  if (ret == WT_TRY_SALVAGE || !damage.empty()) {
+    if (ret == WT_PANIC) OnPanic(std::string(what) + ": " + wiredtiger_strerror(ret));
+    return Damaged(damage);
+  }
   if (ret == WT_PANIC) {
     OnPanic(std::string(what) + ": " + wiredtiger_strerror(ret));
     return PanicStatus();
   }
   if (ret == EBUSY) return Status(Code::kBusy, std::string(what) + ": " + wiredtiger_strerror(ret));
-  return IOError(std::string(what) + ": " + wiredtiger_strerror(ret));
+  return IOError(std::string(what) + " in " + options_.dir + ": " + wiredtiger_strerror(ret));
 }
 
 Status WiredTigerStorage::ValidateTable(std::string_view table) {

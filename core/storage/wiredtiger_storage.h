@@ -6,9 +6,16 @@
 // queue commits for everyone queued behind it, so a lone writer pays no thread hand-off.
 // Reads use a pool of sessions and never wait for writers.
 //
-// Errors carry WiredTiger's own text. A WT_PANIC (reported through the event handler or a
-// return code) turns the store into one that refuses every later call with kPanic; the
-// process does not crash, and reopening runs WiredTiger's recovery.
+// A data directory is identified by its canonical path and locked for the life of the
+// object with flock() on <dir>/geokv.lock, so a second open under any spelling (trailing
+// '/', "/.", a relative path, a symlink), in this process or another, is kBusy naming the
+// holder's pid.
+//
+// Errors speak of the store, not of WiredTiger's internals. Damage found at open or later
+// (a checksum failure, WT_TRY_SALVAGE) is kCorruption naming the damaged file and the repair
+// path (Repair below; `geokv repair DIR`). A WT_PANIC (reported through the event handler or
+// a return code) turns the store into one that refuses every later call with kPanic; the
+// process does not crash, and closing and reopening runs WiredTiger's recovery.
 //
 // Thread-safety: Write, Get and Scan may be called concurrently from any threads. Close
 // must not race with them. Ownership: the caller owns the object; Close (or the destructor)
@@ -45,7 +52,25 @@ class WiredTigerStorage final : public Storage {
     size_t write_queue_max = 4096;        // queued batches before writers wait for room
     int64_t commit_timeout_ms = 30000;    // deadline of one Write call
     int checkpoint_interval_s = 60;       // WiredTiger checkpoint period (bounds recovery time)
+    // Size of one journal file, and whether WiredTiger creates the next ones ahead of time.
+    // The defaults suit a server; an embedded store uses small files and no preallocation
+    // so that an almost empty store takes a few MB of disk, not hundreds.
+    size_t log_file_bytes_max = 100u << 20;
+    bool log_prealloc = true;
   };
+
+  // What Repair found and did.
+  struct RepairReport {
+    std::vector<std::string> damaged;  // tables that failed verification (then salvaged)
+    uint64_t keys_before = 0;          // keys readable before the repair (damaged tables: 0)
+    uint64_t keys_after = 0;           // keys readable after it
+  };
+
+  // Salvages the store in `dir`, which must not be open: reopens WiredTiger with its
+  // metadata salvage on, verifies every table and salvages the damaged ones (their
+  // unreadable pages are dropped; what could be read is kept). Errors: kBusy (open
+  // elsewhere), kInvalidArgument (not a store), kCorruption (beyond repair), kIOError.
+  static StatusOr<RepairReport> Repair(const std::string& dir);
 
   // Opens (creating when missing) the store in options.dir. Errors: kInvalidArgument (dir
   // is not a directory, or empty), kIOError (cannot create or write it), kBusy (already
@@ -79,6 +104,8 @@ class WiredTigerStorage final : public Storage {
   class SessionPool;
 
   explicit WiredTigerStorage(Options options);
+  Status CheckStores(__wt_session* session);
+  Status Damaged(std::string_view detail) const;
   Status CheckWt(int ret, std::string_view what);
   Status PanicStatus() const;
   Status EnsureTable(__wt_session* session, const std::string& table);
@@ -91,7 +118,8 @@ class WiredTigerStorage final : public Storage {
                     std::string_view after, size_t limit, std::vector<Entry>* out);
 
   // Constant after Open.
-  const Options options_;
+  const Options options_;  // options_.dir is the canonical path
+  int lock_fd_ = -1;       // holds flock(LOCK_EX) on <dir>/geokv.lock until Close
   __wt_connection* conn_ = nullptr;
   std::unique_ptr<EventHandler> handler_;
   std::unique_ptr<SessionPool> readers_;

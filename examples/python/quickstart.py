@@ -10,7 +10,7 @@ with geokv.open(path, durability="sync") as db:
     db["lang/python"] = "1991"
     db[b"lang/rust"] = b"2015"
     print(f"[py] get lang/python -> {db['lang/python']!r}")
-    print(f"[py] 'lang/cobol' in db -> {'lang/cobol' in db}")
+    print(f"[py] b'lang/cobol' in db -> {b'lang/cobol' in db}")
     for key, value in db.items(b"lang/"):
         print(f"[py] scan {key.decode()} = {value.decode()}")
     try:

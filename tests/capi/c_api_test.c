@@ -136,7 +136,7 @@ static void test_bad_input(const char *dir, const char *file_path) {
   CHECK(geokv_open(&db, dir, &options) == GEOKV_EVERSION);
   options.version = GEOKV_OPTIONS_VERSION;
   options.durability = 42;
-  CHECK(geokv_open(&db, dir, &options) == GEOKV_EINVAL);
+  CHECK(geokv_open(&db, dir, &options) == GEOKV_ECONFIG);
 
   /* Configurable limits. */
   options.durability = GEOKV_DURABILITY_SYNC;

@@ -37,6 +37,30 @@ TEST(HppTest, PutGetEraseScan) {
   EXPECT_FALSE(it.next().has_value());
 }
 
+TEST(HppTest, RepairAndLogLevel) {
+  geokv::testing::TempDir dir;
+  const std::string path = dir.Sub("db");
+  {
+    geokv::db db(path.c_str());
+    db.put("a", "1");
+    db.put("b", "2");
+    try {
+      geokv::repair(path);
+      FAIL() << "repair of an open store must throw";
+    } catch (const geokv::error& e) {
+      EXPECT_EQ(e.code(), GEOKV_EBUSY);
+    }
+  }
+  const geokv::repair_report report = geokv::repair(path);
+  EXPECT_EQ(report.tables_salvaged, 0u);
+  EXPECT_EQ(report.keys_kept, 2u);
+  const int before = geokv::log_level();
+  geokv::set_log_level(GEOKV_LOG_ERROR);
+  EXPECT_EQ(geokv::log_level(), GEOKV_LOG_ERROR);
+  EXPECT_THROW(geokv::set_log_level(7), geokv::error);
+  geokv::set_log_level(before);
+}
+
 TEST(HppTest, ErrorsCarryTheirCode) {
   geokv::testing::TempDir dir;
   geokv::db db(dir.Sub("db"), geokv::options().key_bytes_max(4));

@@ -13,8 +13,19 @@
  *  - Handles are opaque. Every constructor has its destructor; destroying NULL is a no-op.
  *    Using a handle after it was closed returns GEOKV_ECLOSED, never a crash (geokv keeps
  *    the memory of recently closed handles so that stale pointers stay detectable).
- *  - Thread-safety: a geokv_db_t may be used from many threads at once. A geokv_iter_t
- *    belongs to one thread at a time.
+ *  - Thread-safety: a geokv_db_t may be used from many threads at once, geokv_close
+ *    included: calls in flight on other threads finish (or fail with GEOKV_ECLOSED) before
+ *    the store closes, and later calls fail with GEOKV_ECLOSED. A geokv_iter_t belongs to
+ *    one thread at a time; concurrent calls on one iterator are serialized (never a crash),
+ *    but the entry a call returns is only valid until the next call on that iterator.
+ *  - Fork: a handle belongs to the process that opened it. In a child of fork(), every call
+ *    on an inherited handle (db or iterator) fails with GEOKV_EFORKED: open a new handle in
+ *    the child (the parent's handle may still hold the data directory: close it in the
+ *    parent first, or fork before opening). geokv_close on an inherited handle releases it
+ *    in the child without touching the parent's store and returns GEOKV_OK.
+ *  - Logging: geokv never writes to stdout. Records at warning level and above go to stderr
+ *    unless the host sets another level (geokv_log_set_level) or installs a callback
+ *    (geokv_log_set_callback).
  *  - Options structs are versioned: initialise them with GEOKV_OPTIONS_INIT (or
  *    GEOKV_CONNECT_OPTIONS_INIT); fields are only ever appended.
  *  - A geokv_db_t is either an embedded store (geokv_open: plain keys, put/get/delete and
@@ -59,15 +70,17 @@ GEOKV_EXPORT const char *geokv_version_string(void);
 #define GEOKV_OK 0
 #define GEOKV_DONE 1           /* an iterator has no more entries */
 #define GEOKV_ENOTFOUND (-1)   /* the key does not exist (expected absence) */
-#define GEOKV_EINVAL (-2)      /* invalid argument: NULL pointer, empty key, bad option */
+#define GEOKV_EINVAL (-2)      /* invalid argument: NULL pointer, empty key, bad endpoint */
 #define GEOKV_EKEYSIZE (-3)    /* key longer than key_bytes_max */
 #define GEOKV_EVALSIZE (-4)    /* value longer than value_bytes_max */
 #define GEOKV_EWRONGMODE (-5)  /* operation does not fit the key's replication mode */
 #define GEOKV_EIO (-6)         /* storage or filesystem failure */
-#define GEOKV_ECORRUPT (-7)    /* data or message failed verification */
+#define GEOKV_ECORRUPT (-7)    /* data or message failed verification; a damaged store: the
+                                  message names the file; see geokv_repair */
 #define GEOKV_EBUSY (-8)       /* data dir already open (by this or another process) */
 #define GEOKV_ECLOSED (-9)     /* handle used after close, or closed twice */
-#define GEOKV_EPANIC (-10)     /* storage engine panicked; reopen to recover */
+#define GEOKV_EPANIC (-10)     /* storage engine stopped; close and reopen (recovery runs at
+                                  open; if open answers GEOKV_ECORRUPT, geokv_repair) */
 #define GEOKV_EUNAVAILABLE (-11) /* no quorum reachable */
 #define GEOKV_ETIMEOUT (-12)   /* deadline passed; the outcome of a write is unknown */
 #define GEOKV_ECONFIG (-13)    /* configuration file or value invalid */
@@ -75,12 +88,43 @@ GEOKV_EXPORT const char *geokv_version_string(void);
 #define GEOKV_ECONFLICT (-15)  /* compare-and-set lost */
 #define GEOKV_ENOMEM (-16)     /* out of memory */
 #define GEOKV_EINTERNAL (-17)  /* a bug in geokv; the message says where */
+#define GEOKV_EFORKED (-18)    /* handle inherited through fork(): open a new one in the child */
 
 /* Message of the calling thread's last error ("" after success). Valid until the thread's
  * next geokv call. Never NULL. */
 GEOKV_EXPORT const char *geokv_errmsg(void);
 /* Fixed name of a code ("GEOKV_ENOTFOUND", ...); static storage. Never NULL. */
 GEOKV_EXPORT const char *geokv_strerror(int code);
+
+/* ---- Logging ------------------------------------------------------------------------ */
+
+#define GEOKV_LOG_TRACE 0
+#define GEOKV_LOG_DEBUG 1
+#define GEOKV_LOG_INFO 2
+#define GEOKV_LOG_WARN 3 /* the default */
+#define GEOKV_LOG_ERROR 4
+#define GEOKV_LOG_CRITICAL 5
+#define GEOKV_LOG_OFF 6
+
+/* Sets the process-wide level of geokv's log (records below it are dropped). The level
+ * belongs to the host: geokv_open never changes it (a config file's [log] level is for
+ * geokvd).
+ * Errors: GEOKV_EINVAL (level outside GEOKV_LOG_TRACE..GEOKV_LOG_OFF). Thread-safe. */
+GEOKV_EXPORT int geokv_log_set_level(int level);
+
+/* The current level (GEOKV_LOG_*). */
+GEOKV_EXPORT int geokv_log_level(void);
+
+/* Receives one log record: its level (GEOKV_LOG_*), its text (NUL-terminated, no newline,
+ * valid during the call only) and the payload given to geokv_log_set_callback. It may be
+ * called from any thread, including geokv's and the storage engine's own threads, one
+ * record at a time; it must not call geokv. */
+typedef void (*geokv_log_fn)(int level, const char *message, void *payload);
+
+/* Sends every log record to fn instead of stderr; fn NULL goes back to stderr. When this
+ * returns, the previous callback is no longer running and will not be called again, so its
+ * payload may be freed. Always GEOKV_OK. Thread-safe. */
+GEOKV_EXPORT int geokv_log_set_callback(geokv_log_fn fn, void *payload);
 
 /* ---- Options ------------------------------------------------------------------------ */
 
@@ -110,13 +154,31 @@ typedef struct geokv_db geokv_db_t;
 /* Opens (creating when missing) an embedded node whose data lives in directory `path`.
  * `path` may be NULL when options->config_path names a data_dir. `options` may be NULL
  * for all defaults. On success *db is a new handle; close it with geokv_close.
+ * A directory is identified by its canonical path and locked (flock on <dir>/geokv.lock)
+ * for the life of the handle: a second open under any spelling (a trailing '/', "/.", a
+ * relative path, a symlink), in this process or another, is GEOKV_EBUSY naming the holder.
+ * An empty store takes a few MB of disk (journal files of 2 MiB, not preallocated).
  * Errors: GEOKV_EINVAL (NULL db, no path, path is not a directory), GEOKV_EVERSION
- * (options->version unknown), GEOKV_ECONFIG (bad config file or option), GEOKV_EBUSY
- * (already open), GEOKV_EIO (cannot create or write the directory). */
+ * (options->version unknown), GEOKV_ECONFIG (bad config file, or an option out of range:
+ * unknown durability, key_bytes_max above 65536, value_bytes_max above 64 MiB...),
+ * GEOKV_EBUSY (already open), GEOKV_EIO (cannot create or write the directory),
+ * GEOKV_ECORRUPT (the store is damaged: the message names the file; nothing was changed;
+ * run geokv_repair). */
 GEOKV_EXPORT int geokv_open(geokv_db_t **db, const char *path, const geokv_options_t *options);
 
-/* Flushes and closes the node (or drops the cluster connection) and frees the handle. NULL is a no-op (GEOKV_OK). A second
- * close of the same handle returns GEOKV_ECLOSED. */
+/* Repairs a damaged store in directory `path`, which must not be open: salvages WiredTiger's
+ * metadata, verifies every table and rebuilds the damaged ones from the pages that can
+ * still be read (entries on unreadable pages are lost). On GEOKV_OK, *tables_salvaged
+ * (may be NULL) is the number of damaged tables rebuilt (0: nothing was damaged) and
+ * *keys_kept (may be NULL) the number of keys readable afterwards; compare it with what you
+ * expect to learn what was lost. Errors: GEOKV_EINVAL (NULL path, not a geokv store),
+ * GEOKV_EBUSY (open by a handle), GEOKV_ECORRUPT (beyond repair), GEOKV_EIO. */
+GEOKV_EXPORT int geokv_repair(uint64_t *tables_salvaged, uint64_t *keys_kept, const char *path);
+
+/* Flushes and closes the node (or drops the cluster connection) and frees the handle. NULL
+ * is a no-op (GEOKV_OK). Safe while other threads are inside calls on the same handle: it
+ * refuses new calls, waits for those in flight (each bounded by its own deadline), then
+ * closes. A second close of the same handle returns GEOKV_ECLOSED. */
 GEOKV_EXPORT int geokv_close(geokv_db_t *db);
 
 /* Stores value under key, durably per the durability option, before returning.
@@ -150,7 +212,9 @@ GEOKV_EXPORT void geokv_free(void *bytes);
 typedef struct geokv_iter geokv_iter_t;
 
 /* Starts an iteration over the keys that begin with prefix (prefix_len 0: every key), in
- * key order. The iterator reads in pages, so it sees writes made while it runs in later
+ * key order. Errors: GEOKV_EINVAL (NULL iter, NULL prefix with prefix_len > 0),
+ * GEOKV_EKEYSIZE (prefix longer than key_bytes_max; checked before anything is copied),
+ * GEOKV_ECLOSED, GEOKV_EFORKED. The iterator reads in pages, so it sees writes made while it runs in later
  * pages; it never blocks writers. Release with geokv_iter_close.
  * Embedded handles only: a connected handle gives GEOKV_EWRONGMODE (a cluster spreads keys
  * over shards and regions and offers no ordered scan). */
@@ -193,9 +257,20 @@ typedef struct geokv_connect_options {
  * close it with geokv_close.
  * geokv_connect does not wait for a node: ZeroMQ connects in the background, and the first
  * operation fails with GEOKV_ETIMEOUT or GEOKV_EUNAVAILABLE when no node answers in time.
- * Errors: GEOKV_EINVAL (NULL db or endpoints, an empty or malformed endpoint, too many
- * endpoints, incomplete or malformed CURVE keys), GEOKV_EVERSION (options->version
- * unknown). */
+ * Every endpoint is checked at once: the scheme (tcp://host:port or ipc://path), the port
+ * (1..65535) and the host (it must resolve).
+ * Errors: GEOKV_EINVAL (NULL db or endpoints, an empty or malformed endpoint, a port out of
+ * range, a host that does not resolve, too many endpoints, incomplete or malformed CURVE
+ * keys), GEOKV_EVERSION (options->version unknown), GEOKV_ECONFIG (timeout_ms above
+ * 3600000).
+ * Retries: a handle carries a session (a random client id, and a sequence number per
+ * write). A request that gets no answer within timeout_ms fails with GEOKV_ETIMEOUT (a
+ * write may or may not have happened), and the handle moves on to the next endpoint for
+ * its next request. A request refused before taking effect (GEOKV_EUNAVAILABLE: nothing
+ * was applied) moves on to the next endpoint at once. A write is re-sent to another
+ * endpoint only under its own session (the cluster applies it once) and only when that is
+ * safe for every mode; otherwise the caller sees GEOKV_ETIMEOUT and decides. EINTR is
+ * retried, never reported. */
 GEOKV_EXPORT int geokv_connect(geokv_db_t **db, const char *endpoints,
                                const geokv_connect_options_t *options);
 

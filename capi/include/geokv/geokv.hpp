@@ -302,6 +302,24 @@ class db {
   geokv_db_t* raw_ = nullptr;
 };
 
+// What repair() did (geokv_repair): damaged tables rebuilt (0: the store was sound) and
+// keys readable afterwards.
+struct repair_report {
+  uint64_t tables_salvaged = 0;
+  uint64_t keys_kept = 0;
+};
+
+// Repairs the damaged store in `path`, which no handle may hold open (geokv_repair).
+inline repair_report repair(const std::string& path) {
+  repair_report r;
+  detail::check(geokv_repair(&r.tables_salvaged, &r.keys_kept, path.c_str()));
+  return r;
+}
+
+// The process-wide level of geokv's log (GEOKV_LOG_*; geokv_log_set_level).
+inline void set_log_level(int level) { detail::check(geokv_log_set_level(level)); }
+inline int log_level() noexcept { return geokv_log_level(); }
+
 }  // namespace geokv
 
 #endif  // GEOKV_CAPI_INCLUDE_GEOKV_GEOKV_HPP_

@@ -1,0 +1,242 @@
+// The cluster client against scripted nodes (ZeroMQ ROUTER sockets in this process): its
+// session, where it goes after a timeout, what it re-sends and what it never re-sends, and
+// EINTR. Issue 8 item 11, the client side. Asserts behaviour, never timings.
+#include "core/server/client.h"
+
+#include <signal.h>
+#include <sys/time.h>
+
+#include <atomic>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <zmq.hpp>
+
+namespace geokv {
+namespace {
+
+// A node that records every request it gets and answers per `answer` (nullopt: silence).
+class ScriptedNode {
+ public:
+  using Answer = std::function<std::optional<Response>(const Request&)>;
+
+  explicit ScriptedNode(zmq::context_t& ctx, Answer answer) : socket_(ctx, zmq::socket_type::router), answer_(answer) {
+    socket_.set(zmq::sockopt::linger, 0);
+    socket_.bind("tcp://127.0.0.1:*");
+    endpoint_ = socket_.get(zmq::sockopt::last_endpoint);
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~ScriptedNode() {
+    stop_ = true;
+    thread_.join();
+  }
+
+  const std::string& endpoint() const { return endpoint_; }
+  std::vector<Request> requests() {
+    std::lock_guard lock(mu_);
+    return requests_;
+  }
+
+ private:
+  void Run() {
+    while (!stop_) {
+      zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
+      zmq::poll(&item, 1, std::chrono::milliseconds(10));
+      if (!(item.revents & ZMQ_POLLIN)) continue;
+      zmq::message_t identity, payload;
+      (void)socket_.recv(identity);
+      (void)socket_.recv(payload);
+      auto request = DecodeRequest(payload.to_string_view());
+      if (!request.ok()) continue;
+      {
+        std::lock_guard lock(mu_);
+        requests_.push_back(*request);
+      }
+      auto response = answer_(*request);
+      if (!response) continue;
+      response->id = request->id;
+      const std::string bytes = EncodeResponse(*response);
+      socket_.send(identity, zmq::send_flags::sndmore);
+      socket_.send(zmq::buffer(bytes));
+    }
+  }
+
+  zmq::socket_t socket_;
+  Answer answer_;
+  std::string endpoint_;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::vector<Request> requests_;
+  std::thread thread_;
+};
+
+std::optional<Response> Silent(const Request&) { return std::nullopt; }
+std::optional<Response> Ok(const Request&) {
+  Response r;
+  r.number = 7;
+  return r;
+}
+std::optional<Response> Refuse(const Request&) {
+  Response r;
+  r.status = Status(Code::kUnavailable, "no quorum");
+  return r;
+}
+
+std::unique_ptr<Client> ConnectTo(const std::vector<std::string>& endpoints, int64_t timeout_ms) {
+  ClientOptions options;
+  options.endpoints = endpoints;
+  options.timeout_ms = timeout_ms;
+  auto client = Client::Connect(options);
+  EXPECT_TRUE(client.ok()) << client.status().ToString();
+  return std::move(client).value();
+}
+
+Request Put(const std::string& key) {
+  Request r;
+  r.op = Op::kPut;
+  r.key = key;
+  r.value = "v";
+  return r;
+}
+
+class ClientTest : public ::testing::Test {
+ protected:
+  zmq::context_t ctx_{1};
+};
+
+TEST_F(ClientTest, WritesCarryOneSessionAndASequencePerWrite) {
+  ScriptedNode node(ctx_, Ok);
+  auto client = ConnectTo({node.endpoint()}, 5000);
+  ASSERT_TRUE(client->Call(Put("a")).status.ok());
+  ASSERT_TRUE(client->Call(Put("b")).status.ok());
+  Request get;
+  get.op = Op::kGet;
+  get.key = "a";
+  ASSERT_TRUE(client->Call(get).status.ok());
+  auto seen = node.requests();
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_NE(seen[0].client_id, 0u);
+  EXPECT_EQ(seen[0].client_id, client->client_id());
+  EXPECT_EQ(seen[1].client_id, seen[0].client_id);
+  EXPECT_EQ(seen[1].seq, seen[0].seq + 1);
+  EXPECT_EQ(seen[2].client_id, 0u);  // a read needs no session
+  auto other = ConnectTo({node.endpoint()}, 5000);
+  EXPECT_NE(other->client_id(), client->client_id());
+}
+
+// A paused node: the write is re-sent to the next node under the same session (applied
+// once there), and the next request starts at that node instead of waiting again.
+TEST_F(ClientTest, TimeoutResendsAWriteUnderItsSessionAndMovesOn) {
+  ScriptedNode paused(ctx_, Silent);
+  ScriptedNode healthy(ctx_, Ok);
+  auto client = ConnectTo({paused.endpoint(), healthy.endpoint()}, 300);
+  Response first = client->Call(Put("k"));
+  ASSERT_TRUE(first.status.ok()) << first.status.ToString();
+  ASSERT_EQ(paused.requests().size(), 1u);
+  ASSERT_EQ(healthy.requests().size(), 1u);
+  EXPECT_EQ(healthy.requests()[0].client_id, paused.requests()[0].client_id);
+  EXPECT_EQ(healthy.requests()[0].seq, paused.requests()[0].seq);
+  ASSERT_TRUE(client->Call(Put("k2")).status.ok());
+  EXPECT_EQ(paused.requests().size(), 1u);  // not asked again
+  EXPECT_EQ(healthy.requests().size(), 2u);
+}
+
+// add is not idempotent on a CRDT counter: after an unknown outcome it is never re-sent;
+// the caller gets kTimeout, and the next request goes to the next node.
+TEST_F(ClientTest, TimeoutNeverResendsANonIdempotentWrite) {
+  ScriptedNode paused(ctx_, Silent);
+  ScriptedNode healthy(ctx_, Ok);
+  auto client = ConnectTo({paused.endpoint(), healthy.endpoint()}, 300);
+  Request add;
+  add.op = Op::kAdd;
+  add.key = "n";
+  add.delta = 1;
+  Response r = client->Call(add);
+  EXPECT_EQ(r.status.code(), Code::kTimeout) << r.status.ToString();
+  EXPECT_NE(r.status.message().find("may or may not"), std::string::npos) << r.status.ToString();
+  EXPECT_EQ(healthy.requests().size(), 0u);
+  r = client->Call(add);
+  EXPECT_TRUE(r.status.ok()) << r.status.ToString();
+  EXPECT_EQ(paused.requests().size(), 1u);
+  ASSERT_EQ(healthy.requests().size(), 1u);
+  EXPECT_NE(healthy.requests()[0].seq, paused.requests()[0].seq);  // a new write, a new sequence
+  for (Op op : {Op::kAdd, Op::kMvPut, Op::kPolicyRemove}) EXPECT_FALSE(Client::Resendable(op));
+  for (Op op : {Op::kPut, Op::kDelete, Op::kCas, Op::kSetAdd, Op::kSetRemove}) EXPECT_TRUE(Client::Resendable(op));
+}
+
+// UNAVAILABLE means "not applied": any request moves on at once, add included.
+TEST_F(ClientTest, RefusalMovesOnForEveryRequest) {
+  ScriptedNode refusing(ctx_, Refuse);
+  ScriptedNode healthy(ctx_, Ok);
+  auto client = ConnectTo({refusing.endpoint(), healthy.endpoint()}, 5000);
+  Request add;
+  add.op = Op::kAdd;
+  add.key = "n";
+  add.delta = 1;
+  Response r = client->Call(add);
+  EXPECT_TRUE(r.status.ok()) << r.status.ToString();
+  EXPECT_EQ(r.number, 7);
+  ASSERT_EQ(healthy.requests().size(), 1u);
+  EXPECT_EQ(healthy.requests()[0].seq, refusing.requests()[0].seq);
+}
+
+TEST_F(ClientTest, RefusalsAreToldInUserTerms) {
+  ScriptedNode node(ctx_, [](const Request&) -> std::optional<Response> {
+    Response r;
+    r.status = Status(Code::kUnavailable, "paxos: not the leader");
+    return r;
+  });
+  auto client = ConnectTo({node.endpoint()}, 5000);
+  Response r = client->Call(Put("k"));
+  EXPECT_EQ(r.status.code(), Code::kUnavailable);
+  EXPECT_EQ(r.status.message().find("paxos"), std::string::npos) << r.status.ToString();
+  EXPECT_NE(r.status.message().find("nothing was applied"), std::string::npos) << r.status.ToString();
+}
+
+TEST_F(ClientTest, AllNodesSilentIsATimeout) {
+  ScriptedNode a(ctx_, Silent);
+  ScriptedNode b(ctx_, Silent);
+  auto client = ConnectTo({a.endpoint(), b.endpoint()}, 200);
+  EXPECT_EQ(client->Call(Put("k")).status.code(), Code::kTimeout);
+  Request get;
+  get.op = Op::kGet;
+  get.key = "k";
+  EXPECT_EQ(client->Call(get).status.code(), Code::kTimeout);
+}
+
+void OnAlarm(int) {}
+
+// A signal that interrupts the wait is not an error: the call waits on and gets its answer.
+TEST_F(ClientTest, EintrIsRetriedNotReported) {
+  std::atomic<bool> release{false};
+  ScriptedNode slow(ctx_, [&](const Request&) -> std::optional<Response> {
+    while (!release.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return Response{};
+  });
+  struct sigaction sa {};
+  sa.sa_handler = OnAlarm;
+  sa.sa_flags = 0;  // no SA_RESTART: poll fails with EINTR
+  struct sigaction old {};
+  ASSERT_EQ(sigaction(SIGALRM, &sa, &old), 0);
+  auto client = ConnectTo({slow.endpoint()}, 30000);
+  const pthread_t caller = pthread_self();
+  std::thread signaller([&] {
+    while (slow.requests().empty()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    for (int i = 0; i < 5; ++i) {
+      pthread_kill(caller, SIGALRM);
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    release = true;
+  });
+  Response r = client->Call(Put("k"));
+  signaller.join();
+  sigaction(SIGALRM, &old, nullptr);
+  EXPECT_TRUE(r.status.ok()) << r.status.ToString();
+  EXPECT_EQ(slow.requests().size(), 1u);  // waited on the same node, never re-sent
+}
+
+}  // namespace
+}  // namespace geokv
