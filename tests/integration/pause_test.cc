@@ -39,6 +39,14 @@ constexpr int64_t kClientTimeoutMs = 1000;
 constexpr int kMixedWorkersPerRegion = 2;  // 40% reads
 constexpr int kReadersPerRegion = 1;       // 90% reads: reads queued at every SIGCONT
 constexpr int64_t kPauseMinMs = 3000, kPauseMaxMs = 8000;
+// Probes: gets sent to the stopped node shortly before its SIGCONT, each from its own
+// client connected (and handshaken) before the pause, so that several reads sent after the
+// other regions acknowledged newer writes wait at the node when it resumes.
+constexpr int kProbesPerNode = 8;
+constexpr int64_t kProbeTimeoutMs = 3000;
+constexpr int64_t kProbeLeadMs = 300;
+constexpr int kFinalReadClients = 100;  // FinalChecks reads as clients 100 + region
+constexpr int kProbeClients = 1000;     // probes: 1000 + 100 * round + 10 * node + j
 constexpr int kDefaultRounds = 4;
 
 struct PauseRound {
@@ -49,6 +57,7 @@ struct PauseRound {
   int64_t stop_us = 0;  // recorder time of the SIGSTOP
   int64_t cont_us = 0;  // recorder time of the SIGCONT
   size_t acked_by_others = 0;  // writes acknowledged by the other regions while it was stopped
+  std::map<std::string, int> probe_answers;  // status code name -> how many probes got it
 };
 
 uint64_t SeedFromEnv() {
@@ -136,13 +145,16 @@ void PrintQueuedAnswers(const std::vector<sim::HistoryOp>& history, const std::v
   for (const auto& p : rounds) {
     size_t reads = 0, writes = 0;
     for (const auto& op : history) {
-      if (op.region != p.node || op.unknown || op.client >= 100) continue;
+      if (op.region != p.node || op.unknown) continue;
+      if (op.client >= kFinalReadClients && op.client < kProbeClients) continue;
       if (op.call_us < p.stop_us || op.call_us >= p.cont_us || op.return_us < p.cont_us) continue;
       (op.op == "get" ? reads : writes)++;
     }
+    std::string probes;
+    for (const auto& [answer, n] : p.probe_answers) probes += " " + std::to_string(n) + "x " + answer + ";";
     std::printf("[pause] round %d (node %d, %s): %zu reads and %zu writes sent while it was stopped were answered "
-                "after SIGCONT\n",
-                p.round, p.node, p.leader ? "leader" : "follower", reads, writes);
+                "after SIGCONT; probes:%s\n",
+                p.round, p.node, p.leader ? "leader" : "follower", reads, writes, probes.c_str());
   }
 }
 
@@ -185,6 +197,18 @@ TEST(PauseNemesis, StopLeaderOrFollowerStrongKeysStayLinearizable) {
     }
   }
 
+  // Probe clients, connected before any pause (a status call completes the handshake).
+  std::vector<std::vector<std::unique_ptr<Client>>> probes(cluster.size());
+  for (size_t node = 0; node < cluster.size(); ++node) {
+    for (int j = 0; j < kProbesPerNode; ++j) {
+      probes[node].push_back(cluster.ClientFor(node, kProbeTimeoutMs));
+      ASSERT_TRUE(probes[node].back());
+      Request status;
+      status.op = Op::kStatus;
+      ASSERT_TRUE(probes[node].back()->Call(status).status.ok()) << "probe client of node " << node;
+    }
+  }
+
   std::vector<PauseRound> rounds;
   for (int round = 0; round < rounds_n; ++round) {
     // The cluster serves (and a resumed node has settled) before the next pause.
@@ -209,15 +233,30 @@ TEST(PauseNemesis, StopLeaderOrFollowerStrongKeysStayLinearizable) {
     std::printf("[pause] %s: round %d: SIGSTOP node %d (%s, %s) for %lld ms\n", Seconds(p.stop_us).c_str(), round,
                 p.node, cluster.region(node).c_str(), p.leader ? "leader of shard 0" : "follower",
                 static_cast<long long>(p.pause_ms));
-    std::this_thread::sleep_for(milliseconds(p.pause_ms));
+    std::this_thread::sleep_for(milliseconds(p.pause_ms - kProbeLeadMs));
     // The two other regions are a majority: they keep acknowledging writes (when the leader
     // stopped, under a new leader). Keep the node stopped until they have, so that the reads
     // queued at it have something newer to miss.
     const auto others = [&] { return rec.AckedWritesSince(p.stop_us) - rec.AckedWritesSince(p.stop_us, p.node); };
     const bool progressed = WaitFor([&] { return others() >= 10; }, seconds(30));
     p.acked_by_others = others();
-    cluster.ResumeNode(node);
-    p.cont_us = rec.NowUs();
+    {
+      std::vector<Response> answers(kProbesPerNode);
+      Workers probe_threads;  // joined on every exit path (each call ends by its timeout)
+      for (int j = 0; j < kProbesPerNode; ++j) {
+        const int client_id = kProbeClients + 100 * round + 10 * p.node + j;
+        Client& c = *probes[node][static_cast<size_t>(j)];
+        const std::string& key = keys[static_cast<size_t>(j) % keys.size()];
+        Response* answer = &answers[static_cast<size_t>(j)];
+        probe_threads.threads.emplace_back(
+            [&rec, &c, client_id, node = p.node, key, answer] { rec.Do(c, client_id, node, Get(key), nullptr, answer); });
+      }
+      std::this_thread::sleep_for(milliseconds(kProbeLeadMs));
+      cluster.ResumeNode(node);
+      p.cont_us = rec.NowUs();
+      probe_threads.Join();
+      for (const auto& a : answers) p.probe_answers[a.status.ok() ? "OK" : a.status.ToString().substr(0, 60)]++;
+    }
     rounds.push_back(p);
     std::printf("[pause] %s: round %d: SIGCONT node %d; the other regions acknowledged %zu writes meanwhile\n",
                 Seconds(p.cont_us).c_str(), round, p.node, p.acked_by_others);
