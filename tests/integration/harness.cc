@@ -340,6 +340,15 @@ void LocalCluster::ResumeNode(size_t i) {
 
 bool LocalCluster::running(size_t i) { return !nodes_[i].child->Exited(); }
 
+std::string LocalCluster::DescribeExit(size_t i) const {
+  const int st = nodes_[i].child->wait_status();
+  if (WIFEXITED(st)) return "exited with status " + std::to_string(WEXITSTATUS(st));
+  if (WIFSIGNALED(st)) {
+    return "killed by signal " + std::to_string(WTERMSIG(st)) + " (" + strsignal(WTERMSIG(st)) + ")";
+  }
+  return "wait status " + std::to_string(st);
+}
+
 std::unique_ptr<Client> LocalCluster::ClientFor(size_t i, int64_t timeout_ms, const ClientOptions* curve) const {
   ClientOptions o;
   if (curve != nullptr) o = *curve;

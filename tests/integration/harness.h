@@ -162,6 +162,9 @@ class LocalCluster {
   // (then the node is SIGKILLed).
   std::optional<int> TerminateNode(size_t i, milliseconds deadline = seconds(20));
   bool running(size_t i);
+  // How node i ended, once running(i) is false: "exited with status 1", "killed by signal 6
+  // (Aborted)".
+  std::string DescribeExit(size_t i) const;
 
   // A client bound to node i only (no fail-over to other nodes).
   std::unique_ptr<Client> ClientFor(size_t i, int64_t timeout_ms = 3000,
