@@ -10,8 +10,8 @@
 // which pause). Nothing acknowledged may be lost, and every replica catches up.
 //
 // Seed: GEOKV_INTEG_SEED (printed; it fixes the nemesis schedule and the clients' choices,
-// not the processes' scheduling). Rounds: GEOKV_INTEG_PAUSE_ROUNDS (default 4: leader,
-// follower, leader, follower), for longer soaks.
+// not the processes' scheduling). Rounds: GEOKV_INTEG_PAUSE_ROUNDS (default 6: leader,
+// follower, leader, leader, follower, leader), for longer soaks.
 #include <signal.h>
 #include <unistd.h>
 
@@ -47,7 +47,10 @@ constexpr int64_t kProbeTimeoutMs = 3000;
 constexpr int64_t kProbeLeadMs = 300;
 constexpr int kFinalReadClients = 100;  // FinalChecks reads as clients 100 + region
 constexpr int kProbeClients = 1000;     // probes: 1000 + 100 * round + 10 * node + j
-constexpr int kDefaultRounds = 4;
+// Rounds stop the leader except every third one (L F L L F L ...): a stale read needs the
+// resumed leader to serve a queued read before it hears of the new leader, a race it wins
+// in about a third of the leader rounds on an engine that trusts a cached lease.
+constexpr int kDefaultRounds = 6;
 
 struct PauseRound {
   int round = 0;
@@ -209,11 +212,32 @@ TEST(PauseNemesis, StopLeaderOrFollowerStrongKeysStayLinearizable) {
     }
   }
 
+  // Every node stays up: a pause is no crash. Checked at every step that waits on the
+  // cluster, so a node that died ends the test at once with how it ended.
+  const auto all_running = [&] {
+    for (size_t i = 0; i < cluster.size(); ++i) {
+      if (!cluster.running(i)) return false;
+    }
+    return true;
+  };
+  const auto expect_all_running = [&](int round, const std::string& when) {
+    bool ok = true;
+    for (size_t i = 0; i < cluster.size(); ++i) {
+      if (cluster.running(i)) continue;
+      ok = false;
+      ADD_FAILURE() << "round " << round << ": node " << i << " (" << cluster.region(i) << ") "
+                    << cluster.DescribeExit(i) << " " << when << "; seed " << seed;
+    }
+    return ok;
+  };
+
   std::vector<PauseRound> rounds;
   for (int round = 0; round < rounds_n; ++round) {
     // The cluster serves (and a resumed node has settled) before the next pause.
     const int64_t before = rec.NowUs();
-    ASSERT_TRUE(WaitFor([&] { return rec.AckedWritesSince(before) >= 20; }, seconds(60)))
+    WaitFor([&] { return !all_running() || rec.AckedWritesSince(before) >= 20; }, seconds(60));
+    if (!expect_all_running(round, "before the pause")) return;
+    ASSERT_GE(rec.AckedWritesSince(before), 20u)
         << "round " << round << ": the cluster acknowledged only " << rec.AckedWritesSince(before)
         << " writes; seed " << seed;
     int leader = -1;
@@ -222,7 +246,7 @@ TEST(PauseNemesis, StopLeaderOrFollowerStrongKeysStayLinearizable) {
 
     PauseRound p;
     p.round = round;
-    p.leader = round % 2 == 0;
+    p.leader = round % 3 != 1;
     p.node = leader;
     if (!p.leader) p.node = (leader + 1 + static_cast<int>(rng() % (cluster.size() - 1))) % static_cast<int>(cluster.size());
     p.pause_ms = kPauseMinMs + static_cast<int64_t>(rng() % static_cast<uint64_t>(kPauseMaxMs - kPauseMinMs + 1));
@@ -238,7 +262,7 @@ TEST(PauseNemesis, StopLeaderOrFollowerStrongKeysStayLinearizable) {
     // stopped, under a new leader). Keep the node stopped until they have, so that the reads
     // queued at it have something newer to miss.
     const auto others = [&] { return rec.AckedWritesSince(p.stop_us) - rec.AckedWritesSince(p.stop_us, p.node); };
-    const bool progressed = WaitFor([&] { return others() >= 10; }, seconds(30));
+    const bool progressed = WaitFor([&] { return !all_running() || others() >= 10; }, seconds(30)) && all_running();
     p.acked_by_others = others();
     {
       std::vector<Response> answers(kProbesPerNode);
@@ -260,23 +284,13 @@ TEST(PauseNemesis, StopLeaderOrFollowerStrongKeysStayLinearizable) {
     rounds.push_back(p);
     std::printf("[pause] %s: round %d: SIGCONT node %d; the other regions acknowledged %zu writes meanwhile\n",
                 Seconds(p.cont_us).c_str(), round, p.node, p.acked_by_others);
-    EXPECT_TRUE(progressed) << "round " << round << ": with node " << p.node
+    EXPECT_TRUE(progressed || !all_running()) << "round " << round << ": with node " << p.node
                             << " stopped the other two regions acknowledged only " << p.acked_by_others
                             << " writes; seed " << seed;
 
-    // The resumed node serves its region again (every node stays up: a pause is no crash).
-    const auto all_running = [&] {
-      for (size_t i = 0; i < cluster.size(); ++i) {
-        if (!cluster.running(i)) return false;
-      }
-      return true;
-    };
+    // The resumed node serves its region again.
     WaitFor([&] { return !all_running() || rec.AckedWritesSince(p.cont_us, p.node) >= 3; }, seconds(60));
-    for (size_t i = 0; i < cluster.size(); ++i) {
-      ASSERT_TRUE(cluster.running(i)) << "round " << round << ": node " << i << " (" << cluster.region(i) << ") "
-                                      << cluster.DescribeExit(i) << " after node " << p.node
-                                      << " was resumed; its log: " << cluster.log_path(i) << "; seed " << seed;
-    }
+    if (!expect_all_running(round, "during the pause or after the SIGCONT of node " + std::to_string(p.node))) return;
     ASSERT_GE(rec.AckedWritesSince(p.cont_us, p.node), 3u)
         << "round " << round << ": after SIGCONT node " << p.node << " acknowledged only "
         << rec.AckedWritesSince(p.cont_us, p.node) << " writes of its region; seed " << seed;
