@@ -7,7 +7,8 @@
 // acknowledged newer writes meanwhile: the read was sent after those writes were
 // acknowledged, so the history is not linearizable. Porcupine judges the whole history;
 // a stale read is also spelled out (which read, which acknowledged write it missed, after
-// which pause). Nothing acknowledged may be lost, and every replica catches up.
+// which pause). Nothing acknowledged may be lost, every replica catches up, and every
+// node stays up (a pause is no crash).
 //
 // Seed: GEOKV_INTEG_SEED (printed; it fixes the nemesis schedule and the clients' choices,
 // not the processes' scheduling). Rounds: GEOKV_INTEG_PAUSE_ROUNDS (default 6: leader,
