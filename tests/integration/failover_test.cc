@@ -17,6 +17,7 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/integration/checks.h"
 #include "tests/integration/harness.h"
 #include "tests/integration/history.h"
 
@@ -29,18 +30,11 @@ constexpr int kRounds = 2;  // kill -9 of the leader, restart
 
 std::string KeyName(int k) { return "ha/" + std::to_string(k); }
 
-// Stops and joins the worker threads on every exit path of the test.
-struct Workers {
-  std::atomic<bool> stop{false};
-  std::vector<std::thread> threads;
-  ~Workers() { Join(); }
-  void Join() {
-    stop = true;
-    for (auto& t : threads) {
-      if (t.joinable()) t.join();
-    }
-  }
-};
+std::vector<std::string> KeyNames(int keys) {
+  std::vector<std::string> out;
+  for (int k = 0; k < keys; ++k) out.push_back(KeyName(k));
+  return out;
+}
 
 // One client's loop: random put / cas / add / get on the strong keys through its region's
 // node only.
@@ -77,94 +71,6 @@ void Worker(Client& client, int id, int region, uint64_t seed, int keys, Recorde
     }
     std::this_thread::sleep_for(milliseconds(static_cast<int64_t>(rng() % 5)));
   }
-}
-
-// "shard 0: leader=1 (this node) commit=12 applied=12" -> {commit, applied}.
-std::optional<std::pair<uint64_t, uint64_t>> ShardProgress(const std::vector<std::string>& lines, int shard) {
-  const std::string prefix = "shard " + std::to_string(shard) + ": ";
-  for (const auto& line : lines) {
-    if (line.rfind(prefix, 0) != 0) continue;
-    const auto c = line.find("commit="), a = line.find("applied=");
-    if (c == std::string::npos || a == std::string::npos) return std::nullopt;
-    return std::make_pair(std::stoull(line.substr(c + 7)), std::stoull(line.substr(a + 8)));
-  }
-  return std::nullopt;
-}
-
-// After the workers stopped: final reads of every key from every region (recorded, so a
-// lost acknowledged write shows up in the history), agreement between regions, Porcupine
-// (and a check that it is not vacuous), and every replica of every shard caught up.
-void FinalChecks(LocalCluster& cluster, Recorder& rec, int keys, int shards, const std::string& name) {
-  // Final reads of every key from every region, recorded too: all regions agree.
-  std::map<std::string, int64_t> finals;
-  for (int k = 0; k < keys; ++k) {
-    std::optional<int64_t> agreed;
-    for (size_t region = 0; region < cluster.size(); ++region) {
-      auto c = cluster.ClientFor(region, 3000);
-      ASSERT_TRUE(c);
-      int64_t v = 0;
-      ASSERT_TRUE(WaitFor([&] { return rec.Do(*c, 100 + static_cast<int>(region), static_cast<int>(region),
-                                              Get(KeyName(k)), &v) == Outcome::kOk; },
-                          seconds(30)))
-          << "region " << region << " could not read " << KeyName(k);
-      if (!agreed) agreed = v;
-      EXPECT_EQ(v, *agreed) << KeyName(k) << " read from region " << region;
-    }
-    finals[KeyName(k)] = *agreed;
-  }
-  // A key with an acknowledged write never reads as absent again.
-  const auto history = rec.Snapshot();
-  for (const auto& op : history) {
-    if (op.op != "get" && !op.unknown && (op.op != "cas" || op.ok)) {
-      EXPECT_NE(finals[op.key], 0) << op.key << " lost its acknowledged writes";
-    }
-  }
-  for (const auto& u : rec.Unexpected()) ADD_FAILURE() << "unexpected answer: " << u;
-
-  // Linearizable, final reads included (so an acknowledged write that was lost shows up).
-  size_t unknown = 0, definite = 0;
-  for (const auto& op : history) (op.unknown ? unknown : definite)++;
-  std::printf("[%s] %zu definite ops, %zu unknown; finals:", name.c_str(), definite, unknown);
-  for (const auto& [k, v] : finals) std::printf(" %s=%lld", k.c_str(), static_cast<long long>(v));
-  std::printf("\n");
-  const std::string path = std::string(GEOKV_INTEG_HISTORY_DIR) + "/" + name + "-" + std::to_string(getpid()) + ".json";
-  const std::string verdict = CheckLinearizable(history, path, 1);
-  EXPECT_EQ(verdict, "");
-
-  // The checker is not vacuous: the same history with one final read changed to a value
-  // nobody wrote is rejected.
-  auto broken = history;
-  for (auto it = broken.rbegin(); it != broken.rend(); ++it) {
-    if (it->op == "get" && it->client >= 100) {
-      it->out = -7;  // never written: values and deltas are all positive
-      break;
-    }
-  }
-  EXPECT_NE(CheckLinearizable(broken, path + ".broken", 2), "") << "Porcupine accepted a corrupted history";
-  std::remove((path + ".broken").c_str());
-  if (verdict.empty()) std::remove(path.c_str());  // a rejected history stays for inspection
-
-  // The restarted replica catches up: every node applies the same prefix of the log.
-  std::string last;
-  EXPECT_TRUE(WaitFor(
-      [&] {
-        last.clear();
-        bool same = true;
-        for (int shard = 0; shard < shards; ++shard) {
-          std::optional<std::pair<uint64_t, uint64_t>> first;
-          for (size_t i = 0; i < cluster.size(); ++i) {
-            auto p = ShardProgress(cluster.Status(i), shard);
-            if (!p) return false;
-            last += " shard" + std::to_string(shard) + "/node" + std::to_string(i) + ":commit=" +
-                    std::to_string(p->first) + ",applied=" + std::to_string(p->second);
-            if (!first) first = p;
-            if (p->second != first->second || p->second != p->first) same = false;
-          }
-        }
-        return same;
-      },
-      seconds(30), milliseconds(200)))
-      << "replicas did not converge:" << last;
 }
 
 TEST(Failover, KillLeaderUnderAcknowledgedStrongWrites) {
@@ -232,7 +138,7 @@ TEST(Failover, KillLeaderUnderAcknowledgedStrongWrites) {
   std::printf("[failover] killed nodes");
   for (int k : killed) std::printf(" %d", k);
   std::printf("\n");
-  FinalChecks(cluster, rec, kKeys, 1, "failover");
+  FinalChecks(cluster, rec, KeyNames(kKeys), 1, "failover");
 }
 
 // CRDT traffic next to the strong one: counter increments and set elements, each
@@ -357,7 +263,7 @@ TEST(Failover, RandomKillsAndPartitionsAcrossShards) {
       << "after the faults the cluster acknowledged only " << rec.AckedWritesSince(calm) << " strong writes";
   workers.Join();
 
-  FinalChecks(cluster, rec, kChaosKeys, kShards, "chaos");
+  FinalChecks(cluster, rec, KeyNames(kChaosKeys), kShards, "chaos");
 
   // CRDTs: every region converges to one state that holds every acknowledged increment and
   // element, and nothing that was never sent.

@@ -26,9 +26,18 @@ namespace geokv::integration {
 
 namespace fs = std::filesystem;
 
-std::string GeokvdPath() { return GEOKV_GEOKVD; }
+std::string GeokvdPath() {
+  const char* other = std::getenv("GEOKV_INTEG_GEOKVD");
+  return other != nullptr && *other != '\0' ? other : GEOKV_GEOKVD;
+}
 std::string GeokvCliPath() { return GEOKV_CLI; }
 std::string PorcupinePath() { return GEOKV_PORCUPINE_CHECK; }
+
+std::string FaketimeLibrary() {
+  const char* other = std::getenv("GEOKV_INTEG_LIBFAKETIME");
+  const std::string path = other != nullptr && *other != '\0' ? other : "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+  return ::access(path.c_str(), R_OK) == 0 ? path : "";
+}
 
 // ---- TempDir -------------------------------------------------------------------------
 
@@ -54,12 +63,26 @@ TempDir::~TempDir() {
 
 // ---- Child ---------------------------------------------------------------------------
 
-bool Child::Start(const std::vector<std::string>& argv, const std::string& log_path) {
+bool Child::Start(const std::vector<std::string>& argv, const std::string& log_path,
+                  const std::vector<std::string>& env) {
   KillAndReap();
   if (argv.empty()) return false;
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  // The environment is built before fork: after it only async-signal-safe calls are allowed.
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string entry = *e;
+    const std::string name = entry.substr(0, entry.find('='));
+    bool replaced = false;
+    for (const auto& x : env) replaced = replaced || x.substr(0, x.find('=')) == name;
+    if (!replaced) env_strings.push_back(entry);
+  }
+  for (const auto& x : env) env_strings.push_back(x);
+  std::vector<char*> envp;
+  for (auto& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
   const int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) return false;
   const pid_t parent = getpid();
@@ -74,7 +97,7 @@ bool Child::Start(const std::vector<std::string>& argv, const std::string& log_p
     if (getppid() != parent) _exit(126);
     dup2(fd, STDOUT_FILENO);
     dup2(fd, STDERR_FILENO);
-    execv(args[0], args.data());
+    execve(args[0], args.data(), envp.data());
     _exit(127);
   }
   ::close(fd);
@@ -229,6 +252,9 @@ std::string LocalCluster::WriteConfig(size_t self) const {
     first = false;
   }
   t << " }\n";
+  if (self < options_.clock_offset_ms.size() && options_.clock_offset_ms[self] != 0) {
+    t << "clock_offset_ms = " << options_.clock_offset_ms[self] << "\n";
+  }
   if (options_.curve) {
     t << "[curve]\nsecret_key_file = \"" << options_.curve->secret_key_files[self] << "\"\npublic_key_file = \""
       << options_.curve->public_key_files[self] << "\"\nallowed_keys_file = \""
@@ -249,7 +275,13 @@ std::vector<std::string> LocalCluster::client_endpoints() const {
 
 bool LocalCluster::StartNode(size_t i) {
   std::ofstream(nodes_[i].log, std::ios::app) << "==== harness: starting node " << i << "\n";
-  return nodes_[i].child->Start({GeokvdPath(), "--config", nodes_[i].config}, nodes_[i].log);
+  std::vector<std::string> env;
+  if (i < options_.faketime.size() && !options_.faketime[i].empty()) {
+    // FAKETIME_NO_CACHE: every clock read sees the offset (no cached start-up value).
+    env = {"LD_PRELOAD=" + FaketimeLibrary(), "FAKETIME=" + options_.faketime[i], "FAKETIME_NO_CACHE=1"};
+    std::ofstream(nodes_[i].log, std::ios::app) << "==== harness: libfaketime FAKETIME=" << options_.faketime[i] << "\n";
+  }
+  return nodes_[i].child->Start({GeokvdPath(), "--config", nodes_[i].config}, nodes_[i].log, env);
 }
 
 std::string LocalCluster::StartAll(milliseconds deadline) {
@@ -296,7 +328,26 @@ std::optional<int> LocalCluster::TerminateNode(size_t i, milliseconds deadline) 
   return c.wait_status();
 }
 
+void LocalCluster::PauseNode(size_t i) {
+  std::ofstream(nodes_[i].log, std::ios::app) << "==== harness: SIGSTOP node " << i << "\n";
+  nodes_[i].child->Signal(SIGSTOP);
+}
+
+void LocalCluster::ResumeNode(size_t i) {
+  nodes_[i].child->Signal(SIGCONT);
+  std::ofstream(nodes_[i].log, std::ios::app) << "==== harness: SIGCONT node " << i << "\n";
+}
+
 bool LocalCluster::running(size_t i) { return !nodes_[i].child->Exited(); }
+
+std::string LocalCluster::DescribeExit(size_t i) const {
+  const int st = nodes_[i].child->wait_status();
+  if (WIFEXITED(st)) return "exited with status " + std::to_string(WEXITSTATUS(st));
+  if (WIFSIGNALED(st)) {
+    return "killed by signal " + std::to_string(WTERMSIG(st)) + " (" + strsignal(WTERMSIG(st)) + ")";
+  }
+  return "wait status " + std::to_string(st);
+}
 
 std::unique_ptr<Client> LocalCluster::ClientFor(size_t i, int64_t timeout_ms, const ClientOptions* curve) const {
   ClientOptions o;

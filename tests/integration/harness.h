@@ -6,7 +6,9 @@
 //     and reaps it, so every exit path of a test (assertion, exception) leaves nothing
 //     running; the child also gets SIGKILL if the test process dies (PR_SET_PDEATHSIG).
 //   - LocalCluster: n geokvd nodes (one per region), ports derived from the PID in
-//     20000-40000 and probed free, start / kill / restart with the same config and data dir.
+//     20000-40000 and probed free, start / kill / restart with the same config and data dir,
+//     pause (SIGSTOP) / resume (SIGCONT), per-node clock offsets ([wan] clock_offset_ms or
+//     libfaketime).
 //
 // Every wait has a deadline; nothing here asserts how long anything takes.
 //
@@ -34,10 +36,14 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-// Paths from CMake.
+// Paths from CMake. GEOKV_INTEG_GEOKVD=<path> runs the tests against another geokvd binary
+// (for example one built from an older commit, to see whether a test catches a known bug).
 std::string GeokvdPath();
 std::string GeokvCliPath();
 std::string PorcupinePath();
+// libfaketime's preload library (GEOKV_INTEG_LIBFAKETIME=<path>, else Debian's `faketime`
+// package location); empty when absent.
+std::string FaketimeLibrary();
 
 class TempDir {
  public:
@@ -59,8 +65,10 @@ class Child {
   Child(const Child&) = delete;
   Child& operator=(const Child&) = delete;
 
-  // Starts argv[0] with argv; stdout and stderr are appended to `log_path`.
-  bool Start(const std::vector<std::string>& argv, const std::string& log_path);
+  // Starts argv[0] with argv; stdout and stderr are appended to `log_path`. `env` entries
+  // ("NAME=value") are added to (or replace) the inherited environment.
+  bool Start(const std::vector<std::string>& argv, const std::string& log_path,
+             const std::vector<std::string>& env = {});
   bool running() const { return pid_ > 0; }
   pid_t pid() const { return pid_; }
   // Sends `sig` (no reap).
@@ -109,6 +117,13 @@ struct ClusterOptions {
     std::vector<std::string> allowed_keys_files;   // per node
   };
   std::optional<Curve> curve;
+  // TEST ONLY, per node: [wan] clock_offset_ms, shifts the node's wall clock (0 or missing:
+  // not written, so binaries that predate the field still start).
+  std::vector<int64_t> clock_offset_ms;
+  // Per node: a libfaketime offset for the whole process ("+7s", "-5s"): both its wall and
+  // its monotonic clock move, as on another machine that booted at another time. Empty or
+  // missing: none. Requires FaketimeLibrary().
+  std::vector<std::string> faketime;
 };
 
 class LocalCluster {
@@ -137,12 +152,19 @@ class LocalCluster {
   std::string StartAll(milliseconds deadline = seconds(60));
   // Waits until node i answers `status` (or has exited, or the deadline passed).
   std::string WaitServing(size_t i, milliseconds deadline = seconds(60));
-  // Sends sig to node i; for SIGKILL also reaps it.
+  // SIGKILL node i and reap it.
   void KillNode(size_t i);
+  // SIGSTOP / SIGCONT node i (a process pause: its sockets keep queueing). A stopped node
+  // is still SIGKILLed by the destructor.
+  void PauseNode(size_t i);
+  void ResumeNode(size_t i);
   // SIGTERM and wait for the exit (deadline); the waitpid status, or nullopt on timeout
   // (then the node is SIGKILLed).
   std::optional<int> TerminateNode(size_t i, milliseconds deadline = seconds(20));
   bool running(size_t i);
+  // How node i ended, once running(i) is false: "exited with status 1", "killed by signal 6
+  // (Aborted)".
+  std::string DescribeExit(size_t i) const;
 
   // A client bound to node i only (no fail-over to other nodes).
   std::unique_ptr<Client> ClientFor(size_t i, int64_t timeout_ms = 3000,

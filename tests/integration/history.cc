@@ -13,7 +13,8 @@ int64_t ParseValue(const std::string& s) {
   return v;
 }
 
-Outcome Recorder::Do(Client& client, int client_id, int region, const Request& request, int64_t* read) {
+Outcome Recorder::Do(Client& client, int client_id, int region, const Request& request, int64_t* read,
+                     Response* response) {
   sim::HistoryOp op;
   op.client = client_id;
   op.region = region;
@@ -37,6 +38,7 @@ Outcome Recorder::Do(Client& client, int client_id, int region, const Request& r
   op.call_us = NowUs();
   const Response r = client.Call(request);
   op.return_us = NowUs();
+  if (response != nullptr) *response = r;
   const Code code = r.status.code();
 
   Outcome outcome = Outcome::kOk;

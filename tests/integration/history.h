@@ -38,8 +38,10 @@ class Recorder {
 
   // Performs `request` (kPut, kGet, kCas, kAdd on a strong key) through `client` and
   // records it as client `client_id` (from `region`). *read gets the value the call
-  // observed when it has one (get: the value; add: the sum; put/cas: the value written).
-  Outcome Do(Client& client, int client_id, int region, const Request& request, int64_t* read = nullptr);
+  // observed when it has one (get: the value; add: the sum; put/cas: the value written);
+  // *response (when given) gets the answer as it came.
+  Outcome Do(Client& client, int client_id, int region, const Request& request, int64_t* read = nullptr,
+             Response* response = nullptr);
 
   std::vector<sim::HistoryOp> Snapshot() const;
   std::vector<std::string> Unexpected() const;

@@ -1,0 +1,141 @@
+#include "tests/integration/checks.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <map>
+#include <random>
+
+#include <gtest/gtest.h>
+
+namespace geokv::integration {
+
+ReplayNote::~ReplayNote() {
+  if (!::testing::Test::HasFailure()) return;
+  std::string self = "integration_test";
+  char buf[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n > 0) self.assign(buf, static_cast<size_t>(n));
+  std::printf("[replay] %s %s --gtest_filter='%s'\n", env.c_str(), self.c_str(), filter.c_str());
+  std::fflush(stdout);
+}
+
+void RegisterWorker(Client& client, int id, int region, uint64_t seed, const std::vector<std::string>& keys,
+                    int read_percent, Recorder& rec, const std::atomic<bool>& stop) {
+  std::mt19937_64 rng(seed);
+  int64_t next_value = 0;
+  std::map<size_t, int64_t> seen;  // last value this client observed per key (0: absent)
+  while (!stop.load()) {
+    const size_t k = static_cast<size_t>(rng() % keys.size());
+    const int dice = static_cast<int>(rng() % 100);
+    const int64_t value = (static_cast<int64_t>(id) + 1) * 1'000'000'000 + ++next_value;
+    Request req;
+    if (dice < read_percent) {
+      req = Get(keys[k]);
+    } else if (dice < read_percent + (100 - read_percent) / 2) {
+      req = Put(keys[k], std::to_string(value));
+    } else {
+      const int64_t expected = seen[k];
+      req = Cas(keys[k], expected == 0 ? std::nullopt : std::optional<std::string>(std::to_string(expected)),
+                std::to_string(value));
+    }
+    int64_t observed = 0;
+    const Outcome o = rec.Do(client, id, region, req, &observed);
+    if (o == Outcome::kOk) {
+      seen[k] = observed;
+    } else if (o == Outcome::kRefused || o == Outcome::kUnexpected) {
+      std::this_thread::sleep_for(milliseconds(50));  // electing: nothing to gain by hammering
+    } else if (o == Outcome::kFailedRead) {
+      std::this_thread::sleep_for(milliseconds(20));  // refused or timed out: a short pause
+    }
+    std::this_thread::sleep_for(milliseconds(static_cast<int64_t>(rng() % 5)));
+  }
+}
+
+std::optional<std::pair<uint64_t, uint64_t>> ShardProgress(const std::vector<std::string>& lines, int shard) {
+  const std::string prefix = "shard " + std::to_string(shard) + ": ";
+  for (const auto& line : lines) {
+    if (line.rfind(prefix, 0) != 0) continue;
+    const auto c = line.find("commit="), a = line.find("applied=");
+    if (c == std::string::npos || a == std::string::npos) return std::nullopt;
+    return std::make_pair(std::stoull(line.substr(c + 7)), std::stoull(line.substr(a + 8)));
+  }
+  return std::nullopt;
+}
+
+void FinalChecks(LocalCluster& cluster, Recorder& rec, const std::vector<std::string>& keys, int shards,
+                 const std::string& name, std::string* porcupine_verdict) {
+  // Final reads of every key from every region, recorded too: all regions agree.
+  std::map<std::string, int64_t> finals;
+  for (const std::string& key : keys) {
+    std::optional<int64_t> agreed;
+    for (size_t region = 0; region < cluster.size(); ++region) {
+      auto c = cluster.ClientFor(region, 3000);
+      ASSERT_TRUE(c);
+      int64_t v = 0;
+      ASSERT_TRUE(WaitFor([&] { return rec.Do(*c, 100 + static_cast<int>(region), static_cast<int>(region),
+                                              Get(key), &v) == Outcome::kOk; },
+                          seconds(30)))
+          << "region " << region << " could not read " << key;
+      if (!agreed) agreed = v;
+      EXPECT_EQ(v, *agreed) << key << " read from region " << region;
+    }
+    finals[key] = *agreed;
+  }
+  // A key with an acknowledged write never reads as absent again.
+  const auto history = rec.Snapshot();
+  for (const auto& op : history) {
+    if (op.op != "get" && !op.unknown && (op.op != "cas" || op.ok)) {
+      EXPECT_NE(finals[op.key], 0) << op.key << " lost its acknowledged writes";
+    }
+  }
+  for (const auto& u : rec.Unexpected()) ADD_FAILURE() << "unexpected answer: " << u;
+
+  // Linearizable, final reads included (so an acknowledged write that was lost shows up).
+  size_t unknown = 0, definite = 0;
+  for (const auto& op : history) (op.unknown ? unknown : definite)++;
+  std::printf("[%s] %zu definite ops, %zu unknown; finals:", name.c_str(), definite, unknown);
+  for (const auto& [k, v] : finals) std::printf(" %s=%lld", k.c_str(), static_cast<long long>(v));
+  std::printf("\n");
+  const std::string path = std::string(GEOKV_INTEG_HISTORY_DIR) + "/" + name + "-" + std::to_string(getpid()) + ".json";
+  const std::string verdict = CheckLinearizable(history, path, 1);
+  EXPECT_EQ(verdict, "");
+  if (porcupine_verdict != nullptr) *porcupine_verdict = verdict;
+
+  // The checker is not vacuous: the same history with one final read changed to a value
+  // nobody wrote is rejected.
+  auto broken = history;
+  for (auto it = broken.rbegin(); it != broken.rend(); ++it) {
+    if (it->op == "get" && it->client >= 100) {
+      it->out = -7;  // never written: values and deltas are all positive
+      break;
+    }
+  }
+  EXPECT_NE(CheckLinearizable(broken, path + ".broken", 2), "") << "Porcupine accepted a corrupted history";
+  std::remove((path + ".broken").c_str());
+  if (verdict.empty()) std::remove(path.c_str());  // a rejected history stays for inspection
+
+  // The restarted replica catches up: every node applies the same prefix of the log.
+  std::string last;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        last.clear();
+        bool same = true;
+        for (int shard = 0; shard < shards; ++shard) {
+          std::optional<std::pair<uint64_t, uint64_t>> first;
+          for (size_t i = 0; i < cluster.size(); ++i) {
+            auto p = ShardProgress(cluster.Status(i), shard);
+            if (!p) return false;
+            last += " shard" + std::to_string(shard) + "/node" + std::to_string(i) + ":commit=" +
+                    std::to_string(p->first) + ",applied=" + std::to_string(p->second);
+            if (!first) first = p;
+            if (p->second != first->second || p->second != p->first) same = false;
+          }
+        }
+        return same;
+      },
+      seconds(30), milliseconds(200)))
+      << "replicas did not converge:" << last;
+}
+
+}  // namespace geokv::integration
