@@ -57,6 +57,7 @@ var (
 	ErrConflict    = sentinel(C.GEOKV_ECONFLICT)    // compare-and-set lost
 	ErrNoMemory    = sentinel(C.GEOKV_ENOMEM)       // out of memory
 	ErrInternal    = sentinel(C.GEOKV_EINTERNAL)    // a bug in geokv; the message says where
+	ErrForked      = sentinel(C.GEOKV_EFORKED)      // handle inherited through fork(): open a new one
 )
 
 func newError(op string, rc C.int, msg string) error {
