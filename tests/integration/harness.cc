@@ -279,6 +279,11 @@ bool LocalCluster::StartNode(size_t i) {
   if (i < options_.faketime.size() && !options_.faketime[i].empty()) {
     // FAKETIME_NO_CACHE: every clock read sees the offset (no cached start-up value).
     env = {"LD_PRELOAD=" + FaketimeLibrary(), "FAKETIME=" + options_.faketime[i], "FAKETIME_NO_CACHE=1"};
+    // An ASan-built geokvd refuses to start when another library is preloaded before the
+    // ASan runtime; libfaketime only wraps clock calls, so the order does not matter here.
+    const char* asan = std::getenv("ASAN_OPTIONS");
+    env.push_back(std::string("ASAN_OPTIONS=") + (asan != nullptr && *asan != '\0' ? std::string(asan) + ":" : "") +
+                  "verify_asan_link_order=0");
     std::ofstream(nodes_[i].log, std::ios::app) << "==== harness: libfaketime FAKETIME=" << options_.faketime[i] << "\n";
   }
   return nodes_[i].child->Start({GeokvdPath(), "--config", nodes_[i].config}, nodes_[i].log, env);
