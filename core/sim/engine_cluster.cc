@@ -721,7 +721,16 @@ class Cluster {
       for (size_t i = 1; i < engines.size(); ++i) {
         auto other = engines[i]->ReadStrongForTest(key);
         if (first.ok() != other.ok() || (first.ok() && *first != *other)) {
-          return Fail("strong key " + key + " differs between region 0 and region " + std::to_string(i));
+          // Each region's value and its view of the shard: a replica that lags (lower commit)
+          // is slow convergence; equal commit indexes with different values would be divergence.
+          const uint32_t g = engines[0]->ShardOf(key);
+          std::string why = "strong key " + key + " differs between region 0 and region " + std::to_string(i) + ":";
+          for (size_t j = 0; j < engines.size(); ++j) {
+            auto v = engines[j]->ReadStrongForTest(key);
+            why += "\n  [" + std::to_string(j) + "] " + (v.ok() ? *v : std::string("(absent)")) + "; " +
+                   engines[j]->StatusLines()[1 + g];
+          }
+          return Fail(why);
         }
       }
     }
