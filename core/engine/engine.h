@@ -247,7 +247,7 @@ class Engine {
   uint64_t client_id_ = 0;  // this incarnation's Paxos client id (random, so never reused)
   size_t command_bytes_max_ = 0;  // the largest command one Paxos slot carries
   uint64_t next_seq_ = 1;
-  uint64_t next_id_ = 1;       // reads and forwards; forwards carry the incarnation
+  uint64_t next_id_ = 1;       // read ids (local only; forward ids come from NextForwardId)
   uint64_t incarnation_ = 0;   // random per Open: ids of an earlier life never match ours
   uint64_t forward_count_ = 0;
   int64_t next_tick_us_ = 0;
