@@ -652,6 +652,16 @@ void Engine::Process() {
     const bool crdt_ready = crdt_->HasReady();
     if (readies.empty() && !crdt_ready && after_persist_.empty()) break;
 
+    // 0. A leader's accepts, heartbeats and catch-ups leave first: the followers persist
+    // while we do (the replica counts our own acceptance only when their answers arrive,
+    // in a later round, after this round's write).
+    for (auto& [g, r] : readies) {
+      for (auto& m : r.messages) {
+        if (!paxos::MaySendBeforePersist(m.type)) continue;
+        SendEnvelope(m.to, static_cast<uint8_t>(fb::Channel::Paxos), g, m.bytes);
+      }
+    }
+
     // 1. Persist everything this round asks for, in one write. Paxos promises and accepts
     // are always synced (an acceptor that forgets a promise breaks safety, whatever the
     // data durability); CRDT state takes the configured durability.
@@ -695,7 +705,9 @@ void Engine::Process() {
 
     // 2. Send.
     for (auto& [g, r] : readies) {
-      for (auto& m : r.messages) SendEnvelope(m.to, static_cast<uint8_t>(fb::Channel::Paxos), g, m.bytes);
+      for (auto& m : r.messages) {
+        if (!paxos::MaySendBeforePersist(m.type)) SendEnvelope(m.to, static_cast<uint8_t>(fb::Channel::Paxos), g, m.bytes);
+      }
     }
     for (auto& m : cr.messages) SendEnvelope(m.to, static_cast<uint8_t>(fb::Channel::Crdt), 0, m.bytes);
 

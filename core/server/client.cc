@@ -9,9 +9,16 @@
 
 namespace geokv {
 
-struct Client::Sockets {
+struct Client::Context {
   zmq::context_t context{1};
+};
+
+// One caller at a time: its sockets and its session.
+struct Client::Lane {
   std::vector<zmq::socket_t> dealers;  // one per endpoint
+  uint64_t client_id = 0;              // random, never 0: this lane's Paxos session
+  uint64_t next_id = 1;
+  uint64_t next_seq = 1;               // session sequence of the next write
 };
 
 namespace {
@@ -73,10 +80,14 @@ auto RetryEintr(Fn&& fn) {
 
 }  // namespace
 
-Client::Client(ClientOptions options)
-    : options_(std::move(options)), client_id_(RandomClientId()), sockets_(std::make_unique<Sockets>()) {}
+Client::Client(ClientOptions options) : options_(std::move(options)), context_(std::make_unique<Context>()) {}
 
-Client::~Client() = default;
+Client::~Client() {
+  // Sockets close before the context they belong to.
+  idle_.clear();
+}
+
+uint64_t Client::client_id() const { return first_client_id_; }
 
 StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
   if (options.endpoints.empty()) return InvalidArgument("no endpoints to connect to");
@@ -91,9 +102,22 @@ StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) 
     return InvalidArgument("give one server public key, or one per endpoint");
   }
   std::unique_ptr<Client> c(new Client(options));
+  // The first lane now: a bad endpoint or key fails here, not at the first call.
+  auto lane = c->NewLane();
+  if (!lane.ok()) return lane.status();
+  c->first_client_id_ = (*lane)->client_id;
+  c->lanes_ = 1;
+  c->idle_.push_back(std::move(lane).value());
+  return c;
+}
+
+StatusOr<std::unique_ptr<Client::Lane>> Client::NewLane() {
+  auto lane = std::make_unique<Lane>();
+  lane->client_id = RandomClientId();
+  const bool curve = !options_.server_public_keys_z85.empty();
   try {
-    for (size_t i = 0; i < options.endpoints.size(); ++i) {
-      zmq::socket_t s(c->sockets_->context, zmq::socket_type::dealer);
+    for (size_t i = 0; i < options_.endpoints.size(); ++i) {
+      zmq::socket_t s(context_->context, zmq::socket_type::dealer);
       s.set(zmq::sockopt::linger, 0);
       s.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(kMessageBytesMax));
       s.set(zmq::sockopt::sndhwm, 1000);
@@ -101,40 +125,78 @@ StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) 
       s.set(zmq::sockopt::reconnect_ivl, 100);
       s.set(zmq::sockopt::reconnect_ivl_max, 2000);
       if (curve) {
-        const auto& server = options.server_public_keys_z85.size() == 1 ? options.server_public_keys_z85[0]
-                                                                         : options.server_public_keys_z85[i];
+        const auto& server = options_.server_public_keys_z85.size() == 1 ? options_.server_public_keys_z85[0]
+                                                                          : options_.server_public_keys_z85[i];
         s.set(zmq::sockopt::curve_serverkey, server);
-        s.set(zmq::sockopt::curve_publickey, options.public_key_z85);
-        s.set(zmq::sockopt::curve_secretkey, options.secret_key_z85);
+        s.set(zmq::sockopt::curve_publickey, options_.public_key_z85);
+        s.set(zmq::sockopt::curve_secretkey, options_.secret_key_z85);
       }
-      s.connect(options.endpoints[i]);
-      c->sockets_->dealers.push_back(std::move(s));
+      s.connect(options_.endpoints[i]);
+      lane->dealers.push_back(std::move(s));
     }
   } catch (const zmq::error_t& e) {
     return InvalidArgument(std::string("cannot connect: ") + e.what());
   }
-  return c;
+  return lane;
+}
+
+StatusOr<std::unique_ptr<Client::Lane>> Client::Acquire() {
+  std::unique_lock lock(mu_);
+  lane_freed_.wait(lock, [this] { return !idle_.empty() || lanes_ < kLanesMax; });
+  if (!idle_.empty()) {
+    auto lane = std::move(idle_.back());
+    idle_.pop_back();
+    return lane;
+  }
+  ++lanes_;
+  lock.unlock();
+  auto lane = NewLane();
+  if (!lane.ok()) {
+    lock.lock();
+    --lanes_;
+    lane_freed_.notify_one();
+  }
+  return lane;
+}
+
+void Client::Release(std::unique_ptr<Lane> lane) {
+  {
+    std::lock_guard lock(mu_);
+    idle_.push_back(std::move(lane));
+  }
+  lane_freed_.notify_one();
 }
 
 Response Client::Call(Request request) {
-  std::lock_guard lock(mu_);
+  auto lane = Acquire();
+  if (!lane.ok()) {
+    Response r;
+    r.status = Status(Code::kUnavailable, lane.status().message());
+    return r;
+  }
+  Response r = CallOn(**lane, std::move(request));
+  Release(std::move(lane).value());
+  return r;
+}
+
+Response Client::CallOn(Lane& lane, Request request) {
   const int64_t timeout_ms = request.timeout_ms != 0 ? request.timeout_ms : options_.timeout_ms;
-  const size_t n = sockets_->dealers.size();
+  const size_t n = lane.dealers.size();
   const bool read_only = IsReadOnly(request.op);
   if (!read_only) {
     // One session sequence per write, the same on every re-send: applied once.
-    request.client_id = client_id_;
-    request.seq = next_seq_++;
+    request.client_id = lane.client_id;
+    request.seq = lane.next_seq++;
   }
   // The node gets the budget minus a margin, so its answer beats our deadline.
   request.timeout_ms = static_cast<uint32_t>(std::max<int64_t>(1, timeout_ms * 9 / 10));
   Response last;
   last.status = Status(Code::kUnavailable, "no node answered");
-  const size_t start = preferred_;  // preferred_ moves on during the loop after a timeout
+  const size_t start = preferred_.load() % n;  // preferred_ moves on during the loop after a timeout
   for (size_t attempt = 0; attempt < n; ++attempt) {
     const size_t which = (start + attempt) % n;
-    zmq::socket_t& s = sockets_->dealers[which];
-    request.id = next_id_++;  // a late answer to an earlier attempt is told apart
+    zmq::socket_t& s = lane.dealers[which];
+    request.id = lane.next_id++;  // a late answer to an earlier attempt is told apart
     const std::string bytes = EncodeRequest(request);
     bool sent = false;
     bool answered = false;

@@ -11,16 +11,24 @@
 //    Reads are re-sent there. A write is re-sent there only when that is safe whatever
 //    the key's mode (Resendable below) and always under its session; otherwise the call
 //    fails with kTimeout and the caller decides.
-// Every write carries this client's session: a random client id (per Client) and a
-// sequence number (per write, the same on every re-send), which the cluster uses as the
-// Paxos session so that a re-sent strong write is applied once. EINTR is retried, never
-// reported.
+// Every write carries a session: a random client id and a sequence number (per write, the
+// same on every re-send), which the cluster uses as the Paxos session so that a re-sent
+// strong write is applied once. EINTR is retried, never reported.
 //
-// Thread-safety: Call may be called from several threads; calls are serialized (one
-// socket per endpoint). Ownership: Connect returns the only owner.
+// Concurrency: one Client carries many requests at once. Each concurrent call runs on a
+// lane: its own sockets (one per endpoint, sharing the Client's one ZeroMQ context and I/O
+// thread) and its own session, so that each session has at most one write in flight and
+// exactly-once holds (a session keeps only its highest applied sequence number). Lanes are
+// made on demand, up to kLanesMax; beyond that a call waits for a free lane. A single
+// thread always reuses the same lane (and session).
+//
+// Thread-safety: Call may be called from any number of threads at once. Ownership:
+// Connect returns the only owner; destroy it only once no call is running.
 #ifndef GEOKV_CORE_SERVER_CLIENT_H_
 #define GEOKV_CORE_SERVER_CLIENT_H_
 
+#include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -62,19 +70,30 @@ class Client {
   // and policy_remove (a second one reports "no rule") are not.
   static bool Resendable(Op op);
 
-  uint64_t client_id() const { return client_id_; }
+  // The session of the lane a single-threaded caller uses.
+  uint64_t client_id() const;
+
+  // Concurrent calls beyond this many wait for a free lane.
+  static constexpr size_t kLanesMax = 256;
 
  private:
-  struct Sockets;
+  struct Lane;
+  struct Context;
   explicit Client(ClientOptions options);
+  StatusOr<std::unique_ptr<Lane>> NewLane();
+  // Takes an idle lane (the most recently used first) or makes one.
+  StatusOr<std::unique_ptr<Lane>> Acquire();
+  void Release(std::unique_ptr<Lane> lane);
+  Response CallOn(Lane& lane, Request request);
 
   const ClientOptions options_;
-  const uint64_t client_id_;  // random, never 0: this client's Paxos session
+  std::unique_ptr<Context> context_;  // the one ZeroMQ context; outlives every lane
   std::mutex mu_;
-  std::unique_ptr<Sockets> sockets_;  // guarded by mu_
-  uint64_t next_id_ = 1;              // guarded by mu_
-  uint64_t next_seq_ = 1;             // session sequence of the next write; guarded by mu_
-  size_t preferred_ = 0;              // endpoint that answered last; guarded by mu_
+  std::condition_variable lane_freed_;
+  std::vector<std::unique_ptr<Lane>> idle_;  // guarded by mu_
+  size_t lanes_ = 0;                         // made so far; guarded by mu_
+  uint64_t first_client_id_ = 0;             // set at Connect
+  std::atomic<size_t> preferred_{0};         // endpoint that answered last
 };
 
 }  // namespace geokv

@@ -172,6 +172,9 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config, std::funct
   so.cache_mb = config.cache_mb;
   so.group_commit_batches_max = config.group_commit_batches_max;
   so.commit_timeout_ms = config.commit_timeout_ms;
+  // Journal files of 16 MiB (WiredTiger preallocates the next ones): an empty node takes
+  // tens of MB of disk, not hundreds, and group commit fills a file in seconds at most.
+  so.log_file_bytes_max = 16u << 20;
   auto wt = storage::WiredTigerStorage::Open(so);
   if (!wt.ok()) return wt.status();
   impl->store = std::make_unique<TimedStorage>(std::move(wt).value());

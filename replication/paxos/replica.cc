@@ -1158,6 +1158,10 @@ void Replica::MaybeSendTimeoutNow() {
   Send(std::move(m));
 }
 
+bool MaySendBeforePersist(MessageType type) {
+  return type == MessageType::kAccept || type == MessageType::kHeartbeat || type == MessageType::kCatchUp;
+}
+
 void Replica::Send(Message m) {
   m.from = cfg_.id;
   OutMessage out;

@@ -16,7 +16,12 @@
 //   1. persist  snapshot (Storage::SaveSnapshot), then hard_state and entries; if
 //               must_sync, Sync() before step 2 (an acceptor's promise or accept must be
 //               durable before anyone hears of it);
-//   2. send     messages (none is larger than Config::message_bytes_max);
+//   2. send     messages (none is larger than Config::message_bytes_max). A leader's
+//               accepts, heartbeats and catch-ups (MaySendBeforePersist) may leave before
+//               step 1, provided step 1 completes before the runtime steps any later input:
+//               they claim nothing about the sender's durable state (the leader counts its
+//               own acceptance only when a later Accepted arrives), so the followers' writes
+//               overlap the leader's own (Raft thesis, 10.2.1);
 //   3. apply    if install_snapshot, replace the state machine by `snapshot`; then apply
 //               `apply` in order, then serve `reads` from the result;
 //   4. Advance().
@@ -162,6 +167,10 @@ struct Ready {
            reads.empty();
   }
 };
+
+// Whether a message of this type may be sent before the Ready that carries it is persisted
+// (see step 2 above): true for a leader's Accept, Heartbeat and CatchUp.
+bool MaySendBeforePersist(MessageType type);
 
 class Replica {
  public:

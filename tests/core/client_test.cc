@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <functional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -236,6 +237,85 @@ TEST_F(ClientTest, EintrIsRetriedNotReported) {
   sigaction(SIGALRM, &old, nullptr);
   EXPECT_TRUE(r.status.ok()) << r.status.ToString();
   EXPECT_EQ(slow.requests().size(), 1u);  // waited on the same node, never re-sent
+}
+
+// A node that answers nothing until it holds `want` requests at once, then answers them
+// all: it only ever answers a client that has that many requests in flight together.
+class GatheringNode {
+ public:
+  GatheringNode(zmq::context_t& ctx, size_t want) : socket_(ctx, zmq::socket_type::router), want_(want) {
+    socket_.set(zmq::sockopt::linger, 0);
+    socket_.bind("tcp://127.0.0.1:*");
+    endpoint_ = socket_.get(zmq::sockopt::last_endpoint);
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~GatheringNode() {
+    stop_ = true;
+    thread_.join();
+  }
+  const std::string& endpoint() const { return endpoint_; }
+  std::vector<Request> answered() {
+    std::lock_guard lock(mu_);
+    return answered_;
+  }
+
+ private:
+  void Run() {
+    std::vector<std::pair<std::string, Request>> held;
+    while (!stop_) {
+      zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
+      zmq::poll(&item, 1, std::chrono::milliseconds(10));
+      if (!(item.revents & ZMQ_POLLIN)) continue;
+      zmq::message_t identity, payload;
+      (void)socket_.recv(identity);
+      (void)socket_.recv(payload);
+      auto request = DecodeRequest(payload.to_string_view());
+      if (!request.ok()) continue;
+      held.emplace_back(identity.to_string(), *request);
+      if (held.size() < want_) continue;
+      for (const auto& [who, r] : held) {
+        Response response;
+        response.id = r.id;
+        const std::string bytes = EncodeResponse(response);
+        socket_.send(zmq::buffer(who), zmq::send_flags::sndmore);
+        socket_.send(zmq::buffer(bytes));
+      }
+      std::lock_guard lock(mu_);
+      for (auto& h : held) answered_.push_back(h.second);
+      held.clear();
+    }
+  }
+
+  zmq::socket_t socket_;
+  const size_t want_;
+  std::string endpoint_;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::vector<Request> answered_;
+  std::thread thread_;
+};
+
+// One client, many threads: their requests are in flight together (the node answers only
+// once it holds all 8), each concurrent write under a session of its own (a session has one
+// write in flight at a time, so exactly-once holds).
+TEST_F(ClientTest, ThreadsSharingOneClientHaveTheirRequestsInFlightTogether) {
+  constexpr size_t kThreads = 8;
+  GatheringNode node(ctx_, kThreads);
+  auto client = ConnectTo({node.endpoint()}, 10'000);
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (size_t t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      Response r = client->Call(Put("k" + std::to_string(t)));
+      if (r.status.ok()) ok++;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), static_cast<int>(kThreads));
+  std::set<uint64_t> sessions;
+  for (const Request& r : node.answered()) sessions.insert(r.client_id);
+  EXPECT_EQ(sessions.size(), kThreads);
+  EXPECT_EQ(sessions.count(0), 0u);
 }
 
 }  // namespace

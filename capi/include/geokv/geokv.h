@@ -15,7 +15,11 @@
  *    the memory of recently closed handles so that stale pointers stay detectable).
  *  - Thread-safety: a geokv_db_t may be used from many threads at once, geokv_close
  *    included: calls in flight on other threads finish (or fail with GEOKV_ECLOSED) before
- *    the store closes, and later calls fail with GEOKV_ECLOSED. A geokv_iter_t belongs to
+ *    the store closes, and later calls fail with GEOKV_ECLOSED. Calls from several threads
+ *    run concurrently: on a connected handle (geokv_connect) each thread's request is in
+ *    flight at the same time as the others' (up to 256 at once, each with its own session;
+ *    more wait for a free one), so a thread pool needs one handle, not one per thread.
+ *    A geokv_iter_t belongs to
  *    one thread at a time; concurrent calls on one iterator are serialized (never a crash),
  *    but the entry a call returns is only valid until the next call on that iterator.
  *  - Fork: a handle belongs to the process that opened it. In a child of fork(), every call
@@ -299,7 +303,7 @@ GEOKV_EXPORT void geokv_list_free(geokv_list_t *list);
  * a cluster for modes". Keys are validated as for geokv_put (GEOKV_EINVAL for NULL or
  * empty, GEOKV_EKEYSIZE beyond the cluster's key_bytes_max). Every function also returns
  * GEOKV_ECLOSED, GEOKV_EUNAVAILABLE and GEOKV_ETIMEOUT as geokv_put does.
- * Thread-safety: as every geokv_db_t call (requests of one handle are serialized). */
+ * Thread-safety: as every geokv_db_t call (concurrent calls on one handle run concurrently). */
 
 /* Compare-and-set on a strong key: stores value when the key currently holds `expected`
  * (expected_len bytes), or, when expected is NULL, when the key is absent. GEOKV_OK when it
