@@ -227,6 +227,7 @@ void Engine::Round(RoundInputs inputs) {
   for (auto& c : inputs.calls) Submit(std::move(c.request), std::move(c.done));
   if (env_.NowUs() >= next_tick_us_) Tick();
   Process();
+  FlushOutbox();
 }
 
 uint64_t Engine::NextForwardId() {
@@ -507,7 +508,48 @@ void Engine::SendEnvelope(uint32_t to, uint8_t channel, uint32_t group, std::str
   flatbuffers::FlatBufferBuilder b(payload.size() + 64);
   auto bytes = b.CreateVector(reinterpret_cast<const uint8_t*>(payload.data()), payload.size());
   b.Finish(fb::CreateEnvelope(b, static_cast<fb::Channel>(channel), group, bytes));
-  env_.Send(to, std::string(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize()));
+  outbox_[to].emplace_back(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
+  stats_.envelopes_sent++;
+}
+
+void Engine::FlushOutbox() {
+  // Room for a Bundle's own tables and each Blob's header.
+  constexpr size_t kBundleOverheadBytes = 64;
+  constexpr size_t kBlobOverheadBytes = 16;
+  for (auto& [to, envelopes] : outbox_) {
+    size_t i = 0;
+    while (i < envelopes.size()) {
+      // As many envelopes as fit in one message; one alone goes as it is.
+      size_t bytes = kBundleOverheadBytes, j = i;
+      while (j < envelopes.size() && bytes + envelopes[j].size() + kBlobOverheadBytes <= kMessageBytesMax) {
+        bytes += envelopes[j].size() + kBlobOverheadBytes;
+        ++j;
+      }
+      if (j <= i + 1) {
+        env_.Send(to, std::move(envelopes[i]));
+        stats_.messages_sent++;
+        i = std::max(j, i + 1);
+        continue;
+      }
+      flatbuffers::FlatBufferBuilder b(bytes);
+      std::vector<flatbuffers::Offset<fb::Blob>> blobs;
+      blobs.reserve(j - i);
+      for (size_t k = i; k < j; ++k) {
+        blobs.push_back(fb::CreateBlob(b, b.CreateVector(reinterpret_cast<const uint8_t*>(envelopes[k].data()),
+                                                         envelopes[k].size())));
+      }
+      auto bundle = fb::CreateBundle(b, b.CreateVector(blobs));
+      b.Finish(bundle);
+      const std::string_view payload(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
+      flatbuffers::FlatBufferBuilder e(payload.size() + 64);
+      auto data = e.CreateVector(reinterpret_cast<const uint8_t*>(payload.data()), payload.size());
+      e.Finish(fb::CreateEnvelope(e, fb::Channel::Bundle, 0, data));
+      env_.Send(to, std::string(reinterpret_cast<const char*>(e.GetBufferPointer()), e.GetSize()));
+      stats_.messages_sent++;
+      i = j;
+    }
+  }
+  outbox_.clear();
 }
 
 bool Engine::Reforward(Pending& p, bool same_target_ok) {
@@ -540,7 +582,9 @@ void Engine::ReforwardStale() {
   }
 }
 
-void Engine::Step(uint32_t from, std::string_view bytes) {
+void Engine::Step(uint32_t from, std::string_view bytes) { StepEnvelope(from, bytes, /*in_bundle=*/false); }
+
+void Engine::StepEnvelope(uint32_t from, std::string_view bytes, bool in_bundle) {
   if (from >= options_.regions || bytes.size() > kMessageBytesMax) {
     stats_.bad_messages++;
     return;
@@ -602,6 +646,18 @@ void Engine::Step(uint32_t from, std::string_view bytes) {
       p.done(std::move(resp).value());
       break;
     }
+    case fb::Channel::Bundle: {
+      flatbuffers::Verifier bv(reinterpret_cast<const uint8_t*>(payload.data()), payload.size());
+      if (in_bundle || !bv.VerifyBuffer<fb::Bundle>(nullptr)) { stats_.bad_messages++; return; }
+      const auto* bundle = flatbuffers::GetRoot<fb::Bundle>(payload.data());
+      if (bundle->envelopes() == nullptr) return;
+      for (const fb::Blob* blob : *bundle->envelopes()) {
+        if (blob->bytes() == nullptr) { stats_.bad_messages++; continue; }
+        StepEnvelope(from, std::string_view(reinterpret_cast<const char*>(blob->bytes()->data()), blob->bytes()->size()),
+                     /*in_bundle=*/true);
+      }
+      break;
+    }
     default:
       stats_.bad_messages++;
       return;
@@ -661,6 +717,7 @@ void Engine::Process() {
         SendEnvelope(m.to, static_cast<uint8_t>(fb::Channel::Paxos), g, m.bytes);
       }
     }
+    FlushOutbox();  // with what earlier steps of this round queued (persisted already)
 
     // 1. Persist everything this round asks for, in one write. Paxos promises and accepts
     // are always synced (an acceptor that forgets a promise breaks safety, whatever the

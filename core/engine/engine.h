@@ -107,6 +107,8 @@ struct EngineStats {
   uint64_t compaction_failures = 0;
   uint64_t strong_applied = 0;
   uint64_t snapshots = 0;
+  uint64_t envelopes_sent = 0;    // protocol messages (Paxos, CRDT, forwards)
+  uint64_t messages_sent = 0;     // transport messages carrying them (bundled per peer per round)
 };
 
 class Engine {
@@ -219,7 +221,11 @@ class Engine {
   void WriteStrong(uint32_t group, std::string_view key, std::optional<std::string> value);
   std::string SnapshotOf(uint32_t group) const;
   Status InstallSnapshot(uint32_t group, std::string_view data, uint64_t index);
+  // Queues an envelope for `to`; FlushOutbox sends each peer's queue as one message (a
+  // Bundle when there are several).
   void SendEnvelope(uint32_t to, uint8_t channel, uint32_t group, std::string_view payload);
+  void FlushOutbox();
+  void StepEnvelope(uint32_t from, std::string_view bytes, bool in_bundle);
   // Re-sends a forward to the shard's current leader; false when it cannot (or, unless
   // same_target_ok, when that leader is the node it went to last).
   bool Reforward(Pending& pending, bool same_target_ok);
@@ -234,6 +240,7 @@ class Engine {
   Policy policy_;
   std::vector<Group> groups_;  // shards, then the metadata group
   storage::WriteBatch round_batch_;   // the current round's persistence (all protocols)
+  std::map<uint32_t, std::vector<std::string>> outbox_;  // envelopes per peer, sent by FlushOutbox
   bool round_sync_ = false;
   CrdtStore crdt_store_;
   std::unique_ptr<crdt::Disseminator> crdt_;

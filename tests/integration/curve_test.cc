@@ -103,7 +103,11 @@ TEST(Curve, AllowlistedClientsAndPeersOnly) {
                       milliseconds(200)))
       << "the allowlisted client got no acknowledged write from node 0";
   {
-    Response r = good_clients[1]->Call(Get("secure/a"));
+    // Node 1 may not have heard of the shard's leader yet (UNAVAILABLE: nothing applied).
+    Response r;
+    ASSERT_TRUE(WaitFor([&] { return (r = good_clients[1]->Call(Get("secure/a"))).status.code() != Code::kUnavailable; },
+                        seconds(30), milliseconds(200)))
+        << r.status.ToString();
     ASSERT_TRUE(r.status.ok()) << r.status.ToString();
     EXPECT_EQ(r.value, "42");
     r = good_clients[1]->Call(Add("counter/secure", 3));
