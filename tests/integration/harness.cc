@@ -286,6 +286,18 @@ bool LocalCluster::StartNode(size_t i) {
                   "verify_asan_link_order=0");
     std::ofstream(nodes_[i].log, std::ios::app) << "==== harness: libfaketime FAKETIME=" << options_.faketime[i] << "\n";
   }
+  if (i < options_.env.size()) {
+    for (const auto& e : options_.env[i]) {
+      env.push_back(e);
+      if (e.rfind("LD_PRELOAD=", 0) == 0) {
+        // As above: a preloaded library would come before the ASan runtime.
+        const char* asan = std::getenv("ASAN_OPTIONS");
+        env.push_back(std::string("ASAN_OPTIONS=") + (asan != nullptr && *asan != '\0' ? std::string(asan) + ":" : "") +
+                      "verify_asan_link_order=0");
+      }
+      std::ofstream(nodes_[i].log, std::ios::app) << "==== harness: environment " << e << "\n";
+    }
+  }
   return nodes_[i].child->Start({GeokvdPath(), "--config", nodes_[i].config}, nodes_[i].log, env);
 }
 

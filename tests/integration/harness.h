@@ -124,6 +124,9 @@ struct ClusterOptions {
   // its monotonic clock move, as on another machine that booted at another time. Empty or
   // missing: none. Requires FaketimeLibrary().
   std::vector<std::string> faketime;
+  // Per node: extra environment entries ("NAME=value"), e.g. a preload library that makes
+  // its disk fail. Empty or missing: none.
+  std::vector<std::vector<std::string>> env;
 };
 
 class LocalCluster {
