@@ -517,6 +517,12 @@ void Server::Impl::RefreshMetrics() {
   m << "# TYPE geokv_transport_messages_total counter\n";
   m << "geokv_transport_messages_total{dir=\"sent\"} " << ts.sent << "\n";
   m << "geokv_transport_messages_total{dir=\"received\"} " << ts.received << "\n";
+  m << "# HELP geokv_transport_bytes_total Payload bytes of the peer messages (frame headers excluded).\n"
+       "# TYPE geokv_transport_bytes_total counter\n";
+  m << "geokv_transport_bytes_total{dir=\"sent\"} " << ts.sent_bytes << "\n";
+  m << "geokv_transport_bytes_total{dir=\"received\"} " << ts.received_bytes << "\n";
+  m << "# HELP geokv_envelopes_sent_total Protocol messages (Paxos, CRDT, forwards) sent; several travel in one transport message.\n"
+       "# TYPE geokv_envelopes_sent_total counter\ngeokv_envelopes_sent_total " << es.envelopes_sent << "\n";
   m << "# TYPE geokv_transport_dropped_total counter\n";
   m << "geokv_transport_dropped_total{reason=\"bad\"} " << ts.dropped_bad << "\n";
   m << "geokv_transport_dropped_total{reason=\"queue_full\"} " << ts.dropped_queue_full << "\n";

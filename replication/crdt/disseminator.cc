@@ -342,6 +342,7 @@ void Disseminator::Send(ReplicaId to, std::string bytes) {
 
 void Disseminator::SealBatch(bool heartbeat) {
   if (open_batch_.empty() && !heartbeat) return;
+  if (!open_batch_.empty()) last_activity_us_ = now_us_;
   DeltaBatch b;
   b.seq = progress_.next_seq++;
   b.hlc = clock_.Now(WallMs());
@@ -493,6 +494,7 @@ void Disseminator::OnDeltas(ReplicaId origin, const void* raw) {
 }
 
 void Disseminator::ApplyBatch(ReplicaId origin, const DeltaBatch& batch) {
+  if (!batch.entries.empty()) last_activity_us_ = now_us_;
   for (const auto& [key, bytes] : batch.entries) {
     auto v = CrdtValue::Decode(bytes, limits_);
     assert(v.ok());  // validated on receipt
@@ -799,7 +801,12 @@ void Disseminator::CollectTombstones() {
 void Disseminator::Tick(int64_t now_us) {
   now_us_ = std::max(now_us_, now_us);
   if (!open_batch_.empty() && now_us_ - open_since_us_ >= options_.batch_interval_us) SealBatch();
-  if (options_.collect_tombstones && options_.regions > 1 && open_batch_.empty() &&
+  // Heartbeats carry our stable stamp to the peers so that tombstones get collected: needed
+  // while we hold tombstones, and for a while after any batch moved (a peer may hold one we
+  // already collected). An idle cluster goes quiet: no message, no fsync.
+  const bool heartbeat_useful =
+      !tombstones_.empty() || now_us_ - last_activity_us_ < kHeartbeatsAfterActivity * options_.heartbeat_interval_us;
+  if (options_.collect_tombstones && options_.regions > 1 && open_batch_.empty() && heartbeat_useful &&
       now_us_ - last_seal_us_ >= options_.heartbeat_interval_us) {
     SealBatch(/*heartbeat=*/true);
   }

@@ -48,7 +48,9 @@
 //    minimum W of all regions has been seen everywhere, and no older write can still be
 //    in flight, so it is dropped. A remote LWW value for an absent key stamped at or
 //    below the persisted collection horizon is then an old write already superseded, and
-//    is ignored. Idle regions seal empty heartbeat batches so W keeps advancing. A region
+//    is ignored. Idle regions seal empty heartbeat batches so W keeps advancing, while they
+//    hold tombstones and for 20 heartbeat intervals after the last batch with entries
+//    (sealed or applied); then an idle cluster sends and persists nothing. A region
 //    that is away holds W back, so nothing it has not seen is collected.
 //    Sets and multi-value registers keep no per-element tombstones at all; their per-key
 //    context (one counter per region) is kept, because dropping it would let a region
@@ -332,6 +334,8 @@ class Disseminator {
   std::set<std::string, std::less<>> tombstones_;  // LWW keys currently deleted
   std::vector<std::string> erased_;
   int64_t last_seal_us_ = 0;
+  int64_t last_activity_us_ = 0;  // last batch with entries, sealed here or applied from a peer
+  static constexpr int64_t kHeartbeatsAfterActivity = 20;
   Ready pending_;
   bool ready_outstanding_ = false;
   mutable DisseminatorStats stats_;  // the clock's counters are copied in by stats()
