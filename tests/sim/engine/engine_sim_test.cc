@@ -166,15 +166,15 @@ void CheckMutant(const Mutant& m) {
 }
 
 TEST(EngineSim, PausedLeaderWithCachedLeaseClockIsCaught) {
-  CheckMutant({"lease_cached_time", [](EngineSimOptions* o) { o->unsafe_lease_cached_time = true; }, 135});
+  CheckMutant({"lease_cached_time", [](EngineSimOptions* o) { o->unsafe_lease_cached_time = true; }, 89});
 }
 
 TEST(EngineSim, ForwardIdsWithoutIncarnationAreCaught) {
-  CheckMutant({"forward_ids_restart", [](EngineSimOptions* o) { o->unsafe_forward_ids_restart = true; }, 7});
+  CheckMutant({"forward_ids_restart", [](EngineSimOptions* o) { o->unsafe_forward_ids_restart = true; }, 52});
 }
 
 TEST(EngineSim, IgnoredStorageErrorsAreCaught) {
-  CheckMutant({"ignore_storage_errors", [](EngineSimOptions* o) { o->unsafe_ignore_storage_errors = true; }, 14});
+  CheckMutant({"ignore_storage_errors", [](EngineSimOptions* o) { o->unsafe_ignore_storage_errors = true; }, 2});
 }
 
 }  // namespace
