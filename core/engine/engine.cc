@@ -782,11 +782,7 @@ void Engine::Process() {
       }
       for (const auto& a : r.apply) {
         if (a.slot <= group.applied) continue;  // applied before a restart
-        // A duplicate changes nothing. Paxos sessions keep only the highest sequence number
-        // per client, so a forward overtaken by a later one is also reported as a
-        // duplicate without having taken effect: its outcome is unknown to us.
-        Response resp = a.duplicate ? Answer(Status(Code::kTimeout, "duplicate or overtaken request; its outcome is unknown"))
-                                    : ApplyCommand(g, a);
+        Response resp = a.duplicate ? AnswerDuplicate(a) : ApplyCommand(g, a);
         group.applied = a.slot;
         stats_.strong_applied++;
         auto it = proposals_.find({a.command.client_id, a.command.seq});
@@ -860,6 +856,19 @@ void Engine::WriteStrong(uint32_t group, std::string_view key, std::optional<std
     apply_batch_.Delete(kStrongTable, k);
   }
   overlay_[k] = std::move(value);
+}
+
+// A duplicate changes nothing. A repeat of its session's last command (a forward re-sent to a
+// new leader after the first copy committed) took effect: a put, whose answer is always OK
+// and carries nothing, is answered OK. Otherwise (the answers of delete, cas, add and policy
+// changes depend on the state the first copy saw, which is not kept; a duplicate overtaken
+// by a later command of its session may never have taken effect) the outcome is unknown.
+Response Engine::AnswerDuplicate(const paxos::Apply& apply) {
+  if (apply.repeat) {
+    auto cmd = DecodeCommand(apply.command.payload);
+    if (cmd.ok() && cmd->op == Op::kPut) return Response{};
+  }
+  return Answer(Status(Code::kTimeout, "duplicate or overtaken request; its outcome is unknown"));
 }
 
 Response Engine::ApplyCommand(uint32_t group, const paxos::Apply& apply) {

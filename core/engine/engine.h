@@ -216,6 +216,7 @@ class Engine {
   // The event-loop round: persist, send, apply, answer; repeated while there is work.
   void Process();
   Response ApplyCommand(uint32_t group, const paxos::Apply& apply);
+  Response AnswerDuplicate(const paxos::Apply& apply);
   Response ServeRead(uint32_t group, const Request& request);
   std::optional<std::string> ReadStrong(uint32_t group, std::string_view key) const;
   void WriteStrong(uint32_t group, std::string_view key, std::optional<std::string> value);

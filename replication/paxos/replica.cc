@@ -283,8 +283,9 @@ paxos::Ready Replica::Ready() {
   for (uint64_t s = applied_ + 1; s <= hs_.commit; ++s) {
     const Entry& e = log_.at(s);
     for (const Command& c : e.commands) {
-      const bool dup = ApplySession(c.client_id, c.seq);
-      rd.apply.push_back(Apply{s, c, dup});
+      bool repeat = false;
+      const bool dup = ApplySession(c.client_id, c.seq, &repeat);
+      rd.apply.push_back(Apply{s, c, dup, repeat});
     }
   }
   applied_ = hs_.commit;
@@ -650,7 +651,7 @@ void Replica::TrimLog() {
   if (snapshot_bytes_ && snapshot_bytes_.use_count() == 1) snapshot_bytes_.reset();
 }
 
-bool Replica::ApplySession(uint64_t client_id, uint64_t seq) {
+bool Replica::ApplySession(uint64_t client_id, uint64_t seq, bool* repeat) {
   auto it = sessions_.find(client_id);
   bool dup = false;
   if (it == sessions_.end()) {
@@ -658,6 +659,7 @@ bool Replica::ApplySession(uint64_t client_id, uint64_t seq) {
     sessions_.emplace(client_id, std::prev(session_lru_.end()));
   } else {
     dup = it->second->second >= seq;
+    if (repeat != nullptr) *repeat = it->second->second == seq;
     if (!dup) it->second->second = seq;
     session_lru_.splice(session_lru_.end(), session_lru_, it->second);
   }

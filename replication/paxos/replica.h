@@ -306,7 +306,8 @@ class Replica {
   // Drops log entries covered by snapshot_ that no transfer in progress still needs.
   void TrimLog();
   // Exactly-once sessions, least recently used first.
-  bool ApplySession(uint64_t client_id, uint64_t seq);  // true: duplicate
+  // True: a duplicate; *repeat (if given) says whether it repeats the session's last command.
+  bool ApplySession(uint64_t client_id, uint64_t seq, bool* repeat = nullptr);
   void LoadSessions(const std::vector<std::pair<uint64_t, uint64_t>>& sessions);
   std::vector<std::pair<uint64_t, uint64_t>> SessionList() const;
 

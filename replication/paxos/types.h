@@ -134,6 +134,10 @@ struct Apply {
   uint64_t slot = 0;
   Command command;
   bool duplicate = false;
+  // A duplicate of the command its session applied last (same sequence number): an earlier
+  // copy of this very command took effect. A duplicate that is not a repeat was overtaken
+  // by a later command of its session, and may never have taken effect.
+  bool repeat = false;
 };
 
 // A linearizable read that is now safe: serve it from the state after applying everything

@@ -168,6 +168,26 @@ TEST(PaxosReplica, RetriedCommandIsAppliedOnce) {
   }
 }
 
+// A duplicate of its session's last command is a repeat (an earlier copy took effect); one
+// overtaken by a later command of its session is not (it may never have taken effect).
+TEST(PaxosReplica, DuplicateTellsARepeatFromAnOvertakenCommand) {
+  Group g(3);
+  g.Elect(0);
+  ASSERT_TRUE(g.at(0).Propose(Cmd(7, 2, "put b")).ok());
+  ASSERT_TRUE(g.at(0).Propose(Cmd(7, 2, "put b")).ok());  // re-sent after the first committed
+  ASSERT_TRUE(g.at(0).Propose(Cmd(7, 1, "put a")).ok());  // overtaken by seq 2
+  g.Deliver();
+  g.Run(3);
+  for (int r = 0; r < 3; ++r) {
+    ASSERT_EQ(g.applied(r).size(), 3u);
+    EXPECT_FALSE(g.applied(r)[0].duplicate);
+    EXPECT_TRUE(g.applied(r)[1].duplicate);
+    EXPECT_TRUE(g.applied(r)[1].repeat);
+    EXPECT_TRUE(g.applied(r)[2].duplicate);
+    EXPECT_FALSE(g.applied(r)[2].repeat);
+  }
+}
+
 // Leader 0 gets slot 2 accepted by 1 only, then dies. The next leader must learn it from
 // 1 in phase 1 and choose it, not a new value.
 void RecoveryScenario(bool unsafe, std::vector<std::string>* at2) {
