@@ -582,6 +582,8 @@ void ZmqTransport::ApplyPeerOps() {
         out.disconnect(op.info.endpoint);
       }
     } catch (const zmq::error_t& e) {
+      // A redial's disconnect finds nothing when libzmq already gave the connection up.
+      if (!op.connect && e.num() == ENOENT) continue;
       // Endpoints were validated; what is left (e.g. an unresolvable host) is logged and
       // the peer stays unreachable, its messages expiring as for a dead peer.
       spdlog::warn("transport n{}: {} n{} at {}: {}", options_.self,
@@ -622,6 +624,19 @@ int64_t ZmqTransport::PumpOutbound(int64_t now_us) {
       if (zmq_send(out, rid.data(), rid.size(), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
         const int err = zmq_errno();
         if (err == EHOSTUNREACH || err == EAGAIN) {
+          if (err == EHOSTUNREACH) {
+            // libzmq gives a connection up for good when its handshake fails (a CURVE
+            // key that was refused, or a peer serving under a key it has since rotated):
+            // after an outage this long, dial again with what the peer table says now.
+            const int64_t redial_us = std::max<int64_t>(2'000'000, int64_t{options_.reconnect_ivl_max_ms} * 2000);
+            if (peer.unreachable_since_us == 0) {
+              peer.unreachable_since_us = now_us;
+            } else if (now_us - peer.unreachable_since_us >= redial_us) {
+              peer_ops_.push_back(PeerOp{false, id, peer.info});
+              peer_ops_.push_back(PeerOp{true, id, peer.info});
+              peer.unreachable_since_us = now_us;
+            }
+          }
           peer.retry_at_us = now_us + int64_t{options_.retry_ms} * 1000;
           next_us = std::min(next_us, peer.retry_at_us);
           Count(send_retries_);
@@ -632,6 +647,7 @@ int64_t ZmqTransport::PumpOutbound(int64_t now_us) {
         next_us = std::min(next_us, peer.retry_at_us);
         break;
       }
+      peer.unreachable_since_us = 0;
       // Once the routing id is accepted the pipe has room for the rest of the message.
       if (zmq_send(out, e.frame.data(), e.frame.size(), ZMQ_DONTWAIT) < 0) {
         spdlog::warn("transport n{}: send body to n{}: {}", options_.self, id,

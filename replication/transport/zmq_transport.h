@@ -165,6 +165,7 @@ class ZmqTransport final : public Transport {
     Peer info;
     PeerQueue queue;
     int64_t retry_at_us = 0;  // no send attempt before this (peer unreachable or full)
+    int64_t unreachable_since_us = 0;  // first EHOSTUNREACH of the current outage; 0: none
   };
   struct PeerOp {
     bool connect = true;  // false: disconnect

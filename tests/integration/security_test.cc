@@ -16,6 +16,7 @@
 #include <thread>
 
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <zmq.hpp>
 
 #include "core/engine/request.h"
@@ -80,6 +81,16 @@ std::vector<int> PeerPorts(const LocalCluster& cluster) {
   return ports;
 }
 
+// GET http://127.0.0.1:port/path: (status, body); status 0 when nothing answered.
+std::pair<int, std::string> HttpGet(int port, const std::string& path) {
+  httplib::Client cli("127.0.0.1", port);
+  cli.set_connection_timeout(2, 0);
+  cli.set_read_timeout(5, 0);
+  auto res = cli.Get(path.c_str());
+  if (!res) return {0, ""};
+  return {res->status, res->body};
+}
+
 void AppendToConfig(const LocalCluster& cluster, size_t i, const std::string& text) {
   WriteFile(cluster.config_path(i), ReadFile(cluster.config_path(i)) + text);
 }
@@ -97,8 +108,27 @@ TEST(Security, PartitionAndHealExistOnlyUnderWanEmulation) {
     ASSERT_NE(at, std::string::npos);
     text.replace(at, std::string("[wan]\nenabled = true").size(), "[wan]\nenabled = false");
     WriteFile(cluster.config_path(2), text);
+    // Node 1 runs with insecure = true: it must say so.
+    text = ReadFile(cluster.config_path(1));
+    text.insert(text.find("[[cluster.nodes]]"), "insecure = true\n");
+    WriteFile(cluster.config_path(1), text);
   }
   ASSERT_EQ(cluster.StartAll(), "");
+  // Health and readiness for supervisors and load balancers.
+  for (size_t i = 0; i < cluster.size(); ++i) {
+    EXPECT_TRUE(WaitFor([&] { return HttpGet(cluster.metrics_port(i), "/readyz") == std::pair<int, std::string>(200, "ready\n"); },
+                        seconds(30)))
+        << "node " << i << " /readyz: " << HttpGet(cluster.metrics_port(i), "/readyz").second;
+    EXPECT_EQ(HttpGet(cluster.metrics_port(i), "/healthz"), (std::pair<int, std::string>(200, "ok\n")));
+  }
+  {
+    bool warned = false;
+    for (const auto& line : cluster.Status(1)) warned |= line.find("WARNING insecure = true") != std::string::npos;
+    EXPECT_TRUE(warned) << "status of a node with insecure = true does not warn";
+    EXPECT_EQ(MetricValue(ScrapeMetrics(cluster.metrics_port(1)), "geokv_insecure"), std::optional<double>(1));
+    EXPECT_EQ(MetricValue(ScrapeMetrics(cluster.metrics_port(0)), "geokv_insecure"), std::optional<double>(0));
+    EXPECT_NE(ReadFile(cluster.log_path(1)).find("INSECURE"), std::string::npos);
+  }
   auto c0 = cluster.ClientFor(0);
   auto c2 = cluster.ClientFor(2);
   Response r = c0->Call(AdminOp(Op::kPartition, cluster.region(1), "1"));
