@@ -195,8 +195,12 @@ TEST(Security, AdminOperationsNeedAnAdminKey) {
     EXPECT_EQ(r.status.code(), Code::kPermissionDenied) << OpName(op.op) << ": " << r.status.ToString();
     EXPECT_NE(r.status.message().find("admin"), std::string::npos) << r.status.ToString();
   }
-  // The refused partition did nothing: strong writes through node 0 still commit.
-  EXPECT_TRUE(CallUntilAccepted(*data_client, Put("secure/y", "2")).status.ok());
+  // The refused partition did nothing: strong writes through node 0 still commit (retried
+  // while a leadership change to the preferred leader may still be under way).
+  Status last;
+  EXPECT_TRUE(WaitFor([&] { return (last = data_client->Call(Put("secure/y", "2")).status).ok(); }, seconds(30),
+                      milliseconds(200)))
+      << last.ToString();
   // The refused policy change did nothing.
   Request list;
   list.op = Op::kPolicyList;
