@@ -114,6 +114,7 @@ TEST(Security, PartitionAndHealExistOnlyUnderWanEmulation) {
     WriteFile(cluster.config_path(1), text);
   }
   ASSERT_EQ(cluster.StartAll(), "");
+  ASSERT_TRUE(cluster.WaitLeader(0, 0));
   // Health and readiness for supervisors and load balancers.
   for (size_t i = 0; i < cluster.size(); ++i) {
     EXPECT_TRUE(WaitFor([&] { return HttpGet(cluster.metrics_port(i), "/readyz") == std::pair<int, std::string>(200, "ready\n"); },
@@ -305,6 +306,7 @@ TEST(Security, AClientFloodStaysWithinTheByteBounds) {
                        "\nclient_connection_bytes_max = 26214400\nclient_connection_requests_max = 1\n");
   }
   ASSERT_EQ(cluster.StartAll(), "");
+  ASSERT_TRUE(cluster.WaitLeader(0, 0));  // the first leadership hand-over is not what this measures
   auto calm = cluster.ClientFor(0, 5000);
   ASSERT_TRUE(CallUntilAccepted(*calm, Put("flood/calm", "0")).status.ok());
 
@@ -324,8 +326,10 @@ TEST(Security, AClientFloodStaysWithinTheByteBounds) {
     while (!done.load()) std::this_thread::sleep_for(milliseconds(50));
   });
   int calm_failed = 0;
+  std::string calm_first_failure;
   for (int k = 0; k < 30; ++k) {
-    if (!calm->Call(Put("flood/calm", std::to_string(k))).status.ok()) calm_failed++;
+    const Status st = calm->Call(Put("flood/calm", std::to_string(k))).status;
+    if (!st.ok() && calm_failed++ == 0) calm_first_failure = st.ToString();
   }
   double dropped = 0;
   EXPECT_TRUE(WaitFor([&] {
@@ -337,7 +341,7 @@ TEST(Security, AClientFloodStaysWithinTheByteBounds) {
       << "the flooding connection was never held to its share";
   done = true;
   flooder.join();
-  EXPECT_EQ(calm_failed, 0);
+  EXPECT_EQ(calm_failed, 0) << "first: " << calm_first_failure;
   const std::string m = ScrapeMetrics(cluster.metrics_port(0));
   auto peak = MetricValue(m, "geokv_client_queue_bytes_peak");
   ASSERT_TRUE(peak.has_value()) << m;
