@@ -21,6 +21,7 @@ std::string_view CodeName(Code code) {
     case Code::kVersion: return "VERSION";
     case Code::kConflict: return "CONFLICT";
     case Code::kInternal: return "INTERNAL";
+    case Code::kPermissionDenied: return "PERMISSION_DENIED";
   }
   return "UNKNOWN";
 }

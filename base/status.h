@@ -36,7 +36,11 @@ enum class Code : int {
   kVersion,           // unknown options struct or encoding version
   kConflict,          // compare-and-set lost
   kInternal,          // a bug: an exception or impossible state caught at a boundary
+  // Appended (the value travels in client responses): the caller's identity may not do
+  // this (an admin operation from a data client).
+  kPermissionDenied,
 };
+inline constexpr Code kCodeMax = Code::kPermissionDenied;
 
 // Short, stable name of a code ("NOT_FOUND", ...), for logs and messages.
 std::string_view CodeName(Code code);

@@ -127,6 +127,7 @@ int CodeOf(geokv::Code code) {
     case Code::kVersion: return GEOKV_EVERSION;
     case Code::kConflict: return GEOKV_ECONFLICT;
     case Code::kInternal: return GEOKV_EINTERNAL;
+    case Code::kPermissionDenied: return GEOKV_EPERM;
   }
   return GEOKV_EINTERNAL;
 }
@@ -529,6 +530,7 @@ const char* geokv_strerror(int code) {
     case GEOKV_ENOMEM: return "GEOKV_ENOMEM";
     case GEOKV_EINTERNAL: return "GEOKV_EINTERNAL";
     case GEOKV_EFORKED: return "GEOKV_EFORKED";
+    case GEOKV_EPERM: return "GEOKV_EPERM";
     default: return "GEOKV_E(unknown)";
   }
 }

@@ -42,7 +42,7 @@ std::string_view OpName(Op op) {
   static constexpr std::string_view kNames[] = {
       "get", "put", "delete", "cas", "add", "sadd", "srem", "smembers", "scontains",
       "mvget", "mvput", "mvdelete", "policy-set", "policy-remove", "policy-list", "status",
-      "partition", "heal"};
+      "partition", "heal", "reload-keys"};
   auto i = static_cast<size_t>(op);
   return i < std::size(kNames) ? kNames[i] : "?";
 }
@@ -117,7 +117,7 @@ StatusOr<Response> DecodeResponse(std::string_view bytes) {
   const wire::AlignedBytes aligned(bytes);
   const auto* m = Verified<fb::Response>(aligned.view(), "response", &error);
   if (m == nullptr) return error;
-  if (m->code() < 0 || m->code() > static_cast<int32_t>(Code::kInternal)) {
+  if (m->code() < 0 || m->code() > static_cast<int32_t>(kCodeMax)) {
     return Corruption("response has an unknown status code");
   }
   Response r;

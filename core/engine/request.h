@@ -25,8 +25,9 @@ enum class Op : uint8_t {
   kStatus = 15,
   kPartition = 16,  // admin (WAN emulation): key = region, value "1" cut / "0" reconnect
   kHeal = 17,       // admin: remove every emulated partition
+  kReloadKeys = 18, // admin: re-read the CURVE allowlists and peer keys (as SIGHUP does)
 };
-inline constexpr uint8_t kOpMax = 17;
+inline constexpr uint8_t kOpMax = 18;
 std::string_view OpName(Op op);
 
 struct Request {

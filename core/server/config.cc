@@ -1,10 +1,14 @@
 #include "core/server/config.h"
 
+#include "core/engine/request.h"
+
 #include <algorithm>
 #include <cstdint>
 #include <fstream>
 #include <set>
 #include <sstream>
+
+#include <arpa/inet.h>
 
 #include <toml++/toml.h>
 
@@ -76,7 +80,11 @@ Status ParseCluster(const toml::table& root, std::string_view source, ClusterCon
   GEOKV_RETURN_IF_ERROR(ReadInt(*node, "id", "node.id", source, 0, 63, &out->self));
   GEOKV_RETURN_IF_ERROR(ReadString(*node, "metrics_endpoint", "node.metrics_endpoint", source, &out->metrics_endpoint));
 
-  GEOKV_RETURN_IF_ERROR(CheckKnown(*cluster, "cluster.", {"shards", "request_timeout_ms", "preferred_leader", "nodes"}, source));
+  GEOKV_RETURN_IF_ERROR(CheckKnown(*cluster, "cluster.", {"shards", "request_timeout_ms", "preferred_leader", "nodes", "insecure"}, source));
+  if (const toml::node* insecure = cluster->get("insecure")) {
+    if (!insecure->is_boolean()) return ConfigError(source, "cluster.insecure", "must be true or false");
+    out->insecure = *insecure->value<bool>();
+  }
   GEOKV_RETURN_IF_ERROR(ReadInt(*cluster, "shards", "cluster.shards", source, 1, 4096, &out->shards));
   GEOKV_RETURN_IF_ERROR(ReadInt(*cluster, "request_timeout_ms", "cluster.request_timeout_ms", source, 1, 3600 * 1000,
                                 &out->request_timeout_ms));
@@ -183,7 +191,8 @@ Status ParseCluster(const toml::table& root, std::string_view source, ClusterCon
   GEOKV_RETURN_IF_ERROR(sub_error);
 
   if (const toml::table* cv = SubTable(root, "curve", &sub_error, source)) {
-    GEOKV_RETURN_IF_ERROR(CheckKnown(*cv, "curve.", {"secret_key_file", "public_key_file", "allowed_keys_file"}, source));
+    GEOKV_RETURN_IF_ERROR(CheckKnown(*cv, "curve.", {"secret_key_file", "public_key_file", "allowed_keys_file", "admin_keys_file"}, source));
+    GEOKV_RETURN_IF_ERROR(ReadString(*cv, "admin_keys_file", "curve.admin_keys_file", source, &out->curve_admin_keys_file));
     GEOKV_RETURN_IF_ERROR(ReadString(*cv, "secret_key_file", "curve.secret_key_file", source, &out->curve_secret_key_file));
     GEOKV_RETURN_IF_ERROR(ReadString(*cv, "public_key_file", "curve.public_key_file", source, &out->curve_public_key_file));
     GEOKV_RETURN_IF_ERROR(ReadString(*cv, "allowed_keys_file", "curve.allowed_keys_file", source, &out->curve_allowed_keys_file));
@@ -202,7 +211,42 @@ Status ParseCluster(const toml::table& root, std::string_view source, ClusterCon
     out->curve = true;
   }
   GEOKV_RETURN_IF_ERROR(sub_error);
+
+  if (const toml::table* q = SubTable(root, "queues", &sub_error, source)) {
+    GEOKV_RETURN_IF_ERROR(CheckKnown(*q, "queues.", {"client_bytes_max", "client_connection_bytes_max",
+                                                     "client_connection_requests_max", "peer_inbound_bytes_max",
+                                                     "peer_inbound_per_peer_bytes_max"}, source));
+    // The floors leave room for one message of the largest size; the ceilings keep a typo
+    // from asking for absurd memory.
+    constexpr int64_t kFloor = int64_t{kMessageBytesMax} + 4096;
+    constexpr int64_t kCeiling = int64_t{1} << 40;
+    GEOKV_RETURN_IF_ERROR(ReadInt(*q, "client_bytes_max", "queues.client_bytes_max", source, kFloor, kCeiling,
+                                  &out->client_bytes_max));
+    GEOKV_RETURN_IF_ERROR(ReadInt(*q, "client_connection_bytes_max", "queues.client_connection_bytes_max", source,
+                                  kFloor, kCeiling, &out->client_connection_bytes_max));
+    GEOKV_RETURN_IF_ERROR(ReadInt(*q, "client_connection_requests_max", "queues.client_connection_requests_max",
+                                  source, 1, 1 << 20, &out->client_connection_requests_max));
+    GEOKV_RETURN_IF_ERROR(ReadInt(*q, "peer_inbound_bytes_max", "queues.peer_inbound_bytes_max", source, kFloor,
+                                  kCeiling, &out->peer_inbound_bytes_max));
+    GEOKV_RETURN_IF_ERROR(ReadInt(*q, "peer_inbound_per_peer_bytes_max", "queues.peer_inbound_per_peer_bytes_max",
+                                  source, kFloor, kCeiling, &out->peer_inbound_per_peer_bytes_max));
+  }
+  GEOKV_RETURN_IF_ERROR(sub_error);
+  if (Status s = out->CheckSecurity(); !s.ok()) return Status(Code::kConfig, std::string(source) + ": " + s.message());
   return Status::Ok();
+}
+
+bool IsDigits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// The host of "tcp://host:port" ("" for anything else).
+std::string_view TcpHost(std::string_view endpoint) {
+  constexpr std::string_view kTcp = "tcp://";
+  if (endpoint.substr(0, kTcp.size()) != kTcp) return {};
+  endpoint.remove_prefix(kTcp.size());
+  const size_t colon = endpoint.rfind(':');
+  return colon == std::string_view::npos ? endpoint : endpoint.substr(0, colon);
 }
 
 }  // namespace
@@ -219,7 +263,7 @@ StatusOr<Config> Config::FromToml(std::string_view text, std::string_view source
 
   Config c;
   GEOKV_RETURN_IF_ERROR(CheckKnown(root, "", {"data_dir", "limits", "storage", "log", "node", "cluster",
-                                              "policy", "wan", "curve"}, source));
+                                              "policy", "wan", "curve", "queues"}, source));
   GEOKV_RETURN_IF_ERROR(ReadString(root, "data_dir", "data_dir", source, &c.data_dir));
 
   Status sub_error;
@@ -259,7 +303,7 @@ StatusOr<Config> Config::FromToml(std::string_view text, std::string_view source
     GEOKV_RETURN_IF_ERROR(ParseCluster(root, source, &cluster));
     c.cluster = std::move(cluster);
   } else {
-    for (const char* section : {"policy", "wan", "curve"}) {
+    for (const char* section : {"policy", "wan", "curve", "queues"}) {
       if (root.contains(section)) {
         return ConfigError(source, section, "needs a [cluster] section (it configures a cluster node)");
       }
@@ -276,7 +320,64 @@ StatusOr<Config> Config::LoadFile(const std::string& path) {
   if (!in) return Status(Code::kConfig, path + ": cannot read config file");
   std::ostringstream text;
   text << in.rdbuf();
-  return FromToml(text.str(), path);
+  auto c = FromToml(text.str(), path);
+  if (c.ok()) c->source_path = path;
+  return c;
+}
+
+bool IsLoopbackHost(std::string_view host) {
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host == "localhost" || host == "::1") return true;
+  constexpr std::string_view kMapped = "::ffff:";
+  if (host.substr(0, kMapped.size()) == kMapped) host.remove_prefix(kMapped.size());
+  in_addr v4{};
+  const std::string h(host);
+  return inet_pton(AF_INET, h.c_str(), &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127;
+}
+
+bool IsLoopbackEndpoint(std::string_view endpoint) {
+  if (endpoint.substr(0, 6) == "ipc://") return true;  // a local socket file
+  const std::string_view host = TcpHost(endpoint);
+  return !host.empty() && IsLoopbackHost(host);
+}
+
+StatusOr<std::pair<std::string, int>> ParseMetricsEndpoint(std::string_view endpoint) {
+  auto bad = [&](const std::string& what) {
+    return Status(Code::kConfig, "node.metrics_endpoint: \"" + std::string(endpoint) + "\" " + what);
+  };
+  if (endpoint.empty()) return std::pair<std::string, int>("", 0);
+  std::string host = "127.0.0.1";  // loopback unless a host is named
+  std::string_view port = endpoint;
+  if (const size_t colon = endpoint.rfind(':'); colon != std::string_view::npos) {
+    port = endpoint.substr(colon + 1);
+    if (colon > 0) host = std::string(endpoint.substr(0, colon));
+  }
+  if (!IsDigits(port) || port.size() > 5 || std::stoi(std::string(port)) < 1 || std::stoi(std::string(port)) > 65535) {
+    return bad("needs a port in [1, 65535] (host:port, or a port alone for 127.0.0.1)");
+  }
+  in_addr v4{};
+  in6_addr v6{};
+  std::string literal = host;
+  if (literal.size() >= 2 && literal.front() == '[' && literal.back() == ']') {
+    literal = literal.substr(1, literal.size() - 2);
+    if (inet_pton(AF_INET6, literal.c_str(), &v6) != 1) return bad("has a bad IPv6 address");
+    host = literal;
+  } else if (host != "localhost" && inet_pton(AF_INET, host.c_str(), &v4) != 1) {
+    return bad("needs an IP address (or localhost) as its host");
+  }
+  return std::pair<std::string, int>(host, std::stoi(std::string(port)));
+}
+
+Status ClusterConfig::CheckSecurity() const {
+  if (self < nodes.size() && !curve && !insecure && !IsLoopbackEndpoint(nodes[self].peer_endpoint)) {
+    return Status(Code::kConfig,
+                  "cluster.nodes[" + std::to_string(self) + "].peer_endpoint: " + nodes[self].peer_endpoint +
+                      " is not a loopback address, and without [curve] anyone who reaches it could act as a "
+                      "peer: enable [curve], listen on 127.0.0.1, or set [cluster] insecure = true");
+  }
+  auto metrics = ParseMetricsEndpoint(metrics_endpoint);
+  if (!metrics.ok()) return metrics.status();
+  return Status::Ok();
 }
 
 Status Config::Validate() const {

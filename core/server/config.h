@@ -53,6 +53,14 @@ struct WanLink {
 //   [policy]   default = "strong"        rules = { "c/" = "counter", "s/" = "set" }
 //   [wan]      enabled = true  seed = 1  clock_offset_ms = 0  links = { "eu-west" = { delay_ms = 40, jitter_ms = 2, loss = 0.0 } }
 //   [curve]    secret_key_file = "..."  public_key_file = "..."  allowed_keys_file = "..."
+//              admin_keys_file = "..."   # client keys that may run admin operations
+//   [queues]   client_bytes_max = 268435456  client_connection_bytes_max = 33554432
+//              client_connection_requests_max = 4096
+//              peer_inbound_bytes_max = 268435456  peer_inbound_per_peer_bytes_max = 67108864
+//
+// Security (docs/security.md): without [curve], the node's peer endpoint must be a loopback
+// address unless [cluster] insecure = true (then geokvd warns at start and in `status`).
+// node.metrics_endpoint is "host:port" or just a port ("9100", ":9100": 127.0.0.1).
 struct ClusterConfig {
   uint32_t self = 0;
   std::vector<ClusterNode> nodes;  // sorted by id; ids are 0..n-1
@@ -71,9 +79,36 @@ struct ClusterConfig {
   std::string curve_secret_key_file;
   std::string curve_public_key_file;
   std::string curve_allowed_keys_file;
+  // Client public keys (Z85, one per line) allowed to run admin operations; they are
+  // admitted on the client endpoint too. Empty: no client is an admin while CURVE is on.
+  std::string curve_admin_keys_file;
+  // Without CURVE, allow a non-loopback peer endpoint (anyone who reaches it is a peer).
+  bool insecure = false;
+
+  // Queue bounds, in bytes as well as counts (STYLE 29). Clients: what the node holds of
+  // requests not yet taken by the event loop, in total and per connection. Peers: the
+  // transport's inbound queue, in total and per sending peer.
+  size_t client_bytes_max = 256u << 20;
+  size_t client_connection_bytes_max = 32u << 20;
+  size_t client_connection_requests_max = 4096;
+  size_t peer_inbound_bytes_max = 256u << 20;
+  size_t peer_inbound_per_peer_bytes_max = 64u << 20;
 
   const ClusterNode& me() const { return nodes[self]; }
+
+  // The rules of docs/security.md that span fields: without CURVE the peer endpoint must
+  // be loopback unless `insecure`; the metrics endpoint parses. kConfig naming the field.
+  Status CheckSecurity() const;
 };
+
+// True for 127.0.0.0/8, ::1 (also "[::1]" and "::ffff:127.x.x.x") and "localhost".
+bool IsLoopbackHost(std::string_view host);
+// True for an ipc:// endpoint, or tcp:// on a loopback host.
+bool IsLoopbackEndpoint(std::string_view endpoint);
+// node.metrics_endpoint -> (host, port). "" is off (port 0). A bare port, or ":port",
+// means 127.0.0.1. The host must be an IP address or "localhost"; the port 1..65535.
+// kConfig naming node.metrics_endpoint.
+StatusOr<std::pair<std::string, int>> ParseMetricsEndpoint(std::string_view endpoint);
 
 struct Config {
   std::string data_dir;
@@ -84,6 +119,7 @@ struct Config {
   size_t cache_mb = 64;
   std::string log_level = "info";
   std::optional<ClusterConfig> cluster;  // set by a [cluster] section
+  std::string source_path;  // the file LoadFile read (empty from FromToml); for reloads
 
   // Parses TOML text; `source` names it in error messages (a path, or "<string>").
   static StatusOr<Config> FromToml(std::string_view text, std::string_view source = "<string>");

@@ -5,7 +5,9 @@
 #include <deque>
 #include <iterator>
 #include <map>
+#include <optional>
 #include <random>
+#include <set>
 #include <sstream>
 #include <utility>
 
@@ -93,10 +95,48 @@ bool VerifyEnvelope(std::string_view bytes) {
 std::string ModeLabel(Op op, const Policy& policy, std::string_view key) {
   switch (op) {
     case Op::kPolicySet: case Op::kPolicyRemove: case Op::kPolicyList: return "policy";
-    case Op::kStatus: case Op::kPartition: case Op::kHeal: return "admin";
+    case Op::kStatus: case Op::kPartition: case Op::kHeal: case Op::kReloadKeys: return "admin";
     default: return std::string(ModeName(policy.Lookup(key)));
   }
 }
+
+// Operations that need an admin identity (docs/security.md): what changes how the
+// cluster treats keys or reaches its regions. Later admin operations belong here too.
+bool IsAdminOp(Op op) {
+  switch (op) {
+    case Op::kPolicySet: case Op::kPolicyRemove: case Op::kPartition: case Op::kHeal: case Op::kReloadKeys:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// The client-endpoint allowlists. Clients: allowed ∪ admins; admins: admins.
+struct ClientKeys {
+  std::set<std::string> allowed;
+  std::set<std::string> admins;
+};
+
+StatusOr<ClientKeys> ReadClientKeys(const ClusterConfig& cc) {
+  ClientKeys k;
+  auto allowed = transport::ReadCurveKeyListFile(cc.curve_allowed_keys_file);
+  if (!allowed.ok()) return allowed.status();
+  k.allowed.insert(allowed->begin(), allowed->end());
+  if (!cc.curve_admin_keys_file.empty()) {
+    auto admins = transport::ReadCurveKeyListFile(cc.curve_admin_keys_file);
+    if (!admins.ok()) return admins.status();
+    k.admins.insert(admins->begin(), admins->end());
+    k.allowed.insert(admins->begin(), admins->end());
+  }
+  if (k.allowed.empty()) return Status(Code::kConfig, "curve.allowed_keys_file: the allowlist is empty");
+  return k;
+}
+
+// Why each client request was dropped before the event loop saw it (metric labels).
+enum DropReason : size_t { kDropConnectionRequests, kDropConnectionBytes, kDropTotalRequests, kDropTotalBytes,
+                           kDropRevoked, kDropMalformed, kDropReasons };
+constexpr const char* kDropReasonNames[kDropReasons] = {"connection_requests", "connection_bytes", "total_requests",
+                                                        "total_bytes", "revoked_key", "malformed"};
 
 }  // namespace
 
@@ -110,20 +150,45 @@ struct Server::Impl {
   zmq::context_t context{1};
   zmq::socket_t clients;
   zmq::socket_t zap;  // CURVE for clients: our own ZAP handler in this context
-  std::unique_ptr<transport::ZapAuthorizer> authorizer;
   std::string bound_client;
+  bool client_ipc = false;  // the client endpoint is ipc:// (local: no peer address)
+
+  // CURVE keys of clients and admins; replaced by ReloadKeys, read by the client I/O thread.
+  std::mutex keys_mu;
+  std::shared_ptr<const ClientKeys> client_keys;                // guarded by keys_mu
+  std::shared_ptr<const transport::ZapAuthorizer> authorizer;   // guarded by keys_mu; null: CURVE off
+  std::atomic<uint64_t> reloads{0}, reload_failures{0};
+  std::mutex reload_mu;  // serialises ReloadKeys callers
 
   // The client I/O thread owns `clients`, `zap` and `wake_io`; it only moves bytes between
   // the socket and these queues (STYLE 25). It wakes the event loop with an empty message
   // to self through the transport (whose Poll the loop blocks in), and the loop wakes it
   // through the inproc pair `wake_loop` -> `wake_io`.
+  //
+  // Both queues are bounded in count and bytes, in total and (requests) per connection, so
+  // unauthenticated senders cannot make the node hold more than [queues] says.
   static constexpr size_t kClientQueueMax = 100'000;
+  struct QueuedRequest {
+    std::string identity;
+    std::string bytes;
+    bool admin = false;  // the connection has an admin identity (docs/security.md)
+  };
+  struct Usage {
+    size_t requests = 0;
+    size_t bytes = 0;
+  };
   std::thread client_io;
   zmq::socket_t wake_io;    // client I/O thread end
   zmq::socket_t wake_loop;  // event-loop end
   std::mutex client_mu;
-  std::deque<std::pair<std::string, std::string>> client_in;   // (identity, request); guarded by client_mu
+  std::deque<QueuedRequest> client_in;                         // guarded by client_mu
   std::deque<std::pair<std::string, std::string>> client_out;  // (identity, response); guarded by client_mu
+  std::map<std::string, Usage> client_usage;                   // per connection, of client_in; client_mu
+  size_t client_in_bytes = 0;                                  // guarded by client_mu
+  size_t client_out_bytes = 0;                                 // guarded by client_mu
+  std::atomic<uint64_t> client_in_bytes_peak{0};
+  std::atomic<uint64_t> client_dropped[kDropReasons] = {};
+  std::atomic<uint64_t> replies_dropped{0};
   std::atomic<uint64_t> bad_requests{0};
   std::atomic<uint64_t> clients_refused{0};  // CURVE handshakes of clients whose key is not allowed
   bool reply_pending = false;  // event loop only: client_out gained replies this round
@@ -134,12 +199,16 @@ struct Server::Impl {
 
   mutable std::mutex metrics_mu;
   std::string metrics;  // guarded by metrics_mu
+  std::string not_ready_reason = "starting";  // guarded by metrics_mu; empty: ready
+  std::atomic<int64_t> loop_alive_us{0};      // when the event loop last finished a round
+  std::atomic<bool> failed{false};            // the engine stopped (fail-stop)
   std::unique_ptr<httplib::Server> http;
   std::thread http_thread;
 
   // Event-loop thread only.
   struct OpStats { uint64_t count = 0, errors = 0; double seconds = 0; };
   std::map<std::string, OpStats> per_mode;
+  std::map<std::pair<std::string, std::string>, uint64_t> admin_refused;  // (op, reason)
   std::function<void(const Status&)> on_fatal;  // from Start; called once, on the loop thread
   bool fatal_reported = false;
 
@@ -152,6 +221,16 @@ struct Server::Impl {
   void TakeClientRequests(Engine::RoundInputs* in);
   void Reply(const std::string& identity, const Response& r);
   void RefreshMetrics();
+  // Admin operations: the identity check, then partition/heal/reload here; false when the
+  // request is not one of these and goes on to the engine.
+  bool HandleAdmin(const QueuedRequest& q, const Request& request);
+  // Whether the sender of `msg` (a request part) has an admin identity; false (and counted)
+  // via *revoked when its CURVE key is no longer allowed.
+  bool AdminIdentity(const zmq::message_t& msg, bool* revoked);
+  void AddSecurityStatus(Response* r) const;
+  Status StartHttp();
+  std::string Readiness() const;  // "" when ready, else why not; event loop only
+  Status ReloadKeys(const Config& new_config);
 };
 
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -161,6 +240,8 @@ Server::~Server() { Stop(); }
 StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config, std::function<void(const Status&)> on_fatal) {
   if (!config.cluster) return Status(Code::kConfig, "cluster: missing (a server needs [node] and [cluster])");
   GEOKV_RETURN_IF_ERROR(config.Validate());
+  // Before anything binds: a refused configuration leaves nothing listening.
+  GEOKV_RETURN_IF_ERROR(config.cluster->CheckSecurity());
   GEOKV_RETURN_IF_ERROR(SetLogLevel(config.log_level));
   const ClusterConfig& cc = *config.cluster;
   auto impl = std::make_unique<Impl>();
@@ -189,6 +270,8 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config, std::funct
   }
   to.verifier = VerifyEnvelope;
   to.message_bytes_max = kMessageBytesMax;
+  to.inbound_queue_bytes_max = cc.peer_inbound_bytes_max;
+  to.inbound_per_peer_bytes_max = std::min(cc.peer_inbound_per_peer_bytes_max, cc.peer_inbound_bytes_max);
   to.wan.enabled = cc.wan_enabled;
   to.wan.seed = cc.wan_seed;
   for (const auto& [region, link] : cc.wan_links) {
@@ -233,11 +316,10 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config, std::funct
     if (cc.curve) {
       auto secret = transport::ReadCurveKeyFile(cc.curve_secret_key_file);
       if (!secret.ok()) return secret.status();
-      auto allowed = transport::ReadCurveKeyListFile(cc.curve_allowed_keys_file);
-      if (!allowed.ok()) return allowed.status();
-      if (allowed->empty()) return Status(Code::kConfig, "curve.allowed_keys_file: the allowlist is empty");
-      impl->authorizer = std::make_unique<transport::ZapAuthorizer>(
-          std::set<std::string>(allowed->begin(), allowed->end()));
+      auto keys = ReadClientKeys(cc);
+      if (!keys.ok()) return keys.status();
+      impl->authorizer = std::make_shared<const transport::ZapAuthorizer>(keys->allowed);
+      impl->client_keys = std::make_shared<const ClientKeys>(std::move(keys).value());
       impl->zap = zmq::socket_t(impl->context, zmq::socket_type::rep);
       impl->zap.set(zmq::sockopt::linger, 0);
       impl->zap.bind("inproc://zeromq.zap.01");
@@ -245,6 +327,7 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config, std::funct
       impl->clients.set(zmq::sockopt::curve_secretkey, *secret);
       impl->clients.set(zmq::sockopt::zap_domain, "geokv-clients");
     }
+    impl->client_ipc = cc.me().client_endpoint.rfind("ipc://", 0) == 0;
     impl->clients.bind(cc.me().client_endpoint);
     impl->bound_client = impl->clients.get(zmq::sockopt::last_endpoint);
     const std::string wake = "inproc://geokv-client-wake";
@@ -257,26 +340,15 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config, std::funct
     return IOError("cannot bind the client endpoint " + cc.me().client_endpoint + ": " + e.what());
   }
 
-  if (!cc.metrics_endpoint.empty()) {
-    const auto colon = cc.metrics_endpoint.rfind(':');
-    if (colon == std::string::npos) return Status(Code::kConfig, "node.metrics_endpoint: must be host:port");
-    const std::string host = cc.metrics_endpoint.substr(0, colon);
-    const int port = std::atoi(cc.metrics_endpoint.c_str() + colon + 1);
-    impl->http = std::make_unique<httplib::Server>();
-    Impl* raw = impl.get();
-    impl->http->Get("/metrics", [raw](const httplib::Request&, httplib::Response& res) {
-      std::lock_guard lock(raw->metrics_mu);
-      res.set_content(raw->metrics, "text/plain; version=0.0.4");
-    });
-    if (!impl->http->bind_to_port(host, port)) {
-      return IOError("cannot bind the metrics endpoint " + cc.metrics_endpoint);
-    }
-    impl->http_thread = std::thread([raw] { raw->http->listen_after_bind(); });
+  GEOKV_RETURN_IF_ERROR(impl->StartHttp());
+  if (cc.insecure && !cc.curve) {
+    spdlog::warn("INSECURE: [cluster] insecure = true and CURVE is off: anyone who reaches the peer endpoint {} "
+                 "can act as a peer (docs/security.md)", cc.me().peer_endpoint);
   }
-
   spdlog::info("geokvd node {} ({}) serving clients on {}, peers on {}", cc.self, cc.me().region,
                impl->bound_client, impl->transport->bound_endpoint());
   Impl* raw = impl.get();
+  impl->loop_alive_us.store(MonotonicUs());
   impl->loop = std::thread([raw] { raw->Run(); });
   impl->client_io = std::thread([raw] { raw->RunClientIo(); });
   return std::unique_ptr<Server>(new Server(std::move(impl)));
@@ -299,15 +371,67 @@ void Server::Stop() {
 
 std::string Server::client_endpoint() const { return impl_->bound_client; }
 
+Status Server::ReloadKeys(const Config& config) { return impl_->ReloadKeys(config); }
+
+Status Server::Impl::ReloadKeys(const Config& new_config) {
+  const Config& config = new_config;
+  Impl& im = *this;
+  std::lock_guard reload_lock(im.reload_mu);
+  const ClusterConfig& old = *im.config.cluster;
+  auto fail = [&im](Status s) {
+    im.reload_failures++;
+    spdlog::error("reloading keys: {} (the previous keys stay)", s.ToString());
+    return s;
+  };
+  if (!config.cluster) return fail(Status(Code::kConfig, "cluster: missing"));
+  const ClusterConfig& cc = *config.cluster;
+  if (cc.self != old.self || cc.nodes.size() != old.nodes.size() || cc.curve != old.curve) {
+    return fail(Status(Code::kConfig, "node.id, cluster.nodes or [curve] on/off changed: that needs a restart"));
+  }
+  if (!cc.curve) return fail(Status(Code::kInvalidArgument, "CURVE is off: there are no keys to reload"));
+  if (cc.curve_allowed_keys_file != old.curve_allowed_keys_file) {
+    return fail(Status(Code::kConfig, "curve.allowed_keys_file: the transport re-reads the file it started with; "
+                                      "edit that file (or restart)"));
+  }
+  auto keys = ReadClientKeys(cc);
+  if (!keys.ok()) return fail(keys.status());
+  if (Status s = im.transport->ReloadCurveAllowlist(); !s.ok()) return fail(s);
+  for (const auto& n : cc.nodes) {
+    if (n.id == cc.self || n.curve_public_key == old.nodes[n.id].curve_public_key) continue;
+    // A new key for a peer: its link reconnects with it, and only it is that peer's.
+    if (Status s = im.transport->AddPeer(n.id, transport::Peer{n.peer_endpoint, n.region, n.curve_public_key});
+        !s.ok()) {
+      return fail(s);
+    }
+    spdlog::info("reloading keys: node {} now has key {}", n.id, n.curve_public_key);
+  }
+  {
+    std::lock_guard lock(im.keys_mu);
+    im.authorizer = std::make_shared<const transport::ZapAuthorizer>(keys->allowed);
+    spdlog::info("reloading keys: {} client keys, {} of them admins", keys->allowed.size(), keys->admins.size());
+    im.client_keys = std::make_shared<const ClientKeys>(std::move(keys).value());
+  }
+  // Later reloads compare peer keys against these.
+  for (size_t i = 0; i < cc.nodes.size(); ++i) im.config.cluster->nodes[i].curve_public_key = cc.nodes[i].curve_public_key;
+  im.config.cluster->curve_admin_keys_file = cc.curve_admin_keys_file;
+  im.reloads++;
+  return Status::Ok();
+}
+
 std::string Server::MetricsText() const {
   std::lock_guard lock(impl_->metrics_mu);
   return impl_->metrics;
 }
 
 void Server::Impl::Reply(const std::string& identity, const Response& r) {
+  std::string bytes = EncodeResponse(r);
   std::lock_guard lock(client_mu);
-  if (client_out.size() >= kClientQueueMax) return;  // the client I/O thread is stuck; the client times out
-  client_out.emplace_back(identity, EncodeResponse(r));
+  if (client_out.size() >= kClientQueueMax || client_out_bytes + bytes.size() > config.cluster->client_bytes_max) {
+    replies_dropped++;  // the client I/O thread is stuck; the client times out
+    return;
+  }
+  client_out_bytes += bytes.size();
+  client_out.emplace_back(identity, std::move(bytes));
   reply_pending = true;
 }
 
@@ -317,7 +441,7 @@ void Server::Impl::RunClientIo() {
   std::vector<zmq::pollitem_t> items;
   items.push_back({clients.handle(), 0, ZMQ_POLLIN, 0});
   items.push_back({wake_io.handle(), 0, ZMQ_POLLIN, 0});
-  if (authorizer) items.push_back({zap.handle(), 0, ZMQ_POLLIN, 0});
+  if (config.cluster->curve) items.push_back({zap.handle(), 0, ZMQ_POLLIN, 0});
   while (!stop.load()) {
     try {
       zmq::poll(items.data(), items.size(), std::chrono::milliseconds(100));
@@ -329,6 +453,7 @@ void Server::Impl::RunClientIo() {
         {
           std::lock_guard lock(client_mu);
           out.swap(client_out);
+          client_out_bytes = 0;
         }
         for (const auto& [identity, bytes] : out) {
           clients.send(zmq::buffer(identity), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
@@ -342,7 +467,30 @@ void Server::Impl::RunClientIo() {
   }
 }
 
+bool Server::Impl::AdminIdentity(const zmq::message_t& msg, bool* revoked) {
+  *revoked = false;
+  if (config.cluster->curve) {
+    // The ZAP handler set User-Id to the client's key for every message of its connection.
+    const char* user_id = zmq_msg_gets(msg.handle(), "User-Id");
+    std::shared_ptr<const ClientKeys> keys;
+    {
+      std::lock_guard lock(keys_mu);
+      keys = client_keys;
+    }
+    if (user_id == nullptr || keys->allowed.count(user_id) == 0) {
+      *revoked = true;  // admitted under a key that a reload has since removed
+      return false;
+    }
+    return keys->admins.count(user_id) > 0;
+  }
+  // Without CURVE nobody proves who they are: only the machine's own users are admins.
+  if (client_ipc) return true;
+  const char* address = zmq_msg_gets(msg.handle(), "Peer-Address");
+  return address != nullptr && IsLoopbackHost(address);
+}
+
 void Server::Impl::ReceiveClients() {
+  const ClusterConfig& cc = *config.cluster;
   bool queued = false;
   for (int i = 0; i < 256; ++i) {  // a bounded batch per wakeup
     std::vector<zmq::message_t> parts;
@@ -356,14 +504,44 @@ void Server::Impl::ReceiveClients() {
     }
     if (parts.size() != 2) {
       bad_requests++;
+      client_dropped[kDropMalformed]++;
       continue;
     }
+    bool revoked = false;
+    const bool admin = AdminIdentity(parts[1], &revoked);
+    if (revoked) {
+      client_dropped[kDropRevoked]++;
+      continue;
+    }
+    std::string identity = parts[0].to_string();
+    const size_t bytes = parts[1].size() + identity.size();
+    std::optional<DropReason> drop;
     std::lock_guard lock(client_mu);
-    if (client_in.size() >= kClientQueueMax) {
-      bad_requests++;  // overloaded: dropped here, the client times out
+    Usage& usage = client_usage[identity];
+    if (usage.requests >= cc.client_connection_requests_max) {
+      drop = kDropConnectionRequests;
+    } else if (usage.bytes + bytes > cc.client_connection_bytes_max) {
+      drop = kDropConnectionBytes;
+    } else if (client_in.size() >= kClientQueueMax) {
+      drop = kDropTotalRequests;
+    } else if (client_in_bytes + bytes > cc.client_bytes_max) {
+      drop = kDropTotalBytes;
+    }
+    if (drop) {
+      // Flooding (this connection) or overloaded (all): dropped before it costs memory; the
+      // sender's requests time out. Counted per reason.
+      client_dropped[*drop]++;
+      bad_requests++;
+      if (usage.requests == 0) client_usage.erase(identity);
       continue;
     }
-    client_in.emplace_back(parts[0].to_string(), parts[1].to_string());
+    usage.requests++;
+    usage.bytes += bytes;
+    client_in_bytes += bytes;
+    if (client_in_bytes > client_in_bytes_peak.load(std::memory_order_relaxed)) {
+      client_in_bytes_peak.store(client_in_bytes, std::memory_order_relaxed);
+    }
+    client_in.push_back(QueuedRequest{std::move(identity), parts[1].to_string(), admin});
     queued = true;
   }
   // An empty message to self wakes the event loop out of its transport Poll.
@@ -377,7 +555,12 @@ void Server::Impl::AnswerZap() {
     request.push_back(frame.to_string());
     if (!frame.more()) break;
   }
-  auto reply = authorizer->Handle(request);
+  std::shared_ptr<const transport::ZapAuthorizer> auth;
+  {
+    std::lock_guard lock(keys_mu);
+    auth = authorizer;
+  }
+  auto reply = auth->Handle(request);
   if (!transport::ZapAuthorizer::Accepted(reply)) clients_refused++;
   for (size_t i = 0; i < reply.size(); ++i) {
     zap.send(zmq::buffer(reply[i]), i + 1 < reply.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
@@ -386,16 +569,25 @@ void Server::Impl::AnswerZap() {
 
 // Event loop: decodes the queued client requests into the round's inputs.
 void Server::Impl::TakeClientRequests(Engine::RoundInputs* in) {
-  std::deque<std::pair<std::string, std::string>> queued;
+  std::deque<QueuedRequest> queued;
   {
     std::lock_guard lock(client_mu);
     const size_t n = std::min(client_in.size(), Engine::kRoundInputsMax);
-    queued.insert(queued.end(), std::make_move_iterator(client_in.begin()),
-                  std::make_move_iterator(client_in.begin() + static_cast<std::ptrdiff_t>(n)));
-    client_in.erase(client_in.begin(), client_in.begin() + static_cast<std::ptrdiff_t>(n));
+    for (size_t i = 0; i < n; ++i) {
+      QueuedRequest& q = client_in.front();
+      const size_t bytes = q.bytes.size() + q.identity.size();
+      client_in_bytes -= bytes;
+      if (auto it = client_usage.find(q.identity); it != client_usage.end()) {
+        it->second.bytes -= bytes;
+        if (--it->second.requests == 0) client_usage.erase(it);
+      }
+      queued.push_back(std::move(q));
+      client_in.pop_front();
+    }
   }
-  for (auto& [identity, bytes] : queued) {
-    auto request = DecodeRequest(bytes);
+  for (auto& q : queued) {
+    const std::string& identity = q.identity;
+    auto request = DecodeRequest(q.bytes);
     if (!request.ok()) {
       bad_requests++;
       Response r;
@@ -410,27 +602,80 @@ void Server::Impl::TakeClientRequests(Engine::RoundInputs* in) {
       Reply(identity, r);
       continue;
     }
-    if (request->op == Op::kPartition || request->op == Op::kHeal) {
-      Response r;
-      r.id = request->id;
-      if (request->op == Op::kHeal) {
-        transport->Heal();
-      } else {
-        transport->Partition(request->key, request->value == "1");
-      }
-      spdlog::info("admin: {} {}", OpName(request->op), request->key);
-      Reply(identity, r);
-      continue;
-    }
+    if (HandleAdmin(q, *request)) continue;
     const std::string mode = ModeLabel(request->op, engine->policy(), request->key);
     const int64_t start = MonotonicUs();
-    in->calls.push_back(Engine::Call{std::move(request).value(), [this, identity = identity, mode, start](Response r) {
+    const bool status_op = request->op == Op::kStatus;
+    in->calls.push_back(Engine::Call{std::move(request).value(), [this, identity = identity, mode, start, status_op](Response r) {
       OpStats& s = per_mode[mode];
       s.count++;
       if (!r.status.ok() && !r.status.IsNotFound()) s.errors++;
       s.seconds += static_cast<double>(MonotonicUs() - start) / 1e6;
+      if (status_op && r.status.ok()) AddSecurityStatus(&r);
       Reply(identity, r);
     }});
+  }
+}
+
+bool Server::Impl::HandleAdmin(const QueuedRequest& q, const Request& request) {
+  if (!IsAdminOp(request.op)) return false;
+  const ClusterConfig& cc = *config.cluster;
+  const std::string op(OpName(request.op));
+  Response r;
+  r.id = request.id;
+  auto refuse = [&](const char* reason, Status why) {
+    admin_refused[{op, reason}]++;
+    spdlog::warn("admin: refused {}: {}", op, why.message());
+    r.status = std::move(why);
+    Reply(q.identity, r);
+    return true;
+  };
+  if (!q.admin) {
+    return refuse("not_admin",
+                  Status(Code::kPermissionDenied,
+                         op + " is an admin operation: " +
+                             (cc.curve ? std::string("this client's key is not in curve.admin_keys_file")
+                                       : std::string("without CURVE only clients on this machine (loopback) are admins"))));
+  }
+  switch (request.op) {
+    case Op::kPartition:
+    case Op::kHeal:
+      if (!cc.wan_enabled) {
+        return refuse("wan_off", Status(Code::kInvalidArgument,
+                                        op + " exists only while WAN emulation is on ([wan] enabled = true); "
+                                             "this node talks to its peers over the real network"));
+      }
+      if (request.op == Op::kHeal) {
+        transport->Heal();
+      } else {
+        transport->Partition(request.key, request.value == "1");
+      }
+      break;
+    case Op::kReloadKeys: {
+      if (config.source_path.empty()) {
+        r.status = Status(Code::kInvalidArgument, "this node was not started from a config file");
+      } else {
+        auto fresh = Config::LoadFile(config.source_path);
+        r.status = fresh.ok() ? ReloadKeys(*fresh) : fresh.status();
+      }
+      if (!r.status.ok()) admin_refused[{op, "reload_failed"}]++;
+      break;
+    }
+    default:
+      return false;  // policy changes: admitted, the engine does them
+  }
+  spdlog::info("admin: {} {}", op, request.key);
+  Reply(q.identity, r);
+  return true;
+}
+
+void Server::Impl::AddSecurityStatus(Response* r) const {
+  const ClusterConfig& cc = *config.cluster;
+  r->values.push_back(std::string("security: curve ") + (cc.curve ? "on" : "off") + "; admins: " +
+                      (cc.curve ? "keys in curve.admin_keys_file" : "loopback clients"));
+  if (cc.insecure && !cc.curve) {
+    r->values.push_back("security: WARNING insecure = true: CURVE is off and the peer endpoint " +
+                        cc.me().peer_endpoint + " is reachable from the network; anyone who reaches it can act as a peer");
   }
 }
 
@@ -452,8 +697,10 @@ void Server::Impl::Run() {
     }
     TakeClientRequests(&in);
     engine->Round(std::move(in));
+    loop_alive_us.store(MonotonicUs());
     if (!engine->failure().ok() && !fatal_reported) {
       fatal_reported = true;
+      failed.store(true);
       spdlog::critical("node stops: {}", engine->failure().ToString());
       spdlog::default_logger()->flush();
       if (on_fatal) on_fatal(engine->failure());
@@ -477,6 +724,63 @@ void Server::Impl::Run() {
       }
     }
   }
+}
+
+Status Server::Impl::StartHttp() {
+  const ClusterConfig& cc = *config.cluster;
+  auto where = ParseMetricsEndpoint(cc.metrics_endpoint);
+  if (!where.ok()) return where.status();
+  if (where->second == 0) return Status::Ok();  // off
+  http = std::make_unique<httplib::Server>();
+  Impl* raw = this;
+  http->Get("/metrics", [raw](const httplib::Request&, httplib::Response& res) {
+    std::lock_guard lock(raw->metrics_mu);
+    res.set_content(raw->metrics, "text/plain; version=0.0.4");
+  });
+  // Alive: the event loop turns and the node has not stopped itself. A supervisor restarts
+  // a node that stays unhealthy.
+  http->Get("/healthz", [raw](const httplib::Request&, httplib::Response& res) {
+    constexpr int64_t kStuckUs = 10'000'000;
+    if (raw->failed.load()) {
+      res.status = 503;
+      res.set_content("failed: the node stopped (see its log)\n", "text/plain");
+    } else if (MonotonicUs() - raw->loop_alive_us.load() > kStuckUs) {
+      res.status = 503;
+      res.set_content("stuck: the event loop has not finished a round for 10 s\n", "text/plain");
+    } else {
+      res.set_content("ok\n", "text/plain");
+    }
+  });
+  // Ready: serving and caught up (every group has a leader and this node applied all it
+  // knows to be committed). A load balancer sends clients only to ready nodes.
+  http->Get("/readyz", [raw](const httplib::Request&, httplib::Response& res) {
+    std::lock_guard lock(raw->metrics_mu);
+    if (raw->not_ready_reason.empty()) {
+      res.set_content("ready\n", "text/plain");
+    } else {
+      res.status = 503;
+      res.set_content("not ready: " + raw->not_ready_reason + "\n", "text/plain");
+    }
+  });
+  if (!http->bind_to_port(where->first, where->second)) {
+    return IOError("node.metrics_endpoint: cannot bind " + where->first + ":" + std::to_string(where->second));
+  }
+  http_thread = std::thread([raw] { raw->http->listen_after_bind(); });
+  return Status::Ok();
+}
+
+std::string Server::Impl::Readiness() const {
+  if (!engine->failure().ok()) return "the node stopped: " + engine->failure().message();
+  for (uint32_t g = 0; g < engine->groups(); ++g) {
+    const auto& r = engine->replica(g);
+    const std::string name = g + 1 == engine->groups() ? std::string("meta") : "shard " + std::to_string(g);
+    if (r.leader_hint() < 0) return name + " has no known leader";
+    if (r.applied_index() < r.commit_index()) {
+      return name + " is catching up (applied " + std::to_string(r.applied_index()) + " of " +
+             std::to_string(r.commit_index()) + ")";
+    }
+  }
+  return "";
 }
 
 void Server::Impl::RefreshMetrics() {
@@ -530,6 +834,10 @@ void Server::Impl::RefreshMetrics() {
   m << "geokv_transport_dropped_total{reason=\"partition\"} " << ts.dropped_partition << "\n";
   m << "geokv_transport_dropped_total{reason=\"expired\"} " << ts.dropped_expired << "\n";
   m << "geokv_transport_dropped_total{reason=\"auth\"} " << ts.refused_auth << "\n";
+  m << "geokv_transport_dropped_total{reason=\"flood\"} " << ts.dropped_flood << "\n";
+  m << "# TYPE geokv_transport_inbound_bytes gauge\ngeokv_transport_inbound_bytes " << ts.inbound_bytes << "\n";
+  m << "# TYPE geokv_transport_inbound_bytes_peak gauge\ngeokv_transport_inbound_bytes_peak " << ts.inbound_bytes_peak
+    << "\n";
   m << "# HELP geokv_storage_commit_seconds WiredTiger write (and fsync) time per event-loop round.\n"
        "# TYPE geokv_storage_commit_seconds summary\n";
   m << "geokv_storage_commit_seconds_sum " << static_cast<double>(store->commit_us_sum()) / 1e6 << "\n";
@@ -540,10 +848,45 @@ void Server::Impl::RefreshMetrics() {
        "# TYPE geokv_storage_syncs_total counter\ngeokv_storage_syncs_total " << es.storage_syncs << "\n";
   m << "# TYPE geokv_forwards_resent_total counter\ngeokv_forwards_resent_total " << es.reforwards << "\n";
   m << "# TYPE geokv_compaction_failures_total counter\ngeokv_compaction_failures_total " << es.compaction_failures << "\n";
+  m << "# HELP geokv_admin_refused_total Admin operations refused, by operation and reason.\n"
+       "# TYPE geokv_admin_refused_total counter\n";
+  for (const auto& [key, n] : admin_refused) {
+    m << "geokv_admin_refused_total{op=\"" << key.first << "\",reason=\"" << key.second << "\"} " << n << "\n";
+  }
+  m << "# HELP geokv_client_requests_dropped_total Client requests dropped before the event loop, by reason.\n"
+       "# TYPE geokv_client_requests_dropped_total counter\n";
+  for (size_t i = 0; i < kDropReasons; ++i) {
+    m << "geokv_client_requests_dropped_total{reason=\"" << kDropReasonNames[i] << "\"} " << client_dropped[i].load()
+      << "\n";
+  }
+  m << "# TYPE geokv_client_replies_dropped_total counter\ngeokv_client_replies_dropped_total " << replies_dropped.load()
+    << "\n";
+  {
+    size_t in_bytes = 0;
+    {
+      std::lock_guard lock(client_mu);
+      in_bytes = client_in_bytes;
+    }
+    m << "# HELP geokv_client_queue_bytes Bytes of client requests waiting for the event loop.\n"
+         "# TYPE geokv_client_queue_bytes gauge\ngeokv_client_queue_bytes " << in_bytes << "\n";
+    m << "# TYPE geokv_client_queue_bytes_peak gauge\ngeokv_client_queue_bytes_peak " << client_in_bytes_peak.load()
+      << "\n";
+    m << "# TYPE geokv_client_queue_bytes_max gauge\ngeokv_client_queue_bytes_max " << config.cluster->client_bytes_max
+      << "\n";
+  }
+  m << "# TYPE geokv_key_reloads_total counter\n";
+  m << "geokv_key_reloads_total{result=\"ok\"} " << reloads.load() << "\n";
+  m << "geokv_key_reloads_total{result=\"failed\"} " << reload_failures.load() << "\n";
+  m << "# HELP geokv_insecure 1 when CURVE is off and [cluster] insecure = true.\n# TYPE geokv_insecure gauge\n"
+    << "geokv_insecure " << (config.cluster->insecure && !config.cluster->curve ? 1 : 0) << "\n";
+  const std::string not_ready = Readiness();
+  m << "# HELP geokv_ready 1 when /readyz says ready (caught up and serving).\n# TYPE geokv_ready gauge\n"
+    << "geokv_ready " << (not_ready.empty() ? 1 : 0) << "\n";
   m << "# HELP geokv_node_failed 1 once the node stopped because its storage failed (fail-stop).\n"
        "# TYPE geokv_node_failed gauge\ngeokv_node_failed " << (engine->failure().ok() ? 0 : 1) << "\n";
   std::lock_guard lock(metrics_mu);
   metrics = m.str();
+  not_ready_reason = not_ready;
 }
 
 }  // namespace geokv

@@ -49,6 +49,14 @@ class Server {
   // The latest metrics, in the Prometheus text format (refreshed every 500 ms).
   std::string MetricsText() const;
 
+  // Key rotation (docs/security.md): re-reads the CURVE allowlists (clients, admins, and
+  // the transport's) and the peers' public keys from `config`, which must describe the same
+  // node and cluster with CURVE in the same state; everything else in it is ignored (it
+  // needs a restart). Handshakes from now on use the new lists; a client whose key left
+  // the lists is refused from its next request on. On error nothing changes. kConfig,
+  // kIOError. Thread-safe (SIGHUP in geokvd, and the admin op reload-keys).
+  Status ReloadKeys(const Config& config);
+
   struct Impl;
 
  private:

@@ -65,6 +65,10 @@ struct TransportStats {
   uint64_t dropped_stopped = 0;     // still queued when the transport stopped
   uint64_t send_retries = 0;        // a peer was unreachable or its socket buffer full
   uint64_t refused_auth = 0;        // CURVE handshakes refused (key not on the allowlist)
+  uint64_t dropped_flood = 0;       // inbound: the sending peer already had its share of
+                                    // the inbound queue's bytes
+  uint64_t inbound_bytes = 0;       // payload bytes waiting for Poll now (a gauge)
+  uint64_t inbound_bytes_peak = 0;  // the most inbound_bytes has ever been
 };
 
 class Transport {

@@ -1,5 +1,6 @@
 #include "replication/transport/zmq_transport.h"
 
+#include <sodium.h>
 #include <spdlog/spdlog.h>
 #include <zmq.h>
 
@@ -79,6 +80,14 @@ Status Validate(const ZmqTransportOptions& o) {
                                    static_cast<int64_t>(o.message_bytes_max + kFrameHeaderBytes),
                                    static_cast<int64_t>(kQueueBytesCap)));
   GEOKV_RETURN_IF_ERROR(CheckRange("queue_ttl_ms", o.queue_ttl_ms, 1, kIntervalMsCap));
+  GEOKV_RETURN_IF_ERROR(CheckRange("inbound_queue_bytes_max",
+                                   static_cast<int64_t>(o.inbound_queue_bytes_max),
+                                   static_cast<int64_t>(o.message_bytes_max),
+                                   static_cast<int64_t>(kQueueBytesCap)));
+  GEOKV_RETURN_IF_ERROR(CheckRange("inbound_per_peer_bytes_max",
+                                   static_cast<int64_t>(o.inbound_per_peer_bytes_max),
+                                   static_cast<int64_t>(o.message_bytes_max),
+                                   static_cast<int64_t>(o.inbound_queue_bytes_max)));
   GEOKV_RETURN_IF_ERROR(CheckRange("inbound_queue_messages_max",
                                    static_cast<int64_t>(o.inbound_queue_messages_max), 1,
                                    static_cast<int64_t>(kQueueMessagesCap)));
@@ -112,8 +121,19 @@ Status Validate(const ZmqTransportOptions& o) {
   return Status::Ok();
 }
 
-// "n<decimal>" -> id; false for anything else.
+constexpr size_t kRoutingNonceHexDigits = 16;
+
+// "n<decimal>" or "n<decimal>/<16 hex digits>" (what out_ announces) -> id; false for
+// anything else.
 bool ParseRoutingId(std::string_view rid, NodeId* id) {
+  if (const size_t slash = rid.find('/'); slash != std::string_view::npos) {
+    const std::string_view nonce = rid.substr(slash + 1);
+    if (nonce.size() != kRoutingNonceHexDigits ||
+        nonce.find_first_not_of("0123456789abcdef") != std::string_view::npos) {
+      return false;
+    }
+    rid = rid.substr(0, slash);
+  }
   if (rid.size() < 2 || rid.size() > 11 || rid[0] != 'n') return false;
   uint64_t v = 0;
   auto [end, ec] = std::from_chars(rid.data() + 1, rid.data() + rid.size(), v);
@@ -147,7 +167,6 @@ struct ZmqTransport::Sockets {
   zmq::socket_t zap;      // open only with CURVE
   zmq::socket_t wake_rx;  // I/O thread
   zmq::socket_t wake_tx;  // callers, under wake_mu_
-  std::unique_ptr<ZapAuthorizer> authorizer;
 };
 
 std::string ZmqTransport::RoutingId(NodeId id) { return "n" + std::to_string(id); }
@@ -216,6 +235,17 @@ Status ZmqTransport::Open() {
     }
   }
 
+  {
+    // A fresh, unguessable name for this instance's connections (see the header).
+    unsigned char nonce[kRoutingNonceHexDigits / 2];
+    randombytes_buf(nonce, sizeof nonce);
+    static constexpr char kHex[] = "0123456789abcdef";
+    announced_id_ = RoutingId(o.self) + "/";
+    for (unsigned char b : nonce) {
+      announced_id_ += kHex[b >> 4];
+      announced_id_ += kHex[b & 15];
+    }
+  }
   auto s = std::make_unique<Sockets>();
   const int64_t frame_bytes_max = static_cast<int64_t>(o.message_bytes_max + kFrameHeaderBytes);
   try {
@@ -224,7 +254,8 @@ Status ZmqTransport::Open() {
       s->zap = zmq::socket_t(s->context, zmq::socket_type::rep);
       s->zap.set(zmq::sockopt::linger, 0);
       s->zap.bind(kZapEndpoint);
-      s->authorizer = std::make_unique<ZapAuthorizer>(allowed_keys_);
+      std::lock_guard<std::mutex> lock(auth_mu_);
+      authorizer_ = std::make_shared<const ZapAuthorizer>(allowed_keys_);
     }
     s->wake_rx = zmq::socket_t(s->context, zmq::socket_type::pair);
     s->wake_rx.set(zmq::sockopt::linger, 0);
@@ -241,7 +272,9 @@ Status ZmqTransport::Open() {
     s->in.set(zmq::sockopt::rcvhwm, o.receive_hwm_messages);
     s->in.set(zmq::sockopt::maxmsgsize, frame_bytes_max);
     s->in.set(zmq::sockopt::linger, o.linger_ms);
-    s->in.set(zmq::sockopt::router_handover, 1);
+    // No handover: a new connection announcing a live peer's name is parked by libzmq
+    // until that peer's connection is gone, never given its traffic.
+    s->in.set(zmq::sockopt::router_handover, 0);
     SetLiveness(s->in, o);
     if (o.curve.enabled) {
       s->in.set(zmq::sockopt::curve_server, 1);
@@ -250,7 +283,7 @@ Status ZmqTransport::Open() {
     }
 
     s->out = zmq::socket_t(s->context, zmq::socket_type::router);
-    s->out.set(zmq::sockopt::routing_id, RoutingId(o.self));
+    s->out.set(zmq::sockopt::routing_id, announced_id_);
     s->out.set(zmq::sockopt::router_mandatory, 1);
     // A restarted peer may reconnect before libzmq has noticed that the old connection is
     // dead; handover lets the new pipe take the peer's name instead of being ignored.
@@ -328,12 +361,13 @@ Status ZmqTransport::Send(NodeId to, std::string_view bytes) {
       if (stopped_) return Status(Code::kUnavailable, "transport stopped");
     }
     std::unique_lock<std::mutex> lock(in_mu_);
-    if (inbound_.size() >= options_.inbound_queue_messages_max) {
+    if (inbound_.size() >= options_.inbound_queue_messages_max ||
+        inbound_bytes_ + bytes.size() > options_.inbound_queue_bytes_max) {
       lock.unlock();
       Count(dropped_queue_full_);
       return Status(Code::kBusy, "inbound queue full (message to self)");
     }
-    inbound_.push_back(Event{to, std::string(bytes)});
+    PushInboundLocked(Event{to, std::string(bytes)});
     lock.unlock();
     in_cv_.notify_one();
     Count(sent_);
@@ -387,13 +421,50 @@ bool ZmqTransport::Poll(Event* out, int timeout_ms) {
   if (inbound_.empty()) return false;
   *out = std::move(inbound_.front());
   inbound_.pop_front();
+  inbound_bytes_ -= out->bytes.size();
+  if (auto it = inbound_bytes_by_peer_.find(out->from); it != inbound_bytes_by_peer_.end()) {
+    it->second -= out->bytes.size();
+    if (it->second == 0) inbound_bytes_by_peer_.erase(it);
+  }
   // Resume reading once half the queue is free (hysteresis: one wakeup per half queue,
   // not one per message).
-  bool resume = reader_paused_ && inbound_.size() <= options_.inbound_queue_messages_max / 2;
+  bool resume = reader_paused_ && inbound_.size() <= options_.inbound_queue_messages_max / 2 &&
+                inbound_bytes_ <= options_.inbound_queue_bytes_max / 2;
   if (resume) reader_paused_ = false;
   lock.unlock();
   if (resume) Wake();
   return true;
+}
+
+void ZmqTransport::PushInboundLocked(Event ev) {
+  inbound_bytes_ += ev.bytes.size();
+  inbound_bytes_by_peer_[ev.from] += ev.bytes.size();
+  if (inbound_bytes_ > inbound_bytes_peak_.load(std::memory_order_relaxed)) {
+    inbound_bytes_peak_.store(inbound_bytes_, std::memory_order_relaxed);
+  }
+  inbound_.push_back(std::move(ev));
+}
+
+Status ZmqTransport::ReloadCurveAllowlist() {
+  if (!options_.curve.enabled) return InvalidArgument("CURVE is off: there is no allowlist to reload");
+  std::set<std::string> keys;
+  for (const std::string& key : options_.curve.allowed_public_keys_z85) keys.insert(key);
+  if (!options_.curve.allowed_public_keys_file.empty()) {
+    StatusOr<std::vector<std::string>> file = ReadCurveKeyListFile(options_.curve.allowed_public_keys_file);
+    if (!file.ok()) return file.status();
+    keys.insert(file->begin(), file->end());
+  }
+  if (keys.empty()) {
+    return ConfigError("curve.allowed_public_keys",
+                       "the reloaded allowlist is empty; keeping the previous one");
+  }
+  const size_t n = keys.size();
+  {
+    std::lock_guard<std::mutex> lock(auth_mu_);
+    authorizer_ = std::make_shared<const ZapAuthorizer>(std::move(keys));
+  }
+  spdlog::info("transport n{}: CURVE allowlist reloaded ({} keys)", options_.self, n);
+  return Status::Ok();
 }
 
 Status ZmqTransport::AddPeer(NodeId id, const Peer& peer) {
@@ -480,6 +551,12 @@ TransportStats ZmqTransport::Stats() const {
   s.dropped_stopped = get(dropped_stopped_);
   s.send_retries = get(send_retries_);
   s.refused_auth = get(refused_auth_);
+  s.dropped_flood = get(dropped_flood_);
+  s.inbound_bytes_peak = get(inbound_bytes_peak_);
+  {
+    std::lock_guard<std::mutex> lock(in_mu_);
+    s.inbound_bytes = inbound_bytes_;
+  }
   return s;
 }
 
@@ -505,6 +582,8 @@ void ZmqTransport::ApplyPeerOps() {
         out.disconnect(op.info.endpoint);
       }
     } catch (const zmq::error_t& e) {
+      // A redial's disconnect finds nothing when libzmq already gave the connection up.
+      if (!op.connect && e.num() == ENOENT) continue;
       // Endpoints were validated; what is left (e.g. an unresolvable host) is logged and
       // the peer stays unreachable, its messages expiring as for a dead peer.
       spdlog::warn("transport n{}: {} n{} at {}: {}", options_.self,
@@ -545,6 +624,19 @@ int64_t ZmqTransport::PumpOutbound(int64_t now_us) {
       if (zmq_send(out, rid.data(), rid.size(), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
         const int err = zmq_errno();
         if (err == EHOSTUNREACH || err == EAGAIN) {
+          if (err == EHOSTUNREACH) {
+            // libzmq gives a connection up for good when its handshake fails (a CURVE
+            // key that was refused, or a peer serving under a key it has since rotated):
+            // after an outage this long, dial again with what the peer table says now.
+            const int64_t redial_us = std::max<int64_t>(2'000'000, int64_t{options_.reconnect_ivl_max_ms} * 2000);
+            if (peer.unreachable_since_us == 0) {
+              peer.unreachable_since_us = now_us;
+            } else if (now_us - peer.unreachable_since_us >= redial_us) {
+              peer_ops_.push_back(PeerOp{false, id, peer.info});
+              peer_ops_.push_back(PeerOp{true, id, peer.info});
+              peer.unreachable_since_us = now_us;
+            }
+          }
           peer.retry_at_us = now_us + int64_t{options_.retry_ms} * 1000;
           next_us = std::min(next_us, peer.retry_at_us);
           Count(send_retries_);
@@ -555,6 +647,7 @@ int64_t ZmqTransport::PumpOutbound(int64_t now_us) {
         next_us = std::min(next_us, peer.retry_at_us);
         break;
       }
+      peer.unreachable_since_us = 0;
       // Once the routing id is accepted the pipe has room for the rest of the message.
       if (zmq_send(out, e.frame.data(), e.frame.size(), ZMQ_DONTWAIT) < 0) {
         spdlog::warn("transport n{}: send body to n{}: {}", options_.self, id,
@@ -574,7 +667,9 @@ void ZmqTransport::ReadInbound() {
   for (size_t n = 0; n < options_.receive_batch_max; ++n) {
     {
       std::lock_guard<std::mutex> lock(in_mu_);
-      if (inbound_.size() >= options_.inbound_queue_messages_max) {
+      // Room for one more message of the largest size, in count and in bytes.
+      if (inbound_.size() >= options_.inbound_queue_messages_max ||
+          inbound_bytes_ + options_.message_bytes_max > options_.inbound_queue_bytes_max) {
         reader_paused_ = true;  // Poll wakes us when there is room again
         return;
       }
@@ -649,12 +744,20 @@ void ZmqTransport::ReadInbound() {
       Count(dropped_bad_);
       continue;
     }
-    Count(received_);
-    Count(received_bytes_, frame->payload.size());
     {
       std::lock_guard<std::mutex> lock(in_mu_);
-      inbound_.push_back(Event{from, std::string(frame->payload)});
+      auto it = inbound_bytes_by_peer_.find(from);
+      const size_t queued = it == inbound_bytes_by_peer_.end() ? 0 : it->second;
+      if (queued + frame->payload.size() > options_.inbound_per_peer_bytes_max) {
+        // A peer flooding faster than the node consumes: its own messages go (the
+        // protocols resend), the other peers keep their share.
+        Count(dropped_flood_);
+        continue;
+      }
+      PushInboundLocked(Event{from, std::string(frame->payload)});
     }
+    Count(received_);
+    Count(received_bytes_, frame->payload.size());
     in_cv_.notify_one();
   }
 }
@@ -680,7 +783,12 @@ void ZmqTransport::ServeZap() {
       // An oversized part means this is no ZAP request: keep only version and request id
       // (so the reply still pairs with it) and let the authorizer deny it as malformed.
       if (oversize) request.resize(std::min<size_t>(request.size(), 2));
-      std::vector<std::string> reply = sockets_->authorizer->Handle(request);
+      std::shared_ptr<const ZapAuthorizer> authorizer;
+      {
+        std::lock_guard<std::mutex> lock(auth_mu_);
+        authorizer = authorizer_;
+      }
+      std::vector<std::string> reply = authorizer->Handle(request);
       if (!ZapAuthorizer::Accepted(reply)) {
         // Debug only: a refused client retries at its reconnect interval; the counter is
         // what metrics and tests read.

@@ -1,9 +1,14 @@
 // ZmqTransport: the production Transport, over ZeroMQ.
 //
 // Sockets (all owned by one I/O thread of ours after Start):
-//   in_   ROUTER bound on the node's peer endpoint. Receive only. Peers are told apart by
-//         the routing id they announce ("n<node id>"), which must match the sender field of
-//         every frame. ZMQ_ROUTER_HANDOVER lets a restarted peer take its id over at once.
+//   in_   ROUTER bound on the node's peer endpoint. Receive only. Peers announce a routing
+//         id "n<node id>/<16 random hex digits>", new for every transport instance, whose
+//         node id must match the sender field of every frame. No ZMQ_ROUTER_HANDOVER: a
+//         connection can never take over the name of a live one (a stranger announcing
+//         "n2" once took node 2's link over); a restarted peer has a new name anyway, and
+//         its dead connection goes when TCP says so. The name is not a credential: CURVE
+//         (the key bound to the node id) is; without CURVE the peer port is loopback only
+//         unless the operator says insecure (docs/security.md).
 //         It announces "n<self>" itself: that is the name its peers' out_ pipes get.
 //   out_  ROUTER connected to every peer (ROUTER-to-ROUTER), with ZMQ_CONNECT_ROUTING_ID =
 //         the peer's id, so one socket addresses every peer by node id. Send only.
@@ -49,6 +54,7 @@
 #include "replication/transport/peer_queue.h"
 #include "replication/transport/transport.h"
 #include "replication/transport/wan_emulator.h"
+#include "replication/transport/zap_authorizer.h"
 
 namespace geokv::transport {
 
@@ -78,6 +84,10 @@ struct ZmqTransportOptions {
   size_t peer_queue_bytes_max = 64u << 20;    // per peer
   int64_t queue_ttl_ms = 30'000;              // a queued message older than this is dropped
   size_t inbound_queue_messages_max = 8192;   // events waiting for Poll
+  size_t inbound_queue_bytes_max = 256u << 20;  // their payload bytes, all peers together
+  // Payload bytes one peer may have waiting for Poll; beyond it that peer's messages are
+  // dropped (dropped_flood) rather than crowding the other peers out.
+  size_t inbound_per_peer_bytes_max = 64u << 20;
   int send_hwm_messages = 1000;               // ZMQ_SNDHWM per peer pipe
   int receive_hwm_messages = 1000;            // ZMQ_RCVHWM per peer pipe
   int reconnect_ivl_ms = 100;                 // ZMQ_RECONNECT_IVL
@@ -136,9 +146,17 @@ class ZmqTransport final : public Transport {
   // Changes the emulated link to `region` at run time (kConfig when invalid).
   Status SetWanLink(std::string_view region, const LinkProfile& link);
 
-  // Routing id of a node on the wire: "n<id>" (never starts with a zero byte, which libzmq
-  // reserves for generated ids).
+  // Re-reads the CURVE allowlist (the inline keys and curve.allowed_public_keys_file) for
+  // handshakes from now on; a connection already admitted stays (its key is still bound
+  // to its node id by the peer table). On error (unreadable, bad or empty list) the old
+  // list stays. kConfig / kIOError; kInvalidArgument when CURVE is off.
+  Status ReloadCurveAllowlist();
+
+  // Routing id of a node's in_ on the wire: "n<id>" (never starts with a zero byte, which
+  // libzmq reserves for generated ids).
   static std::string RoutingId(NodeId id);
+  // The routing id this transport's out_ announces to its peers ("n<id>/<random>").
+  const std::string& announced_routing_id() const { return announced_id_; }
 
  private:
   struct Sockets;  // the zmq sockets; defined in the .cc so zmq.hpp stays out of headers
@@ -147,6 +165,7 @@ class ZmqTransport final : public Transport {
     Peer info;
     PeerQueue queue;
     int64_t retry_at_us = 0;  // no send attempt before this (peer unreachable or full)
+    int64_t unreachable_since_us = 0;  // first EHOSTUNREACH of the current outage; 0: none
   };
   struct PeerOp {
     bool connect = true;  // false: disconnect
@@ -162,6 +181,8 @@ class ZmqTransport final : public Transport {
   void ApplyPeerOps();
   void ReadInbound();
   void ServeZap();
+  // Appends to inbound_ and counts its bytes; in_mu_ held.
+  void PushInboundLocked(Event ev);
   void Wake();
   void Count(std::atomic<uint64_t>& counter, uint64_t n = 1) {
     counter.fetch_add(n, std::memory_order_relaxed);
@@ -174,6 +195,7 @@ class ZmqTransport final : public Transport {
   std::set<std::string> allowed_keys_;
   std::string curve_public_z85_;
   std::string curve_secret_z85_;
+  std::string announced_id_;  // out_'s routing id
 
   std::unique_ptr<Sockets> sockets_;  // used by the I/O thread only (wake_tx: wake_mu_)
   std::thread io_thread_;
@@ -195,13 +217,20 @@ class ZmqTransport final : public Transport {
   std::condition_variable in_cv_;
   std::deque<Event> inbound_;
   bool reader_paused_ = false;  // the I/O thread stopped reading because inbound_ was full
+  size_t inbound_bytes_ = 0;    // payload bytes in inbound_
+  std::map<NodeId, size_t> inbound_bytes_by_peer_;
+
+  // The ZAP decisions; replaced by ReloadCurveAllowlist, read by the I/O thread.
+  std::mutex auth_mu_;
+  std::shared_ptr<const ZapAuthorizer> authorizer_;  // guarded by auth_mu_
 
   std::mutex stop_mu_;  // serialises Stop callers
 
   // Counters (TransportStats).
   std::atomic<uint64_t> sent_{0}, sent_bytes_{0}, received_{0}, received_bytes_{0},
       dropped_bad_{0}, dropped_queue_full_{0}, dropped_wan_loss_{0}, dropped_partition_{0},
-      dropped_expired_{0}, dropped_stopped_{0}, send_retries_{0}, refused_auth_{0};
+      dropped_expired_{0}, dropped_stopped_{0}, send_retries_{0}, refused_auth_{0},
+      dropped_flood_{0}, inbound_bytes_peak_{0};
 };
 
 }  // namespace geokv::transport

@@ -44,7 +44,7 @@ TEST(StatusOrTest, HoldsValueOrError) {
 }
 
 TEST(StatusTest, EveryCodeHasAName) {
-  for (int c = 0; c <= static_cast<int>(Code::kInternal); ++c) {
+  for (int c = 0; c <= static_cast<int>(kCodeMax); ++c) {
     EXPECT_NE(CodeName(static_cast<Code>(c)), "UNKNOWN") << c;
   }
 }

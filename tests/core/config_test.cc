@@ -79,4 +79,110 @@ TEST(ConfigTest, CorruptedFileIsAConfigErrorNotACrash) {
 }
 
 }  // namespace
+// A three-node cluster whose node 0 listens for peers on `peer_host`; `extra` is appended.
+std::string ClusterToml(const std::string& peer_host, const std::string& extra = "",
+                        const std::string& node_extra = "") {
+  return "[node]\nid = 0\n" + node_extra +
+         "\n[cluster]\n"
+         "[[cluster.nodes]]\nid = 0\nregion = \"a\"\npeer_endpoint = \"tcp://" + peer_host +
+         ":7001\"\nclient_endpoint = \"tcp://0.0.0.0:7101\"\n"
+         "[[cluster.nodes]]\nid = 1\nregion = \"b\"\npeer_endpoint = \"tcp://10.0.0.2:7001\"\n"
+         "client_endpoint = \"tcp://10.0.0.2:7101\"\n"
+         "[[cluster.nodes]]\nid = 2\nregion = \"c\"\npeer_endpoint = \"tcp://10.0.0.3:7001\"\n"
+         "client_endpoint = \"tcp://10.0.0.3:7101\"\n" + extra;
+}
+
+// Without CURVE anyone who reaches the peer port is a peer: a node listens on loopback only,
+// unless the operator says insecure.
+TEST(ConfigSecurityTest, NonLoopbackPeerEndpointWithoutCurveNeedsInsecure) {
+  for (const std::string host : {"0.0.0.0", "10.0.0.1", "*", "example.com", "[::]"}) {
+    SCOPED_TRACE(host);
+    auto c = Config::FromToml(ClusterToml(host), "test.toml");
+    ASSERT_FALSE(c.ok());
+    EXPECT_EQ(c.status().code(), Code::kConfig);
+    EXPECT_NE(c.status().message().find("cluster.nodes[0].peer_endpoint"), std::string::npos) << c.status().message();
+    EXPECT_NE(c.status().message().find("insecure"), std::string::npos) << c.status().message();
+    auto insecure = Config::FromToml(ClusterToml(host).insert(ClusterToml(host).find("[[cluster.nodes]]"),
+                                                              "insecure = true\n"));
+    ASSERT_TRUE(insecure.ok()) << insecure.status().ToString();
+    EXPECT_TRUE(insecure->cluster->insecure);
+  }
+  for (const std::string host : {"127.0.0.1", "127.1.2.3", "localhost", "[::1]"}) {
+    SCOPED_TRACE(host);
+    auto c = Config::FromToml(ClusterToml(host));
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    EXPECT_FALSE(c->cluster->insecure);
+  }
+  ExpectConfigError(ClusterToml("127.0.0.1").insert(ClusterToml("127.0.0.1").find("[[cluster.nodes]]"),
+                                                    "insecure = \"yes\"\n"),
+                    "cluster.insecure");
+}
+
+TEST(ConfigSecurityTest, LoopbackHosts) {
+  for (const char* h : {"127.0.0.1", "127.255.0.9", "::1", "[::1]", "localhost", "::ffff:127.0.0.1"}) {
+    EXPECT_TRUE(IsLoopbackHost(h)) << h;
+  }
+  for (const char* h : {"", "0.0.0.0", "10.0.0.1", "128.0.0.1", "::", "::2", "localhost.evil.com", "*",
+                        "1270.0.0.1", "::ffff:10.0.0.1"}) {
+    EXPECT_FALSE(IsLoopbackHost(h)) << h;
+  }
+  EXPECT_TRUE(IsLoopbackEndpoint("ipc:///tmp/geokv.sock"));
+  EXPECT_TRUE(IsLoopbackEndpoint("tcp://127.0.0.1:7001"));
+  EXPECT_FALSE(IsLoopbackEndpoint("tcp://0.0.0.0:7001"));
+  EXPECT_FALSE(IsLoopbackEndpoint("tcp://*:7001"));
+}
+
+// A bad metrics address used to become an ephemeral port silently; now start is refused
+// naming the field, and a bare port means loopback.
+TEST(ConfigSecurityTest, MetricsEndpointIsLoopbackByDefaultAndBadOnesAreRefused) {
+  auto p = ParseMetricsEndpoint("9100");
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->first, "127.0.0.1");
+  EXPECT_EQ(p->second, 9100);
+  p = ParseMetricsEndpoint(":9100");
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->first, "127.0.0.1");
+  p = ParseMetricsEndpoint("0.0.0.0:65535");
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->first, "0.0.0.0");
+  EXPECT_EQ(p->second, 65535);
+  p = ParseMetricsEndpoint("[::1]:1");
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->first, "::1");
+  p = ParseMetricsEndpoint("");
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->second, 0);
+  for (const char* bad : {"127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:99999", "127.0.0.1:", "127.0.0.1:abc",
+                          "127.0.0.1:-1", "example.com:9100", "300.1.1.1:9100", "[::1:9100", "[zz]:9100",
+                          "127.0.0.1:9100x", "127.0.0.1: 9100"}) {
+    auto bad_p = ParseMetricsEndpoint(bad);
+    ASSERT_FALSE(bad_p.ok()) << bad;
+    EXPECT_EQ(bad_p.status().code(), Code::kConfig);
+    EXPECT_NE(bad_p.status().message().find("node.metrics_endpoint"), std::string::npos) << bad_p.status().message();
+    ExpectConfigError(ClusterToml("127.0.0.1", "", std::string("metrics_endpoint = \"") + bad + "\""),
+                      "node.metrics_endpoint");
+  }
+}
+
+TEST(ConfigSecurityTest, QueueBoundsAndAdminKeys) {
+  auto c = Config::FromToml(ClusterToml("127.0.0.1",
+                                        "[queues]\nclient_bytes_max = 100000000\nclient_connection_bytes_max = "
+                                        "30000000\nclient_connection_requests_max = 7\npeer_inbound_bytes_max = "
+                                        "200000000\npeer_inbound_per_peer_bytes_max = 50000000\n"));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->cluster->client_bytes_max, 100000000u);
+  EXPECT_EQ(c->cluster->client_connection_bytes_max, 30000000u);
+  EXPECT_EQ(c->cluster->client_connection_requests_max, 7u);
+  EXPECT_EQ(c->cluster->peer_inbound_bytes_max, 200000000u);
+  EXPECT_EQ(c->cluster->peer_inbound_per_peer_bytes_max, 50000000u);
+  // Below room for one largest message, or a typo: refused naming the field.
+  ExpectConfigError(ClusterToml("127.0.0.1", "[queues]\nclient_bytes_max = 1000\n"), "queues.client_bytes_max");
+  ExpectConfigError(ClusterToml("127.0.0.1", "[queues]\nclient_connection_requests_max = 0\n"),
+                    "queues.client_connection_requests_max");
+  ExpectConfigError(ClusterToml("127.0.0.1", "[queues]\npeer_inbound_bytes_max = -1\n"),
+                    "queues.peer_inbound_bytes_max");
+  ExpectConfigError(ClusterToml("127.0.0.1", "[queues]\nclient_byte_max = 1\n"), "queues.client_byte_max");
+  ExpectConfigError("[queues]\nclient_bytes_max = 100000000\n", "queues");
+}
+
 }  // namespace geokv

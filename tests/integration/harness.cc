@@ -345,6 +345,12 @@ std::optional<int> LocalCluster::TerminateNode(size_t i, milliseconds deadline) 
   return c.wait_status();
 }
 
+bool LocalCluster::SignalNode(size_t i, int sig) {
+  if (!nodes_[i].child->running()) return false;
+  nodes_[i].child->Signal(sig);
+  return true;
+}
+
 void LocalCluster::PauseNode(size_t i) {
   std::ofstream(nodes_[i].log, std::ios::app) << "==== harness: SIGSTOP node " << i << "\n";
   nodes_[i].child->Signal(SIGSTOP);

@@ -161,6 +161,8 @@ class LocalCluster {
   // is still SIGKILLed by the destructor.
   void PauseNode(size_t i);
   void ResumeNode(size_t i);
+  // Sends `sig` to node i (e.g. SIGHUP: reload keys); false when it is not running.
+  bool SignalNode(size_t i, int sig);
   // SIGTERM and wait for the exit (deadline); the waitpid status, or nullopt on timeout
   // (then the node is SIGKILLed).
   std::optional<int> TerminateNode(size_t i, milliseconds deadline = seconds(20));

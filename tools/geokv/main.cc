@@ -4,6 +4,7 @@
 //   geokv put KEY VALUE | get KEY | del KEY | cas KEY NEW [--expect OLD] | add KEY DELTA
 //   geokv sadd KEY ELEMENT | srem KEY ELEMENT | smembers KEY
 //   geokv policy set PREFIX MODE | policy list | status
+//   geokv partition REGION [--heal] | heal | reload-keys     (admin: docs/security.md)
 //   geokv local --regions us-east,eu-west,ap-northeast [--rtt-ms N]
 //   geokv demo --endpoints E1,E2,E3 --regions R1,R2,R3
 #include <cstdio>
@@ -117,6 +118,7 @@ int main(int argc, char** argv) {
   bool reconnect = false;
   partition->add_flag("--heal", reconnect, "reconnect REGION instead");
   auto* heal = app.add_subcommand("heal", "admin (emulated WAN): remove every partition");
+  auto* reload = app.add_subcommand("reload-keys", "admin: the node re-reads its CURVE allowlists and peer keys (as SIGHUP)");
 
   geokv::tools::LocalClusterOptions local;
   std::string regions = "us-east,eu-west,ap-northeast";
@@ -181,6 +183,7 @@ int main(int argc, char** argv) {
     req.value = reconnect ? "0" : "1";
   }
   if (heal->parsed()) req.op = geokv::Op::kHeal;
+  if (reload->parsed()) req.op = geokv::Op::kReloadKeys;
 
   geokv::ClientOptions options;
   options.endpoints = SplitCommas(endpoints);

@@ -1,5 +1,6 @@
 // geokvd: one geokv node. Reads a TOML config (see README, "Running a cluster"), serves
-// until SIGTERM or SIGINT, then stops gracefully.
+// until SIGTERM or SIGINT, then stops gracefully. SIGHUP re-reads the config file's CURVE
+// allowlists and peer keys (key rotation, docs/security.md).
 #include <signal.h>
 
 #include <cstdio>
@@ -25,6 +26,7 @@ int main(int argc, char** argv) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   auto config = geokv::Config::LoadFile(config_path);
@@ -48,11 +50,26 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "geokvd: %s\n", server.status().ToString().c_str());
     return 1;
   }
+  if (config->cluster->insecure && !config->cluster->curve) {
+    std::fprintf(stderr,
+                 "geokvd: WARNING: insecure = true and CURVE is off: anyone who reaches %s can act as a peer\n",
+                 config->cluster->me().peer_endpoint.c_str());
+  }
   std::printf("geokvd: node %u (%s) ready; clients: %s\n", config->cluster->self,
               config->cluster->me().region.c_str(), (*server)->client_endpoint().c_str());
   std::fflush(stdout);
   int sig = 0;
-  sigwait(&stop_signals, &sig);
+  for (;;) {
+    sigwait(&stop_signals, &sig);
+    if (sig != SIGHUP) break;
+    auto fresh = geokv::Config::LoadFile(config_path);
+    const geokv::Status s = fresh.ok() ? (*server)->ReloadKeys(*fresh) : fresh.status();
+    if (s.ok()) {
+      spdlog::info("geokvd: SIGHUP: keys reloaded from {}", config_path);
+    } else {
+      spdlog::error("geokvd: SIGHUP: keys not reloaded: {}", s.ToString());
+    }
+  }
   spdlog::info("geokvd: signal {}, stopping", sig);
   (*server)->Stop();
   return 0;

@@ -93,6 +93,7 @@ GEOKV_EXPORT const char *geokv_version_string(void);
 #define GEOKV_ENOMEM (-16)     /* out of memory */
 #define GEOKV_EINTERNAL (-17)  /* a bug in geokv; the message says where */
 #define GEOKV_EFORKED (-18)    /* handle inherited through fork(): open a new one in the child */
+#define GEOKV_EPERM (-19)      /* the caller's identity may not do this (admin operation) */
 
 /* Message of the calling thread's last error ("" after success). Valid until the thread's
  * next geokv call. Never NULL. */

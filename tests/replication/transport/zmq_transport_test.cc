@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <random>
@@ -481,6 +482,125 @@ TEST(ZmqTransportTest, FullInboundQueuePushesBackInsteadOfDropping) {
   EXPECT_EQ(b->Stats().dropped_bad, 0u);
 }
 
+// The attack of issue 11: a stranger's DEALER announcing a live peer's routing id once
+// took that peer's link over (ZMQ_ROUTER_HANDOVER), losing what was in flight and cutting
+// the peer off for seconds. Strangers now try the old name "n1" and even the exact name A
+// announces; every message A sends still arrives, in order, and the strangers' bytes are
+// dropped and counted.
+TEST(ZmqTransportTest, HijackAttemptsOnAPeerLinkChangeNothing) {
+  auto a = StartOrDie(Options(1, "us-east"));
+  auto b = StartOrDie(Options(2, "eu-west"));
+  ASSERT_TRUE(a && b);
+  ConnectAll({a.get(), b.get()}, {"us-east", "eu-west"});
+  ASSERT_TRUE(a->Send(2, "hello").ok());
+  ASSERT_EQ(ReceiveN(*b, 1).size(), 1u);  // A's link to B is up and named
+  ASSERT_NE(a->announced_routing_id().find("n1/"), std::string::npos);
+
+  constexpr int kMessages = 3000;
+  const std::vector<std::string> names = {"n1", a->announced_routing_id()};
+  std::vector<std::unique_ptr<RawPeer>> strangers;
+  std::vector<Event> got;
+  for (int i = 0; i < kMessages; ++i) {
+    if (i % 100 == 0) {
+      // New connections keep coming (each one a fresh takeover attempt) and stay open.
+      for (const std::string& name : names) {
+        strangers.push_back(std::make_unique<RawPeer>(b->bound_endpoint(), name));
+        strangers.back()->Send("not a frame: just taking the name");
+      }
+    }
+    ASSERT_TRUE(a->Send(2, std::to_string(i)).ok());
+    Event e;
+    while (b->Poll(&e, 0)) got.push_back(std::move(e));
+    if (i % 50 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));  // let connections land
+  }
+  std::vector<Event> rest = ReceiveN(*b, kMessages - got.size());
+  for (auto& e : rest) got.push_back(std::move(e));
+  ASSERT_EQ(got.size(), static_cast<size_t>(kMessages)) << "messages lost while strangers took names";
+  for (int i = 0; i < kMessages; ++i) {
+    ASSERT_EQ(got[i].from, 1u);
+    ASSERT_EQ(got[i].bytes, std::to_string(i));
+  }
+  // The "n1" strangers were read (and their bytes dropped); those with A's exact name were
+  // parked by libzmq and never read at all.
+  const auto deadline = Clock::now() + kPatience;
+  while (b->Stats().dropped_bad == 0 && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_GT(b->Stats().dropped_bad, 0u);
+  EXPECT_EQ(a->Stats().dropped_expired, 0u);
+}
+
+// A peer sending far faster than the node consumes: the inbound queue never holds more
+// than its byte bound (the reader stops and TCP pushes back), and nothing is lost.
+TEST(ZmqTransportTest, InboundQueueStaysWithinItsByteBound) {
+  constexpr size_t kMessageBytes = 60 << 10;
+  ZmqTransportOptions ao = Options(1, "us-east");
+  ao.message_bytes_max = 64 << 10;
+  auto a = StartOrDie(ao);
+  ZmqTransportOptions bo = Options(2, "eu-west");
+  bo.message_bytes_max = 64 << 10;
+  bo.inbound_queue_bytes_max = 1 << 20;
+  bo.inbound_per_peer_bytes_max = 1 << 20;
+  bo.receive_hwm_messages = 10;
+  auto b = StartOrDie(bo);
+  ASSERT_TRUE(a && b);
+  ConnectAll({a.get(), b.get()}, {"us-east", "eu-west"});
+  constexpr int kMessages = 400;  // 24 MB, 24 times the bound
+  for (int i = 0; i < kMessages; ++i) {
+    std::string m(kMessageBytes, static_cast<char>('a' + i % 26));
+    m.replace(0, std::to_string(i).size(), std::to_string(i));
+    ASSERT_TRUE(a->Send(2, m).ok());
+  }
+  // B does not read for a while: the queue fills to its bound and stops there.
+  const auto deadline = Clock::now() + kPatience;
+  while (b->Stats().inbound_bytes + kMessageBytes <= bo.inbound_queue_bytes_max - ao.message_bytes_max &&
+         Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_LE(b->Stats().inbound_bytes, bo.inbound_queue_bytes_max);
+  std::vector<Event> got = ReceiveN(*b, kMessages);
+  ASSERT_EQ(got.size(), static_cast<size_t>(kMessages));
+  for (int i = 0; i < kMessages; ++i) ASSERT_EQ(got[i].bytes.substr(0, std::to_string(i).size()), std::to_string(i));
+  const TransportStats st = b->Stats();
+  EXPECT_GT(st.inbound_bytes_peak, 0u);
+  EXPECT_LE(st.inbound_bytes_peak, bo.inbound_queue_bytes_max);
+  EXPECT_EQ(st.inbound_bytes, 0u);
+  EXPECT_EQ(st.dropped_flood, 0u);
+}
+
+// One peer flooding cannot take the others' share of the inbound queue: beyond its own
+// byte share its messages are dropped (counted), and another peer's message still arrives.
+TEST(ZmqTransportTest, AFloodingPeerIsDroppedAndCountedOthersGetThrough) {
+  ZmqTransportOptions ao = Options(1, "us-east");
+  ao.message_bytes_max = 64 << 10;
+  ao.peer_queue_messages_max = 100'000;
+  auto flooder = StartOrDie(ao);
+  ZmqTransportOptions co = Options(3, "ap-south");
+  co.message_bytes_max = 64 << 10;
+  auto calm = StartOrDie(co);
+  ZmqTransportOptions bo = Options(2, "eu-west");
+  bo.message_bytes_max = 64 << 10;
+  bo.inbound_queue_bytes_max = 4 << 20;
+  bo.inbound_per_peer_bytes_max = 256 << 10;
+  auto b = StartOrDie(bo);
+  ASSERT_TRUE(flooder && calm && b);
+  ConnectAll({flooder.get(), calm.get(), b.get()}, {"us-east", "ap-south", "eu-west"});
+  constexpr int kFlood = 200;
+  for (int i = 0; i < kFlood; ++i) ASSERT_TRUE(flooder->Send(2, std::string(60 << 10, 'f')).ok());
+  const auto deadline = Clock::now() + kPatience;
+  while (b->Stats().dropped_flood == 0 && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_GT(b->Stats().dropped_flood, 0u) << "the flooding peer was never held to its share";
+  EXPECT_LE(b->Stats().inbound_bytes_peak, bo.inbound_per_peer_bytes_max + bo.inbound_per_peer_bytes_max);
+  ASSERT_TRUE(calm->Send(2, "calm").ok());
+  bool calm_arrived = false;
+  const auto deadline2 = Clock::now() + kPatience;
+  while (!calm_arrived && Clock::now() < deadline2) {
+    Event e;
+    if (b->Poll(&e, 20) && e.from == 3) calm_arrived = e.bytes == "calm";
+  }
+  EXPECT_TRUE(calm_arrived);
+}
+
 TEST(ZmqTransportTest, BadOptionsAreRefusedNamingTheField) {
   ZmqTransportOptions o = Options(1, "us-east");
   o.peers[1] = Peer{"tcp://127.0.0.1:1", "us-east", ""};
@@ -593,6 +713,43 @@ TEST_F(CurveTest, AllowlistedKeyPretendingToBeAnotherNodeIsDropped) {
   }
   EXPECT_EQ(b->Stats().dropped_bad, 1u);
   EXPECT_EQ(b->Stats().received, 0u);
+}
+
+// Key rotation: a key added to the allowlist file is admitted after a reload, without a
+// restart; a reload that would leave the allowlist empty changes nothing.
+TEST_F(CurveTest, AllowlistReloadAdmitsANewKey) {
+  Keys ka = NewKeys("a"), kb = NewKeys("b");
+  const std::string list = dir_ + "/allow.txt";
+  {
+    std::ofstream f(list);
+    f << "# nobody yet but a placeholder\n" << kb.public_z85 << "\n";
+  }
+  ZmqTransportOptions bo = CurveOptionsFor(2, "eu-west", kb, {});
+  bo.curve.allowed_public_keys_file = list;
+  auto b = StartOrDie(bo);
+  auto a = StartOrDie(CurveOptionsFor(1, "us-east", ka, {kb.public_z85}));
+  ASSERT_TRUE(a && b);
+  ASSERT_TRUE(b->AddPeer(1, PeerOf(*a, "us-east", ka.public_z85)).ok());
+  ASSERT_TRUE(a->AddPeer(2, PeerOf(*b, "eu-west", kb.public_z85)).ok());
+  ASSERT_TRUE(a->Send(2, "before").ok());
+  const auto deadline = Clock::now() + kPatience;
+  while (b->Stats().refused_auth == 0 && Clock::now() < deadline) {
+    Event e;
+    ASSERT_FALSE(b->Poll(&e, 20)) << "a key not on the allowlist got through";
+  }
+  ASSERT_GT(b->Stats().refused_auth, 0u);
+
+  { std::ofstream f(list, std::ios::trunc); }
+  EXPECT_EQ(b->ReloadCurveAllowlist().code(), Code::kConfig);  // empty: the old list stays
+  {
+    std::ofstream f(list, std::ios::trunc);
+    f << kb.public_z85 << "\n" << ka.public_z85 << "\n";
+  }
+  ASSERT_TRUE(b->ReloadCurveAllowlist().ok());
+  ASSERT_TRUE(a->Send(2, "after").ok());
+  std::vector<Event> got = ReceiveN(*b, 1);
+  ASSERT_GE(got.size(), 1u);
+  EXPECT_EQ(got[0].from, 1u);
 }
 
 TEST_F(CurveTest, EmptyAllowlistRefusesToStart) {
