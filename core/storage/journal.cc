@@ -134,9 +134,10 @@ class FileScanner {
   }
 
   bool AllZero(uint64_t from, uint64_t to) const {
+    static constexpr uint8_t kZeros[4096] = {};
     to = std::min(to, size_);
-    for (uint64_t i = from; i < to; ++i) {
-      if (data_[i] != 0) return false;
+    for (uint64_t i = from; i < to; i += sizeof kZeros) {
+      if (std::memcmp(data_ + i, kZeros, std::min<uint64_t>(sizeof kZeros, to - i)) != 0) return false;
     }
     return true;
   }
