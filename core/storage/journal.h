@@ -28,6 +28,11 @@
 // can, rarely, leave a hole before a later unsynced commit; that is reported as damage too,
 // and repair then loses nothing that was acknowledged.)
 //
+// Cost: one read of the journal written since the last checkpoint, at open only (nothing on
+// the write path). Measured on a loaded 2-core machine with no checkpoint (the worst case):
+// 200 MB of journal (two 100 MB files, 100k commits) in 0.36-0.8 s warm; an embedded
+// store's journal files are 2 MiB (milliseconds).
+//
 // Thread-safety: free functions over files; the caller holds the data-directory lock.
 #ifndef GEOKV_CORE_STORAGE_JOURNAL_H_
 #define GEOKV_CORE_STORAGE_JOURNAL_H_
