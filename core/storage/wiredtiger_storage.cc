@@ -16,6 +16,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/storage/journal.h"
+
 namespace geokv::storage {
 
 namespace {
@@ -227,6 +229,18 @@ StatusOr<std::unique_ptr<WiredTigerStorage>> WiredTigerStorage::Open(const Optio
 
   std::unique_ptr<WiredTigerStorage> self(new WiredTigerStorage(resolved));
   self->lock_fd_ = *lock;
+  if (fs::exists(canonical / "WiredTiger", ec)) {
+    // Before WiredTiger's recovery, which would take damage for the end of the journal and
+    // drop the acknowledged writes after it (see journal.h).
+    const auto started = std::chrono::steady_clock::now();
+    auto scan = journal::Check(resolved.dir);
+    if (!scan.ok()) return scan.status();
+    spdlog::debug("journal check of {}: {} files, {} bytes, {} records in {} us", resolved.dir, scan->files,
+                  scan->bytes, scan->records,
+                  std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started)
+                      .count());
+    if (!scan->damage.empty()) return self->JournalDamaged(scan->damage);
+  }
   self->handler_ = std::make_unique<EventHandler>();
   self->handler_->base.handle_error = EventHandler::OnError;
   self->handler_->base.handle_message = EventHandler::OnMessage;
@@ -298,6 +312,15 @@ Status WiredTigerStorage::CheckStores(WT_SESSION* session) {
   return Status::Ok();
 }
 
+Status WiredTigerStorage::JournalDamaged(const std::vector<journal::Damage>& damage) const {
+  std::string what = damage.front().Describe();
+  if (damage.size() > 1) what += " (and " + std::to_string(damage.size() - 1) + " more damaged stretches)";
+  return Status(Code::kCorruption,
+                "the store in " + options_.dir + " is damaged (" + what +
+                    "); opening it would silently lose the writes after the damage: run `geokv repair " +
+                    options_.dir + "` (or geokv_repair), which keeps what can still be read and reports what was lost");
+}
+
 Status WiredTigerStorage::Damaged(std::string_view detail) const {
   std::string file = FileNamed(detail);
   return Status(Code::kCorruption,
@@ -320,6 +343,22 @@ StatusOr<WiredTigerStorage::RepairReport> WiredTigerStorage::Repair(const std::s
     int fd;
     ~Unlock() { UnlockDir(fd); }
   } unlock{*lock};
+
+  // The journal first: recovery (inside wiredtiger_open) would stop at its damage and drop
+  // every commit after it; made readable-and-empty, the damaged records alone are lost.
+  auto scan = journal::Check(dir);
+  if (!scan.ok()) return scan.status();
+  RepairReport report;
+  if (!scan->damage.empty()) {
+    GEOKV_RETURN_IF_ERROR(journal::DropDamage(dir, scan->damage));
+    for (const auto& d : scan->damage) {
+      spdlog::warn("repair: dropped the damaged {} in {}; the writes in it are lost", d.Describe(), dir);
+      report.journal_dropped.push_back(d.Describe());
+      if (std::find(report.journal_files.begin(), report.journal_files.end(), d.file) == report.journal_files.end()) {
+        report.journal_files.push_back(d.file);
+      }
+    }
+  }
 
   EventHandler handler;
   handler.base.handle_error = EventHandler::OnError;
@@ -355,7 +394,6 @@ StatusOr<WiredTigerStorage::RepairReport> WiredTigerStorage::Repair(const std::s
     while ((r = c->next(c.get())) == 0) ++n;
     return r == WT_NOTFOUND ? n : -1;
   };
-  RepairReport report;
   for (const auto& table : tables) {
     const std::string uri = "table:" + table;
     // verify first: it reads damaged blocks without panicking the connection, which a

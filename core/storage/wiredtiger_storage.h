@@ -13,7 +13,9 @@
 //
 // Errors speak of the store, not of WiredTiger's internals. Damage found at open or later
 // (a checksum failure, WT_TRY_SALVAGE) is kCorruption naming the damaged file and the repair
-// path (Repair below; `geokv repair DIR`). A WT_PANIC (reported through the event handler or
+// path (Repair below; `geokv repair DIR`). Open reads the journal itself before WiredTiger's
+// recovery does (journal.h): damage there that would drop acknowledged writes is
+// kCorruption naming the journal file, where recovery would have opened without them. A WT_PANIC (reported through the event handler or
 // a return code) turns the store into one that refuses every later call with kPanic; the
 // process does not crash, and closing and reopening runs WiredTiger's recovery.
 //
@@ -35,6 +37,7 @@
 #include <vector>
 
 #include "core/engine/storage.h"
+#include "core/storage/journal.h"
 
 struct __wt_connection;
 struct __wt_cursor;
@@ -62,13 +65,18 @@ class WiredTigerStorage final : public Storage {
   // What Repair found and did.
   struct RepairReport {
     std::vector<std::string> damaged;  // tables that failed verification (then salvaged)
+    // Damaged stretches of the journal, dropped so that recovery replays the commits after
+    // them (one line each, journal::Damage::Describe); the writes inside them are lost.
+    std::vector<std::string> journal_dropped;
+    std::vector<std::string> journal_files;  // the journal files those stretches were in
     uint64_t keys_before = 0;          // keys readable before the repair (damaged tables: 0)
     uint64_t keys_after = 0;           // keys readable after it
   };
 
-  // Salvages the store in `dir`, which must not be open: reopens WiredTiger with its
-  // metadata salvage on, verifies every table and salvages the damaged ones (their
-  // unreadable pages are dropped; what could be read is kept). Errors: kBusy (open
+  // Salvages the store in `dir`, which must not be open: first drops the damaged stretches
+  // of the journal (journal::DropDamage) so that recovery replays every readable commit,
+  // then reopens WiredTiger with its metadata salvage on, verifies every table and salvages
+  // the damaged ones (their unreadable pages are dropped; what could be read is kept). Errors: kBusy (open
   // elsewhere), kInvalidArgument (not a store), kCorruption (beyond repair), kIOError.
   static StatusOr<RepairReport> Repair(const std::string& dir);
 
@@ -106,6 +114,7 @@ class WiredTigerStorage final : public Storage {
   explicit WiredTigerStorage(Options options);
   Status CheckStores(__wt_session* session);
   Status Damaged(std::string_view detail) const;
+  Status JournalDamaged(const std::vector<journal::Damage>& damage) const;
   Status CheckWt(int ret, std::string_view what);
   Status PanicStatus() const;
   Status EnsureTable(__wt_session* session, const std::string& table);

@@ -3,10 +3,12 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <fstream>
 #include <thread>
 #include <type_traits>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -97,6 +99,73 @@ int CodeOf(Fn&& fn) {
     return e.code();
   }
   return 0;
+}
+
+// Issue 10: db::close while other threads are inside calls on the same db. Each call
+// finishes or throws GEOKV_ECLOSED (never EINVAL from a reset pointer, never a crash or a
+// report from ASan/TSan), and calls after close keep throwing GEOKV_ECLOSED.
+TEST(HppTest, CloseWhileOtherThreadsAreInsideCalls) {
+  geokv::testing::TempDir dir;
+  constexpr int kRounds = 12, kThreads = 6;
+  for (int round = 0; round < kRounds; ++round) {
+    geokv::db db(dir.Sub("db"));
+    std::atomic<int> started{0}, other_codes{0}, closed_seen{0};
+    std::atomic<bool> stop{false};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        bool counted = false;
+        for (int i = 0; !stop.load(); ++i) {
+          const std::string key = "t" + std::to_string(t) + "/" + std::to_string(i % 50);
+          const int code = CodeOf([&] {
+            switch (i % 4) {
+              case 0: db.put(key, "value"); break;
+              case 1: (void)db.get(key); break;
+              case 2: db.erase(key); break;
+              default: {
+                auto it = db.scan("t" + std::to_string(t) + "/");
+                for (int n = 0; n < 5 && it.next(); ++n) {
+                }
+              }
+            }
+          });
+          if (!counted) {
+            counted = true;
+            started.fetch_add(1);
+          }
+          if (code == GEOKV_ECLOSED) {
+            closed_seen.fetch_add(1);
+            break;  // closed: every later call says so too (checked below)
+          }
+          if (code != 0) other_codes.fetch_add(1);
+        }
+      });
+    }
+    while (started.load() < kThreads) std::this_thread::yield();
+    std::this_thread::sleep_for(std::chrono::milliseconds(round % 4));
+    db.close();
+    EXPECT_FALSE(db);
+    stop.store(true);
+    for (auto& th : threads) th.join();
+    EXPECT_EQ(other_codes.load(), 0) << "round " << round << ": a call failed with another code than ECLOSED";
+    EXPECT_EQ(CodeOf([&] { db.put("k", "v"); }), GEOKV_ECLOSED);
+    EXPECT_EQ(CodeOf([&] { (void)db.get("k"); }), GEOKV_ECLOSED);
+    EXPECT_EQ(CodeOf([&] { (void)db.scan(); }), GEOKV_ECLOSED);
+    EXPECT_EQ(CodeOf([&] { db.close(); }), 0) << "a second close does nothing";
+  }
+  // The store was closed properly each time: it opens, with what was written.
+  geokv::db again(dir.Sub("db"));
+  again.put("last", "ok");
+  EXPECT_EQ(again.get("last"), "ok");
+}
+
+// A default-constructed or moved-from db is no handle at all: GEOKV_EINVAL, not ECLOSED.
+TEST(HppTest, EmptyDbIsInvalidNotClosed) {
+  geokv::db empty;
+  EXPECT_FALSE(empty);
+  EXPECT_EQ(CodeOf([&] { empty.put("k", "v"); }), GEOKV_EINVAL);
+  EXPECT_EQ(CodeOf([&] { empty.close(); }), 0);
+  EXPECT_EQ(CodeOf([&] { empty.put("k", "v"); }), GEOKV_ECLOSED);
 }
 
 TEST(HppTest, ModeOperationsOnAnEmbeddedStoreAreWrongMode) {

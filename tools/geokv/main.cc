@@ -7,6 +7,7 @@
 //   geokv partition REGION [--heal] | heal | reload-keys     (admin: docs/security.md)
 //   geokv local --regions us-east,eu-west,ap-northeast [--rtt-ms N]
 //   geokv demo --endpoints E1,E2,E3 --regions R1,R2,R3
+//   geokv repair DIR    (an embedded store or a node's data dir, not open anywhere)
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -16,7 +17,9 @@
 #include <nlohmann/json.hpp>
 
 #include "core/server/client.h"
+#include "core/server/log.h"
 #include "core/engine/policy.h"
+#include "core/storage/wiredtiger_storage.h"
 #include "tools/geokv/demo.h"
 #include "tools/geokv/local_cluster.h"
 
@@ -64,6 +67,51 @@ int Print(const geokv::Response& r, geokv::Op op, bool json) {
   if (r.status.IsNotFound()) return 1;
   if (r.status.code() == geokv::Code::kConflict) return 3;
   return 2;
+}
+
+// `geokv repair DIR`: what was damaged, what was dropped, what is left. Exit 0 when the
+// store was repaired (or sound), 1 when it could not be (open elsewhere, not a store,
+// beyond repair).
+int Repair(const std::string& dir, bool json) {
+  // Errors go to stderr; the report below says what the warnings would.
+  geokv::EnsureLogging();
+  (void)geokv::SetLogLevel("error");
+  auto report = geokv::storage::WiredTigerStorage::Repair(dir);
+  if (!report.ok()) {
+    if (json) {
+      nlohmann::json j;
+      j["ok"] = false;
+      j["error"] = std::string(geokv::CodeName(report.status().code()));
+      j["message"] = report.status().message();
+      std::printf("%s\n", j.dump().c_str());
+    } else {
+      std::fprintf(stderr, "geokv repair: %s\n", report.status().ToString().c_str());
+    }
+    return 1;
+  }
+  if (json) {
+    nlohmann::json j;
+    j["ok"] = true;
+    j["tables_salvaged"] = report->damaged;
+    j["journal_files"] = report->journal_files;
+    j["journal_dropped"] = report->journal_dropped;
+    j["keys_kept"] = report->keys_after;
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+  }
+  if (report->damaged.empty() && report->journal_dropped.empty()) {
+    std::printf("%s: sound, nothing to repair; %llu keys\n", dir.c_str(),
+                static_cast<unsigned long long>(report->keys_after));
+    return 0;
+  }
+  for (const auto& table : report->damaged) {
+    std::printf("table %s: damaged; rebuilt from the pages that could still be read\n", table.c_str());
+  }
+  for (const auto& stretch : report->journal_dropped) {
+    std::printf("dropped the damaged %s: the writes in it are lost\n", stretch.c_str());
+  }
+  std::printf("%s: repaired; %llu keys readable\n", dir.c_str(), static_cast<unsigned long long>(report->keys_after));
+  return 0;
 }
 
 }  // namespace
@@ -139,7 +187,13 @@ int main(int argc, char** argv) {
   demo->add_option("--regions", demo_regions, "names of the regions behind --endpoints, in the same order");
   demo->add_option("--rounds", demo_rounds, "operations per region and kind")->check(CLI::Range(1, 1000));
 
+  std::string repair_dir;
+  auto* repair = app.add_subcommand("repair", "repair a damaged store in DIR (no process may have it open)");
+  repair->add_option("DIR", repair_dir, "the data directory")->required();
+
   CLI11_PARSE(app, argc, argv);
+
+  if (repair->parsed()) return Repair(repair_dir, json);
 
   if (demo->parsed()) {
     auto names = SplitCommas(demo_regions);

@@ -171,8 +171,10 @@ if hasattr(os, "register_at_fork"):
 # -- repair -------------------------------------------------------------------------------------
 
 class RepairReport(NamedTuple):
-    """What ``repair`` did: how many damaged tables it rebuilt (0: the store was sound) and
-    how many keys can be read afterwards."""
+    """What ``repair`` did: how many damaged files it repaired (tables rebuilt plus journal
+    files whose damaged records were dropped; 0: the store was sound) and how many keys can
+    be read afterwards. Each dropped journal stretch is logged (logger ``"geokv"``, warning)
+    with its file, bytes and cause."""
 
     tables_salvaged: int
     keys_kept: int
@@ -180,8 +182,10 @@ class RepairReport(NamedTuple):
 
 def repair(path: Union[str, bytes, "os.PathLike[str]"]) -> RepairReport:
     """Repairs a damaged store in directory ``path`` (which no handle may hold open):
-    verifies every table and rebuilds the damaged ones from what can still be read; entries
-    on unreadable pages are lost, so compare ``keys_kept`` with what you expect. Use it
+    drops the damaged records of its journal so that recovery replays every readable write
+    after them, verifies every table and rebuilds the damaged ones from what can still be
+    read; the writes in damaged records and on unreadable pages are lost, so compare
+    ``keys_kept`` with what you expect. Use it
     when ``open`` raises CorruptionError. Raises BusyError (open elsewhere),
     InvalidArgumentError (not a geokv store), CorruptionError (beyond repair)."""
     tables, keys = _geokv.repair(_path("path", path))

@@ -168,15 +168,21 @@ typedef struct geokv_db geokv_db_t;
  * unknown durability, key_bytes_max above 65536, value_bytes_max above 64 MiB...),
  * GEOKV_EBUSY (already open), GEOKV_EIO (cannot create or write the directory),
  * GEOKV_ECORRUPT (the store is damaged: the message names the file; nothing was changed;
- * run geokv_repair). */
+ * run geokv_repair). Damage inside the journal (a record with changed bytes, or an
+ * unreadable stretch with committed writes after it) is found before recovery runs and is
+ * GEOKV_ECORRUPT naming the journal file; the torn tail of a crash (writes that were never
+ * synced) is not damage and opens. */
 GEOKV_EXPORT int geokv_open(geokv_db_t **db, const char *path, const geokv_options_t *options);
 
-/* Repairs a damaged store in directory `path`, which must not be open: salvages WiredTiger's
- * metadata, verifies every table and rebuilds the damaged ones from the pages that can
- * still be read (entries on unreadable pages are lost). On GEOKV_OK, *tables_salvaged
- * (may be NULL) is the number of damaged tables rebuilt (0: nothing was damaged) and
- * *keys_kept (may be NULL) the number of keys readable afterwards; compare it with what you
- * expect to learn what was lost. Errors: GEOKV_EINVAL (NULL path, not a geokv store),
+/* Repairs a damaged store in directory `path`, which must not be open: drops the damaged
+ * records of its journal (so that recovery replays every readable write after them),
+ * salvages WiredTiger's metadata, verifies every table and rebuilds the damaged ones from
+ * the pages that can still be read (entries on unreadable pages are lost). On GEOKV_OK,
+ * *tables_salvaged (may be NULL) is the number of damaged files repaired: tables rebuilt
+ * plus journal files whose damaged records were dropped (0: nothing was damaged); each
+ * dropped journal stretch is logged at warning level (file, bytes, why). *keys_kept (may be
+ * NULL) is the number of keys readable afterwards; compare it with what you expect to learn
+ * what was lost. Errors: GEOKV_EINVAL (NULL path, not a geokv store),
  * GEOKV_EBUSY (open by a handle), GEOKV_ECORRUPT (beyond repair), GEOKV_EIO. */
 GEOKV_EXPORT int geokv_repair(uint64_t *tables_salvaged, uint64_t *keys_kept, const char *path);
 

@@ -4,8 +4,11 @@
 // GEOKV_E* code and the library's message; expected absence is std::optional. handle()
 // returns the underlying C handle as an escape hatch.
 //
-// Thread-safety: as the C ABI. A geokv::db may be shared by threads (by reference); a
-// geokv::iterator belongs to one thread at a time.
+// Thread-safety: as the C ABI. A geokv::db may be shared by threads (by reference), and
+// db::close may race with calls on other threads: each of those finishes or throws
+// geokv::error with GEOKV_ECLOSED, and none touches a freed handle (close returns once they
+// have left the C ABI). Moving, assigning or destroying a db that other threads are using
+// is still a bug of the caller. A geokv::iterator belongs to one thread at a time.
 //
 // A geokv::db is an embedded store (the constructors) or a cluster connection
 // (db::connect). put/get/erase work on both; scan only on an embedded store; the
@@ -14,11 +17,14 @@
 #ifndef GEOKV_CAPI_INCLUDE_GEOKV_GEOKV_HPP_
 #define GEOKV_CAPI_INCLUDE_GEOKV_GEOKV_HPP_
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -153,14 +159,18 @@ class db {
   explicit db(const std::string& path, const options& opts = options()) : db(path.c_str(), opts) {}
   // path may be nullptr when opts.config_path names a data_dir.
   explicit db(const char* path, const options& opts = options()) {
-    detail::check(geokv_open(&raw_, path, opts.raw()));
+    geokv_db_t* raw = nullptr;
+    detail::check(geokv_open(&raw, path, opts.raw()));
+    raw_.store(raw);
   }
-  ~db() { geokv_close(raw_); }
-  db(db&& other) noexcept : raw_(std::exchange(other.raw_, nullptr)) {}
+  ~db() { close_quietly(); }
+  db(db&& other) noexcept
+      : raw_(other.raw_.exchange(nullptr)), closed_(other.closed_.exchange(false)) {}
   db& operator=(db&& other) noexcept {
     if (this != &other) {
-      geokv_close(raw_);
-      raw_ = std::exchange(other.raw_, nullptr);
+      close_quietly();
+      raw_.store(other.raw_.exchange(nullptr));
+      closed_.store(other.closed_.exchange(false));
     }
     return *this;
   }
@@ -168,13 +178,17 @@ class db {
   db& operator=(const db&) = delete;
 
   void put(std::string_view key, std::string_view value) {
-    detail::check(geokv_put(raw_, detail::bytes(key), key.size(), detail::bytes(value), value.size()));
+    detail::check(with_handle([&](geokv_db_t* h) {
+      return geokv_put(h, detail::bytes(key), key.size(), detail::bytes(value), value.size());
+    }));
   }
 
   std::optional<std::string> get(std::string_view key) {
     uint8_t* value = nullptr;
     size_t len = 0;
-    int rc = geokv_get(&value, &len, raw_, detail::bytes(key), key.size());
+    int rc = with_handle([&](geokv_db_t* h) {
+      return geokv_get(&value, &len, h, detail::bytes(key), key.size());
+    });
     if (rc == GEOKV_ENOTFOUND) return std::nullopt;
     detail::check(rc);
     std::string out(reinterpret_cast<const char*>(value), len);
@@ -183,12 +197,16 @@ class db {
   }
 
   void erase(std::string_view key) {
-    detail::check(geokv_delete(raw_, detail::bytes(key), key.size()));
+    detail::check(with_handle([&](geokv_db_t* h) {
+      return geokv_delete(h, detail::bytes(key), key.size());
+    }));
   }
 
   iterator scan(std::string_view prefix = {}) {
     geokv_iter_t* it = nullptr;
-    detail::check(geokv_iter_open(&it, raw_, detail::bytes(prefix), prefix.size()));
+    detail::check(with_handle([&](geokv_db_t* h) {
+      return geokv_iter_open(&it, h, detail::bytes(prefix), prefix.size());
+    }));
     return iterator(it);
   }
 
@@ -202,7 +220,9 @@ class db {
     // A non-NULL pointer for an empty expected value: NULL would mean "absent".
     static const uint8_t kEmpty = 0;
     if (expected && e == nullptr) e = &kEmpty;
-    int rc = geokv_cas(raw_, detail::bytes(key), key.size(), e, elen, detail::bytes(value), value.size());
+    int rc = with_handle([&](geokv_db_t* h) {
+      return geokv_cas(h, detail::bytes(key), key.size(), e, elen, detail::bytes(value), value.size());
+    });
     if (rc == GEOKV_ECONFLICT) return false;
     detail::check(rc);
     return true;
@@ -212,26 +232,36 @@ class db {
   // answering region sees it).
   int64_t add(std::string_view key, int64_t delta) {
     int64_t result = 0;
-    detail::check(geokv_add(&result, raw_, detail::bytes(key), key.size(), delta));
+    detail::check(with_handle([&](geokv_db_t* h) {
+      return geokv_add(&result, h, detail::bytes(key), key.size(), delta);
+    }));
     return result;
   }
 
   void set_add(std::string_view key, std::string_view element) {
-    detail::check(geokv_set_add(raw_, detail::bytes(key), key.size(), detail::bytes(element), element.size()));
+    detail::check(with_handle([&](geokv_db_t* h) {
+      return geokv_set_add(h, detail::bytes(key), key.size(), detail::bytes(element), element.size());
+    }));
   }
   void set_remove(std::string_view key, std::string_view element) {
-    detail::check(geokv_set_remove(raw_, detail::bytes(key), key.size(), detail::bytes(element), element.size()));
+    detail::check(with_handle([&](geokv_db_t* h) {
+      return geokv_set_remove(h, detail::bytes(key), key.size(), detail::bytes(element), element.size());
+    }));
   }
   bool set_contains(std::string_view key, std::string_view element) {
     int present = 0;
-    detail::check(geokv_set_contains(&present, raw_, detail::bytes(key), key.size(), detail::bytes(element),
-                                     element.size()));
+    detail::check(with_handle([&](geokv_db_t* h) {
+      return geokv_set_contains(&present, h, detail::bytes(key), key.size(), detail::bytes(element),
+                                     element.size());
+    }));
     return present != 0;
   }
   // The members in byte order.
   std::vector<std::string> set_members(std::string_view key) {
     detail::list_guard members;
-    detail::check(geokv_set_members(&members.list, raw_, detail::bytes(key), key.size()));
+    detail::check(with_handle([&](geokv_db_t* h) {
+      return geokv_set_members(&members.list, h, detail::bytes(key), key.size());
+    }));
     return detail::copy_list(members.list);
   }
 
@@ -245,7 +275,9 @@ class db {
     detail::list_guard values;
     uint8_t* context = nullptr;
     size_t context_len = 0;
-    detail::check(geokv_mv_get(&values.list, &context, &context_len, raw_, detail::bytes(key), key.size()));
+    detail::check(with_handle([&](geokv_db_t* h) {
+      return geokv_mv_get(&values.list, &context, &context_len, h, detail::bytes(key), key.size());
+    }));
     struct release {
       uint8_t* p;
       ~release() { geokv_free(p); }
@@ -254,21 +286,29 @@ class db {
   }
   // Replaces the values `context` (from mv_get; empty: none) covers with value.
   void mv_put(std::string_view key, std::string_view value, std::string_view context = {}) {
-    detail::check(geokv_mv_put(raw_, detail::bytes(key), key.size(), detail::bytes(value), value.size(),
-                               detail::bytes(context), context.size()));
+    detail::check(with_handle([&](geokv_db_t* h) {
+      return geokv_mv_put(h, detail::bytes(key), key.size(), detail::bytes(value), value.size(),
+                               detail::bytes(context), context.size());
+    }));
   }
   void mv_delete(std::string_view key, std::string_view context = {}) {
-    detail::check(geokv_mv_delete(raw_, detail::bytes(key), key.size(), detail::bytes(context), context.size()));
+    detail::check(with_handle([&](geokv_db_t* h) {
+      return geokv_mv_delete(h, detail::bytes(key), key.size(), detail::bytes(context), context.size());
+    }));
   }
 
   // Keys under prefix use mode ("strong", "lww", "mvreg", "counter", "set"); an empty
   // prefix sets the default.
   void policy_set(std::string_view prefix, const std::string& mode) {
-    detail::check(geokv_policy_set(raw_, detail::bytes(prefix), prefix.size(), mode.c_str()));
+    detail::check(with_handle([&](geokv_db_t* h) {
+      return geokv_policy_set(h, detail::bytes(prefix), prefix.size(), mode.c_str());
+    }));
   }
   // false when there was no rule for exactly prefix.
   bool policy_remove(std::string_view prefix) {
-    int rc = geokv_policy_remove(raw_, detail::bytes(prefix), prefix.size());
+    int rc = with_handle([&](geokv_db_t* h) {
+      return geokv_policy_remove(h, detail::bytes(prefix), prefix.size());
+    });
     if (rc == GEOKV_ENOTFOUND) return false;
     detail::check(rc);
     return true;
@@ -276,7 +316,9 @@ class db {
   // (prefix, mode) rules; the first has the empty prefix and the default mode.
   std::vector<std::pair<std::string, std::string>> policy_list() {
     detail::list_guard prefixes, modes;
-    detail::check(geokv_policy_list(&prefixes.list, &modes.list, raw_));
+    detail::check(with_handle([&](geokv_db_t* h) {
+      return geokv_policy_list(&prefixes.list, &modes.list, h);
+    }));
     std::vector<std::pair<std::string, std::string>> out;
     out.reserve(prefixes.list->count);
     for (size_t i = 0; i < prefixes.list->count && i < modes.list->count; ++i) {
@@ -288,18 +330,78 @@ class db {
   // The answering node's view of the cluster, for people.
   std::vector<std::string> status() {
     detail::list_guard lines;
-    detail::check(geokv_status(&lines.list, raw_));
+    detail::check(with_handle([&](geokv_db_t* h) {
+      return geokv_status(&lines.list, h);
+    }));
     return detail::copy_list(lines.list);
   }
 
-  // Closes now (the destructor would otherwise); throws if closing fails.
-  void close() { detail::check(geokv_close(std::exchange(raw_, nullptr))); }
+  // Closes now (the destructor would otherwise); throws if closing fails. Calls on other
+  // threads finish or throw GEOKV_ECLOSED; close returns once none of them is inside the C
+  // ABI with this handle (each call is bounded by its own deadline). A second close does
+  // nothing.
+  void close() {
+    closed_.store(true);
+    geokv_db_t* raw = raw_.exchange(nullptr);
+    if (raw == nullptr) return;
+    const int rc = geokv_close(raw);
+    drain();
+    detail::check(rc);
+  }
 
-  explicit operator bool() const noexcept { return raw_ != nullptr; }
-  geokv_db_t* handle() const noexcept { return raw_; }
+  // false once closed (or moved from).
+  explicit operator bool() const noexcept { return raw_.load() != nullptr; }
+  // The C handle; nullptr once closed. Not protected against a concurrent close.
+  geokv_db_t* handle() const noexcept { return raw_.load(); }
 
  private:
-  geokv_db_t* raw_ = nullptr;
+  // Counts a call in flight while it uses the C handle, so that close can wait for it.
+  class call_guard {
+   public:
+    explicit call_guard(const db& d) noexcept : d_(d) { d_.calls_.fetch_add(1); }
+    ~call_guard() { d_.calls_.fetch_sub(1); }
+    call_guard(const call_guard&) = delete;
+    call_guard& operator=(const call_guard&) = delete;
+
+   private:
+    const db& d_;
+  };
+
+  // Runs fn(handle) with the C handle, or throws GEOKV_ECLOSED once closed. The counter is
+  // raised before the handle is read: close takes the handle away first and then waits for
+  // the counter, so a call either sees no handle or is waited for.
+  template <typename Fn>
+  int with_handle(Fn&& fn) {
+    call_guard guard(*this);
+    geokv_db_t* raw = raw_.load();
+    if (raw == nullptr) {
+      if (closed_.load()) throw error(GEOKV_ECLOSED, "db handle was already closed");
+      throw error(GEOKV_EINVAL, "db handle is NULL (default-constructed or moved from)");
+    }
+    return fn(raw);
+  }
+
+  void drain() const noexcept {
+    for (int spins = 0; calls_.load() != 0; ++spins) {
+      if (spins < 100) {
+        std::this_thread::yield();
+      } else {
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
+    }
+  }
+
+  void close_quietly() noexcept {
+    closed_.store(true);
+    geokv_db_t* raw = raw_.exchange(nullptr);
+    if (raw == nullptr) return;
+    geokv_close(raw);
+    drain();
+  }
+
+  std::atomic<geokv_db_t*> raw_{nullptr};
+  std::atomic<bool> closed_{false};  // close() was called: calls answer GEOKV_ECLOSED
+  mutable std::atomic<int> calls_{0};  // calls between reading raw_ and leaving the C ABI
 };
 
 // What repair() did (geokv_repair): damaged tables rebuilt (0: the store was sound) and
