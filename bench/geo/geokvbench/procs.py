@@ -1,0 +1,144 @@
+"""Process bookkeeping: start children in their own process groups, stop exactly those,
+and read what the kernel knows about them (CPU, RSS, socket bytes)."""
+import os
+import re
+import signal
+import subprocess
+import time
+import urllib.request
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+class Children:
+    """Every process the suite starts, so that all of them stop however the run ends."""
+
+    def __init__(self):
+        self.procs = []
+
+    def start(self, argv, log_path, env=None, cwd=None):
+        log = open(log_path, "ab")
+        p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             env=env, cwd=cwd, start_new_session=True)
+        log.close()
+        self.procs.append(p)
+        return p
+
+    def stop(self, procs=None, grace_s=10.0):
+        targets = [p for p in (procs if procs is not None else self.procs) if p.poll() is None]
+        for p in targets:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace_s
+        for p in targets:
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                p.wait()
+        if procs is None:
+            self.procs = []
+        else:
+            self.procs = [p for p in self.procs if p not in procs]
+
+
+def cpu_seconds(pid):
+    """utime + stime of a process (its threads included), or 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def rss_bytes(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def disk_bytes(path):
+    """Bytes allocated on disk under path (what du counts)."""
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_blocks * 512
+            except OSError:
+                pass
+    return total
+
+
+_BYTES_SENT = re.compile(r"bytes_sent:(\d+)")
+
+
+def tcp_bytes_sent(ports):
+    """Bytes sent by every established loopback TCP socket with an end on one of `ports`
+    (ss's tcp_info). Counting the sender side of each socket counts each direction once."""
+    try:
+        out = subprocess.run(["ss", "-tinH", "state", "established"], capture_output=True, text=True,
+                             timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    total = 0
+    lines = out.splitlines()
+    current = None
+    for line in lines:
+        if not line.startswith((" ", "\t")):
+            parts = line.split()
+            ends = [p for p in parts if ":" in p][:2]
+            current = set()
+            for e in ends:
+                try:
+                    current.add(int(e.rsplit(":", 1)[1]))
+                except ValueError:
+                    pass
+            m = _BYTES_SENT.search(line)
+        else:
+            m = _BYTES_SENT.search(line)
+        if m and current is not None and current & ports:
+            total += int(m.group(1))
+            current = None
+    return total
+
+
+def scrape(url, timeout_s=3):
+    """A Prometheus text page as {name{labels}: value}; {} when unreachable."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as r:
+            text = r.read().decode("utf-8", "replace")
+    except OSError:
+        return {}
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        try:
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+        except ValueError:
+            continue
+    return out
+
+
+def metric_sum(samples, name):
+    """Sum of a metric over its labels."""
+    return sum(v for k, v in samples.items() if k == name or k.startswith(name + "{"))
+
+
+def machine_load():
+    with open("/proc/loadavg") as f:
+        one, five, fifteen = f.read().split()[:3]
+    return {"loadavg_1m": float(one), "loadavg_5m": float(five), "loadavg_15m": float(fifteen),
+            "cpus": os.cpu_count()}
