@@ -333,7 +333,7 @@ std::unique_ptr<Backend> MakeBackend(const Spec& s, const std::string& endpoint)
 
 struct Samples {
   std::vector<double> ms;        // successful operations in the measured window
-  std::vector<double> ratio;     // latency over the physical bound (strong keys)
+  std::vector<double> ratio;     // latency over the physical bound (strong keys, etcd)
   std::map<std::string, uint64_t> errors;
   uint64_t warmup_ops = 0;
 };
@@ -472,9 +472,9 @@ json RunWorkload(const Spec& s) {
           if (!outcome.empty()) { sm.errors[outcome]++; continue; }
           const double ms = Ms(t1 - t0);
           sm.ms.push_back(ms);
-          // The bound of this key's shard leader (strong keys only).
+          // The bound of this key's shard leader (strong keys; etcd has one group).
           const auto& bounds = (op == 0 || op == 3) ? reg.read_bound_ms : reg.write_bound_ms;
-          if (s.backend == "geokv" && s.mode == "strong" && !bounds.empty()) {
+          if (s.backend != "redis" && s.mode == "strong" && !bounds.empty()) {
             const double bound = bounds[geokv::crdt::Fnv1a64(key) % s.shards % bounds.size()];
             if (op == 4 && !reg.read_bound_ms.empty()) {
               const double rb = reg.read_bound_ms[geokv::crdt::Fnv1a64(key) % s.shards % reg.read_bound_ms.size()];

@@ -88,6 +88,7 @@ class Runner:
                 entry["read_bound_ms"] = [t.read_bound_ms(r, t.placement[s]) for s in range(t.shards)]
             elif isinstance(system, systems.Etcd):
                 entry["endpoint"], _ = system.endpoint_for(r)
+                entry["write_bound_ms"] = entry["read_bound_ms"] = [system.bound_ms(r)]
             else:
                 entry["endpoint"] = system.endpoints()[r]
             if entry["clients"] > 0 or step.kind in ("convergence", "load"):

@@ -4,10 +4,12 @@ One listening port per etcd member stands in front of its real peer port. A conn
 sender is found from the X-Server-From header etcd's rafthttp puts on every peer request
 (its member id); both directions of that connection are then delayed by the topology's
 one-way delay between the sender's and the member's regions (plus jitter, order kept).
-Connections without the header (etcd's prober) get no delay and are counted.
+Connections without the header (etcd's prober) get no delay and are counted. Clients in a
+region without a member reach the nearest member through a listener with a fixed source
+region ("src"), delayed the same way.
 
   python3 -m geokvbench.proxy CONFIG.json STATS.json
-CONFIG: {"listeners": [{"port", "target_port", "region"}], "members": {id_hex: region},
+CONFIG: {"listeners": [{"port", "target_port", "region", "src"?}], "members": {id_hex: region},
          "one_way_ms": {a: {b: ms}}, "jitter_ms": {a: {b: ms}}}
 STATS (rewritten every second): bytes per direction, identified and unidentified
 connections, and how late delivery was against its due time (the proxy's own error).
@@ -72,7 +74,7 @@ async def pump(reader, writer, delay_s, jitter_s, first=b""):
 async def handle(cfg, listener, client_reader, client_writer):
     stats["connections"] += 1
     head = b""
-    deadline = time.monotonic() + 2
+    deadline = time.monotonic() + (0 if "src" in listener else 2)
     try:
         while b"\r\n\r\n" not in head and len(head) < 16384 and time.monotonic() < deadline:
             chunk = await asyncio.wait_for(client_reader.read(16384), timeout=max(0.01, deadline - time.monotonic()))
@@ -81,8 +83,11 @@ async def handle(cfg, listener, client_reader, client_writer):
             head += chunk
     except asyncio.TimeoutError:
         pass
-    m = _FROM.search(head)
-    src = cfg["members"].get(m.group(1).decode().lower()) if m else None
+    if "src" in listener:
+        src = listener["src"]  # a client link: the region its clients are in
+    else:
+        m = _FROM.search(head)
+        src = cfg["members"].get(m.group(1).decode().lower()) if m else None
     dst = listener["region"]
     if src is None:
         stats["unidentified"] += 1

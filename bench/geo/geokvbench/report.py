@@ -109,7 +109,9 @@ def markdown(results, plots):
       f"{', '.join(t['etcd']['members'])}, leader moved to {t['etcd']['leader']}.\n")
     w("Bound of a strong write = client→leader round trip + leader→nearest majority round trip; of a strong (lease) read = "
       "client→leader round trip; computed per key from its shard's leader. A client in the leader's region has a read "
-      "bound of 0 (loopback), so no ratio is given there.\n")
+      "bound of 0 (loopback), so no ratio is given there. etcd: a write and a linearizable read (ReadIndex) are bounded "
+      "by client→member + member→leader + leader→nearest majority of its three members; clients of a region without a "
+      "member reach the nearest member through the delay proxy.\n")
 
     # ---- latency per region ----------------------------------------------------------------
     w("## 2. Latency per region (1 client per region, A's mix: 50% read, 50% update, uniform keys)\n")

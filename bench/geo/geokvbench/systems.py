@@ -158,6 +158,9 @@ class Etcd:
         self.client_ports = [base_port + 300 + i for i in range(k)]
         self.peer_ports = [base_port + 310 + i for i in range(k)]
         self.proxy_ports = [base_port + 320 + i for i in range(k)]
+        # Client links from regions without a member, through the proxy (delayed).
+        self.remote = [r for r in topo.regions if r not in self.members]
+        self.remote_ports = {r: base_port + 340 + i for i, r in enumerate(self.remote)}
         self.procs = []
         self.proxy = None
         self.ids = {}
@@ -174,13 +177,25 @@ class Etcd:
         except (OSError, subprocess.TimeoutExpired):
             return None
 
-    def endpoint_for(self, region):
-        """Clients in a region talk to the member there, else to the nearest member."""
+    def nearest_member(self, region):
         if region in self.members:
-            i = self.members.index(region)
-        else:
-            i = min(range(len(self.members)), key=lambda j: self.topo.applied_rtt_ms(region, self.members[j]))
-        return f"http://127.0.0.1:{self.client_ports[i]}", self.members[i]
+            return self.members.index(region)
+        return min(range(len(self.members)), key=lambda j: self.topo.applied_rtt_ms(region, self.members[j]))
+
+    def endpoint_for(self, region):
+        """Clients in a region talk to the member there, else to the nearest member through
+        the delay proxy (so that they pay the WAN round trip to it)."""
+        i = self.nearest_member(region)
+        if region in self.members:
+            return f"http://127.0.0.1:{self.client_ports[i]}", self.members[i]
+        return f"http://127.0.0.1:{self.remote_ports[region]}", self.members[i]
+
+    def bound_ms(self, region):
+        """A write or a linearizable read (ReadIndex) from `region`: to its member, from the
+        member to the leader, and the leader's round to the nearest majority."""
+        t, member, leader = self.topo, self.members[self.nearest_member(region)], self.topo.etcd_leader
+        return (t.applied_rtt_ms(region, member) + t.applied_rtt_ms(member, leader) +
+                t.quorum_rtt_ms(leader, self.members))
 
     def post(self, port, path, body, timeout_s=5):
         req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(),
@@ -189,17 +204,22 @@ class Etcd:
             return json.loads(r.read() or b"{}")
 
     def start(self):
-        check_ports(self.client_ports + self.peer_ports + self.proxy_ports, "etcd")
+        check_ports(self.client_ports + self.peer_ports + self.proxy_ports + list(self.remote_ports.values()), "etcd")
         shutil.rmtree(self.dir, ignore_errors=True)
         os.makedirs(self.dir)
         urls = {f"m{i}": f"http://127.0.0.1:{self.proxy_ports[i]}" for i in range(len(self.members))}
         self.ids = {f"{etcd_member_id([urls[f'm{i}']], self.token):x}": r for i, r in enumerate(self.members)}
-        cfg = {"listeners": [{"port": self.proxy_ports[i], "target_port": self.peer_ports[i], "region": r}
-                             for i, r in enumerate(self.members)],
+        listeners = [{"port": self.proxy_ports[i], "target_port": self.peer_ports[i], "region": r}
+                     for i, r in enumerate(self.members)]
+        for r, port in self.remote_ports.items():
+            i = self.nearest_member(r)
+            listeners.append({"port": port, "target_port": self.client_ports[i], "region": self.members[i], "src": r})
+        regions = self.topo.regions
+        cfg = {"listeners": listeners,
                "members": self.ids,
-               "one_way_ms": {a: {b: self.topo.one_way_ms(a, b) for b in self.members} for a in self.members},
-               "jitter_ms": {a: {b: (self.topo.links[(a, b)].jitter_ms if a != b else 0) for b in self.members}
-                             for a in self.members}}
+               "one_way_ms": {a: {b: self.topo.one_way_ms(a, b) for b in regions} for a in regions},
+               "jitter_ms": {a: {b: (self.topo.links[(a, b)].jitter_ms if a != b else 0) for b in regions}
+                             for a in regions}}
         with open(os.path.join(self.dir, "proxy.json"), "w") as f:
             json.dump(cfg, f)
         self.proxy_stats = os.path.join(self.dir, "proxy-stats.json")
@@ -207,7 +227,7 @@ class Etcd:
         self.proxy = self.children.start([sys.executable, "-m", "geokvbench.proxy", os.path.join(self.dir, "proxy.json"),
                                           self.proxy_stats], os.path.join(self.dir, "proxy.log"), env=env)
         deadline = time.monotonic() + 10
-        while not all(not port_free(p) for p in self.proxy_ports):
+        while not all(not port_free(p) for p in self.proxy_ports + list(self.remote_ports.values())):
             if self.proxy.poll() is not None or time.monotonic() > deadline:
                 raise StartError(f"etcd: the delay proxy did not start; see {self.dir}/proxy.log")
             time.sleep(0.05)
