@@ -528,6 +528,7 @@ json RunWorkload(const Spec& s) {
       for (auto& [code, n] : sm.errors) failed += n;
     }
   }
+  out["inserted_keys"] = inserted.load() - s.records;
   out["ops_ok"] = ok;
   out["ops_failed"] = failed;
   out["ops_per_s"] = static_cast<double>(ok) / s.duration_s;

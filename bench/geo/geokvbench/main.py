@@ -39,7 +39,7 @@ class Progress:
         self.i += 1
         frac = self.done_s / self.total_s
         elapsed = time.monotonic() - self.start
-        left = (elapsed / frac - elapsed) if frac > 0.05 else self.total_s - self.done_s
+        left = self.total_s - self.done_s
         bar = "#" * int(frac * 24) + "-" * (24 - int(frac * 24))
         print(f"[{bar}] {self.i:3d}/{self.n} {elapsed:5.0f}s elapsed, ~{max(0, left):4.0f}s left  {step.label}",
               flush=True)
@@ -140,10 +140,11 @@ class Runner:
     # ---- a system's steps ------------------------------------------------------------------
     def run_system(self, system, steps, profile, progress, results):
         sysres = results["systems"].setdefault(system.name, {"runs": [], "footprint": {}})
-        progress_note = f"starting {system.name}"
-        say(progress_note)
+        say(f"starting {system.name}")
+        t_start = time.monotonic()
         try:
             system.start()
+            sysres["start_s"] = round(time.monotonic() - t_start, 2)
         except (systems.StartError, OSError) as e:
             say(f"{system.name} did not start: {e}")
             sysres["skipped"] = str(e)
@@ -151,14 +152,15 @@ class Runner:
                 progress.end(s)
             system.stop()
             return
+        loaded, inserted = {}, {}  # per key space: records loaded, most records inserted by one step
         try:
             base = system.footprint()
-            loaded = 0
             for step in steps:
                 progress.begin(step)
+                t_step = time.monotonic()
                 out = self.run_loadgen(system, step, profile)
                 progress.end(step)
-                entry = {"kind": step.kind, "mode": step.mode, "workload": step.workload,
+                entry = {"step_wall_s": round(time.monotonic() - t_step, 2), "kind": step.kind, "mode": step.mode, "workload": step.workload,
                          "distribution": step.distribution, "clients": step.clients,
                          "duration_s": step.duration_s, "warmup_s": step.warmup_s, "label": step.label,
                          "result": out}
@@ -167,29 +169,32 @@ class Runner:
                     say(f"  FAILED: {step.label}: {out['error']}")
                     continue
                 if step.kind == "load":
-                    loaded += profile.records
+                    loaded[step.mode] = profile.records - out.get("load_failures", 0)
                     if out.get("load_failures"):
                         say(f"  {out['load_failures']} of {profile.records} loads failed")
-                    if step is [s for s in steps if s.kind == "load"][-1]:
-                        time.sleep(1)
-                        fp = system.footprint()
-                        replicas = max(1, fp["replicas"])
-                        sysres["footprint"] = {
-                            "keys": loaded, "value_bytes": profile.value_bytes, "replicas": fp["replicas"],
-                            "rss_bytes_before": base["rss_bytes"], "rss_bytes_after": fp["rss_bytes"],
-                            "disk_bytes_before": base["disk_bytes"], "disk_bytes_after": fp["disk_bytes"],
-                            "rss_bytes_per_key_per_replica": (fp["rss_bytes"] - base["rss_bytes"]) / replicas / loaded,
-                            "disk_bytes_per_key_per_replica": (fp["disk_bytes"] - base["disk_bytes"]) / replicas / loaded,
-                        }
                 elif step.kind in ("latency", "ycsb", "sweep"):
                     failed = out.get("ops_failed", 0)
                     say(f"  {out.get('ops_per_s', 0):9.1f} ops/s, {out.get('ops_ok', 0)} ok, {failed} failed")
+                # Every step inserts from record `records` on, so inserts of later steps
+                # overwrite those of earlier ones.
+                inserted[step.mode] = max(inserted.get(step.mode, 0), out.get("inserted_keys", 0))
             if isinstance(system, systems.Etcd):
                 sysres["proxy"] = system.proxy_report()
-            sysres["footprint_end"] = system.footprint()
+            end = system.footprint()
         finally:
             say(f"stopping {system.name}")
             system.stop()
+        keys = sum(loaded.values()) + sum(inserted.values())
+        data, journal = system.disk_after_stop()
+        servers = max(1, base["replicas"])
+        sysres["footprint"] = {
+            "keys": keys, "value_bytes": profile.value_bytes, "replicas": base["replicas"],
+            "rss_bytes_at_start": base["rss_bytes"], "rss_bytes_at_end": end["rss_bytes"],
+            "data_bytes_after_stop": data, "journal_bytes_after_stop": journal,
+            "rss_bytes_per_key_per_replica": (end["rss_bytes"] - base["rss_bytes"]) / servers / keys if keys else None,
+            "disk_bytes_per_key_per_replica": data / servers / keys if keys else None,
+            "journal_bytes_per_replica": journal / servers,
+        }
 
 
 def main(argv, bindir, datadir):

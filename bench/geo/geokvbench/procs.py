@@ -68,16 +68,22 @@ def rss_bytes(pid):
     return 0
 
 
-def disk_bytes(path):
-    """Bytes allocated on disk under path (what du counts)."""
-    total = 0
+def disk_bytes(path, journal=None):
+    """Bytes allocated on disk under path (what du counts). With `journal` (a predicate on
+    a file's path), returns (data bytes, journal bytes) instead."""
+    data = log = 0
     for root, _, files in os.walk(path):
         for name in files:
+            full = os.path.join(root, name)
             try:
-                total += os.lstat(os.path.join(root, name)).st_blocks * 512
+                n = os.lstat(full).st_blocks * 512
             except OSError:
-                pass
-    return total
+                continue
+            if journal is not None and journal(full):
+                log += n
+            else:
+                data += n
+    return (data, log) if journal is not None else data + log
 
 
 _BYTES_SENT = re.compile(r"bytes_sent:(\d+)")

@@ -91,6 +91,10 @@ async def handle(cfg, listener, client_reader, client_writer):
     dst = listener["region"]
     if src is None:
         stats["unidentified"] += 1
+        first = head.split(b"\r\n", 1)[0][:80].decode("latin-1")
+        paths = stats.setdefault("unidentified_requests", {})
+        if first in paths or len(paths) < 20:
+            paths[first] = paths.get(first, 0) + 1
         fwd = back = 0.0
         jf = jb = 0.0
     else:

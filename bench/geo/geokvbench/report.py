@@ -65,7 +65,7 @@ def ratio(a, b):
 
 
 def fr(x):
-    return "n/a" if x is None else f"{x:.2f}x"
+    return "n/a" if x is None else f"{x:.3g}x"
 
 
 def markdown(results, plots):
@@ -200,13 +200,17 @@ def markdown(results, plots):
                      f1(srv.get("fsyncs_per_op")) if "fsyncs_per_op" in srv else "n/a",
                      f1(srv.get("wire_bytes_per_op")) if "wire_bytes_per_op" in srv else "n/a",
                      fp.get("keys", "—"), fp.get("replicas", "—"),
-                     f1(fp.get("rss_bytes_per_key_per_replica")), f1(fp.get("disk_bytes_per_key_per_replica"))])
-    w(table(["system", "measured on", "CPU µs/op (all servers)", "fsyncs/op", "WAN bytes/op", "keys loaded", "servers",
-             "RSS bytes/key/server", "disk bytes/key/server"], rows))
-    w("RSS and disk per key are the growth from start to after loading every key space, divided by keys and servers; "
-      "they include the storage engines' journals and caches, so small loads overstate them. Redis is unreplicated "
-      "(one server per region, no WAN traffic); fsyncs are not exported by Redis. WAN bytes are the bytes sent on "
-      "the peer links (TCP payload, both directions).\n")
+                     f1(fp.get("rss_bytes_per_key_per_replica")), f1(fp.get("disk_bytes_per_key_per_replica")),
+                     f1(fp["journal_bytes_per_replica"] / 2**20) if fp.get("journal_bytes_per_replica") is not None else "n/a"])
+    w(table(["system", "measured on", "CPU µs/op (all servers)", "fsyncs/op", "WAN bytes/op", "keys at the end", "servers",
+             "RSS bytes/key/server", "disk bytes/key/server", "journal MiB/server"], rows))
+    w(f"Keys: every key space loaded ({s['records']} records of {s['value_bytes']} bytes each) plus the inserts of "
+      "D and E. RSS per key is the growth of the servers' RSS from start to the end of the system's workloads, per key "
+      "and server (caches included: with few keys it overstates). Disk per key is measured after a clean stop: "
+      "geokv's WiredTiger tables (checkpointed on close), etcd's bbolt db, Redis's append-only file; the journals "
+      "(WiredTiger log files, etcd's WAL with its 64 MB preallocation) are given apart, per server. Redis is "
+      "unreplicated (one server per region, no WAN traffic); it exports no fsync count. WAN bytes are the bytes sent "
+      "on the peer links (TCP payload, both directions).\n")
     ep = results["systems"].get("etcd", {}).get("proxy")
     if ep:
         w(f"etcd's peer links went through the delay proxy: {ep.get('bytes', 0)} bytes, "

@@ -133,8 +133,18 @@ class Geokv:
         }
 
     def footprint(self):
-        return {"rss_bytes": sum(procs.rss_bytes(p) for p in self.pids()),
-                "disk_bytes": procs.disk_bytes(self.dir), "replicas": len(self.procs)}
+        return {"rss_bytes": sum(procs.rss_bytes(p) for p in self.pids()), "replicas": len(self.procs)}
+
+    def disk_after_stop(self):
+        """(table bytes, journal bytes) of every node once stopped (WiredTiger checkpoints on
+        a clean close, so the tables then hold every key)."""
+        total = [0, 0]
+        for r in self.topo.regions:
+            d, j = procs.disk_bytes(os.path.join(self.dir, r), journal=lambda f: os.path.basename(f).startswith(
+                ("WiredTigerLog", "WiredTigerPreplog", "WiredTigerTmplog")))
+            total[0] += d
+            total[1] += j
+        return tuple(total)
 
     def stop(self):
         self.children.stop(self.procs)
@@ -311,9 +321,16 @@ class Etcd:
         return s
 
     def footprint(self):
-        return {"rss_bytes": sum(procs.rss_bytes(p) for p in self.pids()),
-                "disk_bytes": sum(procs.disk_bytes(os.path.join(self.dir, f"m{i}")) for i in range(len(self.members))),
-                "replicas": len(self.procs)}
+        return {"rss_bytes": sum(procs.rss_bytes(p) for p in self.pids()), "replicas": len(self.procs)}
+
+    def disk_after_stop(self):
+        """(bbolt db bytes, WAL and snapshot bytes) of the members."""
+        total = [0, 0]
+        for i in range(len(self.members)):
+            d, j = procs.disk_bytes(os.path.join(self.dir, f"m{i}"), journal=lambda f: not f.endswith(os.sep + "db"))
+            total[0] += d
+            total[1] += j
+        return tuple(total)
 
     def stop(self):
         self.children.stop(self.procs + ([self.proxy] if self.proxy else []))
@@ -375,8 +392,11 @@ class Redis:
                 "wire_bytes": None, "server_errors": None, "metrics_ok": True}
 
     def footprint(self):
-        return {"rss_bytes": sum(procs.rss_bytes(p) for p in self.pids()),
-                "disk_bytes": procs.disk_bytes(self.dir), "replicas": len(self.procs)}
+        return {"rss_bytes": sum(procs.rss_bytes(p) for p in self.pids()), "replicas": len(self.procs)}
+
+    def disk_after_stop(self):
+        """(append-only file bytes, 0): Redis's AOF is both its data and its journal."""
+        return sum(procs.disk_bytes(os.path.join(self.dir, r)) for r in self.topo.regions), 0
 
     def stop(self):
         self.children.stop(self.procs)

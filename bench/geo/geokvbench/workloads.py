@@ -68,15 +68,16 @@ class Profile:
     sweep_s: float
     convergence_samples: int
     redis_modes: list
+    crdt_latency_modes: list
 
 
-QUICK = Profile("quick", records=1000, value_bytes=100, warmup_s=1, latency_s=8, crdt_latency_s=3, ycsb_s=4,
+QUICK = Profile("quick", records=1000, value_bytes=100, warmup_s=1, latency_s=6, crdt_latency_s=2.5, ycsb_s=3,
                 ycsb_clients=4, strong_workloads=["A", "C"], crdt_workloads=["A"], uniform_workloads=[],
-                sweep=[1, 16, 64], sweep_s=3, convergence_samples=10, redis_modes=["lww"])
+                sweep=[1, 16, 64], sweep_s=2, convergence_samples=10, redis_modes=["lww"], crdt_latency_modes=["lww"])
 DEFAULT = Profile("default", records=5000, value_bytes=100, warmup_s=2, latency_s=40, crdt_latency_s=8, ycsb_s=10,
                   ycsb_clients=8, strong_workloads=list("ABCDEF"), crdt_workloads=["A", "B"],
                   uniform_workloads=["A"], sweep=[1, 4, 16, 64, 256], sweep_s=6, convergence_samples=30,
-                  redis_modes=["lww", "counter", "set"])
+                  redis_modes=["lww", "counter", "set"], crdt_latency_modes=CRDT_MODES)
 
 
 def plan(profile, systems):
@@ -87,7 +88,7 @@ def plan(profile, systems):
         for mode in ["strong"] + CRDT_MODES:
             steps.append(Step("geokv", "load", mode, "", "", 0, 0, 0))
         steps.append(Step("geokv", "latency", "strong", "latency", "uniform", 1, p.latency_s, p.warmup_s))
-        for mode in CRDT_MODES:
+        for mode in p.crdt_latency_modes:
             steps.append(Step("geokv", "latency", mode, "latency", "uniform", 1, p.crdt_latency_s, p.warmup_s))
         for w in p.strong_workloads:
             steps.append(Step("geokv", "ycsb", "strong", w, YCSB[w]["distribution"], p.ycsb_clients, p.ycsb_s, p.warmup_s))
