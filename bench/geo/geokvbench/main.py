@@ -77,6 +77,9 @@ class Runner:
             per = {r: 0 for r in t.regions}
             for k in range(step.clients):
                 per[t.regions[k % len(t.regions)]] += 1
+        elif step.kind == "writes":
+            per = {r: 0 for r in t.regions}
+            per[t.etcd_leader if isinstance(system, systems.Etcd) else t.placement[0]] = step.clients
         else:
             per = {r: step.clients for r in t.regions}
         for r in t.regions:
@@ -104,7 +107,7 @@ class Runner:
                 "warmup_s": step.warmup_s, "duration_s": step.duration_s, "samples": step.samples,
                 "distribution": step.distribution, "scan_length_max": 10,
                 "regions": self.regions_spec(system, step, profile)}
-        if step.kind in ("latency", "ycsb", "sweep"):
+        if step.kind in ("latency", "ycsb", "sweep", "writes"):
             spec["mix"] = workloads.YCSB["A" if step.workload == "latency" else step.workload]["mix"]
         spec_path = os.path.join(self.workdir, f"spec-{self.seq}.json")
         out_path = os.path.join(self.workdir, f"out-{self.seq}.json")
@@ -132,6 +135,9 @@ class Runner:
                 res[k] = after[k] - before[k]
                 if ops > 0:
                     res[k + "_per_op"] = res[k] / ops
+        if before.get("cpu_s_by_server") and after.get("cpu_s_by_server") and ops > 0:
+            res["cpu_s_per_op_by_server"] = {r: (after["cpu_s_by_server"][r] - before["cpu_s_by_server"].get(r, 0)) / ops
+                                             for r in after["cpu_s_by_server"]}
         out["server"] = res
         out["ops_total_incl_warmup"] = ops
         out["driver_wall_s"] = wall
@@ -172,7 +178,7 @@ class Runner:
                     loaded[step.mode] = profile.records - out.get("load_failures", 0)
                     if out.get("load_failures"):
                         say(f"  {out['load_failures']} of {profile.records} loads failed")
-                elif step.kind in ("latency", "ycsb", "sweep"):
+                elif step.kind in ("latency", "ycsb", "sweep", "writes"):
                     failed = out.get("ops_failed", 0)
                     say(f"  {out.get('ops_per_s', 0):9.1f} ops/s, {out.get('ops_ok', 0)} ok, {failed} failed")
                 # Every step inserts from record `records` on, so inserts of later steps

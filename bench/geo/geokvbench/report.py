@@ -2,6 +2,7 @@
 import os
 
 P99_SAMPLES_MIN = 1000
+WRITERS_NOTE = "16 closed-loop clients in the region of the (first shard's) leader"
 OPS = ["read", "update", "insert", "scan", "rmw"]
 
 
@@ -190,20 +191,32 @@ def markdown(results, plots):
 
     # ---- resources -----------------------------------------------------------------------------
     w("## 6. Resources\n")
+    w(f"**Cost of one write**: updates only, uniform keys, {WRITERS_NOTE}; per write, over every server "
+      "(warm-up writes included, since the servers did that work too).\n")
+    rows = []
+    for system in results["systems"]:
+        for run in runs(results, system, "writes"):
+            r = run["result"]
+            lat = op_summary(run, "*", "update").get("latency_ms", {})
+            srv = r.get("server", {})
+            rows.append([system, run["mode"], f1(r.get("ops_per_s")), f1(lat.get("p50")), p99_cell(lat) if lat.get("count") else "—",
+                         f1(srv["cpu_s_per_op"] * 1e6) if "cpu_s_per_op" in srv else "n/a",
+                         f1(srv.get("fsyncs_per_op")) if "fsyncs_per_op" in srv else "n/a",
+                         f1(srv.get("wire_bytes_per_op")) if "wire_bytes_per_op" in srv else "n/a",
+                         r.get("ops_failed", 0)])
+    w(table(["system", "mode", "writes/s", "p50", "p99", "CPU µs/write (all servers)", "fsyncs/write",
+             "WAN bytes/write", "failed"], rows))
+    w("**Footprint**:\n")
     rows = []
     for system, sysres in results["systems"].items():
         fp = sysres.get("footprint", {})
-        a = next(iter(runs(results, system, "ycsb")), None)
-        srv = a["result"].get("server", {}) if a else {}
-        rows.append([system, f"{a['mode']} YCSB-{a['workload']}" if a else "—",
-                     f1(srv.get("cpu_s_per_op", 0) * 1e6) if "cpu_s_per_op" in srv else "n/a",
-                     f1(srv.get("fsyncs_per_op")) if "fsyncs_per_op" in srv else "n/a",
-                     f1(srv.get("wire_bytes_per_op")) if "wire_bytes_per_op" in srv else "n/a",
-                     fp.get("keys", "—"), fp.get("replicas", "—"),
+        if not fp:
+            continue
+        rows.append([system, fp.get("keys", "—"), fp.get("replicas", "—"),
                      f1(fp.get("rss_bytes_per_key_per_replica")), f1(fp.get("disk_bytes_per_key_per_replica")),
                      f1(fp["journal_bytes_per_replica"] / 2**20) if fp.get("journal_bytes_per_replica") is not None else "n/a"])
-    w(table(["system", "measured on", "CPU µs/op (all servers)", "fsyncs/op", "WAN bytes/op", "keys at the end", "servers",
-             "RSS bytes/key/server", "disk bytes/key/server", "journal MiB/server"], rows))
+    w(table(["system", "keys at the end", "servers", "RSS bytes/key/server", "disk bytes/key/server",
+             "journal MiB/server"], rows))
     w(f"Keys: every key space loaded ({s['records']} records of {s['value_bytes']} bytes each) plus the inserts of "
       "D and E. RSS per key is the growth of the servers' RSS from start to the end of the system's workloads, per key "
       "and server (caches included: with few keys it overstates). Disk per key is measured after a clean stop: "
@@ -243,6 +256,11 @@ def markdown(results, plots):
                 for code, n in run["result"]["write_errors"].items():
                     rows.append([system, run["label"], code, n])
     w(table(["system", "step", "code", "count"], rows) if rows else "No operation failed.\n")
+
+    # ---- capacity ----------------------------------------------------------------------------
+    w("## 9. Capacity figures (docs/capacity.md explains how to size a deployment from them)\n")
+    rows = capacity_rows(results)
+    w(table(["figure", "value", "from"], rows) if rows else "Not enough steps ran for capacity figures.\n")
 
     if plots:
         w("## Plots\n")
@@ -309,6 +327,18 @@ def peer_ratios(results):
                 a, b = ga.get("server", {}).get(key), pa.get("server", {}).get(key)
                 if a is not None and b is not None:
                     rows.append([f"{lab} {name}", f1(a * scale), peer, f1(b * scale), fr(ratio(a, b))])
+        # One write.
+        gw = next(iter(runs(results, "geokv", "writes", gmode)), None)
+        pw = next(iter(runs(results, peer, "writes", pmode)), None)
+        if gw and pw:
+            ga, pa = gw["result"], pw["result"]
+            rows.append(["updates only: writes/s", f1(ga.get("ops_per_s")), peer, f1(pa.get("ops_per_s")),
+                         fr(ratio(ga.get("ops_per_s"), pa.get("ops_per_s")))])
+            for key, name, scale in (("cpu_s_per_op", "CPU µs/write", 1e6), ("fsyncs_per_op", "fsyncs/write", 1),
+                                     ("wire_bytes_per_op", "WAN bytes/write", 1)):
+                a, b = ga.get("server", {}).get(key), pa.get("server", {}).get(key)
+                if a is not None and b is not None:
+                    rows.append([f"updates only: {name}", f1(a * scale), peer, f1(b * scale), fr(ratio(a, b))])
         # Sweep.
         sw = sweep_table(results)
         gk, pk = f"geokv {gmode}", f"{peer} {pmode}"
@@ -419,3 +449,43 @@ def plots(results, out_dir, say):
         plt.close(fig)
         made.append(f"geokv_vs_{peer}.png")
     return made
+
+
+def capacity_rows(results):
+    """Per-core rates, WAN bytes per update, fsyncs, disk and memory per key, for geokv."""
+    rows = []
+    for mode, what in (("strong", "strong write"), ("lww", "eventual (lww) write")):
+        run = next(iter(runs(results, "geokv", "writes", mode)), None)
+        if not run:
+            continue
+        srv = run["result"].get("server", {})
+        by = srv.get("cpu_s_per_op_by_server") or {}
+        if "cpu_s_per_op" in srv and srv["cpu_s_per_op"] > 0:
+            rows.append([f"{what}: CPU µs per write, all servers", f1(srv["cpu_s_per_op"] * 1e6), run["label"]])
+        if by:
+            region, busiest = max(by.items(), key=lambda kv: kv[1])
+            if busiest > 0:
+                rows.append([f"{what}: writes/s per core of the busiest server ({region})", f1(1 / busiest), run["label"]])
+        if "wire_bytes_per_op" in srv:
+            rows.append([f"{what}: WAN bytes per write (all links, both directions)", f1(srv["wire_bytes_per_op"]),
+                         run["label"]])
+        if "fsyncs_per_op" in srv:
+            rows.append([f"{what}: fsyncs per write (all servers)", f1(srv["fsyncs_per_op"]), run["label"]])
+    c = next((r for r in runs(results, "geokv", "ycsb", "strong") if r["workload"] == "C"), None)
+    if c:
+        by = c["result"].get("server", {}).get("cpu_s_per_op_by_server") or {}
+        if by:
+            region, busiest = max(by.items(), key=lambda kv: kv[1])
+            if busiest > 0:
+                rows.append([f"strong read: reads/s per core of the busiest server ({region})", f1(1 / busiest), c["label"]])
+    fp = results["systems"].get("geokv", {}).get("footprint", {})
+    if fp.get("disk_bytes_per_key_per_replica") is not None:
+        rows.append(["disk bytes per key per replica (tables, after a clean stop)",
+                     f1(fp["disk_bytes_per_key_per_replica"]), f"{fp['keys']} keys of {fp['value_bytes']} B"])
+        rows.append(["journal MiB per replica", f1(fp["journal_bytes_per_replica"] / 2**20), "WiredTiger log files"])
+    if fp.get("rss_bytes_per_key_per_replica") is not None:
+        rows.append(["RSS growth bytes per key per replica", f1(fp["rss_bytes_per_key_per_replica"]),
+                     f"{fp['keys']} keys; caches included"])
+        rows.append(["RSS per replica at start (MiB)", f1(fp["rss_bytes_at_start"] / max(1, fp["replicas"]) / 2**20),
+                     "before any key"])
+    return rows

@@ -126,6 +126,7 @@ class Geokv:
         m = [procs.scrape(f"http://127.0.0.1:{p}/metrics") for p in self.metrics_ports]
         return {
             "cpu_s": sum(procs.cpu_seconds(p) for p in self.pids()),
+            "cpu_s_by_server": {r: procs.cpu_seconds(p) for r, p in zip(self.topo.regions, self.pids())},
             "fsyncs": sum(procs.metric_sum(x, "geokv_storage_syncs_total") for x in m),
             "wire_bytes": procs.tcp_bytes_sent(set(self.peer_ports)),
             "server_errors": sum(procs.metric_sum(x, "geokv_request_errors_total") for x in m),
@@ -303,6 +304,7 @@ class Etcd:
         m = [procs.scrape(f"http://127.0.0.1:{p}/metrics") for p in self.client_ports]
         return {
             "cpu_s": sum(procs.cpu_seconds(p) for p in self.pids()),
+            "cpu_s_by_server": {r: procs.cpu_seconds(p) for r, p in zip(self.members, self.pids())},
             # The WAL fsync and the backend (bbolt) commit each sync the disk.
             "fsyncs": sum(procs.metric_sum(x, "etcd_disk_wal_fsync_duration_seconds_count") +
                           procs.metric_sum(x, "etcd_disk_backend_commit_duration_seconds_count") for x in m),
@@ -388,7 +390,9 @@ class Redis:
         return [p.pid for p in self.procs]
 
     def counters(self):
-        return {"cpu_s": sum(procs.cpu_seconds(p) for p in self.pids()), "fsyncs": None,
+        return {"cpu_s": sum(procs.cpu_seconds(p) for p in self.pids()),
+                "cpu_s_by_server": {r: procs.cpu_seconds(p) for r, p in zip(self.topo.regions, self.pids())},
+                "fsyncs": None,
                 "wire_bytes": None, "server_errors": None, "metrics_ok": True}
 
     def footprint(self):

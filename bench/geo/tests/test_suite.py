@@ -105,6 +105,9 @@ class ReportTest(unittest.TestCase):
         self.assertIn("| TIMEOUT | 2 |", md)     # errors are counted by code
         self.assertIn("warm-up", md)
         self.assertIn("a → b", md)               # convergence row
+        # Capacity: the busiest server spends 400 µs per strong write: 2500 writes/s per core.
+        self.assertIn("| strong write: writes/s per core of the busiest server (a) | 2500 |", md)
+        self.assertIn("| strong write: WAN bytes per write (all links, both directions) | 700 |", md)
 
 
 class CompareTest(unittest.TestCase):
@@ -114,6 +117,7 @@ class CompareTest(unittest.TestCase):
         better = {n for n, *_ in c["better"]}
         self.assertIn("geokv strong ycsb A zipfian c=4 ops/s", worse)         # 1000 -> 500
         self.assertIn("geokv strong ycsb A zipfian c=4 * read p50 ms", better)  # 1.0 -> 0.5
+        self.assertIn("geokv strong writes ops/s", worse)                       # 200 -> 150
         # The update p99 has 999 samples in the old run: not a figure there, so only new.
         self.assertIn("geokv strong ycsb A zipfian c=4 * update p99 ms", c["only_new"])
         self.assertTrue(any("convergence" in n for n in c["only_old"]))
