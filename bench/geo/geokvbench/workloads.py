@@ -79,9 +79,9 @@ class Profile:
     crdt_latency_modes: list
 
 
-QUICK = Profile("quick", records=1000, value_bytes=100, warmup_s=1, latency_s=6, crdt_latency_s=2.5, ycsb_s=3,
+QUICK = Profile("quick", records=1000, value_bytes=100, warmup_s=1, latency_s=5, crdt_latency_s=2.5, ycsb_s=2,
                 ycsb_clients=4, strong_workloads=["A", "C"], crdt_workloads=["A"], uniform_workloads=[],
-                sweep=[1, 16, 64], sweep_s=2, convergence_samples=10, writes_s=2, redis_modes=["lww"], crdt_latency_modes=["lww"])
+                sweep=[1, 64], sweep_s=2, convergence_samples=10, writes_s=2, redis_modes=["lww"], crdt_latency_modes=["lww"])
 DEFAULT = Profile("default", records=5000, value_bytes=100, warmup_s=2, latency_s=36, crdt_latency_s=8, ycsb_s=10,
                   ycsb_clients=8, strong_workloads=list("ABCDEF"), crdt_workloads=["A", "B"],
                   uniform_workloads=["A"], sweep=[1, 4, 16, 64, 256], sweep_s=6, convergence_samples=30, writes_s=5,
