@@ -290,6 +290,9 @@ class EtcdBackend : public Backend {
  public:
   explicit EtcdBackend(const std::string& endpoint) : http_(endpoint) {
     http_.set_keep_alive(true);
+    // Without it, Nagle holds a request's body until the header's ACK, which the server
+    // delays (up to 40 ms on Linux): etcd would pay for the client's socket option.
+    http_.set_tcp_nodelay(true);
     http_.set_read_timeout(10, 0);
     http_.set_connection_timeout(5, 0);
   }
