@@ -437,7 +437,7 @@ def plots(results, out_dir, say):
         fig, ax = plt.subplots(figsize=(8, max(3, 0.28 * len(rows) + 1)))
         vals = [float(r[4].rstrip("x")) for r in rows]
         # Green where geokv does better: a higher throughput, a lower everything else.
-        good = [(v >= 1) if "ops/s" in r[0] else (v <= 1) for v, r in zip(vals, rows)]
+        good = [(v >= 1) if ("ops/s" in r[0] or "writes/s" in r[0]) else (v <= 1) for v, r in zip(vals, rows)]
         ax.barh(range(len(rows)), vals, color=["C2" if g else "C3" for g in good])
         ax.axvline(1.0, color="k", linewidth=0.8)
         ax.set_yticks(range(len(rows)))
