@@ -3,9 +3,10 @@ and read what the kernel knows about them (CPU, RSS, socket bytes)."""
 import os
 import re
 import signal
+import socket
+import struct
 import subprocess
 import time
-import urllib.request
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -119,12 +120,37 @@ def tcp_bytes_sent(ports):
     return total
 
 
-def scrape(url, timeout_s=3):
-    """A Prometheus text page as {name{labels}: value}; {} when unreachable."""
+def http_get(host, port, path, timeout_s=3):
+    """The body of a GET, or None. The server closes first (HTTP/1.0); the connection is then
+    reset rather than closed, so that the server's port is not left in TIME_WAIT: a server
+    that binds without SO_REUSEADDR (geokvd's metrics endpoint) could not be started on it
+    again for a minute, and neither could the next run."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as r:
-            text = r.read().decode("utf-8", "replace")
+        with socket.create_connection((host, port), timeout=timeout_s) as s:
+            s.sendall(f"GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
+            chunks = []
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                chunks.append(b)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     except OSError:
+        return None
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/") or b" 200 " not in head.split(b"\r\n", 1)[0]:
+        return None
+    return body.decode("utf-8", "replace")
+
+
+def scrape(url, timeout_s=3):
+    """A Prometheus text page (http://host:port/path) as {name{labels}: value}; {} when
+    unreachable."""
+    rest = url.split("://", 1)[1]
+    hostport, _, path = rest.partition("/")
+    host, _, port = hostport.rpartition(":")
+    text = http_get(host, int(port), "/" + path, timeout_s)
+    if text is None:
         return {}
     out = {}
     for line in text.splitlines():
