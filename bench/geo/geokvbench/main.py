@@ -209,7 +209,7 @@ def main(argv, bindir, datadir):
     ap.add_argument("--quick", action="store_true", help="a short pass over everything (< 3 min)")
     ap.add_argument("--topology", default="aws-3", help="a TOML file, or a preset: aws-3 (default), aws-5")
     ap.add_argument("--out", help="results directory (default: geokv-bench-results/<time>-<topology>)")
-    ap.add_argument("--base-port", type=int, default=27000, help="first of the ~350 ports the run uses")
+    ap.add_argument("--base-port", type=int, default=27000, help="first of the 360 ports the run may use (docs/bench.md)")
     ap.add_argument("--peers", default="etcd,redis", help="peers to run beside geokv when installed ('' for none)")
     ap.add_argument("--no-peers", action="store_true", help="geokv only")
     ap.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
