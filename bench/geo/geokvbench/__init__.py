@@ -1,0 +1,1 @@
+"""geokv-bench: the cross-region benchmark suite (docs/bench.md)."""
