@@ -365,7 +365,8 @@ void Cluster::CheckSend(int r, const paxos::OutMessage& out) {
     if (!snapshot_index) {
       auto index = st.DurableSnapshotIndex();
       if (!index.ok()) {
-        Fail("replica " + std::to_string(r) + " has an unreadable durable snapshot: " + index.status().ToString());
+        Fail("replica " + std::to_string(r) + " has an unreadable durable snapshot: " +
+             index.status().ToString());
         return;
       }
       snapshot_index = *index;

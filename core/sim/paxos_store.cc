@@ -18,16 +18,11 @@ Status PaxosStore::Persist(const paxos::Ready& rd) {
   if (batch_.empty()) return Status::Ok();
   const auto durability = rd.must_sync ? storage::Durability::kSync : storage::Durability::kNone;
   s = memory_.Write(batch_, durability);
-  if (s.ok() && rd.must_sync) ++syncs_;
   batch_.Clear();
   return s;
 }
 
-Status PaxosStore::Sync() {
-  Status s = memory_.Write(storage::WriteBatch(), storage::Durability::kSync);
-  if (s.ok()) ++syncs_;
-  return s;
-}
+Status PaxosStore::Sync() { return memory_.Write(storage::WriteBatch(), storage::Durability::kSync); }
 
 void PaxosStore::Crash(size_t keep_volatile) { memory_.Crash(keep_volatile); }
 

@@ -56,9 +56,8 @@ class PaxosStore {
   // The index of the durable snapshot (0: none).
   StatusOr<uint64_t> DurableSnapshotIndex() const;
 
+  // The storage underneath (its crash model, volatile_writes(), Durable()).
   storage::MemoryStorage& memory() { return memory_; }
-  // Writes made with kSync so far (fsyncs).
-  uint64_t syncs() const { return syncs_; }
 
  private:
   storage::MemoryStorage memory_;
@@ -68,7 +67,6 @@ class PaxosStore {
   storage::WriteBatch no_batch_;  // the durable log is only read
   bool no_sync_ = false;
   PaxosLog durable_log_;          // over memory_.Durable()
-  uint64_t syncs_ = 0;
 };
 
 }  // namespace geokv::sim
