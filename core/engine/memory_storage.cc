@@ -25,11 +25,13 @@ Status MemoryStorage::Write(const WriteBatch& batch, Durability durability) {
   std::lock_guard lock(mu_);
   if (closed_) return ClosedError();
   Apply(batch, current_);
-  volatile_.push_back(batch);
   if (durability == Durability::kSync) {
     // A sync covers every earlier write too, as a log fsync does.
     for (const auto& pending : volatile_) Apply(pending, durable_);
     volatile_.clear();
+    Apply(batch, durable_);
+  } else {
+    volatile_.push_back(batch);
   }
   return Status::Ok();
 }
