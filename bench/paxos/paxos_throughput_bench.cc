@@ -1,6 +1,6 @@
 // Throughput of the pure Multi-Paxos state machine on one core: three replicas in one
-// thread, messages handed over in memory (encode, verify, decode included), storage in
-// memory. The baseline is the same group with batching off (one command per slot);
+// thread, messages handed over in memory (encode, verify, decode included), the log kept
+// by the production PaxosLog over in-memory storage (sim::PaxosStore). The baseline is the same group with batching off (one command per slot);
 // compare commands/s across the rows of one run.
 #include <benchmark/benchmark.h>
 
@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "replication/paxos/memory_storage.h"
+#include "core/sim/paxos_store.h"
 #include "replication/paxos/replica.h"
 
 namespace {
@@ -17,7 +17,7 @@ namespace {
 using namespace geokv::paxos;  // NOLINT: bench brevity
 
 struct Bus {
-  std::vector<MemoryStorage> st;
+  std::vector<geokv::sim::PaxosStore> st;
   std::vector<std::unique_ptr<Replica>> r;
   std::deque<OutMessage> q;
   uint64_t applied = 0;
@@ -27,15 +27,13 @@ struct Bus {
       c.id = static_cast<uint32_t>(i);
       c.replicas = static_cast<uint32_t>(n);
       c.seed = 1 + static_cast<uint64_t>(i);
-      r[i] = std::move(Replica::Open(c, st[i]).value());
+      r[i] = std::move(Replica::Open(c, st[i].log()).value());
     }
   }
   void Pump(int i) {
     while (r[i]->HasReady()) {
       Ready rd = r[i]->Ready();
-      if (rd.snapshot) (void)st[i].SaveSnapshot(*rd.snapshot);
-      (void)st[i].Save(rd.hard_state ? &*rd.hard_state : nullptr, rd.entries);
-      if (rd.must_sync) (void)st[i].Sync();
+      (void)st[i].Persist(rd);  // synced when rd.must_sync
       for (auto& m : rd.messages) q.push_back(std::move(m));
       if (i == 0) applied += rd.apply.size();
       r[i]->Advance();

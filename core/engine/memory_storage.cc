@@ -25,33 +25,35 @@ Status MemoryStorage::Write(const WriteBatch& batch, Durability durability) {
   std::lock_guard lock(mu_);
   if (closed_) return ClosedError();
   Apply(batch, current_);
-  volatile_.push_back(batch);
   if (durability == Durability::kSync) {
     // A sync covers every earlier write too, as a log fsync does.
     for (const auto& pending : volatile_) Apply(pending, durable_);
     volatile_.clear();
+    Apply(batch, durable_);
+  } else {
+    volatile_.push_back(batch);
   }
   return Status::Ok();
 }
 
-StatusOr<std::string> MemoryStorage::Get(std::string_view table, std::string_view key) {
+StatusOr<std::string> MemoryStorage::GetLocked(const Tables& tables, std::string_view table,
+                                               std::string_view key) const {
   if (key.empty()) return InvalidArgument("key is empty");
-  std::lock_guard lock(mu_);
   if (closed_) return ClosedError();
-  auto t = current_.find(table);
-  if (t == current_.end()) return NotFound("no such key");
+  auto t = tables.find(table);
+  if (t == tables.end()) return NotFound("no such key");
   auto it = t->second.find(key);
   if (it == t->second.end()) return NotFound("no such key");
   return it->second;
 }
 
-StatusOr<std::vector<Entry>> MemoryStorage::Scan(std::string_view table, std::string_view prefix,
-                                                 std::string_view after, size_t limit) {
-  std::lock_guard lock(mu_);
+StatusOr<std::vector<Entry>> MemoryStorage::ScanLocked(const Tables& tables, std::string_view table,
+                                                       std::string_view prefix, std::string_view after,
+                                                       size_t limit) const {
   if (closed_) return ClosedError();
   std::vector<Entry> out;
-  auto t = current_.find(table);
-  if (t == current_.end()) return out;
+  auto t = tables.find(table);
+  if (t == tables.end()) return out;
   const auto& rows = t->second;
   auto it = (after.empty() || after < prefix) ? rows.lower_bound(prefix) : rows.upper_bound(after);
   for (; it != rows.end() && out.size() < limit; ++it) {
@@ -59,6 +61,33 @@ StatusOr<std::vector<Entry>> MemoryStorage::Scan(std::string_view table, std::st
     out.push_back(Entry{it->first, it->second});
   }
   return out;
+}
+
+StatusOr<std::string> MemoryStorage::Get(std::string_view table, std::string_view key) {
+  std::lock_guard lock(mu_);
+  return GetLocked(current_, table, key);
+}
+
+StatusOr<std::vector<Entry>> MemoryStorage::Scan(std::string_view table, std::string_view prefix,
+                                                 std::string_view after, size_t limit) {
+  std::lock_guard lock(mu_);
+  return ScanLocked(current_, table, prefix, after, limit);
+}
+
+Status MemoryStorage::DurableView::Write(const WriteBatch&, Durability) {
+  return InvalidArgument("the durable view of a MemoryStorage is read-only");
+}
+
+StatusOr<std::string> MemoryStorage::DurableView::Get(std::string_view table, std::string_view key) {
+  std::lock_guard lock(owner_->mu_);
+  return owner_->GetLocked(owner_->durable_, table, key);
+}
+
+StatusOr<std::vector<Entry>> MemoryStorage::DurableView::Scan(std::string_view table,
+                                                              std::string_view prefix,
+                                                              std::string_view after, size_t limit) {
+  std::lock_guard lock(owner_->mu_);
+  return owner_->ScanLocked(owner_->durable_, table, prefix, after, limit);
 }
 
 Status MemoryStorage::Close() {

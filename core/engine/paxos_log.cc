@@ -69,6 +69,17 @@ StatusOr<std::vector<paxos::Entry>> PaxosLog::LoadEntries() const {
   return out;
 }
 
+StatusOr<std::optional<paxos::Entry>> PaxosLog::LoadEntry(uint64_t slot) const {
+  auto bytes = store_.Get(kLogTable, EntryKey(slot));
+  if (bytes.status().IsNotFound()) return std::optional<paxos::Entry>();
+  if (!bytes.ok()) return bytes.status();
+  auto m = paxos::DecodeMessage(*bytes, kRecordBytesMax);
+  if (!m.ok() || m->entries.size() != 1 || m->entries[0].slot != slot) {
+    return Corruption("paxos log record of group " + std::to_string(group_) + " is damaged");
+  }
+  return std::optional<paxos::Entry>(std::move(m->entries[0]));
+}
+
 StatusOr<std::optional<paxos::Snapshot>> PaxosLog::LoadSnapshot() const {
   auto bytes = store_.Get(kStateTable, StateKey('s'));
   if (bytes.status().IsNotFound()) return std::optional<paxos::Snapshot>();

@@ -29,6 +29,9 @@ class PaxosLog final : public paxos::Storage {
   StatusOr<paxos::HardState> LoadHardState() const override;
   StatusOr<std::vector<paxos::Entry>> LoadEntries() const override;
   StatusOr<std::optional<paxos::Snapshot>> LoadSnapshot() const override;
+  // The stored entry of one slot (nullopt if there is none): one read, where LoadEntries
+  // reads the whole log (the simulator checks a slot per message it sends).
+  StatusOr<std::optional<paxos::Entry>> LoadEntry(uint64_t slot) const;
   Status Save(const paxos::HardState* hs, const std::vector<paxos::Entry>& entries) override;
   Status SaveSnapshot(const paxos::Snapshot& snapshot) override;
   Status Sync() override;

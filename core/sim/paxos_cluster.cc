@@ -49,7 +49,7 @@ struct KvResult {
 
 struct Node {
   std::unique_ptr<paxos::Replica> replica;
-  paxos::MemoryStorage storage;
+  PaxosStore storage;
   bool up = true;
   uint64_t life = 0;  // bumped on crash so that timers of an earlier life stop
   // Paused (SIGSTOP): inputs wait in `held`; a tick that fell due waits in `tick_held`.
@@ -207,7 +207,7 @@ paxos::Config Cluster::ConfigFor(int r) const {
 }
 
 void Cluster::Open(int r) {
-  auto rep = paxos::Replica::Open(ConfigFor(r), nodes_[r].storage);
+  auto rep = paxos::Replica::Open(ConfigFor(r), nodes_[r].storage.log());
   if (!rep.ok()) {
     Fail("replica " + std::to_string(r) + " failed to open: " + rep.status().ToString());
     return;
@@ -235,12 +235,9 @@ void Cluster::Process(int r) {
   Node& n = nodes_[r];
   while (n.replica && n.replica->HasReady()) {
     paxos::Ready rd = n.replica->Ready();
-    // 1. Persist (snapshot first: it drops the log it covers).
-    if (rd.snapshot) (void)n.storage.SaveSnapshot(*rd.snapshot);
-    if (!rd.entries.empty() || rd.hard_state) {
-      (void)n.storage.Save(rd.hard_state ? &*rd.hard_state : nullptr, rd.entries);
-    }
-    if (rd.must_sync) (void)n.storage.Sync();
+    // 1. Persist (snapshot first: it drops the log it covers), synced if must_sync.
+    Status persisted = n.storage.Persist(rd);
+    if (!persisted.ok()) Fail("replica " + std::to_string(r) + " failed to persist: " + persisted.ToString());
     // 2. Send (after checking that what each message claims is durable).
     for (auto& m : rd.messages) {
       if (o_.check_invariants) CheckSend(r, m);
@@ -342,8 +339,14 @@ void Cluster::CheckSend(int r, const paxos::OutMessage& out) {
     Fail("replica " + std::to_string(r) + " sent an undecodable message");
     return;
   }
-  const auto& st = nodes_[r].storage;
-  if (st.durable_hard_state().promised < m->ballot) {
+  // What a crash now would keep, decoded by PaxosLog as recovery would decode it.
+  const PaxosStore& st = nodes_[r].storage;
+  auto hs = st.DurableHardState();
+  if (!hs.ok()) {
+    Fail("replica " + std::to_string(r) + " has an unreadable durable hard state: " + hs.status().ToString());
+    return;
+  }
+  if (hs->promised < m->ballot) {
     Fail("persist-before-send: replica " + std::to_string(r) + " answered a ballot it has "
          "not durably promised");
   }
@@ -351,13 +354,26 @@ void Cluster::CheckSend(int r, const paxos::OutMessage& out) {
   if (out.type == MessageType::kAccept) {
     for (const auto& e : m->entries) slots.push_back(e.slot);
   }
+  std::optional<uint64_t> snapshot_index;  // read only when an entry is not durable itself
   for (uint64_t s : slots) {
-    if (s <= st.durable_snapshot_index()) continue;  // covered by a durable snapshot
-    const Entry* e = st.DurableEntry(s);
-    if (e == nullptr || e->ballot < m->ballot) {
-      Fail("persist-before-send: replica " + std::to_string(r) + " acknowledged slot " +
-           std::to_string(s) + " before syncing it");
+    auto e = st.DurableEntry(s);
+    if (!e.ok()) {
+      Fail("replica " + std::to_string(r) + " has an unreadable durable entry: " + e.status().ToString());
+      return;
     }
+    if (*e && (*e)->ballot >= m->ballot) continue;
+    if (!snapshot_index) {
+      auto index = st.DurableSnapshotIndex();
+      if (!index.ok()) {
+        Fail("replica " + std::to_string(r) + " has an unreadable durable snapshot: " +
+             index.status().ToString());
+        return;
+      }
+      snapshot_index = *index;
+    }
+    if (s <= *snapshot_index) continue;  // covered by a durable snapshot
+    Fail("persist-before-send: replica " + std::to_string(r) + " acknowledged slot " +
+         std::to_string(s) + " before syncing it");
   }
 }
 

@@ -9,6 +9,10 @@
 // client requests first, as the seed decides; each in arrival order), each with the local
 // clock read at the resume time; its overdue tick comes only after them.
 //
+// Each replica persists through sim::PaxosStore: the production PaxosLog over
+// storage::MemoryStorage, written as the engine writes it (one batch per Ready, synced when
+// the Ready says must_sync); a crash loses every write not synced.
+//
 // Ownership: a PaxosCluster owns its network, replicas, storages and clients.
 // Thread-safety: none; one thread runs a cluster (several clusters may run on several
 // threads, they share nothing).
@@ -24,7 +28,7 @@
 #include <vector>
 
 #include "core/sim/network.h"
-#include "replication/paxos/memory_storage.h"
+#include "core/sim/paxos_store.h"
 #include "replication/paxos/replica.h"
 
 namespace geokv::sim {

@@ -328,5 +328,47 @@ TEST(MemoryStorageTest, CrashLosesOnlyWhatWasNotSynced) {
   EXPECT_EQ(s.volatile_writes(), 0u);
 }
 
+// The durable view shows exactly what Crash(0) would keep, and cannot be written.
+TEST(MemoryStorageTest, DurableViewShowsWhatACrashKeeps) {
+  MemoryStorage s;
+  Storage& durable = s.Durable();
+  ASSERT_TRUE(s.Put("t", "a", "1", Durability::kNone).ok());
+  EXPECT_EQ(*s.Get("t", "a"), "1");
+  EXPECT_EQ(durable.Get("t", "a").status().code(), Code::kNotFound) << "not synced yet";
+  EXPECT_TRUE(durable.Scan("t", "", "", 10)->empty());
+  ASSERT_TRUE(s.Put("t", "b", "2", Durability::kSync).ok());  // syncs "a" too
+  EXPECT_EQ(*durable.Get("t", "a"), "1");
+  EXPECT_EQ(*durable.Get("t", "b"), "2");
+  ASSERT_TRUE(s.Delete("t", "a", Durability::kWrite).ok());
+  ASSERT_TRUE(s.Put("t", "c", "3", Durability::kNone).ok());
+  EXPECT_EQ(*durable.Get("t", "a"), "1") << "the unsynced delete is not durable";
+  EXPECT_EQ(durable.Get("t", "c").status().code(), Code::kNotFound);
+  auto rows = durable.Scan("t", "", "", 10);
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ((*rows)[0].key, "a");
+  EXPECT_EQ((*rows)[1].key, "b");
+  EXPECT_EQ(durable.Scan("t", "", "a", 10)->size(), 1u);  // paging works as on the store
+
+  // Read-only: writing through the view fails and changes nothing.
+  WriteBatch batch;
+  batch.Put("t", "d", "4");
+  EXPECT_EQ(durable.Write(batch, Durability::kSync).code(), Code::kInvalidArgument);
+  EXPECT_EQ(s.Get("t", "d").status().code(), Code::kNotFound);
+  EXPECT_EQ(s.volatile_writes(), 2u);
+
+  // A crash that keeps the first unsynced write: the view and the store agree again.
+  s.Crash(/*keep_volatile=*/1);
+  EXPECT_EQ(durable.Get("t", "a").status().code(), Code::kNotFound);
+  EXPECT_EQ(s.Get("t", "a").status().code(), Code::kNotFound);
+  EXPECT_EQ(durable.Get("t", "c").status().code(), Code::kNotFound);
+  EXPECT_EQ(*durable.Get("t", "b"), "2");
+
+  // The view closes with its store.
+  ASSERT_TRUE(s.Close().ok());
+  EXPECT_EQ(durable.Get("t", "b").status().code(), Code::kClosed);
+  EXPECT_EQ(durable.Scan("t", "", "", 10).status().code(), Code::kClosed);
+}
+
 }  // namespace
 }  // namespace geokv::storage

@@ -1,6 +1,7 @@
-// A tiny synchronous driver for unit tests: N replicas, MemoryStorage each, a FIFO of
-// messages delivered by hand, links that can be cut. Follows the Ready contract: persist
-// (and sync), then send, then apply.
+// A tiny synchronous driver for unit tests: N replicas, each on its own sim::PaxosStore (the
+// production PaxosLog over storage::MemoryStorage), a FIFO of messages delivered by hand,
+// links that can be cut. Follows the Ready contract: persist (and sync), then send, then
+// apply.
 #ifndef GEOKV_TESTS_REPLICATION_PAXOS_GROUP_H_
 #define GEOKV_TESTS_REPLICATION_PAXOS_GROUP_H_
 
@@ -13,7 +14,7 @@
 #include <utility>
 #include <vector>
 
-#include "replication/paxos/memory_storage.h"
+#include "core/sim/paxos_store.h"
 #include "replication/paxos/replica.h"
 
 namespace geokv::paxos::testing {
@@ -37,13 +38,13 @@ class Group {
     return c;
   }
   void Open(int i) {
-    auto rep = Replica::Open(ConfigFor(i), st_[i]);
+    auto rep = Replica::Open(ConfigFor(i), st_[i].log());
     ASSERT_TRUE(rep.ok()) << rep.status().ToString();
     r_[i] = std::move(*rep);
     applied_[i].clear();
   }
   Replica& at(int i) { return *r_[i]; }
-  MemoryStorage& storage(int i) { return st_[i]; }
+  sim::PaxosStore& storage(int i) { return st_[i]; }
   int size() const { return static_cast<int>(r_.size()); }
   std::vector<Apply>& applied(int i) { return applied_[i]; }
   std::vector<ReadState>& reads(int i) { return reads_[i]; }
@@ -54,14 +55,8 @@ class Group {
     if (!r_[i]) return;
     while (r_[i]->HasReady()) {
       Ready rd = r_[i]->Ready();
-      if (rd.snapshot) {
-        ASSERT_TRUE(st_[i].SaveSnapshot(*rd.snapshot).ok());
-        if (rd.install_snapshot) installed_[i].push_back(*rd.snapshot);
-      }
-      ASSERT_TRUE(st_[i].Save(rd.hard_state ? &*rd.hard_state : nullptr, rd.entries).ok());
-      if (rd.must_sync) {
-        ASSERT_TRUE(st_[i].Sync().ok());
-      }
+      ASSERT_TRUE(st_[i].Persist(rd).ok());  // synced when rd.must_sync
+      if (rd.snapshot && rd.install_snapshot) installed_[i].push_back(*rd.snapshot);
       for (auto& m : rd.messages) q_.push_back(InFlight{static_cast<uint32_t>(i), std::move(m)});
       for (auto& a : rd.apply) applied_[i].push_back(a);
       for (auto& rs : rd.reads) reads_[i].push_back(rs);
@@ -166,7 +161,7 @@ class Group {
 
  private:
   Config base_;
-  std::vector<MemoryStorage> st_;
+  std::vector<sim::PaxosStore> st_;
   std::vector<std::unique_ptr<Replica>> r_;
   std::vector<std::vector<Apply>> applied_;
   std::vector<std::vector<ReadState>> reads_;

@@ -23,15 +23,15 @@ std::vector<std::string> Payloads(const std::vector<Apply>& applied) {
 }
 
 TEST(PaxosReplica, RejectsBadConfig) {
-  MemoryStorage st;
+  sim::PaxosStore st;
   Config c;
   c.id = 3;
   c.replicas = 3;
-  EXPECT_FALSE(Replica::Open(c, st).ok());
+  EXPECT_FALSE(Replica::Open(c, st.log()).ok());
   c.id = 0;
   c.election_ticks = 1;
   c.heartbeat_ticks = 2;
-  EXPECT_FALSE(Replica::Open(c, st).ok());
+  EXPECT_FALSE(Replica::Open(c, st.log()).ok());
 }
 
 TEST(PaxosReplica, ElectsOneLeaderAndReplicatesInOrder) {
@@ -77,9 +77,9 @@ TEST(PaxosReplica, CommandBytesMaxFollowsTheMessageBound) {
   Config c;
   EXPECT_EQ(Replica::CommandBytesMax(c), c.message_bytes_max - kMessageOverheadBytes);
   EXPECT_GE(Replica::CommandBytesMax(c), size_t{1} << 20);  // strong values up to 1 MiB
-  MemoryStorage st;
+  sim::PaxosStore st;
   c.message_bytes_max = c.batch_bytes_max;  // a full batch could not be sent
-  EXPECT_EQ(Replica::Open(c, st).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(Replica::Open(c, st.log()).status().code(), Code::kInvalidArgument);
 }
 
 // A 1 MiB command between small ones: it commits everywhere in a slot of its own.
@@ -461,9 +461,9 @@ TEST(PaxosReplica, SnapshotTruncatesLogAndCatchesUpALaggingReplica) {
   g.Pump(0);
   EXPECT_EQ(g.at(0).snapshot_index(), index);
   EXPECT_EQ(g.at(0).LogEntry(1), nullptr);
-  EXPECT_EQ(g.storage(0).durable_snapshot_index(), 0u);  // not synced yet...
+  EXPECT_EQ(g.storage(0).DurableSnapshotIndex().value(), 0u);  // not synced yet...
   ASSERT_TRUE(g.storage(0).Sync().ok());
-  EXPECT_EQ(g.storage(0).durable_snapshot_index(), index);  // ...now it is
+  EXPECT_EQ(g.storage(0).DurableSnapshotIndex().value(), index);  // ...now it is
   g.HealAll();
   g.Run(10);
   ASSERT_EQ(g.installed(2).size(), 1u);
