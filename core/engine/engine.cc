@@ -747,7 +747,10 @@ void Engine::Process() {
       Fail(saved);
       if (!failed_.ok()) break;
     }
-    if (!round_batch_.empty()) {
+    // A sync the replicas asked for happens even when this round writes nothing: it makes
+    // what earlier rounds wrote unsynced (a snapshot, a commit index) durable before the
+    // answers that rely on it leave.
+    if (!round_batch_.empty() || paxos_sync) {
       const storage::Durability durability = paxos_sync  ? storage::Durability::kSync
                                              : crdt_sync ? options_.durability
                                                          : storage::Durability::kNone;

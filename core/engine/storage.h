@@ -72,7 +72,10 @@ class Storage {
   // engine has no empty key). Deleting an absent key is OK. Errors: kIOError (engine failure,
   // with the engine's text), kPanic (the engine panicked; every later call fails the same
   // way), kTimeout (the commit did not finish within the configured deadline; its outcome
-  // is then unknown), kClosed, kInvalidArgument (empty table name).
+  // is then unknown), kClosed, kInvalidArgument (empty table name). A kSync write makes
+  // every earlier write durable too, as a journal fsync does; so does an EMPTY kSync batch
+  // (a Paxos acceptor may answer from state an earlier, unsynced round wrote, e.g. a
+  // snapshot, and must sync it first even when this round writes nothing).
   virtual Status Write(const WriteBatch& batch, Durability durability) = 0;
 
   // Reads one key. kNotFound when absent; kInvalidArgument for an empty key.

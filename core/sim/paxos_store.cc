@@ -15,7 +15,9 @@ Status PaxosStore::Persist(const paxos::Ready& rd) {
   }
   Status s = log_.Save(rd.hard_state ? &*rd.hard_state : nullptr, rd.entries);
   if (!s.ok()) return s;
-  if (batch_.empty()) return Status::Ok();
+  // As the engine: a requested sync happens even with nothing new to write (it covers what
+  // earlier Readies wrote unsynced, e.g. a snapshot an Accepted now relies on).
+  if (batch_.empty() && !rd.must_sync) return Status::Ok();
   const auto durability = rd.must_sync ? storage::Durability::kSync : storage::Durability::kNone;
   s = memory_.Write(batch_, durability);
   batch_.Clear();

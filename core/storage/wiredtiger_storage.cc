@@ -520,7 +520,9 @@ Status WiredTigerStorage::Write(const WriteBatch& batch, Durability durability) 
     GEOKV_RETURN_IF_ERROR(ValidateTable(op.table));
     if (op.key.empty()) return InvalidArgument("key is empty");
   }
-  if (batch.empty()) return Status::Ok();
+  // An empty batch has nothing to commit, but an empty kSync batch still syncs the journal
+  // (every earlier write becomes durable): it joins the queue like any write.
+  if (batch.empty() && durability != Durability::kSync) return Status::Ok();
 
   // Group commit without a hand-off (the writer-queue scheme of leveldb): the writer at the
   // head of the queue commits itself and every writer queued behind it, in one transaction
@@ -629,6 +631,13 @@ Status WiredTigerStorage::CommitGroup(CommitState& state,
   }
   GEOKV_RETURN_IF_ERROR(CheckWt(session->commit_transaction(session, sync ? "sync=on" : "sync=off"),
                                 "commit transaction"));
+  if (sync) {
+    // A transaction that wrote nothing writes no journal record, so its commit syncs
+    // nothing: flush the journal explicitly (cheap when the commit just did).
+    bool wrote = false;
+    for (const auto& p : group) wrote = wrote || !p->batch.empty();
+    if (!wrote) GEOKV_RETURN_IF_ERROR(CheckWt(session->log_flush(session, "sync=on"), "journal sync"));
+  }
   if (!sync && write) {
     // Hand the log records to the OS: survives a process crash without paying for an fsync.
     GEOKV_RETURN_IF_ERROR(CheckWt(session->log_flush(session, "sync=off"), "log flush"));
