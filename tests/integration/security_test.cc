@@ -20,38 +20,13 @@
 
 #include "core/engine/request.h"
 #include "replication/transport/curve_keys.h"
+#include "tests/integration/curve_helpers.h"
 #include "tests/integration/harness.h"
 
 namespace geokv::integration {
 namespace {
 
 using transport::CurveKeyPair;
-
-struct KeyFiles {
-  CurveKeyPair pair;
-  std::string secret_file;
-  std::string public_file;
-};
-
-KeyFiles MakeKeys(const std::string& dir, const std::string& name) {
-  KeyFiles k;
-  auto pair = transport::GenerateCurveKeyPair();
-  EXPECT_TRUE(pair.ok());
-  if (!pair.ok()) return k;
-  k.pair = *pair;
-  k.secret_file = dir + "/" + name + ".key";
-  k.public_file = dir + "/" + name + ".pub";
-  EXPECT_TRUE(transport::WriteCurveKeyPairFiles(k.pair, k.secret_file, k.public_file).ok());
-  return k;
-}
-
-ClientOptions CurveClient(const std::string& server_public, const CurveKeyPair& mine) {
-  ClientOptions o;
-  o.server_public_keys_z85 = {server_public};
-  o.public_key_z85 = mine.public_z85;
-  o.secret_key_z85 = mine.secret_z85;
-  return o;
-}
 
 Request AdminOp(Op op, const std::string& key = "", const std::string& value = "") {
   Request r;
