@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "flatbuffers/flatbuffers.h"
+#include "replication/crdt/codec.h"
 #include "replication/wire/crdt_generated.h"
 
 namespace geokv::crdt {
@@ -14,7 +15,11 @@ namespace fbw = ::geokv::wire::crdt;
 
 namespace {
 
-constexpr uint16_t kWireVersion = 1;
+// Version 2 packs delta entries (DeltaBatch.packed). A version 1 node drops version 2
+// messages (counted as bad, never acknowledged, so resent until it is upgraded: nothing is
+// lost); this one reads both.
+constexpr uint16_t kWireVersion = 2;
+constexpr uint16_t kWireVersionOldest = 1;
 
 // FlatBuffers bytes around one KeyState (table, two vector headers, alignment padding,
 // its slot in the entries vector; about 40 in practice). Counted generously, so that a
@@ -56,20 +61,44 @@ flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<fbw::KeyState>>> Ent
   return b.CreateVector(out);
 }
 
-// Decodes and validates entries; fails if any is malformed or over the limits (then
+// The entries of a batch as one byte string: key and state, each length-prefixed.
+flatbuffers::Offset<flatbuffers::Vector<uint8_t>> PackedEntries(
+    flatbuffers::FlatBufferBuilder& b, const std::vector<std::pair<std::string, std::string>>& entries) {
+  Encoder enc;
+  for (const auto& [key, state] : entries) {
+    enc.PutBytes(key);
+    enc.PutBytes(state);
+  }
+  return Bytes(b, enc.bytes());
+}
+
+// Validates one received entry; fails if it is malformed or over the limits (then
 // kKeyTooLarge or kValueTooLarge, so the caller can count it as such).
+Status DecodeEntry(std::string_view key, std::string_view state, size_t key_bytes_max,
+                   const CrdtLimits& limits, std::vector<std::pair<std::string, std::string>>* out) {
+  if (key.empty()) return Corruption("entry with an empty key");
+  if (key.size() > key_bytes_max) return Status(Code::kKeyTooLarge, "entry with a key over the limit");
+  auto v = CrdtValue::Decode(state, limits);
+  if (!v.ok()) return v.status();
+  out->emplace_back(std::string(key), std::string(state));
+  return Status::Ok();
+}
+
+// Decodes and validates entries, tables first, then packed ones; fails on the first bad one.
 Status DecodeEntries(const flatbuffers::Vector<flatbuffers::Offset<fbw::KeyState>>* entries,
-                     size_t key_bytes_max, const CrdtLimits& limits,
-                     std::vector<std::pair<std::string, std::string>>* out) {
-  if (entries == nullptr) return Status::Ok();
-  for (const fbw::KeyState* e : *entries) {
-    std::string_view key = View(e->key());
-    std::string_view state = View(e->state());
-    if (key.empty()) return Corruption("entry with an empty key");
-    if (key.size() > key_bytes_max) return Status(Code::kKeyTooLarge, "entry with a key over the limit");
-    auto v = CrdtValue::Decode(state, limits);
-    if (!v.ok()) return v.status();
-    out->emplace_back(std::string(key), std::string(state));
+                     const flatbuffers::Vector<uint8_t>* packed, size_t key_bytes_max,
+                     const CrdtLimits& limits, std::vector<std::pair<std::string, std::string>>* out) {
+  if (entries != nullptr) {
+    for (const fbw::KeyState* e : *entries) {
+      GEOKV_RETURN_IF_ERROR(DecodeEntry(View(e->key()), View(e->state()), key_bytes_max, limits, out));
+    }
+  }
+  Decoder dec(View(packed));
+  while (!dec.done()) {
+    std::string_view key, state;
+    GEOKV_RETURN_IF_ERROR(dec.GetBytes(dec.remaining(), &key, "packed entry key"));
+    GEOKV_RETURN_IF_ERROR(dec.GetBytes(dec.remaining(), &state, "packed entry state"));
+    GEOKV_RETURN_IF_ERROR(DecodeEntry(key, state, key_bytes_max, limits, out));
   }
   return Status::Ok();
 }
@@ -382,8 +411,8 @@ void Disseminator::SendDeltas(ReplicaId peer, bool force) {
       break;
     }
     bytes += size;
-    auto entries = Entries(b, batch.entries);
-    batches.push_back(fbw::CreateDeltaBatch(b, batch.seq, batch.hlc.physical_ms, batch.hlc.logical, entries));
+    auto packed = PackedEntries(b, batch.entries);
+    batches.push_back(fbw::CreateDeltaBatch(b, batch.seq, batch.hlc.physical_ms, batch.hlc.logical, 0, packed));
     sent = batch.seq;
   }
   if (batches.empty() && !force) return;
@@ -431,7 +460,7 @@ void Disseminator::Step(ReplicaId from, std::string_view bytes) {
     return;
   }
   const fbw::Message* msg = fbw::GetMessage(bytes.data());
-  if (msg->version() != kWireVersion || msg->from() != from) {
+  if (msg->version() < kWireVersionOldest || msg->version() > kWireVersion || msg->from() != from) {
     ++stats_.messages_bad;
     return;
   }
@@ -467,7 +496,7 @@ void Disseminator::OnDeltas(ReplicaId origin, const void* raw) {
         ++stats_.messages_bad;
         return;
       }
-      if (Status s = DecodeEntries(fb->entries(), options_.key_bytes_max, limits_, &batch.entries); !s.ok()) {
+      if (Status s = DecodeEntries(fb->entries(), fb->packed(), options_.key_bytes_max, limits_, &batch.entries); !s.ok()) {
         if (s.code() == Code::kValueTooLarge || s.code() == Code::kKeyTooLarge) ++stats_.entries_over_limit;
         ++stats_.messages_bad;
         return;
@@ -737,7 +766,7 @@ void Disseminator::OnTransferData(ReplicaId origin, const void* raw) {
     const auto* m = static_cast<const fbw::TransferData*>(raw);
     if (!t.active || !t.have_digest || m->transfer_id() != t.id) return;
     std::vector<std::pair<std::string, std::string>> entries;
-    if (Status s = DecodeEntries(m->entries(), options_.key_bytes_max, limits_, &entries); !s.ok()) {
+    if (Status s = DecodeEntries(m->entries(), nullptr, options_.key_bytes_max, limits_, &entries); !s.ok()) {
       if (s.code() == Code::kValueTooLarge || s.code() == Code::kKeyTooLarge) ++stats_.entries_over_limit;
       ++stats_.messages_bad;
       return;

@@ -66,7 +66,9 @@ std::vector<uint64_t> RunSeeds(const std::vector<uint64_t>& seeds, const std::st
       EXPECT_GT(total.reforwards, 0u) << "no forward was ever re-sent to a new leader";
     }
   }
-  const std::string path = std::string(GEOKV_SIM_HISTORY_DIR) + "/" + name + ".json";
+  // Named by the first seed too: soak chunks of one shard run side by side.
+  const std::string path = std::string(GEOKV_SIM_HISTORY_DIR) + "/" + name + "_from" +
+                           std::to_string(seeds.empty() ? 0 : seeds.front()) + ".json";
   WriteHistories(path, histories);
   auto rejected = PorcupineRejects(GEOKV_PORCUPINE_CHECK, path);
   EXPECT_TRUE(rejected.has_value()) << "porcupine-check did not run on " << path;

@@ -42,11 +42,12 @@ int main(int argc, char** argv) {
       }
       runs.push_back(std::move(r));
     }
-    const std::string path = std::string(GEOKV_SIM_HISTORY_DIR) + "/soak.json";
+    // One file per batch: scripts/soak runs two of these side by side.
+    const std::string path = std::string(GEOKV_SIM_HISTORY_DIR) + "/soak_from" + std::to_string(first + b) + ".json";
     geokv::sim::WriteHistories(path, runs);
     auto rejected = geokv::sim::PorcupineRejects(GEOKV_PORCUPINE_CHECK, path);
     if (!rejected) {
-      std::printf("porcupine-check failed to run\n");
+      std::printf("FAIL porcupine-check did not run on %s\n", path.c_str());
       return 2;
     }
     for (uint64_t s : *rejected) {
