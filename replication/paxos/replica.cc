@@ -1012,7 +1012,10 @@ void Replica::SendAccepts(uint32_t to, const std::vector<uint64_t>& slots) {
 }
 
 void Replica::SendHeartbeats() {
-  heartbeat_elapsed_ = 0;
+  // The next one is due at the next multiple of heartbeat_ticks: every group a node leads
+  // then beats in the same round (ticks_ runs in step across a node's groups), so their
+  // heartbeats, and the answers, share one transport message per peer.
+  heartbeat_elapsed_ = static_cast<int>(ticks_ % static_cast<uint64_t>(cfg_.heartbeat_ticks));
   ++hb_round_;
   round_times_.emplace_back(hb_round_, now_us_);
   while (round_times_.size() > 4096) round_times_.pop_front();
