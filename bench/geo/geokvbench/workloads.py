@@ -91,7 +91,7 @@ class Profile:
 
 QUICK = Profile("quick", records=1000, value_bytes=100, warmup_s=1, latency_s=5, crdt_latency_s=2.5, ycsb_s=2,
                 ycsb_clients=4, strong_workloads=["A", "C"], crdt_workloads=["A"], uniform_workloads=[],
-                sweep=[1, 64], sweep_s=2, convergence_samples=10, writes_s=2, writes_clients=[1, 64], idle_s=5,
+                sweep=[1, 64], sweep_s=2, convergence_samples=10, writes_s=4, writes_clients=[1, 64], idle_s=5,
                 redis_modes=["lww"], crdt_latency_modes=["lww"])
 DEFAULT = Profile("default", records=5000, value_bytes=100, warmup_s=2, latency_s=36, crdt_latency_s=8, ycsb_s=10,
                   ycsb_clients=8, strong_workloads=list("ABCDEF"), crdt_workloads=["A", "B"],
