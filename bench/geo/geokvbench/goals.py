@@ -195,8 +195,13 @@ def figure_text(value, unit):
     if unit == "CPU s" and value < 0.01:
         return f"{value * 1e6:.1f} µs"
     if unit == "x":
-        return f"{value:.3g}x"
+        return ratio_text(value)
     return f"{report.f1(value)} {unit}"
+
+
+def ratio_text(r):
+    """Three decimals, so that a ratio just past its target does not print as the target."""
+    return "n/a" if r is None else f"{r:.3f}x"
 
 
 def summary(rows):
@@ -204,7 +209,7 @@ def summary(rows):
     c = counts(rows)
     lines = [f"{TITLE}: {c['met']} met, {c['not met']} not met, {c['not measured']} not measured"]
     for g in rows:
-        ratio = "" if g["ratio"] is None else f"{g['ratio']:.3g}x "
+        ratio = "" if g["ratio"] is None else ratio_text(g["ratio"]) + " "
         status = g["status"] + (f" ({g['why']})" if g.get("why") else "")
         lines.append(f"  {g['id']:>2}  {g['goal']}: geokv {figure_text(g['geokv'], g['unit'])}, "
                      f"{g['baseline']} {figure_text(g['baseline_value'], g['unit'])}; {ratio}(target {g['target']}) "

@@ -113,7 +113,7 @@ def markdown(results, plots):
           "writes).\n")
         rows = [[f"{g['id']}. {g['goal']}", goals_mod.figure_text(g["geokv"], g["unit"]),
                  f"{g['baseline']}: {goals_mod.figure_text(g['baseline_value'], g['unit'])}",
-                 fr(g["ratio"]), g["target"],
+                 goals_mod.ratio_text(g["ratio"]), g["target"],
                  g["status"] + (f": {g['why']}" if g.get("why") else ""),
                  # A pipe inside a table cell, even in code, needs its backslash (GitHub markdown).
                  "`" + g["command"].replace("|", "\\|") + "`"]

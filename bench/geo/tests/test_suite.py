@@ -180,6 +180,7 @@ class GoalsTest(unittest.TestCase):
         self.assertEqual(g["6"]["baseline_value"], 252)
         self.assertAlmostEqual(g["9"]["geokv"], 1.10)
         self.assertIn("b", g["9"]["goal"])
+        self.assertEqual(goals.ratio_text(1.0512), "1.051x")  # just past 1.05: not printed as 1.05
         self.assertEqual(g["1a"]["command"], "geokv-bench --quick --topology aws-3 --peers etcd")
         self.assertIn("--benchmark_filter='^(Raw|Storage)Put/1/", g["5b"]["command"])
 
@@ -228,7 +229,7 @@ class GoalsTest(unittest.TestCase):
         fixture = compare.load(os.path.join(FIXTURES, "old"))
         md = report.markdown(dict(copy.deepcopy(fixture), goals=r["goals"]), [])
         self.assertIn("## " + goals.TITLE, md)
-        self.assertIn("| 1a. strong writes/s, 64 clients (updates only) | 3000 ops/s | etcd: 900 ops/s | 3.33x | ≥ 3x "
+        self.assertIn("| 1a. strong writes/s, 64 clients (updates only) | 3000 ops/s | etcd: 900 ops/s | 3.333x | ≥ 3x "
                       "| met | `geokv-bench --quick --topology aws-3 --peers etcd` |", md)
         self.assertIn("Not computed", report.markdown(fixture, []))
 
