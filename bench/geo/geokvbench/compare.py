@@ -27,9 +27,15 @@ def figures(results):
             res = run["result"]
             if "error" in res or run["kind"] == "load":
                 continue
+            if run["kind"] == "idle":
+                if "cpu_s" in res.get("server", {}):
+                    out[f"{system} idle CPU s"] = (res["server"]["cpu_s"], "lower")
+                continue
             base = f"{system} {run['mode']} {run['kind']}"
             if run["kind"] in ("ycsb", "sweep"):
                 base += f" {run['workload']} {run['distribution']} c={run['clients']}"
+            elif run["kind"] == "writes":
+                base += f" c={run['clients']}"
             if run["kind"] == "convergence":
                 for region, o in res.get("regions", {}).items():
                     lag = o.get("lag_ms", {})
@@ -39,7 +45,7 @@ def figures(results):
             out[f"{base} ops/s"] = (res.get("ops_per_s", 0), "higher")
             out[f"{base} failed ops"] = (res.get("ops_failed", 0), "lower")
             for key, name in (("cpu_s_per_op", "CPU s/op"), ("fsyncs_per_op", "fsyncs/op"),
-                              ("wire_bytes_per_op", "WAN bytes/op")):
+                              ("wire_bytes_per_op", "WAN bytes/op"), ("transport_bytes_per_op", "transport bytes/op")):
                 if key in res.get("server", {}):
                     out[f"{base} {name}"] = (res["server"][key], "lower")
             for region, ops in res.get("regions", {}).items():

@@ -20,7 +20,7 @@ import tempfile
 import time
 
 from . import compare as compare_mod
-from . import procs, report, systems, topology, workloads
+from . import goals, procs, report, systems, topology, workloads
 
 SCHEMA_VERSION = 1
 
@@ -60,6 +60,40 @@ def find_topology(arg, datadir):
         if os.path.exists(p):
             return p
     raise topology.TopologyError(f"no topology file or preset named '{arg}' (presets: aws-3, aws-5)")
+
+
+def server_delta(before, after, ops):
+    """The servers' counters over a step (system.counters() before and after), and per
+    operation when the step had any."""
+    res = {}
+    for k in ("cpu_s", "fsyncs", "wire_bytes", "transport_bytes"):
+        if before.get(k) is not None and after.get(k) is not None:
+            res[k] = after[k] - before[k]
+            if ops > 0:
+                res[k + "_per_op"] = res[k] / ops
+    if before.get("cpu_s_by_server") and after.get("cpu_s_by_server"):
+        by = {r: after["cpu_s_by_server"][r] - before["cpu_s_by_server"].get(r, 0) for r in after["cpu_s_by_server"]}
+        if ops > 0:
+            res["cpu_s_per_op_by_server"] = {r: v / ops for r, v in by.items()}
+        else:
+            res["cpu_s_by_server"] = by
+    return res
+
+
+def find_storage_bench(arg, bindir):
+    """--storage-bench, else storage_bench next to the other binaries, else in the build tree
+    that bindir belongs to (build/<preset>/bin -> build/<preset>/bench/storage)."""
+    candidates = [arg] if arg else [os.path.join(bindir, "storage_bench"),
+                                    os.path.join(bindir, "..", "bench", "storage", "storage_bench")]
+    return next((os.path.normpath(c) for c in candidates if os.access(c, os.X_OK) and os.path.isfile(c)), None)
+
+
+def rerun_command(args):
+    """The command line that repeats this run's settings (the goals add their --peers)."""
+    argv = ["geokv-bench"] + (["--quick"] if args.quick else []) + ["--topology", args.topology]
+    if args.base_port != 27000:
+        argv += ["--base-port", str(args.base_port)]
+    return " ".join(argv)
 
 
 class Runner:
@@ -129,19 +163,43 @@ class Runner:
         ops = out.get("ops_ok", 0) + out.get("ops_failed", 0) + sum(
             o.get("warmup_ops", 0) for reg in out.get("regions", {}).values() for o in reg.values()
             if isinstance(o, dict))
-        res = {}
-        for k in ("cpu_s", "fsyncs", "wire_bytes"):
-            if before.get(k) is not None and after.get(k) is not None:
-                res[k] = after[k] - before[k]
-                if ops > 0:
-                    res[k + "_per_op"] = res[k] / ops
-        if before.get("cpu_s_by_server") and after.get("cpu_s_by_server") and ops > 0:
-            res["cpu_s_per_op_by_server"] = {r: (after["cpu_s_by_server"][r] - before["cpu_s_by_server"].get(r, 0)) / ops
-                                             for r in after["cpu_s_by_server"]}
-        out["server"] = res
+        out["server"] = server_delta(before, after, ops)
         out["ops_total_incl_warmup"] = ops
         out["driver_wall_s"] = wall
         return out
+
+    def run_idle(self, system, step):
+        """No clients for the step's duration: what the servers spend on their own
+        (heartbeats, leases, timers)."""
+        before = system.counters()
+        time.sleep(step.duration_s)
+        return {"measured_s": step.duration_s, "server": server_delta(before, system.counters(), 0)}
+
+    def run_storage_bench(self, path, quick):
+        """storage_bench (bench/storage): geokv's storage layer against raw WiredTiger in the
+        same binary. {command, benchmarks {name: {items_per_second, real_time, time_unit}}}
+        or {error}."""
+        out_path = os.path.join(self.workdir, "storage_bench.json")
+        argv = [path, f"--benchmark_out={out_path}", "--benchmark_out_format=json"]
+        if quick:
+            # Single-threaded puts and the gets: the pairs the goals compare. (Its benchmarks set
+            # their own minimum time, which this flag does not shorten in every version.)
+            argv += ["--benchmark_filter=real_time$|Get/", "--benchmark_min_time=0.1"]
+        res = {"command": path + (" --benchmark_min_time=0.1" if quick else "")}
+        try:
+            # Its data directories go under TMPDIR: the run's scratch directory, removed at the end.
+            p = subprocess.run(argv, capture_output=True, text=True, timeout=600, cwd=self.workdir,
+                               env=dict(os.environ, TMPDIR=self.workdir))
+            if p.returncode != 0:
+                return dict(res, error=(p.stderr or p.stdout).strip()[-500:] or f"exit {p.returncode}")
+            with open(out_path) as f:
+                data = json.load(f)
+        except (OSError, ValueError, subprocess.TimeoutExpired) as e:
+            return dict(res, error=f"storage_bench failed: {e}")
+        res["benchmarks"] = {b["name"]: {"items_per_second": b.get("items_per_second"), "real_time": b["real_time"],
+                                         "time_unit": b.get("time_unit")}
+                             for b in data.get("benchmarks", []) if not b.get("error_occurred")}
+        return res
 
     # ---- a system's steps ------------------------------------------------------------------
     def run_system(self, system, steps, profile, progress, results):
@@ -164,7 +222,7 @@ class Runner:
             for step in steps:
                 progress.begin(step)
                 t_step = time.monotonic()
-                out = self.run_loadgen(system, step, profile)
+                out = self.run_idle(system, step) if step.kind == "idle" else self.run_loadgen(system, step, profile)
                 progress.end(step)
                 entry = {"step_wall_s": round(time.monotonic() - t_step, 2), "kind": step.kind, "mode": step.mode, "workload": step.workload,
                          "distribution": step.distribution, "clients": step.clients,
@@ -178,6 +236,8 @@ class Runner:
                     loaded[step.mode] = profile.records - out.get("load_failures", 0)
                     if out.get("load_failures"):
                         say(f"  {out['load_failures']} of {profile.records} loads failed")
+                elif step.kind == "idle":
+                    say(f"  {out['server'].get('cpu_s', 0):.2f} CPU s of all servers in {step.duration_s:g} s")
                 elif step.kind in ("latency", "ycsb", "sweep", "writes"):
                     failed = out.get("ops_failed", 0)
                     say(f"  {out.get('ops_per_s', 0):9.1f} ops/s, {out.get('ops_ok', 0)} ok, {failed} failed")
@@ -200,6 +260,7 @@ class Runner:
             "rss_bytes_per_key_per_replica": (end["rss_bytes"] - base["rss_bytes"]) / servers / keys if keys else None,
             "disk_bytes_per_key_per_replica": data / servers / keys if keys else None,
             "journal_bytes_per_replica": journal / servers,
+            "data_dir_bytes_at_start_max": base.get("data_dir_bytes_max"),
         }
 
 
@@ -213,6 +274,8 @@ def main(argv, bindir, datadir):
     ap.add_argument("--peers", default="etcd,redis", help="peers to run beside geokv when installed ('' for none)")
     ap.add_argument("--no-peers", action="store_true", help="geokv only")
     ap.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    ap.add_argument("--storage-bench", metavar="PATH", help="storage_bench binary (default: next to geokv-bench, or "
+                    "bench/storage/storage_bench in its build tree); the storage goals need it")
     ap.add_argument("--compare", nargs="+", metavar="DIR", help="OLD: compare this run against OLD; OLD NEW: only compare")
     ap.add_argument("--threshold", type=float, default=0.10, help="--compare: smallest relative change reported")
     args = ap.parse_args(argv)
@@ -258,6 +321,9 @@ def main(argv, bindir, datadir):
             peer_notes[name] = f"{binary} {v}"
             run_systems.append(name)
 
+    storage_bench = find_storage_bench(args.storage_bench, bindir)
+    if not storage_bench:
+        say("storage_bench not found (--storage-bench PATH): the storage goals are not measured")
     steps = workloads.plan(profile, run_systems)
     say(f"{profile.name} run on topology {topo.name} ({len(topo.regions)} regions: {', '.join(topo.regions)}), "
         f"systems: {', '.join(run_systems)}; {len(steps)} steps, about {sum(s.estimate_s() for s in steps) / 60:.1f} min "
@@ -270,7 +336,10 @@ def main(argv, bindir, datadir):
         "settings": {"records": profile.records, "value_bytes": profile.value_bytes, "warmup_s": profile.warmup_s,
                      "latency_s": profile.latency_s, "ycsb_s": profile.ycsb_s, "ycsb_clients_per_region": profile.ycsb_clients,
                      "sweep_clients": profile.sweep, "sweep_s": profile.sweep_s,
-                     "convergence_samples": profile.convergence_samples, "scan_length_max": 10},
+                     "convergence_samples": profile.convergence_samples, "scan_length_max": 10,
+                     "writes_clients": profile.writes_clients, "writes_s": profile.writes_s, "idle_s": profile.idle_s,
+                     "key_bytes": {m: workloads.key_bytes(m) for m in workloads.PREFIX}},
+        "command": rerun_command(args),
     }
     workdir = tempfile.mkdtemp(prefix="geokv-bench-")
     runner = Runner(args, topo, bindir, workdir)
@@ -293,6 +362,13 @@ def main(argv, bindir, datadir):
                 system = systems.Redis(topo, workdir, args.base_port, runner.children, redis_bin)
             runner.run_system(system, [s for s in steps if s.system == name], profile, progress, results)
             load_samples.append(dict(procs.machine_load(), after=name))
+        if storage_bench:
+            say(f"running {storage_bench} (geokv's storage layer against raw WiredTiger)")
+            results["storage_bench"] = runner.run_storage_bench(storage_bench, args.quick)
+            if "error" in results["storage_bench"]:
+                say(f"  FAILED: {results['storage_bench']['error']}")
+        else:
+            results["storage_bench"] = {"error": "storage_bench not found"}
     except KeyboardInterrupt:
         interrupted = True
         say("interrupted; stopping everything this run started")
@@ -302,12 +378,15 @@ def main(argv, bindir, datadir):
     results["machine"]["load_at_end"] = procs.machine_load()
     results["duration_s"] = time.monotonic() - t0
     results["interrupted"] = interrupted
+    results["goals"] = goals.compute(results)
     with open(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
     plots = [] if args.no_plots else report.plots(results, out_dir, say)
     with open(os.path.join(out_dir, "report.md"), "w") as f:
         f.write(report.markdown(results, plots))
     shutil.rmtree(workdir, ignore_errors=True)
+    for line in goals.summary(results["goals"]):
+        say(line)
     say(f"done in {results['duration_s']:.0f} s: {out_dir}/report.md, results.json, {len(plots)} plots")
     failed = sum(r["result"].get("ops_failed", 0) for s in results["systems"].values() for r in s["runs"])
     broken = [r["label"] for s in results["systems"].values() for r in s["runs"] if "error" in r["result"]]

@@ -1,8 +1,10 @@
 """report.md and the PNG plots of a results directory (results.json, docs/bench.md)."""
 import os
 
+from . import goals as goals_mod
+
 P99_SAMPLES_MIN = 1000
-WRITERS_NOTE = "16 closed-loop clients in the region of the (first shard's) leader"
+WRITERS_NOTE = "closed-loop clients in the region of the (first shard's) leader"
 OPS = ["read", "update", "insert", "scan", "rmw"]
 
 
@@ -30,6 +32,11 @@ def runs(results, system, kind=None, mode=None):
     s = results["systems"].get(system, {})
     return [r for r in s.get("runs", []) if (kind is None or r["kind"] == kind) and (mode is None or r["mode"] == mode)
             and "error" not in r["result"]]
+
+
+def writes_run(results, system, mode):
+    """The updates-only step with the most clients: the cost of one write under load."""
+    return max(runs(results, system, "writes", mode), key=lambda r: r["clients"], default=None)
 
 
 def op_summary(run, region="*", op=None):
@@ -94,6 +101,26 @@ def markdown(results, plots):
     for name, sysres in results["systems"].items():
         if "skipped" in sysres:
             w(f"**{name} skipped**: {sysres['skipped']}\n")
+
+    # ---- goals ---------------------------------------------------------------------------------
+    w(f"## {goals_mod.TITLE}\n")
+    if "goals" in results:
+        c = goals_mod.counts(results["goals"])
+        w(f"{c['met']} met, {c['not met']} not met, {c['not measured']} not measured. Ratio = geokv / the other "
+          "figure, both from this run on this machine (a busy or shared machine moves them; the command repeats the "
+          "measurement). Goals 1-4, 6: the updates-only step at that client count, clients in the leader's region "
+          "(section 6 has every count; at 1 client, background traffic such as heartbeats is spread over few "
+          "writes).\n")
+        rows = [[f"{g['id']}. {g['goal']}", goals_mod.figure_text(g["geokv"], g["unit"]),
+                 f"{g['baseline']}: {goals_mod.figure_text(g['baseline_value'], g['unit'])}",
+                 goals_mod.ratio_text(g["ratio"]), g["target"],
+                 g["status"] + (f": {g['why']}" if g.get("why") else ""),
+                 # A pipe inside a table cell, even in code, needs its backslash (GitHub markdown).
+                 "`" + g["command"].replace("|", "\\|") + "`"]
+                for g in results["goals"]]
+        w(table(["goal", "geokv", "peer or baseline", "ratio", "target", "status", "command"], rows))
+    else:
+        w("Not computed: these results come from a version of the suite without goals.\n")
 
     # ---- topology and bounds -------------------------------------------------------------
     regions = t["regions"]
@@ -192,20 +219,32 @@ def markdown(results, plots):
     # ---- resources -----------------------------------------------------------------------------
     w("## 6. Resources\n")
     w(f"**Cost of one write**: updates only, uniform keys, {WRITERS_NOTE}; per write, over every server "
-      "(warm-up writes included, since the servers did that work too).\n")
+      "(warm-up writes included, since the servers did that work too). Transport bytes: geokvd's own count of "
+      "peer message payloads (geokv_transport_bytes_total, sent, all nodes).\n")
     rows = []
     for system in results["systems"]:
         for run in runs(results, system, "writes"):
             r = run["result"]
             lat = op_summary(run, "*", "update").get("latency_ms", {})
             srv = r.get("server", {})
-            rows.append([system, run["mode"], f1(r.get("ops_per_s")), f1(lat.get("p50")), p99_cell(lat) if lat.get("count") else "—",
+            rows.append([system, run["mode"], run["clients"], f1(r.get("ops_per_s")), f1(lat.get("p50")),
+                         p99_cell(lat) if lat.get("count") else "—",
                          f1(srv["cpu_s_per_op"] * 1e6) if "cpu_s_per_op" in srv else "n/a",
                          f1(srv.get("fsyncs_per_op")) if "fsyncs_per_op" in srv else "n/a",
                          f1(srv.get("wire_bytes_per_op")) if "wire_bytes_per_op" in srv else "n/a",
+                         f1(srv.get("transport_bytes_per_op")) if "transport_bytes_per_op" in srv else "n/a",
                          r.get("ops_failed", 0)])
-    w(table(["system", "mode", "writes/s", "p50", "p99", "CPU µs/write (all servers)", "fsyncs/write",
-             "WAN bytes/write", "failed"], rows))
+    w(table(["system", "mode", "clients", "writes/s", "p50", "p99", "CPU µs/write (all servers)", "fsyncs/write",
+             "WAN bytes/write", "transport bytes/write", "failed"], rows))
+    rows = []
+    for system in results["systems"]:
+        for run in runs(results, system, "idle"):
+            srv = run["result"].get("server", {})
+            rows.append([system, f"{run['duration_s']:g}", f1(srv.get("cpu_s")),
+                         ", ".join(f"{r} {v:.2f}" for r, v in srv.get("cpu_s_by_server", {}).items())])
+    if rows:
+        w("**Idle**: after the load, no clients; CPU seconds of the servers over the window.\n")
+        w(table(["system", "seconds", "CPU s (all servers)", "CPU s per server"], rows))
     w("**Footprint**:\n")
     rows = []
     for system, sysres in results["systems"].items():
@@ -327,18 +366,20 @@ def peer_ratios(results):
                 a, b = ga.get("server", {}).get(key), pa.get("server", {}).get(key)
                 if a is not None and b is not None:
                     rows.append([f"{lab} {name}", f1(a * scale), peer, f1(b * scale), fr(ratio(a, b))])
-        # One write.
-        gw = next(iter(runs(results, "geokv", "writes", gmode)), None)
-        pw = next(iter(runs(results, peer, "writes", pmode)), None)
-        if gw and pw:
+        # One write, at each client count both ran.
+        for gw in runs(results, "geokv", "writes", gmode):
+            pw = next((r for r in runs(results, peer, "writes", pmode) if r["clients"] == gw["clients"]), None)
+            if not pw:
+                continue
             ga, pa = gw["result"], pw["result"]
-            rows.append(["updates only: writes/s", f1(ga.get("ops_per_s")), peer, f1(pa.get("ops_per_s")),
+            lab = f"updates only, {gw['clients']} clients:"
+            rows.append([f"{lab} writes/s", f1(ga.get("ops_per_s")), peer, f1(pa.get("ops_per_s")),
                          fr(ratio(ga.get("ops_per_s"), pa.get("ops_per_s")))])
             for key, name, scale in (("cpu_s_per_op", "CPU µs/write", 1e6), ("fsyncs_per_op", "fsyncs/write", 1),
                                      ("wire_bytes_per_op", "WAN bytes/write", 1)):
                 a, b = ga.get("server", {}).get(key), pa.get("server", {}).get(key)
                 if a is not None and b is not None:
-                    rows.append([f"updates only: {name}", f1(a * scale), peer, f1(b * scale), fr(ratio(a, b))])
+                    rows.append([f"{lab} {name}", f1(a * scale), peer, f1(b * scale), fr(ratio(a, b))])
         # Sweep.
         sw = sweep_table(results)
         gk, pk = f"geokv {gmode}", f"{peer} {pmode}"
@@ -456,7 +497,7 @@ def capacity_rows(results):
     """Per-core rates, WAN bytes per update, fsyncs, disk and memory per key, for geokv."""
     rows = []
     for mode, what in (("strong", "strong write"), ("lww", "eventual (lww) write")):
-        run = next(iter(runs(results, "geokv", "writes", mode)), None)
+        run = writes_run(results, "geokv", mode)
         if not run:
             continue
         srv = run["result"].get("server", {})

@@ -129,12 +129,18 @@ class Geokv:
             "cpu_s_by_server": {r: procs.cpu_seconds(p) for r, p in zip(self.topo.regions, self.pids())},
             "fsyncs": sum(procs.metric_sum(x, "geokv_storage_syncs_total") for x in m),
             "wire_bytes": procs.tcp_bytes_sent(set(self.peer_ports)),
+            # What the transport itself counts (peer message payloads, frame headers excluded);
+            # None when a node does not export it.
+            "transport_bytes": (sum(x['geokv_transport_bytes_total{dir="sent"}'] for x in m)
+                                if all('geokv_transport_bytes_total{dir="sent"}' in x for x in m) else None),
             "server_errors": sum(procs.metric_sum(x, "geokv_request_errors_total") for x in m),
             "metrics_ok": all(m),
         }
 
     def footprint(self):
-        return {"rss_bytes": sum(procs.rss_bytes(p) for p in self.pids()), "replicas": len(self.procs)}
+        """RSS of all servers, and the largest node's data directory (what du counts)."""
+        return {"rss_bytes": sum(procs.rss_bytes(p) for p in self.pids()), "replicas": len(self.procs),
+                "data_dir_bytes_max": max(procs.disk_bytes(os.path.join(self.dir, r)) for r in self.topo.regions)}
 
     def disk_after_stop(self):
         """(table bytes, journal bytes) of every node once stopped (WiredTiger checkpoints on
