@@ -170,3 +170,20 @@ def test_stubs_and_marker_ship():
     pkg = os.path.dirname(geokv.__file__)
     assert os.path.exists(os.path.join(pkg, "py.typed"))
     assert os.path.exists(os.path.join(pkg, "_geokv.pyi"))
+
+
+def test_every_c_error_code_has_its_own_exception_class():
+    """Each GEOKV_E* code of geokv.h maps to a class of its own, never the bare GeokvError."""
+    import re
+    from geokv import _errors
+
+    header = os.path.join(os.path.dirname(__file__), "..", "..", "capi", "include", "geokv", "geokv.h")
+    codes = {int(m.group(2)): m.group(1)
+             for m in re.finditer(r"#define (GEOKV_E[A-Z]+) \((-\d+)\)", open(header).read())}
+    assert len(codes) >= 19
+    for code, name in codes.items():
+        err = _errors.from_code(code, "message")
+        assert type(err) is not geokv.GeokvError, f"{name} ({code}) has no exception class"
+        assert err.code == code
+    denied = _errors.from_code(-19, "admin only")
+    assert isinstance(denied, geokv.PermissionDeniedError) and isinstance(denied, PermissionError)

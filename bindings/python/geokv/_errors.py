@@ -128,13 +128,20 @@ class ForkedError(GeokvError):
     code = -18
 
 
+class PermissionDeniedError(GeokvError, PermissionError):
+    """The caller's identity may not do this, e.g. a data client asking for an admin operation
+    (GEOKV_EPERM); also a PermissionError."""
+
+    code = -19
+
+
 _BY_CODE = {
     cls.code: cls
     for cls in (
         NotFoundError, InvalidArgumentError, KeyTooLargeError, ValueTooLargeError,
         WrongModeError, StorageError, CorruptionError, BusyError, ClosedError, PanicError,
         UnavailableError, DeadlineError, ConfigError, VersionError, ConflictError,
-        OutOfMemoryError, InternalError, ForkedError,
+        OutOfMemoryError, InternalError, ForkedError, PermissionDeniedError,
     )
 }
 
