@@ -664,10 +664,25 @@ void Engine::StepEnvelope(uint32_t from, std::string_view bytes, bool in_bundle)
   }
 }
 
+int64_t Engine::NextTimerUs() const {
+  const bool busy = !proposals_.empty() || !reads_.empty() || !forwards_.empty() || crdt_->HasOpenBatch();
+  const auto beat = static_cast<uint64_t>(options_.heartbeat_ticks);
+  if (busy || beat <= 1) return next_tick_us_;
+  const uint64_t aligned = (ticks_ + beat) / beat * beat;  // the next multiple after ticks_
+  return next_tick_us_ + static_cast<int64_t>(aligned - ticks_ - 1) * options_.tick_us;
+}
+
 void Engine::Tick() {
   const int64_t now = env_.NowUs();
+  // The ticks due since the last one (several when the node was idle, see NextTimerUs;
+  // at most a heartbeat interval's worth, so a leader beats at most once per call).
+  const int64_t due = 1 + std::max<int64_t>(0, now - next_tick_us_) / options_.tick_us;
+  const int n = static_cast<int>(std::min<int64_t>(due, std::max(1, options_.heartbeat_ticks)));
   next_tick_us_ = now + options_.tick_us;
-  for (auto& g : groups_) g.replica->Tick(now);
+  for (int i = 0; i < n; ++i) {
+    for (auto& g : groups_) g.replica->Tick(now);
+  }
+  ticks_ += static_cast<uint64_t>(n);
   ObserveClocks();
   crdt_->Tick(now);
   // Expire requests past their deadline. A write's outcome is then unknown.

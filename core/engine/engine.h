@@ -146,8 +146,11 @@ class Engine {
   // refused before it could take effect; kTimeout on a write means its outcome is unknown.
   void Round(RoundInputs inputs);
   // When the engine needs a round even without input (its next timer), on env.NowUs()'s
-  // clock.
-  int64_t NextTimerUs() const { return next_tick_us_; }
+  // clock. Every tick while requests are pending or local deltas wait to be sealed;
+  // otherwise at the next tick that is a multiple of heartbeat_ticks (when a leader's
+  // heartbeats are due): the ticks in between then run together, so an idle node wakes
+  // for its timers 1/heartbeat_ticks as often.
+  int64_t NextTimerUs() const;
   // OK while the engine works; the Storage failure that stopped it otherwise.
   const Status& failure() const { return failed_; }
 
@@ -258,7 +261,8 @@ class Engine {
   uint64_t next_id_ = 1;       // read ids (local only; forward ids come from NextForwardId)
   uint64_t incarnation_ = 0;   // random per Open: ids of an earlier life never match ours
   uint64_t forward_count_ = 0;
-  int64_t next_tick_us_ = 0;
+  int64_t next_tick_us_ = 0;   // when the next tick is due
+  uint64_t ticks_ = 0;         // ticks run (every group's replica has run as many)
   std::map<std::pair<uint64_t, uint64_t>, Pending> proposals_;  // by (client id, seq)
   std::map<uint64_t, PendingRead> reads_;     // by read id
   std::map<uint64_t, Pending> forwards_;      // by forward id

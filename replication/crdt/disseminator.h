@@ -230,6 +230,8 @@ class Disseminator {
 
   // --- outputs ---
   bool HasReady() const;
+  // Local deltas wait to be sealed into a batch (Tick seals them after batch_interval_us).
+  bool HasOpenBatch() const { return !open_batch_.empty(); }
   Ready GetReady();
   void Advance();
 

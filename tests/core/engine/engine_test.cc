@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <memory>
@@ -123,6 +124,30 @@ TEST_F(EngineTest, OneRoundPersistsEveryCallInOneWrite) {
   engine_->Round(std::move(in));
   EXPECT_EQ(answered, 50);
   EXPECT_EQ(env_.writes.size(), 1u) << "50 eventual updates of one round took several commits";
+}
+
+// An idle node wakes for its timers once per heartbeat interval, not every tick; pending
+// work (a local delta to seal) brings the tick back; the ticks skipped run on the next wake,
+// so a lone leader still beats once per heartbeat interval and keeps leading.
+TEST_F(EngineTest, IdleNodeWakesOncePerHeartbeatAndBusyOneEveryTick) {
+  Open();
+  const EngineOptions defaults;
+  const int64_t tick = defaults.tick_us, beat = defaults.heartbeat_ticks * defaults.tick_us;
+  int wakes = 0;
+  const int64_t start = env_.now_us;
+  while (env_.now_us - start < 100 * beat) {
+    env_.now_us = std::max(env_.now_us, engine_->NextTimerUs());
+    engine_->Round({});
+    ++wakes;
+  }
+  EXPECT_LE(wakes, 101) << "an idle node woke " << wakes << " times in 100 heartbeat intervals";
+  for (uint32_t g = 0; g < engine_->groups(); ++g) EXPECT_TRUE(engine_->IsLeader(g));
+
+  Engine::RoundInputs in;
+  in.calls.push_back(Engine::Call{Op(Op::kPut, "lww/k", "v"), [](Response) {}});
+  engine_->Round(std::move(in));
+  ASSERT_TRUE(engine_->disseminator().HasOpenBatch());
+  EXPECT_LE(engine_->NextTimerUs() - env_.now_us, tick) << "a delta waits to be sealed: the next tick is due";
 }
 
 TEST_F(EngineTest, EventualReadIsAnsweredOnlyOnceWhatItSawIsDurable) {

@@ -168,15 +168,15 @@ void CheckMutant(const Mutant& m) {
 }
 
 TEST(EngineSim, PausedLeaderWithCachedLeaseClockIsCaught) {
-  CheckMutant({"lease_cached_time", [](EngineSimOptions* o) { o->unsafe_lease_cached_time = true; }, 89});
+  CheckMutant({"lease_cached_time", [](EngineSimOptions* o) { o->unsafe_lease_cached_time = true; }, 42});
 }
 
 TEST(EngineSim, ForwardIdsWithoutIncarnationAreCaught) {
-  CheckMutant({"forward_ids_restart", [](EngineSimOptions* o) { o->unsafe_forward_ids_restart = true; }, 6});
+  CheckMutant({"forward_ids_restart", [](EngineSimOptions* o) { o->unsafe_forward_ids_restart = true; }, 68});
 }
 
 TEST(EngineSim, IgnoredStorageErrorsAreCaught) {
-  CheckMutant({"ignore_storage_errors", [](EngineSimOptions* o) { o->unsafe_ignore_storage_errors = true; }, 3});
+  CheckMutant({"ignore_storage_errors", [](EngineSimOptions* o) { o->unsafe_ignore_storage_errors = true; }, 9});
 }
 
 }  // namespace
