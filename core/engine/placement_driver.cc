@@ -37,7 +37,6 @@ StatusOr<InitShards> InitialPlacement(const ClusterMap& map, uint32_t shards,
   for (RegionId r = 0; r < regions; ++r) {
     if (up[r].empty()) return InvalidArgument("region " + map.regions()[r].name + " has no up node");
   }
-  std::map<NodeId, std::pair<uint32_t, uint32_t>> count;  // node -> (shards, leaders)
   InitShards out;
   out.shards.resize(shards);
   for (uint32_t s = 0; s < shards; ++s) {
@@ -47,24 +46,24 @@ StatusOr<InitShards> InitialPlacement(const ClusterMap& map, uint32_t shards,
       p.preferred_leader = preferred[s];
     }
     p.leader_region = p.preferred_leader.value_or(s % regions);
-    p.replicas.resize(regions);
-    for (RegionId r = 0; r < regions; ++r) {
-      const bool leads = r == p.leader_region;
-      NodeId best = kNoNode;
-      for (NodeId n : up[r]) {
-        if (best == kNoNode) {
-          best = n;
-          continue;
-        }
-        const auto& a = count[n];
-        const auto& b = count[best];
-        const auto key_a = std::make_pair(a.first, leads ? a.second : 0);
-        const auto key_b = std::make_pair(b.first, leads ? b.second : 0);
-        if (key_a < key_b) best = n;
-      }
-      p.replicas[r] = best;
-      ++count[best].first;
-      if (leads) ++count[best].second;
+    p.replicas.assign(regions, kNoNode);
+  }
+  // Per region: the shards led there go round-robin over its nodes (leaders within one),
+  // then the others each to the emptiest node (shard counts within one).
+  for (RegionId r = 0; r < regions; ++r) {
+    std::vector<uint32_t> count(up[r].size(), 0);
+    size_t next = 0;
+    for (ShardPlacement& p : out.shards) {
+      if (p.leader_region != r) continue;
+      p.replicas[r] = up[r][next];
+      ++count[next];
+      next = (next + 1) % up[r].size();
+    }
+    for (ShardPlacement& p : out.shards) {
+      if (p.leader_region == r) continue;
+      const size_t i = std::min_element(count.begin(), count.end()) - count.begin();
+      p.replicas[r] = up[r][i];
+      ++count[i];
     }
   }
   return out;
@@ -172,9 +171,14 @@ std::vector<Command> Plan(const ClusterMap& map, const DriverOptions& options) {
     for (uint32_t i = 0; i < shards.size() && in_flight < options.moves_in_flight_max; ++i) {
       const ShardPlacement& s = shards[i];
       if (s.change || touched[i]) continue;
+      // Leadership moves off a leaving node first, unless no other replica can lead.
+      bool another_can_lead = false;
+      for (RegionId r = 0; r < regions; ++r) another_can_lead |= r != s.leader_region && IsUp(map, s.replicas[r]);
       for (RegionId r = 0; r < regions; ++r) {
         const Node* node = map.FindNode(s.replicas[r]);
-        if (node->state != leaving || r == s.leader_region) continue;
+        if (node->state != leaving || (r == s.leader_region && another_can_lead)) continue;
+        // A down node serves nothing: only the target's budget counts.
+        if (leaving == NodeState::kDraining && proj[node->id].moves >= options.node_moves_max) continue;
         NodeId best = kNoNode;
         double best_cost = 0;
         for (NodeId t : up[r]) {
@@ -187,7 +191,8 @@ std::vector<Command> Plan(const ClusterMap& map, const DriverOptions& options) {
             best_cost = total;
           }
         }
-        if (best != kNoNode) begin(i, r, best);
+        if (best == kNoNode) continue;  // nowhere to go in this region; maybe in another
+        begin(i, r, best);
         break;  // one change per shard
       }
     }

@@ -10,14 +10,15 @@
 //    their leaderships first, before their replicas move.
 //  * Evacuation. A replica on a `down` or `draining` node moves to an `up` node of the same
 //    region (down first: it is redundancy lost). A leader's replica waits until leadership
-//    has moved away.
+//    has moved away, unless no other replica is up to take it.
 //  * Balance. Within each region, among `up` nodes only: while the shard counts of two nodes
 //    differ by more than one, a replica moves from a fuller node to an emptier one; once they
 //    are within one, a move is proposed only when it lowers the imbalance of leaders and bytes
 //    (sum of squares, weighted) by at least min_gain without widening the shard counts. Each
 //    move lowers that potential, so the driver never oscillates.
 //  * Rate limits. At most moves_in_flight_max replica changes in flight cluster-wide, at
-//    most node_moves_max involving any one node, one per shard (ClusterMap refuses a second);
+//    most node_moves_max involving any one node (a down node, which serves nothing, is not
+//    held to it as a source), one per shard (ClusterMap refuses a second);
 //    the plan counts those already in flight in the map.
 // Nodes that are joining, suspect or removed are neither sources nor targets; the driver never
 // moves a replica to a node that is not up.
@@ -33,7 +34,7 @@ namespace geokv::placement {
 
 struct DriverOptions {
   uint32_t moves_in_flight_max = 8;   // replica changes in flight, cluster-wide
-  uint32_t node_moves_max = 2;        // replica changes in flight involving one node
+  uint32_t node_moves_max = 2;        // replica changes in flight involving one up or draining node
   uint32_t leader_transfers_max = 32; // SetLeader commands per plan
   double leader_weight = 1.0;         // imbalance weights (shard count weighs 1)
   double bytes_weight = 1.0;          // bytes are measured in mean shard sizes
