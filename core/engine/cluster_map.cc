@@ -387,14 +387,14 @@ Status ClusterMap::CheckInvariants() const {
   }
   for (uint32_t i = 0; i < shards_.size(); ++i) {
     const ShardPlacement& s = shards_[i];
-    const std::string where = "shard " + Str(i) + ": ";
-    if (s.replicas.size() != regions_.size()) return Internal(where + "replica count");
-    if (s.leader_region >= regions_.size()) return Internal(where + "leader region");
-    if (s.preferred_leader && *s.preferred_leader >= regions_.size()) return Internal(where + "preferred region");
+    auto where = [i] { return "shard " + Str(i) + ": "; };
+    if (s.replicas.size() != regions_.size()) return Internal(where() + "replica count");
+    if (s.leader_region >= regions_.size()) return Internal(where() + "leader region");
+    if (s.preferred_leader && *s.preferred_leader >= regions_.size()) return Internal(where() + "preferred region");
     for (RegionId r = 0; r < s.replicas.size(); ++r) {
       const Node* node = FindNode(s.replicas[r]);
-      if (node == nullptr || node->region != r) return Internal(where + "replica in region " + Str(r));
-      if (node->state == NodeState::kRemoved) return Internal(where + "replica on a removed node");
+      if (node == nullptr || node->region != r) return Internal(where() + "replica in region " + Str(r));
+      if (node->state == NodeState::kRemoved) return Internal(where() + "replica on a removed node");
       NodeLoad& l = loads[node->id];
       ++l.shards;
       l.bytes += s.bytes;
@@ -402,11 +402,11 @@ Status ClusterMap::CheckInvariants() const {
     }
     if (s.change) {
       if (s.change->region >= regions_.size() || s.replicas[s.change->region] != s.change->from) {
-        return Internal(where + "change does not start from the replica");
+        return Internal(where() + "change does not start from the replica");
       }
       const Node* to = FindNode(s.change->to);
       if (to == nullptr || to->region != s.change->region || to->state == NodeState::kRemoved) {
-        return Internal(where + "change target");
+        return Internal(where() + "change target");
       }
     }
   }

@@ -8,21 +8,6 @@
 
 namespace geokv::placement {
 
-namespace {
-
-struct Projected {
-  int64_t shards = 0;
-  double bytes = 0;
-  int64_t leaders = 0;
-  uint32_t moves = 0;  // replica changes in flight involving the node
-};
-
-bool IsUp(const ClusterMap& map, NodeId id) {
-  const Node* n = map.FindNode(id);
-  return n != nullptr && n->state == NodeState::kUp;
-}
-
-}  // namespace
 
 StatusOr<InitShards> InitialPlacement(const ClusterMap& map, uint32_t shards,
                                       const std::vector<std::optional<RegionId>>& preferred) {
@@ -69,179 +54,274 @@ StatusOr<InitShards> InitialPlacement(const ClusterMap& map, uint32_t shards,
   return out;
 }
 
-std::vector<Command> Plan(const ClusterMap& map, const DriverOptions& options) {
-  std::vector<Command> out;
-  const auto& shards = map.shards();
-  const size_t regions = map.regions().size();
-  if (shards.empty()) return out;
+namespace {
 
-  std::map<NodeId, Projected> proj;
-  for (const auto& [id, node] : map.nodes()) {
-    proj[id] = Projected{node.load.shards, static_cast<double>(node.load.bytes), node.load.leaders, 0};
-  }
-  uint32_t in_flight = 0;
-  for (const ShardPlacement& s : shards) {
-    if (!s.change) continue;
-    ++in_flight;
-    Projected& from = proj[s.change->from];
-    Projected& to = proj[s.change->to];
-    ++from.moves;
-    ++to.moves;
-    --from.shards;
-    ++to.shards;
-    from.bytes -= static_cast<double>(s.bytes);
-    to.bytes += static_cast<double>(s.bytes);
-    if (s.change->region == s.leader_region) {
-      --from.leaders;
-      ++to.leaders;
+// One plan's working state: nodes by dense index, their projected loads (in-flight changes
+// counted as done), and the commands chosen so far.
+class Planner {
+ public:
+  Planner(const ClusterMap& map, const DriverOptions& options)
+      : options_(options), shards_(map.shards()), regions_(map.regions().size()) {
+    for (const auto& [id, node] : map.nodes()) {
+      index_[id] = static_cast<uint32_t>(ids_.size());
+      ids_.push_back(id);
+      state_.push_back(node.state);
+      proj_.push_back(Projected{node.load.shards, static_cast<double>(node.load.bytes), node.load.leaders, 0});
     }
-  }
-  std::vector<bool> touched(shards.size(), false);
-
-  // Leadership.
-  uint32_t transfers = 0;
-  for (uint32_t i = 0; i < shards.size() && transfers < options.leader_transfers_max; ++i) {
-    const ShardPlacement& s = shards[i];
-    if (s.change) continue;
-    auto eligible = [&](RegionId r) { return IsUp(map, s.replicas[r]); };
-    std::optional<RegionId> want;
-    if (s.preferred_leader && eligible(*s.preferred_leader)) {
-      want = s.preferred_leader;
-    } else if (eligible(s.leader_region)) {
-      want = s.leader_region;
-    } else {
-      for (RegionId r = 0; r < regions; ++r) {
-        if (!eligible(r)) continue;
-        if (!want || proj[s.replicas[r]].leaders < proj[s.replicas[*want]].leaders) want = r;
-      }
+    replica_.resize(shards_.size() * regions_);
+    for (uint32_t i = 0; i < shards_.size(); ++i) {
+      for (RegionId r = 0; r < regions_; ++r) replica_[i * regions_ + r] = index_.at(shards_[i].replicas[r]);
     }
-    if (!want || *want == s.leader_region) continue;
-    --proj[s.replicas[s.leader_region]].leaders;
-    ++proj[s.replicas[*want]].leaders;
-    out.push_back(SetLeader{i, s.epoch, *want});
-    touched[i] = true;
-    ++transfers;
-  }
-
-  // Region-wide quantities: the up nodes, and the mean shard size (the unit of bytes).
-  std::vector<std::vector<NodeId>> up(regions);
-  std::vector<double> unit(regions, 1.0);
-  for (const auto& [id, node] : map.nodes()) {
-    if (node.state == NodeState::kUp) up[node.region].push_back(id);
-  }
-  {
+    touched_.assign(shards_.size(), false);
+    up_.resize(regions_);
+    for (uint32_t n = 0; n < ids_.size(); ++n) {
+      if (state_[n] == NodeState::kUp) up_[map.FindNode(ids_[n])->region].push_back(n);
+    }
     double total = 0;
-    for (const ShardPlacement& s : shards) total += static_cast<double>(s.bytes);
-    if (total > 0) std::fill(unit.begin(), unit.end(), total / static_cast<double>(shards.size()));
+    for (const ShardPlacement& s : shards_) total += static_cast<double>(s.bytes);
+    unit_ = total > 0 ? total / static_cast<double>(shards_.size()) : 1.0;
+    for (const ShardPlacement& s : shards_) {
+      if (!s.change) continue;
+      ++in_flight_;
+      Shift(s, s.change->region, index_.at(s.change->from), index_.at(s.change->to));
+    }
   }
 
-  // The change in the weighted sum of squares when shard `s` moves from `d` to `t` in `r`.
-  auto delta = [&](const ShardPlacement& s, RegionId r, NodeId d, NodeId t, double* d_shards) {
-    const Projected& pd = proj[d];
-    const Projected& pt = proj[t];
-    *d_shards = 2.0 * static_cast<double>(pt.shards - pd.shards + 1);
-    double dl = 0;
-    if (s.leader_region == r) dl = 2.0 * static_cast<double>(pt.leaders - pd.leaders + 1);
-    const double b = static_cast<double>(s.bytes) / unit[r];
-    const double db = 2.0 * b * ((pt.bytes - pd.bytes) / unit[r] + b);
-    return options.leader_weight * dl + options.bytes_weight * db;
+  std::vector<Command> Run() {
+    Leaders();
+    Evacuate(NodeState::kDown);
+    Evacuate(NodeState::kDraining);
+    Rebalance();
+    return std::move(out_);
+  }
+
+ private:
+  struct Projected {
+    int64_t shards = 0;
+    double bytes = 0;
+    int64_t leaders = 0;
+    uint32_t moves = 0;  // replica changes in flight involving the node
   };
-  auto begin = [&](uint32_t i, RegionId r, NodeId to) {
-    const ShardPlacement& s = shards[i];
-    const NodeId from = s.replicas[r];
-    out.push_back(BeginMove{i, s.epoch, r, from, to});
-    touched[i] = true;
-    ++in_flight;
-    Projected& pf = proj[from];
-    Projected& pt = proj[to];
-    ++pf.moves;
+
+  uint32_t Replica(uint32_t shard, RegionId r) const { return replica_[shard * regions_ + r]; }
+  bool Up(uint32_t n) const { return state_[n] == NodeState::kUp; }
+  bool Free(uint32_t n, uint32_t slots = 1) const { return proj_[n].moves + slots <= options_.node_moves_max; }
+  bool Budget(uint32_t moves = 1) const { return in_flight_ + moves <= options_.moves_in_flight_max; }
+
+  // Counts shard `s`'s replica in region `r` as moved from node d to node t.
+  void Shift(const ShardPlacement& s, RegionId r, uint32_t d, uint32_t t) {
+    Projected& pd = proj_[d];
+    Projected& pt = proj_[t];
+    ++pd.moves;
     ++pt.moves;
-    --pf.shards;
+    --pd.shards;
     ++pt.shards;
-    pf.bytes -= static_cast<double>(s.bytes);
+    pd.bytes -= static_cast<double>(s.bytes);
     pt.bytes += static_cast<double>(s.bytes);
     if (s.leader_region == r) {
-      --pf.leaders;
+      --pd.leaders;
       ++pt.leaders;
     }
-  };
+  }
 
-  // Evacuation: down nodes first, then draining ones.
-  for (NodeState leaving : {NodeState::kDown, NodeState::kDraining}) {
-    for (uint32_t i = 0; i < shards.size() && in_flight < options.moves_in_flight_max; ++i) {
-      const ShardPlacement& s = shards[i];
-      if (s.change || touched[i]) continue;
+  void Begin(uint32_t i, RegionId r, uint32_t t) {
+    const ShardPlacement& s = shards_[i];
+    out_.push_back(BeginMove{i, s.epoch, r, s.replicas[r], ids_[t]});
+    touched_[i] = true;
+    ++in_flight_;
+    Shift(s, r, Replica(i, r), t);
+  }
+
+  // The change of the potential (the weighted sums of squares of leaders and bytes) when a
+  // net `leaders` and `units` (bytes in mean shard sizes) go from node d to node t.
+  double Gain(uint32_t d, uint32_t t, double leaders, double units) const {
+    const Projected& pd = proj_[d];
+    const Projected& pt = proj_[t];
+    const double dl = 2.0 * leaders * (static_cast<double>(pt.leaders - pd.leaders) + leaders);
+    const double db = 2.0 * units * ((pt.bytes - pd.bytes) / unit_ + units);
+    return options_.leader_weight * dl + options_.bytes_weight * db;
+  }
+  // The full change when shard i's replica in r moves from d to t; *shards gets the shard
+  // count part.
+  double MoveDelta(uint32_t i, RegionId r, uint32_t d, uint32_t t, double* shards) const {
+    const ShardPlacement& s = shards_[i];
+    *shards = 2.0 * static_cast<double>(proj_[t].shards - proj_[d].shards + 1);
+    return *shards + Gain(d, t, s.leader_region == r ? 1 : 0, static_cast<double>(s.bytes) / unit_);
+  }
+
+  void Leaders() {
+    uint32_t transfers = 0;
+    for (uint32_t i = 0; i < shards_.size() && transfers < options_.leader_transfers_max; ++i) {
+      const ShardPlacement& s = shards_[i];
+      if (s.change) continue;
+      std::optional<RegionId> want;
+      if (s.preferred_leader && Up(Replica(i, *s.preferred_leader))) {
+        want = s.preferred_leader;
+      } else if (Up(Replica(i, s.leader_region))) {
+        want = s.leader_region;
+      } else {
+        for (RegionId r = 0; r < regions_; ++r) {
+          if (!Up(Replica(i, r))) continue;
+          if (!want || proj_[Replica(i, r)].leaders < proj_[Replica(i, *want)].leaders) want = r;
+        }
+      }
+      if (!want || *want == s.leader_region) continue;
+      --proj_[Replica(i, s.leader_region)].leaders;
+      ++proj_[Replica(i, *want)].leaders;
+      out_.push_back(SetLeader{i, s.epoch, *want});
+      touched_[i] = true;
+      ++transfers;
+    }
+  }
+
+  void Evacuate(NodeState leaving) {
+    for (uint32_t i = 0; i < shards_.size() && Budget(); ++i) {
+      const ShardPlacement& s = shards_[i];
+      if (s.change || touched_[i]) continue;
       // Leadership moves off a leaving node first, unless no other replica can lead.
       bool another_can_lead = false;
-      for (RegionId r = 0; r < regions; ++r) another_can_lead |= r != s.leader_region && IsUp(map, s.replicas[r]);
-      for (RegionId r = 0; r < regions; ++r) {
-        const Node* node = map.FindNode(s.replicas[r]);
-        if (node->state != leaving || (r == s.leader_region && another_can_lead)) continue;
+      for (RegionId r = 0; r < regions_; ++r) another_can_lead |= r != s.leader_region && Up(Replica(i, r));
+      for (RegionId r = 0; r < regions_; ++r) {
+        const uint32_t d = Replica(i, r);
+        if (state_[d] != leaving || (r == s.leader_region && another_can_lead)) continue;
         // A down node serves nothing: only the target's budget counts.
-        if (leaving == NodeState::kDraining && proj[node->id].moves >= options.node_moves_max) continue;
-        NodeId best = kNoNode;
-        double best_cost = 0;
-        for (NodeId t : up[r]) {
-          if (proj[t].moves >= options.node_moves_max) continue;
+        if (leaving == NodeState::kDraining && !Free(d)) continue;
+        uint32_t best = UINT32_MAX;
+        double best_total = 0;
+        for (uint32_t t : up_[r]) {
+          if (!Free(t)) continue;
           double ds = 0;
-          const double rest = delta(s, r, node->id, t, &ds);
-          const double total = ds + rest;
-          if (best == kNoNode || total < best_cost) {
+          const double total = MoveDelta(i, r, d, t, &ds);
+          if (best == UINT32_MAX || total < best_total) {
             best = t;
-            best_cost = total;
+            best_total = total;
           }
         }
-        if (best == kNoNode) continue;  // nowhere to go in this region; maybe in another
-        begin(i, r, best);
+        if (best == UINT32_MAX) continue;  // nowhere to go in this region; maybe in another
+        Begin(i, r, best);
         break;  // one change per shard
       }
     }
   }
 
-  // Balance, one move per region in turn so that every region progresses.
-  std::vector<bool> done(regions, false);
-  while (in_flight < options.moves_in_flight_max) {
-    bool any = false;
-    for (RegionId r = 0; r < regions && in_flight < options.moves_in_flight_max; ++r) {
-      if (done[r] || up[r].size() < 2) continue;
-      int64_t lo = std::numeric_limits<int64_t>::max(), hi = std::numeric_limits<int64_t>::min();
-      for (NodeId n : up[r]) {
-        lo = std::min(lo, proj[n].shards);
-        hi = std::max(hi, proj[n].shards);
+  // The best single move in region r: while counts differ by more than one, any move from a
+  // fuller to an emptier node (the best for leaders and bytes); then only moves that keep the
+  // counts and gain at least min_gain. False when there is none.
+  bool BestMove(RegionId r, bool count_phase) {
+    uint32_t best_shard = 0, best_to = UINT32_MAX;
+    double best_total = count_phase ? std::numeric_limits<double>::infinity() : -options_.min_gain;
+    for (uint32_t i = 0; i < shards_.size(); ++i) {
+      if (shards_[i].change || touched_[i]) continue;
+      const uint32_t d = Replica(i, r);
+      if (!Up(d) || !Free(d)) continue;
+      for (uint32_t t : up_[r]) {
+        if (t == d || !Free(t)) continue;
+        double ds = 0;
+        const double total = MoveDelta(i, r, d, t, &ds);
+        if (count_phase ? ds >= 0 : ds > 0) continue;
+        if (total < best_total) {
+          best_total = total;
+          best_shard = i;
+          best_to = t;
+        }
       }
-      const bool count_phase = hi - lo > 1;
-      std::set<NodeId> up_set(up[r].begin(), up[r].end());
-      uint32_t best_shard = 0;
-      NodeId best_to = kNoNode;
-      double best_total = count_phase ? 0 : -options.min_gain;
-      for (uint32_t i = 0; i < shards.size(); ++i) {
-        const ShardPlacement& s = shards[i];
-        if (s.change || touched[i]) continue;
-        const NodeId d = s.replicas[r];
-        if (up_set.count(d) == 0 || proj[d].moves >= options.node_moves_max) continue;
-        for (NodeId t : up[r]) {
-          if (t == d || proj[t].moves >= options.node_moves_max) continue;
-          double ds = 0;
-          const double rest = delta(s, r, d, t, &ds);
-          if (count_phase ? ds >= 0 : ds > 0) continue;
-          const double total = ds + rest;
+    }
+    if (best_to == UINT32_MAX) return false;
+    Begin(best_shard, r, best_to);
+    return true;
+  }
+
+  // Shard counts within one leave no single move for bytes or leaders between nodes of equal
+  // count: exchange two replicas between the most and the least loaded nodes (by bytes, then
+  // by leaders). Both moves are planned together.
+  bool BestSwap(RegionId r) {
+    if (!Budget(2) || up_[r].size() < 2) return false;
+    std::vector<std::pair<uint32_t, uint32_t>> pairs;
+    auto extreme = [&](auto key) {
+      uint32_t lo = UINT32_MAX, hi = UINT32_MAX;
+      for (uint32_t n : up_[r]) {
+        if (!Free(n, 2)) continue;
+        if (lo == UINT32_MAX || key(n) < key(lo)) lo = n;
+        if (hi == UINT32_MAX || key(n) > key(hi)) hi = n;
+      }
+      if (lo != UINT32_MAX && lo != hi) pairs.emplace_back(hi, lo);
+    };
+    extreme([&](uint32_t n) { return proj_[n].bytes; });
+    extreme([&](uint32_t n) { return static_cast<double>(proj_[n].leaders); });
+    for (auto [d, t] : pairs) {
+      std::vector<uint32_t> on_d, on_t;
+      for (uint32_t i = 0; i < shards_.size(); ++i) {
+        if (shards_[i].change || touched_[i]) continue;
+        if (Replica(i, r) == d) on_d.push_back(i);
+        if (Replica(i, r) == t) on_t.push_back(i);
+      }
+      uint32_t best_a = 0, best_b = 0;
+      double best_total = -options_.min_gain;
+      bool found = false;
+      for (uint32_t a : on_d) {
+        for (uint32_t b : on_t) {
+          const double leaders = (shards_[a].leader_region == r ? 1.0 : 0.0) - (shards_[b].leader_region == r ? 1.0 : 0.0);
+          const double units = (static_cast<double>(shards_[a].bytes) - static_cast<double>(shards_[b].bytes)) / unit_;
+          const double total = Gain(d, t, leaders, units);
           if (total < best_total) {
             best_total = total;
-            best_shard = i;
-            best_to = t;
+            best_a = a;
+            best_b = b;
+            found = true;
           }
         }
       }
-      if (best_to == kNoNode) {
-        done[r] = true;
-        continue;
-      }
-      begin(best_shard, r, best_to);
-      any = true;
+      if (!found) continue;
+      Begin(best_a, r, t);
+      Begin(best_b, r, d);
+      return true;
     }
-    if (!any) break;
+    return false;
   }
-  return out;
+
+  // One change per region in turn, so that every region progresses under the budget.
+  void Rebalance() {
+    std::vector<bool> done(regions_, false);
+    bool any = true;
+    while (any && Budget()) {
+      any = false;
+      for (RegionId r = 0; r < regions_ && Budget(); ++r) {
+        if (done[r] || up_[r].size() < 2) continue;
+        int64_t lo = std::numeric_limits<int64_t>::max(), hi = std::numeric_limits<int64_t>::min();
+        for (uint32_t n : up_[r]) {
+          lo = std::min(lo, proj_[n].shards);
+          hi = std::max(hi, proj_[n].shards);
+        }
+        const bool count_phase = hi - lo > 1;
+        if (BestMove(r, count_phase) || (!count_phase && BestSwap(r))) {
+          any = true;
+        } else {
+          done[r] = true;
+        }
+      }
+    }
+  }
+
+  const DriverOptions& options_;
+  const std::vector<ShardPlacement>& shards_;
+  const size_t regions_;
+  std::map<NodeId, uint32_t> index_;
+  std::vector<NodeId> ids_;
+  std::vector<NodeState> state_;
+  std::vector<Projected> proj_;
+  std::vector<uint32_t> replica_;  // shard * regions + region -> node index
+  std::vector<bool> touched_;      // shards this plan changes already
+  std::vector<std::vector<uint32_t>> up_;  // per region, the up nodes' indexes
+  double unit_ = 1.0;              // the mean shard size: the unit of bytes in the potential
+  uint32_t in_flight_ = 0;
+  std::vector<Command> out_;
+};
+
+}  // namespace
+
+std::vector<Command> Plan(const ClusterMap& map, const DriverOptions& options) {
+  if (map.shards().empty()) return {};
+  return Planner(map, options).Run();
 }
 
 std::vector<RegionBalance> Balance(const ClusterMap& map) {

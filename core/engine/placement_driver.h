@@ -14,8 +14,10 @@
 //  * Balance. Within each region, among `up` nodes only: while the shard counts of two nodes
 //    differ by more than one, a replica moves from a fuller node to an emptier one; once they
 //    are within one, a move is proposed only when it lowers the imbalance of leaders and bytes
-//    (sum of squares, weighted) by at least min_gain without widening the shard counts. Each
-//    move lowers that potential, so the driver never oscillates.
+//    (sum of squares, weighted; bytes in mean shard sizes) by at least min_gain without
+//    widening the shard counts, and when no single move does, an exchange of two replicas
+//    between the region's most and least loaded nodes (by bytes, then by leaders). Each
+//    change lowers that potential, so the driver never oscillates.
 //  * Rate limits. At most moves_in_flight_max replica changes in flight cluster-wide, at
 //    most node_moves_max involving any one node (a down node, which serves nothing, is not
 //    held to it as a source), one per shard (ClusterMap refuses a second);
