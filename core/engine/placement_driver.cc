@@ -279,6 +279,26 @@ class Planner {
     return false;
   }
 
+  // Whether region r's leaders differ by more than one per node, or a node's bytes stray
+  // from the region's mean by more than the tolerance: only then is a move made for them
+  // (each copies a shard; chasing growing shards to the last byte would copy without end).
+  bool OutOfBand(RegionId r) const {
+    double sum = 0;
+    int64_t lo = std::numeric_limits<int64_t>::max(), hi = std::numeric_limits<int64_t>::min();
+    for (uint32_t n : up_[r]) {
+      sum += proj_[n].bytes;
+      lo = std::min(lo, proj_[n].leaders);
+      hi = std::max(hi, proj_[n].leaders);
+    }
+    if (hi - lo > 1) return true;
+    const double mean = sum / static_cast<double>(up_[r].size());
+    const double band = options_.bytes_tolerance * mean;
+    for (uint32_t n : up_[r]) {
+      if (std::abs(proj_[n].bytes - mean) > band) return true;
+    }
+    return false;
+  }
+
   // One change per region in turn, so that every region progresses under the budget.
   void Rebalance() {
     std::vector<bool> done(regions_, false);
@@ -293,6 +313,10 @@ class Planner {
           hi = std::max(hi, proj_[n].shards);
         }
         const bool count_phase = hi - lo > 1;
+        if (!count_phase && !OutOfBand(r)) {
+          done[r] = true;
+          continue;
+        }
         if (BestMove(r, count_phase) || (!count_phase && BestSwap(r))) {
           any = true;
         } else {

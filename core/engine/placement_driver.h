@@ -13,9 +13,10 @@
 //    has moved away, unless no other replica is up to take it.
 //  * Balance. Within each region, among `up` nodes only: while the shard counts of two nodes
 //    differ by more than one, a replica moves from a fuller node to an emptier one; once they
-//    are within one, a move is proposed only when it lowers the imbalance of leaders and bytes
-//    (sum of squares, weighted; bytes in mean shard sizes) by at least min_gain without
-//    widening the shard counts, and when no single move does, an exchange of two replicas
+//    are within one and while some node's bytes stray more than bytes_tolerance from its
+//    region's mean (or leaders differ by more than one), a move is proposed only when it
+//    lowers the imbalance of leaders and bytes (sum of squares, weighted; bytes in mean
+//    shard sizes) by at least min_gain without widening the shard counts, and when no single move does, an exchange of two replicas
 //    between the region's most and least loaded nodes (by bytes, then by leaders). Each
 //    change lowers that potential, so the driver never oscillates.
 //  * Rate limits. At most moves_in_flight_max replica changes in flight cluster-wide, at
@@ -41,6 +42,10 @@ struct DriverOptions {
   double leader_weight = 1.0;         // imbalance weights (shard count weighs 1)
   double bytes_weight = 1.0;          // bytes are measured in mean shard sizes
   double min_gain = 0.5;              // a balancing move must lower the potential this much
+  // Once shard counts are within one, moves for bytes and leaders are made only while a
+  // node's bytes stray from its region's mean by more than this fraction, or its leaders
+  // from another's by more than one.
+  double bytes_tolerance = 0.05;
 };
 
 // The shards of a new cluster: every shard gets one replica on an `up` node of each region,
