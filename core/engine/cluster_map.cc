@@ -1,7 +1,6 @@
 #include "core/engine/cluster_map.h"
 
 #include <algorithm>
-#include <set>
 
 #include "replication/crdt/codec.h"
 #include "replication/wire/aligned.h"

@@ -4,10 +4,8 @@
 #include <cmath>
 #include <limits>
 #include <map>
-#include <set>
 
 namespace geokv::placement {
-
 
 StatusOr<InitShards> InitialPlacement(const ClusterMap& map, uint32_t shards,
                                       const std::vector<std::optional<RegionId>>& preferred) {

@@ -46,6 +46,31 @@ TEST(ClusterMap, RegionsAndNodesAreValidated) {
   EXPECT_EQ(map.version(), 2u);
 }
 
+// Every limit of the model, at its edge and one past it.
+TEST(ClusterMap, Limits) {
+  ClusterMap map;
+  ASSERT_TRUE(map.Apply(AddRegion{std::string(kRegionNameBytesMax, 'r')}).ok());
+  for (size_t r = 1; r < kRegionsMax; ++r) ASSERT_TRUE(map.Apply(AddRegion{"r" + std::to_string(r)}).ok());
+  ExpectRefused(map, AddRegion{"one-too-many"}, Code::kInvalidArgument);
+  for (NodeId id = 0; id < kNodesMax; ++id) {
+    ASSERT_TRUE(map.Apply(AddNode{id, static_cast<RegionId>(id % kRegionsMax), "tcp://p:1", "tcp://c:1"}).ok());
+  }
+  ExpectRefused(map, AddNode{static_cast<NodeId>(kNodesMax), 0, "tcp://p:1", "tcp://c:1"}, Code::kInvalidArgument);
+
+  ClusterMap one = MakeCluster(1, 1, 1);
+  ClusterMap fresh;
+  ASSERT_TRUE(fresh.Apply(AddRegion{"a"}).ok());
+  testing::AddUpNode(fresh, 0, 0);
+  ShardPlacement p = one.shards()[0];
+  ClusterMap full = fresh;
+  ExpectRefused(full, InitShards{std::vector<ShardPlacement>(kShardsMax + 1, p)}, Code::kInvalidArgument);
+  ASSERT_TRUE(full.Apply(InitShards{std::vector<ShardPlacement>(kShardsMax, p)}).ok());
+  EXPECT_EQ(full.FindNode(IdOf(0, 0))->load.shards, kShardsMax);
+  auto decoded = ClusterMap::Decode(full.Encode());
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  EXPECT_TRUE(*decoded == full);
+}
+
 TEST(ClusterMap, NodeStateMachine) {
   const NodeState all[] = {NodeState::kJoining, NodeState::kUp, NodeState::kSuspect,
                            NodeState::kDown, NodeState::kDraining, NodeState::kRemoved};
