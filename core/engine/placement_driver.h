@@ -25,6 +25,9 @@
 //    the plan counts those already in flight in the map.
 // Nodes that are joining, suspect or removed are neither sources nor targets; the driver never
 // moves a replica to a node that is not up.
+//
+// Pure functions of their arguments (no I/O, clock or randomness): safe to call from any
+// thread on a map no one modifies meanwhile. The engine does not use them yet.
 #ifndef GEOKV_CORE_ENGINE_PLACEMENT_DRIVER_H_
 #define GEOKV_CORE_ENGINE_PLACEMENT_DRIVER_H_
 
