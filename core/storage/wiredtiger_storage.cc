@@ -175,6 +175,10 @@ class WiredTigerStorage::SessionPool {
 
   // Returns a reader or nullptr with `ret` set.
   Reader* Acquire(int* ret) {
+    if (Reader* r = spare_.exchange(nullptr, std::memory_order_acquire)) {
+      *ret = 0;
+      return r;
+    }
     {
       std::lock_guard lock(mu_);
       if (!free_.empty()) {
@@ -193,6 +197,8 @@ class WiredTigerStorage::SessionPool {
   }
 
   void Release(Reader* r) {
+    Reader* empty = nullptr;
+    if (spare_.compare_exchange_strong(empty, r, std::memory_order_release, std::memory_order_relaxed)) return;
     std::unique_ptr<Reader> owned(r);
     {
       std::lock_guard lock(mu_);
@@ -205,6 +211,7 @@ class WiredTigerStorage::SessionPool {
   }
 
   void CloseAll() {
+    if (std::unique_ptr<Reader> r{spare_.exchange(nullptr)}) r->session->close(r->session, nullptr);
     std::lock_guard lock(mu_);
     for (auto& r : free_) r->session->close(r->session, nullptr);
     free_.clear();
@@ -213,6 +220,9 @@ class WiredTigerStorage::SessionPool {
  private:
   static constexpr size_t kIdleMax = 32;
   WT_CONNECTION* const conn_;
+  // One idle reader outside the mutex: a lone reader takes and returns it with one atomic
+  // exchange each instead of two lock round trips. Owned by the pool while stored here.
+  std::atomic<Reader*> spare_{nullptr};
   std::mutex mu_;
   std::vector<std::unique_ptr<Reader>> free_;  // guarded by mu_
 };
