@@ -10,7 +10,6 @@
 #include <chrono>
 #include <filesystem>
 #include <algorithm>
-#include <map>
 #include <system_error>
 #include <utility>
 
@@ -142,65 +141,112 @@ struct WiredTigerStorage::EventHandler {
   }
 };
 
-// Sessions for readers: a WT_SESSION is single-threaded, so each reader borrows one.
+// Sessions for readers: a WT_SESSION is single-threaded, so each reader borrows one. A
+// pooled session keeps its cursors open, one per table, so that a read does not pay for
+// open_cursor (a URI lookup and a handle) every time; the borrower resets the cursor it used
+// before returning the session, so an idle session pins no page and no snapshot.
 class WiredTigerStorage::SessionPool {
  public:
+  struct Reader {
+    WT_SESSION* session = nullptr;
+    // Open cursors by table name (few tables: a short vector beats a map here).
+    std::vector<std::pair<std::string, WT_CURSOR*>> cursors;
+
+    WT_CURSOR* Cached(std::string_view table) const {
+      for (const auto& [name, c] : cursors) {
+        if (name == table) return c;
+      }
+      return nullptr;
+    }
+    // Closes and forgets the cursor on `table` (after an error left it in doubt).
+    void Drop(std::string_view table) {
+      for (auto it = cursors.begin(); it != cursors.end(); ++it) {
+        if (it->first == table) {
+          it->second->close(it->second);
+          cursors.erase(it);
+          return;
+        }
+      }
+    }
+  };
+
   explicit SessionPool(WT_CONNECTION* conn) : conn_(conn) {}
   ~SessionPool() { CloseAll(); }
 
-  // Returns a session or nullptr with `ret` set.
-  WT_SESSION* Acquire(int* ret) {
+  // Returns a reader or nullptr with `ret` set.
+  Reader* Acquire(int* ret) {
+    if (Reader* r = spare_.exchange(nullptr, std::memory_order_acquire)) {
+      *ret = 0;
+      return r;
+    }
     {
       std::lock_guard lock(mu_);
       if (!free_.empty()) {
-        WT_SESSION* s = free_.back();
+        Reader* r = free_.back().release();
         free_.pop_back();
         *ret = 0;
-        return s;
+        return r;
       }
     }
     WT_SESSION* s = nullptr;
     *ret = conn_->open_session(conn_, nullptr, nullptr, &s);
-    return *ret == 0 ? s : nullptr;
+    if (*ret != 0) return nullptr;
+    auto* r = new Reader;
+    r->session = s;
+    return r;
   }
 
-  void Release(WT_SESSION* s) {
-    std::lock_guard lock(mu_);
-    if (free_.size() < kIdleMax) {
-      free_.push_back(s);
-      return;
+  void Release(Reader* r) {
+    Reader* empty = nullptr;
+    if (spare_.compare_exchange_strong(empty, r, std::memory_order_release, std::memory_order_relaxed)) return;
+    std::unique_ptr<Reader> owned(r);
+    {
+      std::lock_guard lock(mu_);
+      if (free_.size() < kIdleMax) {
+        free_.push_back(std::move(owned));
+        return;
+      }
     }
-    s->close(s, nullptr);
+    owned->session->close(owned->session, nullptr);  // closes its cursors too
   }
 
   void CloseAll() {
+    if (std::unique_ptr<Reader> r{spare_.exchange(nullptr)}) r->session->close(r->session, nullptr);
     std::lock_guard lock(mu_);
-    for (WT_SESSION* s : free_) s->close(s, nullptr);
+    for (auto& r : free_) r->session->close(r->session, nullptr);
     free_.clear();
   }
 
  private:
   static constexpr size_t kIdleMax = 32;
   WT_CONNECTION* const conn_;
+  // One idle reader outside the mutex: a lone reader takes and returns it with one atomic
+  // exchange each instead of two lock round trips. Owned by the pool while stored here.
+  std::atomic<Reader*> spare_{nullptr};
   std::mutex mu_;
-  std::vector<WT_SESSION*> free_;  // guarded by mu_
+  std::vector<std::unique_ptr<Reader>> free_;  // guarded by mu_
 };
 
-// One queued Write: the batch, its durability and, once finished, its result (fields
-// after `durability` guarded by queue_mu_).
+// One Write in the queue: its batch, its durability and, once finished, its result (fields
+// after `durability` guarded by queue_mu_). `batch` points at the caller's batch while the
+// writer commits it itself, and at `copy` once the writer waits behind another: a waiter may
+// give up at its deadline while the committing writer is still reading its batch.
 struct WiredTigerStorage::Pending {
-  WriteBatch batch;
-  Durability durability;
+  const WriteBatch* batch = nullptr;
+  Durability durability = Durability::kSync;
+  WriteBatch copy;
   bool taken = false;     // a leader is committing it
   bool finished = false;
   Status status;
 };
 
-// What the committing writer uses: one session and a cursor per table. Only the current
-// leader touches it (one at a time: `committing_`), from whichever thread that is.
+// What the committing writer uses: one session and a cursor per table, and the group being
+// committed. Only the current leader touches it (one at a time: `committing_`), from
+// whichever thread that is.
 struct WiredTigerStorage::CommitState {
   WT_SESSION* session = nullptr;
-  std::map<std::string, CursorPtr, std::less<>> cursors;
+  std::vector<std::pair<std::string, CursorPtr>> cursors;  // by table (few: a vector)
+  std::vector<const Pending*> group;  // kept to reuse its allocation
 };
 
 WiredTigerStorage::WiredTigerStorage(Options options) : options_(std::move(options)) {}
@@ -264,10 +310,10 @@ StatusOr<std::unique_ptr<WiredTigerStorage>> WiredTigerStorage::Open(const Optio
   self->readers_ = std::make_unique<SessionPool>(conn);
   self->commit_state_ = std::make_unique<CommitState>();
   int sret = 0;
-  WT_SESSION* session = self->readers_->Acquire(&sret);
-  if (session == nullptr) return self->CheckWt(sret, "opening a session");
-  Status checked = self->CheckStores(session);
-  self->readers_->Release(session);
+  SessionPool::Reader* reader = self->readers_->Acquire(&sret);
+  if (reader == nullptr) return self->CheckWt(sret, "opening a session");
+  Status checked = self->CheckStores(reader->session);
+  self->readers_->Release(reader);
   if (!checked.ok()) return checked;
   return self;
 }
@@ -527,12 +573,31 @@ Status WiredTigerStorage::Write(const WriteBatch& batch, Durability durability) 
   // Group commit without a hand-off (the writer-queue scheme of leveldb): the writer at the
   // head of the queue commits itself and every writer queued behind it, in one transaction
   // and one log flush, while the others wait for their result.
+  std::unique_lock lock(queue_mu_);
+  if (stopping_) return Status(Code::kClosed, "storage is closed");
+  if (!committing_ && queue_.empty()) {
+    // Nobody to wait for or to take along: commit this batch in place, uncopied. Writers
+    // arriving meanwhile queue up behind it (committing_) and form the next group.
+    committing_ = true;
+    lock.unlock();
+    Pending self;
+    self.batch = &batch;
+    self.durability = durability;
+    const Pending* group[] = {&self};
+    Status s = CommitGroup(*commit_state_, group, 1);
+    lock.lock();
+    committing_ = false;
+    lock.unlock();
+    queue_cv_.notify_all();
+    return s;
+  }
+
   auto pending = std::make_shared<Pending>();
-  pending->batch = batch;
+  pending->copy = batch;
+  pending->batch = &pending->copy;
   pending->durability = durability;
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.commit_timeout_ms);
-  std::unique_lock lock(queue_mu_);
   if (!queue_cv_.wait_until(lock, deadline, [&] {
         return stopping_ || queue_.size() < options_.write_queue_max;
       })) {
@@ -557,21 +622,24 @@ Status WiredTigerStorage::Write(const WriteBatch& batch, Durability durability) 
                                         " ms; its outcome is unknown");
     }
   }
-  std::vector<std::shared_ptr<Pending>> group;
+  // The queue keeps every member of the group alive until it is popped below.
+  std::vector<const Pending*>& group = commit_state_->group;
+  group.clear();
   size_t bytes = 0;
   for (auto it = queue_.begin(); it != queue_.end() && group.size() < options_.group_commit_batches_max; ++it) {
-    if (!group.empty() && bytes + (*it)->batch.bytes() > options_.group_commit_bytes_max) break;
-    bytes += (*it)->batch.bytes();
+    if (!group.empty() && bytes + (*it)->batch->bytes() > options_.group_commit_bytes_max) break;
+    bytes += (*it)->batch->bytes();
     (*it)->taken = true;
-    group.push_back(*it);
+    group.push_back(it->get());
   }
+  const size_t count = group.size();
   committing_ = true;
   lock.unlock();
-  Status s = CommitGroup(*commit_state_, group);
+  Status s = CommitGroup(*commit_state_, group.data(), count);
   lock.lock();
-  for (auto& p : group) {
-    p->status = s;
-    p->finished = true;
+  for (size_t i = 0; i < count; ++i) {
+    queue_.front()->status = s;
+    queue_.front()->finished = true;
     queue_.pop_front();  // the group is the head of the queue, in order
   }
   committing_ = false;
@@ -579,8 +647,7 @@ Status WiredTigerStorage::Write(const WriteBatch& batch, Durability durability) 
   return pending->status;
 }
 
-Status WiredTigerStorage::CommitGroup(CommitState& state,
-                                      const std::vector<std::shared_ptr<Pending>>& group) {
+Status WiredTigerStorage::CommitGroup(CommitState& state, const Pending* const* group, size_t count) {
   if (panicked_.load()) return PanicStatus();
   if (state.session == nullptr) {
     GEOKV_RETURN_IF_ERROR(CheckWt(conn_->open_session(conn_, nullptr, nullptr, &state.session),
@@ -589,24 +656,28 @@ Status WiredTigerStorage::CommitGroup(CommitState& state,
   WT_SESSION* session = state.session;
   auto& cursors = state.cursors;
   auto cursor_for = [&](const std::string& table) -> StatusOr<WT_CURSOR*> {
-    auto it = cursors.find(table);
-    if (it != cursors.end()) return it->second.get();
+    for (const auto& [name, c] : cursors) {
+      if (name == table) return c.get();
+    }
     GEOKV_RETURN_IF_ERROR(EnsureTable(session, table));
     WT_CURSOR* c = nullptr;
     const std::string uri = "table:" + table;
     GEOKV_RETURN_IF_ERROR(CheckWt(session->open_cursor(session, uri.c_str(), nullptr, nullptr, &c),
                                   "opening cursor on " + table));
-    cursors.emplace(table, CursorPtr(c));
+    cursors.emplace_back(table, CursorPtr(c));
     return c;
   };
 
   GEOKV_RETURN_IF_ERROR(CheckWt(session->begin_transaction(session, nullptr), "begin transaction"));
   bool sync = false, write = false;
   Status status;
-  for (const auto& p : group) {
+  bool wrote = false;
+  for (size_t i = 0; i < count; ++i) {
+    const Pending* p = group[i];
     sync |= p->durability == Durability::kSync;
     write |= p->durability == Durability::kWrite;
-    for (const auto& op : p->batch.ops()) {
+    wrote |= !p->batch->empty();
+    for (const auto& op : p->batch->ops()) {
       auto c = cursor_for(op.table);
       if (!c.ok()) { status = c.status(); break; }
       WT_ITEM key = Item(op.key);
@@ -620,8 +691,10 @@ Status WiredTigerStorage::CommitGroup(CommitState& state,
         (*c)->set_value(*c, &value);
         ret = (*c)->insert(*c);
       }
-      status = CheckWt(ret, op.is_delete ? "delete in " + op.table : "put in " + op.table);
-      if (!status.ok()) break;
+      if (ret != 0) {  // the message is built only on failure: no allocation per op
+        status = CheckWt(ret, op.is_delete ? "delete in " + op.table : "put in " + op.table);
+        break;
+      }
     }
     if (!status.ok()) break;
   }
@@ -629,13 +702,13 @@ Status WiredTigerStorage::CommitGroup(CommitState& state,
     session->rollback_transaction(session, nullptr);
     return status;
   }
-  GEOKV_RETURN_IF_ERROR(CheckWt(session->commit_transaction(session, sync ? "sync=on" : "sync=off"),
+  // Without sync the commit inherits the connection's transaction_sync=(enabled=false), the
+  // same as "sync=off" without parsing a configuration string on every commit.
+  GEOKV_RETURN_IF_ERROR(CheckWt(session->commit_transaction(session, sync ? "sync=on" : nullptr),
                                 "commit transaction"));
   if (sync) {
     // A transaction that wrote nothing writes no journal record, so its commit syncs
     // nothing: flush the journal explicitly (cheap when the commit just did).
-    bool wrote = false;
-    for (const auto& p : group) wrote = wrote || !p->batch.empty();
     if (!wrote) GEOKV_RETURN_IF_ERROR(CheckWt(session->log_flush(session, "sync=on"), "journal sync"));
   }
   if (!sync && write) {
@@ -644,45 +717,58 @@ Status WiredTigerStorage::CommitGroup(CommitState& state,
   }
   for (auto& [table, c] : cursors) c->reset(c.get());
   commits_.fetch_add(1, std::memory_order_relaxed);
-  writes_.fetch_add(group.size(), std::memory_order_relaxed);
+  writes_.fetch_add(count, std::memory_order_relaxed);
   return Status::Ok();
 }
 
-// Runs fn(cursor) with a cursor on `table` from a pooled reader session; the cursor is
-// closed and the session returned afterwards.
+Status WiredTigerStorage::OpenReadCursor(WT_SESSION* session, std::string_view table, WT_CURSOR** cursor) {
+  const std::string name(table);
+  GEOKV_RETURN_IF_ERROR(EnsureTable(session, name));
+  return CheckWt(session->open_cursor(session, ("table:" + name).c_str(), nullptr, nullptr, cursor),
+                 "opening cursor on " + name);
+}
+
+// Runs fn(cursor, table) with the cursor on `table` of a pooled reader session, then resets
+// the cursor (releasing its page and snapshot) and returns the session. A cursor whose
+// operation failed is closed rather than kept.
 template <typename Fn>
 Status WiredTigerStorage::WithReadCursor(std::string_view table, Fn&& fn) {
   if (closed_.load()) return Status(Code::kClosed, "storage is closed");
   if (panicked_.load()) return PanicStatus();
   GEOKV_RETURN_IF_ERROR(ValidateTable(table));
   int ret = 0;
-  WT_SESSION* session = readers_->Acquire(&ret);
-  if (session == nullptr) return CheckWt(ret, "opening session");
+  SessionPool::Reader* reader = readers_->Acquire(&ret);
+  if (reader == nullptr) return CheckWt(ret, "opening session");
   struct Release {
     SessionPool* pool;
-    WT_SESSION* s;
-    ~Release() { pool->Release(s); }
-  } release{readers_.get(), session};
-  const std::string name(table);
-  GEOKV_RETURN_IF_ERROR(EnsureTable(session, name));
-  WT_CURSOR* raw = nullptr;
-  GEOKV_RETURN_IF_ERROR(CheckWt(session->open_cursor(session, ("table:" + name).c_str(), nullptr, nullptr, &raw),
-                                "opening cursor on " + name));
-  CursorPtr cursor(raw);
-  return fn(cursor.get(), name);
+    SessionPool::Reader* r;
+    ~Release() { pool->Release(r); }
+  } release{readers_.get(), reader};
+  WT_CURSOR* cursor = reader->Cached(table);
+  if (cursor == nullptr) {
+    GEOKV_RETURN_IF_ERROR(OpenReadCursor(reader->session, table, &cursor));
+    reader->cursors.emplace_back(std::string(table), cursor);
+  }
+  Status s = fn(cursor, table);
+  if (s.ok() || s.code() == Code::kNotFound) {
+    if (cursor->reset(cursor) == 0) return s;
+  }
+  reader->Drop(table);
+  return s;
 }
 
 StatusOr<std::string> WiredTigerStorage::Get(std::string_view table, std::string_view key) {
   if (key.empty()) return InvalidArgument("key is empty");
   std::string value;
-  GEOKV_RETURN_IF_ERROR(WithReadCursor(table, [&](WT_CURSOR* c, const std::string& name) -> Status {
+  GEOKV_RETURN_IF_ERROR(WithReadCursor(table, [&](WT_CURSOR* c, std::string_view name) -> Status {
     WT_ITEM k = Item(key);
     c->set_key(c, &k);
     const int ret = c->search(c);
     if (ret == WT_NOTFOUND) return NotFound("no such key");
-    GEOKV_RETURN_IF_ERROR(CheckWt(ret, "get in " + name));
+    if (ret != 0) return CheckWt(ret, "get in " + std::string(name));
     WT_ITEM v{};
-    GEOKV_RETURN_IF_ERROR(CheckWt(c->get_value(c, &v), "reading value in " + name));
+    const int vret = c->get_value(c, &v);
+    if (vret != 0) return CheckWt(vret, "reading value in " + std::string(name));
     value.assign(View(v));
     return Status::Ok();
   }));
@@ -692,8 +778,8 @@ StatusOr<std::string> WiredTigerStorage::Get(std::string_view table, std::string
 StatusOr<std::vector<Entry>> WiredTigerStorage::Scan(std::string_view table, std::string_view prefix,
                                                      std::string_view after, size_t limit) {
   std::vector<Entry> out;
-  GEOKV_RETURN_IF_ERROR(WithReadCursor(table, [&](WT_CURSOR* cursor, const std::string& name) {
-    return ScanCursor(cursor, name, prefix, after, limit, &out);
+  GEOKV_RETURN_IF_ERROR(WithReadCursor(table, [&](WT_CURSOR* cursor, std::string_view name) {
+    return ScanCursor(cursor, std::string(name), prefix, after, limit, &out);
   }));
   return out;
 }

@@ -3,8 +3,11 @@
 // The journal (WiredTiger's log) is always on, so a committed transaction survives a crash
 // as far as its Durability says. Concurrent writers are grouped into one transaction and
 // one log flush (group commit: many writers, one fsync): the writer at the head of the
-// queue commits for everyone queued behind it, so a lone writer pays no thread hand-off.
-// Reads use a pool of sessions and never wait for writers.
+// queue commits for everyone queued behind it, so a lone writer pays no thread hand-off
+// and no copy of its batch (only a writer that has to wait behind another copies its batch,
+// so that a timed-out wait never leaves the committing writer reading freed memory).
+// Reads use a pool of sessions, each keeping one open cursor per table (reset after every
+// read, so no page or snapshot stays pinned), and never wait for writers.
 //
 // A data directory is identified by its canonical path and locked for the life of the
 // object with flock() on <dir>/geokv.lock, so a second open under any spelling (trailing
@@ -119,10 +122,11 @@ class WiredTigerStorage final : public Storage {
   Status PanicStatus() const;
   Status EnsureTable(__wt_session* session, const std::string& table);
   static Status ValidateTable(std::string_view table);
-  Status CommitGroup(CommitState& state, const std::vector<std::shared_ptr<Pending>>& group);
+  Status CommitGroup(CommitState& state, const Pending* const* group, size_t count);
   void OnPanic(std::string_view message);
   template <typename Fn>
   Status WithReadCursor(std::string_view table, Fn&& fn);
+  Status OpenReadCursor(__wt_session* session, std::string_view table, __wt_cursor** cursor);
   Status ScanCursor(__wt_cursor* cursor, const std::string& name, std::string_view prefix,
                     std::string_view after, size_t limit, std::vector<Entry>* out);
 
