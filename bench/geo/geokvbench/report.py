@@ -18,6 +18,12 @@ def f1(x, unit=""):
     return f"{x:.2f}{unit}"
 
 
+def per_op(server, key, scale=1):
+    """A per-operation server figure (server CPU, fsyncs, bytes), scaled; n/a when not measured."""
+    x = server.get(key)
+    return f1(None if x is None else x * scale)
+
+
 def p99_cell(summary):
     """p99 only with enough samples behind it; otherwise the column says what it is."""
     n = summary.get("count", 0)
@@ -177,9 +183,7 @@ def markdown(results, plots):
                 lat = op_summary(run, "*", op).get("latency_ms", {})
                 cells.append(f"{f1(lat['p50'])} / {p99_cell(lat)}" if lat.get("count") else "—")
             srv = r.get("server", {})
-            cells += [f1(srv.get("cpu_s_per_op", 0) * 1000) if "cpu_s_per_op" in srv else "n/a",
-                      f1(srv.get("fsyncs_per_op")) if "fsyncs_per_op" in srv else "n/a",
-                      f1(srv.get("wire_bytes_per_op")) if "wire_bytes_per_op" in srv else "n/a",
+            cells += [per_op(srv, "cpu_s_per_op", 1000), per_op(srv, "fsyncs_per_op"), per_op(srv, "wire_bytes_per_op"),
                       r.get("ops_failed", 0)]
             rows.append(cells)
     w(table(["system", "mode", "workload", "ops/s", "read p50 / p99", "update p50 / p99", "insert p50 / p99",
@@ -229,10 +233,8 @@ def markdown(results, plots):
             srv = r.get("server", {})
             rows.append([system, run["mode"], run["clients"], f1(r.get("ops_per_s")), f1(lat.get("p50")),
                          p99_cell(lat) if lat.get("count") else "—",
-                         f1(srv["cpu_s_per_op"] * 1e6) if "cpu_s_per_op" in srv else "n/a",
-                         f1(srv.get("fsyncs_per_op")) if "fsyncs_per_op" in srv else "n/a",
-                         f1(srv.get("wire_bytes_per_op")) if "wire_bytes_per_op" in srv else "n/a",
-                         f1(srv.get("transport_bytes_per_op")) if "transport_bytes_per_op" in srv else "n/a",
+                         per_op(srv, "cpu_s_per_op", 1e6), per_op(srv, "fsyncs_per_op"),
+                         per_op(srv, "wire_bytes_per_op"), per_op(srv, "transport_bytes_per_op"),
                          r.get("ops_failed", 0)])
     w(table(["system", "mode", "clients", "writes/s", "p50", "p99", "CPU µs/write (all servers)", "fsyncs/write",
              "WAN bytes/write", "transport bytes/write", "failed"], rows))
