@@ -1,6 +1,7 @@
 #include "core/engine/engine.h"
 
 #include <charconv>
+#include <cstdio>
 #include <utility>
 
 #include "replication/crdt/codec.h"
@@ -23,6 +24,28 @@ constexpr std::string_view kMetaTable = "meta";
 constexpr int kRoundsPerCallMax = 64;  // bounds one Process() call; the rest waits a tick
 constexpr size_t kEnvelopeBytesMax = 64 << 10;  // an Envelope around its payload
 constexpr size_t kCommandOverheadBytes = 256;   // a Command's fields and FlatBuffers framing
+constexpr std::string_view kClusterMapKey = "cluster_map";
+constexpr std::string_view kLegacyPolicyKey = "policy";  // written before the cluster map
+// A metadata leader whose detector did not run for this long was paused (or its loop
+// stalled): the silence it would see is its own, so it starts its detectors afresh.
+constexpr int64_t kDetectorPauseUs = 1'000'000;
+constexpr int64_t kVerdictRetryUs = 1'000'000;  // a verdict not applied by then is proposed again
+
+std::optional<placement::NodeState> ParseNodeState(std::string_view name) {
+  for (uint8_t i = 0; i <= static_cast<uint8_t>(placement::kNodeStateMax); ++i) {
+    const auto state = static_cast<placement::NodeState>(i);
+    if (placement::NodeStateName(state) == name) return state;
+  }
+  return std::nullopt;
+}
+
+// Decimal node id, nothing else.
+std::optional<placement::NodeId> ParseNodeId(std::string_view s) {
+  placement::NodeId id = 0;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), id);
+  if (ec != std::errc() || ptr != s.data() + s.size() || s.empty()) return std::nullopt;
+  return id;
+}
 
 std::string GroupKey(uint32_t group) {
   std::string k;
@@ -114,7 +137,7 @@ bool IsRead(Op op) { return op == Op::kGet || op == Op::kPolicyList; }
 // ---- construction and recovery ---------------------------------------------------------
 
 Engine::Engine(const EngineOptions& options, Env& env)
-    : options_(options), env_(env), policy_(options.policy), crdt_store_(env.Store()) {}
+    : options_(options), env_(env), detector_(options.failure_detector), crdt_store_(env.Store()) {}
 
 StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options, Env& env) {
   if (options.regions == 0 || options.regions > 64) return InvalidArgument("regions must be in [1, 64]");
@@ -132,17 +155,38 @@ Status Engine::Recover() {
   // replies queued for an earlier life of this node, and they must not match our requests.
   incarnation_ = options_.unsafe_forward_ids_restart ? 0 : (env_.Random() % ((1u << 24) - 1)) + 1;
 
-  auto policy = store.Get(kMetaTable, "policy");
-  if (policy.ok()) {
-    auto decoded = Policy::Decode(*policy);
+  // The cluster map as of the metadata group's applied slot; a node of an earlier version
+  // kept only the policy, and a new node starts from the genesis map.
+  auto stored = store.Get(kMetaTable, kClusterMapKey);
+  if (stored.ok()) {
+    auto decoded = placement::ClusterMap::Decode(*stored);
     if (!decoded.ok()) return decoded.status();
-    policy_ = std::move(decoded).value();
-  } else if (!policy.status().IsNotFound()) {
-    return policy.status();
+    map_ = std::move(decoded).value();
+  } else if (stored.status().IsNotFound()) {
+    Policy policy = options_.policy;
+    auto legacy = store.Get(kMetaTable, kLegacyPolicyKey);
+    if (legacy.ok()) {
+      auto decoded = Policy::Decode(*legacy);
+      if (!decoded.ok()) return decoded.status();
+      policy = std::move(decoded).value();
+    } else if (!legacy.status().IsNotFound()) {
+      return legacy.status();
+    }
+    auto genesis = GenesisMap(policy);
+    if (!genesis.ok()) return genesis.status();
+    map_ = std::move(genesis).value();
+  } else {
+    return stored.status();
+  }
+  if (map_.regions().size() != options_.regions || map_.shards().size() != options_.shards) {
+    return InvalidArgument("the stored cluster map has " + std::to_string(map_.regions().size()) + " regions and " +
+                           std::to_string(map_.shards().size()) + " shards; this node is configured with " +
+                           std::to_string(options_.regions) + " and " + std::to_string(options_.shards));
   }
 
   const uint32_t total = options_.shards + 1;  // shards, then the metadata group
   groups_.resize(total);
+  handoff_after_us_.assign(total, 0);
   for (uint32_t g = 0; g < total; ++g) {
     Group& group = groups_[g];
     auto applied = store.Get(kAppliedTable, GroupKey(g));
@@ -261,18 +305,30 @@ void Engine::Dispatch(Request request, Callback done, bool forwarded) {
       r.values = StatusLines();
       return done(std::move(r));
     }
+    case Op::kNodeState: {
+      // Operators set what only they can know; the detector owns suspect (and joining is
+      // where a node starts).
+      const auto node = ParseNodeId(request.key);
+      const auto state = ParseNodeState(request.value);
+      if (!node) return reply(InvalidArgument("node-state: \"" + request.key + "\" is not a node id"));
+      if (!state || *state == placement::NodeState::kJoining || *state == placement::NodeState::kSuspect) {
+        return reply(InvalidArgument("node-state: \"" + request.value +
+                                     "\" is not a state an operator sets (draining, up, down, removed)"));
+      }
+      return SubmitStrong(metadata_group(), std::move(request), std::move(done), forwarded);
+    }
     case Op::kPolicySet:
     case Op::kPolicyRemove:
     case Op::kPolicyList:
-      return SubmitStrong(options_.shards, std::move(request), std::move(done), forwarded);
+      return SubmitStrong(metadata_group(), std::move(request), std::move(done), forwarded);
     default:
       break;
   }
-  const Mode mode = policy_.Lookup(request.key);
+  const Mode mode = map_.policy().Lookup(request.key);
   if (!OpFitsMode(request.op, mode)) {
     return reply(Status(Code::kWrongMode, std::string(OpName(request.op)) + " does not fit key mode " +
                                               std::string(ModeName(mode)) + " (policy prefix \"" +
-                                              policy_.MatchingPrefix(request.key) + "\")"));
+                                              map_.policy().MatchingPrefix(request.key) + "\")"));
   }
   // The policy may have changed since the key got its data (a change is checked against
   // the data the metadata leader holds, which can miss data still travelling elsewhere):
@@ -280,7 +336,7 @@ void Engine::Dispatch(Request request, Callback done, bool forwarded) {
   if (const std::optional<Mode> held = ModeOfData(request.key, mode); held && *held != mode) {
     return reply(Status(Code::kWrongMode, "key holds " + std::string(ModeName(*held)) + " data, but the policy now gives it mode " +
                                               std::string(ModeName(mode)) + " (policy prefix \"" +
-                                              policy_.MatchingPrefix(request.key) + "\"); its data is not reinterpreted"));
+                                              map_.policy().MatchingPrefix(request.key) + "\"); its data is not reinterpreted"));
   }
   if (mode == Mode::kStrong) {
     // The command travels in one Paxos message: refuse what cannot, before it is proposed.
@@ -318,7 +374,7 @@ std::optional<Mode> Engine::ModeOfData(std::string_view key, Mode routed) const 
 Status Engine::CheckPolicyChange(const Request& r) const {
   if (r.op != Op::kPolicySet && r.op != Op::kPolicyRemove) return Status::Ok();
   // The mode that keys under the prefix would get after the change.
-  Policy after = policy_;
+  Policy after = map_.policy();
   if (r.op == Op::kPolicySet) {
     GEOKV_RETURN_IF_ERROR(after.Set(r.key, r.mode, options_.limits.key_bytes_max));
   } else {
@@ -328,9 +384,9 @@ Status Engine::CheckPolicyChange(const Request& r) const {
   // (Checked on the metadata leader against its own replicas of the data.)
   for (auto it = crdt_->states().lower_bound(r.key); it != crdt_->states().end(); ++it) {
     if (it->first.compare(0, r.key.size(), r.key) != 0) break;
-    if (!it->second.IsEmpty() && policy_.Lookup(it->first) != after.Lookup(it->first)) {
+    if (!it->second.IsEmpty() && map_.policy().Lookup(it->first) != after.Lookup(it->first)) {
       return InvalidArgument("prefix \"" + r.key + "\" holds data in mode " +
-                             std::string(ModeName(policy_.Lookup(it->first))) + " (key \"" + it->first +
+                             std::string(ModeName(map_.policy().Lookup(it->first))) + " (key \"" + it->first +
                              "\"); its mode cannot change");
     }
   }
@@ -344,7 +400,7 @@ Status Engine::CheckPolicyChange(const Request& r) const {
       if (!rows.ok()) return rows.status();
       for (const auto& e : *rows) {
         std::string key = e.key.substr(4);
-        if (policy_.Lookup(key) != after.Lookup(key)) {
+        if (map_.policy().Lookup(key) != after.Lookup(key)) {
           return InvalidArgument("prefix \"" + r.key + "\" holds data in mode strong (key \"" + key +
                                  "\"); its mode cannot change");
         }
@@ -608,6 +664,9 @@ void Engine::StepEnvelope(uint32_t from, std::string_view bytes, bool in_bundle)
       if (env->group() >= groups_.size()) { stats_.bad_messages++; return; }
       (void)groups_[env->group()].replica->Step(payload, env_.NowUs());  // bad ones are counted by the replica
       break;
+    case fb::Channel::Node:
+      ReceiveHeartbeat(from, payload);
+      break;
     case fb::Channel::Crdt:
       ObserveClocks();
       crdt_->Step(from, payload);
@@ -703,6 +762,188 @@ void Engine::Tick() {
   // The leader may have committed a forwarded write: its outcome is unknown too.
   expire(forwards_, [] { return Status(Code::kTimeout, "the shard leader did not answer in time; a write's outcome is unknown"); });
   ReforwardStale();
+  TickHealth(now);
+  TickLeadership(now);
+}
+
+// ---- the cluster map and health ----------------------------------------------------------
+
+StatusOr<placement::ClusterMap> Engine::GenesisMap(const Policy& policy) const {
+  using namespace placement;
+  ClusterMap m;
+  auto member = [&](uint32_t i) {
+    EngineMember e = i < options_.members.size() ? options_.members[i] : EngineMember{};
+    if (e.region.empty()) e.region = "region-" + std::to_string(i);
+    if (e.peer_address.empty()) e.peer_address = "node-" + std::to_string(i);
+    if (e.client_address.empty()) e.client_address = "node-" + std::to_string(i);
+    return e;
+  };
+  for (uint32_t i = 0; i < options_.regions; ++i) GEOKV_RETURN_IF_ERROR(m.Apply(AddRegion{member(i).region}));
+  for (uint32_t i = 0; i < options_.regions; ++i) {
+    const EngineMember e = member(i);
+    GEOKV_RETURN_IF_ERROR(m.Apply(AddNode{i, i, e.peer_address, e.client_address}));
+    GEOKV_RETURN_IF_ERROR(m.Apply(SetNodeState{i, NodeState::kUp}));
+  }
+  InitShards init;
+  for (uint32_t g = 0; g < options_.shards; ++g) {
+    ShardPlacement p;
+    for (uint32_t r = 0; r < options_.regions; ++r) p.replicas.push_back(r);
+    if (g < options_.preferred_leader.size()) p.preferred_leader = options_.preferred_leader[g];
+    p.leader_region = p.preferred_leader.value_or(0);
+    init.shards.push_back(std::move(p));
+  }
+  GEOKV_RETURN_IF_ERROR(m.Apply(init));
+  GEOKV_RETURN_IF_ERROR(m.Apply(SetPolicyRule{"", policy.default_mode()}));
+  for (const auto& [prefix, mode] : policy.rules()) GEOKV_RETURN_IF_ERROR(m.Apply(SetPolicyRule{prefix, mode}));
+  return m;
+}
+
+Status Engine::ApplyMetadata(const Request& c) {
+  placement::Command command;
+  switch (c.op) {
+    case Op::kPolicySet: command = placement::SetPolicyRule{c.key, c.mode}; break;
+    case Op::kPolicyRemove: command = placement::RemovePolicyRule{c.key}; break;
+    case Op::kNodeState: {
+      const auto node = ParseNodeId(c.key);
+      const auto state = ParseNodeState(c.value);
+      if (!node || !state) return InvalidArgument("node-state: malformed command");
+      // Idempotent: an operator's retry (or a verdict proposed twice) changes nothing.
+      if (const placement::Node* n = map_.FindNode(*node); n != nullptr && n->state == *state) return Status::Ok();
+      command = placement::SetNodeState{*node, *state};
+      break;
+    }
+    default: return InvalidArgument("not a metadata operation");
+  }
+  // Refused alike on every replica: the map is the same wherever this slot is applied.
+  if (Status s = map_.Apply(command); !s.ok()) {
+    // A committed refusal is final; kBusy would tell a client (and a forwarding node) that
+    // the command was turned away before it took effect, and should be retried.
+    if (s.code() == Code::kBusy) return Status(Code::kConflict, s.message());
+    return s;
+  }
+  apply_batch_.Put(kMetaTable, kClusterMapKey, map_.Encode());
+  return Status::Ok();
+}
+
+void Engine::ReceiveHeartbeat(uint32_t from, std::string_view payload) {
+  auto hb = placement::DecodeHeartbeat(payload);
+  if (!hb.ok() || hb->node != from) {
+    stats_.bad_messages++;
+    return;
+  }
+  if (!detecting_) return;  // not the metadata leader (or not yet started as one)
+  // A new incarnation (the node restarted) starts its history afresh.
+  auto [it, fresh] = incarnations_.try_emplace(hb->node, hb->incarnation);
+  if (!fresh && it->second != hb->incarnation) {
+    it->second = hb->incarnation;
+    detector_.Forget(hb->node);
+  }
+  detector_.Heartbeat(hb->node, env_.NowUs());
+  heard_.insert(hb->node);
+}
+
+void Engine::TickHealth(int64_t now) {
+  using placement::NodeState;
+  paxos::Replica& meta = *groups_[metadata_group()].replica;
+  if (now >= next_node_heartbeat_us_) {
+    next_node_heartbeat_us_ = now + options_.node_heartbeat_us;
+    const int32_t leader = meta.leader_hint();
+    if (meta.IsLeader()) {
+      if (detecting_) {
+        detector_.Heartbeat(options_.self, now);
+        heard_.insert(options_.self);
+      }
+    } else if (leader >= 0 && static_cast<uint32_t>(leader) != options_.self) {
+      SendEnvelope(static_cast<uint32_t>(leader), static_cast<uint8_t>(fb::Channel::Node), 0,
+                   placement::EncodeHeartbeat({options_.self, incarnation_, ++node_heartbeat_seq_}));
+      stats_.node_heartbeats_sent++;
+    }
+  }
+  if (!meta.IsLeader()) {
+    detecting_ = false;
+    verdicts_.clear();
+    return;
+  }
+  const bool paused = now - last_detect_us_ > kDetectorPauseUs && !options_.unsafe_detector_ignores_pauses;
+  last_detect_us_ = now;
+  if (!detecting_ || paused) {
+    // No evidence about anyone yet: every node gets the detector's first interval (and the
+    // acceptable pause) from now, and only a node heard from since is called up again.
+    for (const auto& [id, node] : map_.nodes()) {
+      detector_.Forget(id);
+      if (node.state != NodeState::kRemoved) detector_.Heartbeat(id, now);
+    }
+    heard_.clear();
+    verdicts_.clear();
+    detecting_ = true;
+    stats_.detector_restarts++;
+    return;
+  }
+  for (const auto& [id, node] : map_.nodes()) {
+    std::optional<NodeState> want;
+    switch (detector_.Check(id, now)) {
+      case placement::Verdict::kAlive:
+        if (heard_.count(id) != 0 &&
+            (node.state == NodeState::kJoining || node.state == NodeState::kSuspect || node.state == NodeState::kDown)) {
+          want = NodeState::kUp;
+        }
+        break;
+      case placement::Verdict::kSuspect:
+        if (node.state == NodeState::kUp) want = NodeState::kSuspect;
+        break;
+      case placement::Verdict::kDown:
+        if (node.state == NodeState::kUp || node.state == NodeState::kSuspect) want = NodeState::kDown;
+        break;
+      case placement::Verdict::kUnknown:
+        break;
+    }
+    if (!want) {
+      verdicts_.erase(id);
+      continue;
+    }
+    auto it = verdicts_.find(id);
+    if (it != verdicts_.end() && it->second.first == *want && now - it->second.second < kVerdictRetryUs) continue;
+    Request r;
+    r.op = Op::kNodeState;
+    r.key = std::to_string(id);
+    r.value = std::string(placement::NodeStateName(*want));
+    if (meta.Propose(paxos::Command{client_id_, next_seq_++, EncodeCommand(r)}).ok()) {
+      verdicts_[id] = {*want, now};
+      stats_.verdicts_proposed++;
+    }
+  }
+}
+
+void Engine::TickLeadership(int64_t now) {
+  using placement::NodeState;
+  auto up = [&](uint32_t region) {  // its node: node id = region index (one node per region)
+    const placement::Node* n = map_.FindNode(region);
+    return n != nullptr && n->state == NodeState::kUp;
+  };
+  const placement::Node* self = map_.FindNode(options_.self);
+  const bool draining = self != nullptr && self->state == NodeState::kDraining;
+  for (uint32_t g = 0; g < groups_.size(); ++g) {
+    paxos::Replica& replica = *groups_[g].replica;
+    // Leadership goes to a preferred region only while its node is up.
+    std::optional<uint32_t> preferred;
+    if (g < map_.shards().size()) {
+      preferred = map_.shards()[g].preferred_leader;
+    } else if (g < options_.preferred_leader.size()) {
+      preferred = options_.preferred_leader[g];  // the metadata group's, from the options
+    }
+    if (preferred && !up(*preferred)) preferred.reset();
+    if (replica.preferred_leader() != preferred) (void)replica.SetPreferredLeader(preferred);
+    if (!draining || !replica.IsLeader() || now < handoff_after_us_[g]) continue;
+    // A draining node hands each leadership to the preferred region, else to the first
+    // other region whose node is up; it tries again after an election timeout.
+    std::optional<uint32_t> to = preferred;
+    for (uint32_t r = 0; r < options_.regions && !to; ++r) {
+      if (r != options_.self && up(r)) to = r;
+    }
+    if (!to || *to == options_.self) continue;
+    if (replica.TransferLeader(*to).ok()) stats_.leader_handoffs++;
+    handoff_after_us_[g] = now + static_cast<int64_t>(options_.election_ticks) * options_.tick_us;
+  }
 }
 
 // ---- the event-loop round --------------------------------------------------------------
@@ -895,12 +1136,8 @@ Response Engine::ApplyCommand(uint32_t group, const paxos::Apply& apply) {
   if (!cmd.ok()) return Answer(cmd.status());  // every replica skips it alike
   Response out;
   const Request& c = *cmd;
-  if (group == options_.shards) {  // the metadata group
-    Status s;
-    if (c.op == Op::kPolicySet) s = policy_.Set(c.key, c.mode, options_.limits.key_bytes_max);
-    if (c.op == Op::kPolicyRemove) s = policy_.Remove(c.key);
-    if (s.ok()) apply_batch_.Put(kMetaTable, "policy", policy_.Encode());
-    out.status = s;
+  if (group == metadata_group()) {
+    out.status = ApplyMetadata(c);
     return out;
   }
   std::optional<std::string> current = ReadStrong(group, c.key);
@@ -949,8 +1186,9 @@ Response Engine::ServeRead(uint32_t group, const Request& r) {
   Response out;
   if (r.op == Op::kPolicyList) {
     out.found = true;
-    out.values.push_back("=" + std::string(ModeName(policy_.default_mode())) + " (default)");
-    for (const auto& [prefix, mode] : policy_.rules()) out.values.push_back(prefix + "=" + std::string(ModeName(mode)));
+    const Policy& policy = map_.policy();
+    out.values.push_back("=" + std::string(ModeName(policy.default_mode())) + " (default)");
+    for (const auto& [prefix, mode] : policy.rules()) out.values.push_back(prefix + "=" + std::string(ModeName(mode)));
     return out;
   }
   auto v = ReadStrong(group, r.key);
@@ -965,8 +1203,10 @@ Response Engine::ServeRead(uint32_t group, const Request& r) {
 
 std::string Engine::SnapshotOf(uint32_t group) const {
   crdt::Encoder enc;
-  if (group == options_.shards) {
-    enc.PutBytes(policy_.Encode());
+  if (group == metadata_group()) {
+    // The policy first, as nodes of an earlier version read it (and ignore what follows).
+    enc.PutBytes(map_.policy().Encode());
+    enc.PutBytes(map_.Encode());
     return enc.Release();
   }
   std::vector<storage::Entry> rows;
@@ -989,13 +1229,23 @@ std::string Engine::SnapshotOf(uint32_t group) const {
 
 Status Engine::InstallSnapshot(uint32_t group, std::string_view data, uint64_t index) {
   crdt::Decoder dec(data);
-  if (group == options_.shards) {
+  if (group == metadata_group()) {
     std::string_view bytes;
     GEOKV_RETURN_IF_ERROR(dec.GetBytes(kMessageBytesMax, &bytes, "policy"));
     auto p = Policy::Decode(bytes);
     if (!p.ok()) return p.status();
-    policy_ = std::move(p).value();
-    apply_batch_.Put(kMetaTable, "policy", policy_.Encode());
+    if (dec.remaining() == 0) {
+      // From a node of an earlier version: the policy alone.
+      auto genesis = GenesisMap(*p);
+      if (!genesis.ok()) return genesis.status();
+      map_ = std::move(genesis).value();
+    } else {
+      GEOKV_RETURN_IF_ERROR(dec.GetBytes(placement::kMapBytesMax, &bytes, "cluster map"));
+      auto m = placement::ClusterMap::Decode(bytes);
+      if (!m.ok()) return m.status();
+      map_ = std::move(m).value();
+    }
+    apply_batch_.Put(kMetaTable, kClusterMapKey, map_.Encode());
   } else {
     // Replace the shard's state: drop every key, then write the snapshot's.
     const std::string prefix = GroupKey(group);
@@ -1032,6 +1282,27 @@ std::vector<std::string> Engine::StatusLines() const {
     out.push_back(std::string(g == options_.shards ? "meta" : "shard " + std::to_string(g)) +
                   ": leader=" + std::to_string(r.leader_hint()) + (r.IsLeader() ? " (this node)" : "") +
                   " commit=" + std::to_string(r.commit_index()) + " applied=" + std::to_string(groups_[g].applied));
+  }
+  // The cluster map as applied here; loads as this node sees them (leaderships from its
+  // replicas' view, shards from the placement).
+  out.push_back("cluster map: version " + std::to_string(map_.version()) + ", " + std::to_string(map_.nodes().size()) +
+                " nodes, " + std::to_string(map_.shards().size()) + " shards" +
+                (detecting_ ? " (this node runs the failure detector)" : ""));
+  const int64_t now = env_.NowUs();
+  for (const auto& [id, node] : map_.nodes()) {
+    uint32_t leading = 0;
+    for (uint32_t g = 0; g < groups_.size(); ++g) leading += LeaderOf(g) == static_cast<int32_t>(id);
+    const std::string region = node.region < map_.regions().size() ? map_.regions()[node.region].name : "?";
+    std::string line = "node " + std::to_string(id) + " (" + region + "): " + std::string(placement::NodeStateName(node.state)) +
+                       ", replicas=" + std::to_string(node.load.shards) + ", leading=" + std::to_string(leading) +
+                       ", peer=" + node.peer_address + ", client=" + node.client_address;
+    if (detecting_ && node.state != placement::NodeState::kRemoved) {
+      char phi[32];
+      std::snprintf(phi, sizeof phi, "%.1f", std::min(detector_.Phi(id, now), 99.9));
+      line += ", phi=" + std::string(phi);
+    }
+    if (id == options_.self) line += " (this node)";
+    out.push_back(std::move(line));
   }
   const auto& p = crdt_->progress();
   std::string applied;

@@ -25,6 +25,18 @@
 // failure() says why. The host must then stop the process (log the cause, exit non-zero)
 // so that a supervisor restarts it and recovery runs; the simulator crashes the node.
 //
+// The metadata group replicates the cluster map (placement::ClusterMap): the regions, the
+// nodes with their addresses and states, the placement of every shard, and the policy. A new
+// cluster starts from the genesis map its options describe (every node must be given the
+// same). Health: every node sends a heartbeat to the metadata group's leader each
+// node_heartbeat_us; the leader runs a phi-accrual failure detector over their arrivals and
+// proposes its verdicts (up, suspect, down) as commands, so every node sees the same states.
+// A leader that was itself paused, or has just taken over, has no evidence about anyone:
+// it starts every node's detector afresh instead of condemning them. Operators set the
+// states `draining`, `up`, `down` and `removed` (Op::kNodeState, admin). A draining node
+// hands every leadership it holds to another region's up node, and no node is a preferred
+// leader while it is not up: draining a node before restarting it keeps its shards led.
+//
 // The policy lives in the metadata group; each node routes by the policy it has applied,
 // so a change takes effect in a region when that region applies it (one heartbeat after
 // the commit, normally). A change that would re-map keys holding data is refused when
@@ -44,14 +56,17 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "base/status.h"
 #include "core/engine/limits.h"
 #include "core/engine/storage.h"
+#include "core/engine/cluster_map.h"
 #include "core/engine/crdt_store.h"
 #include "core/engine/env.h"
+#include "core/engine/failure_detector.h"
 #include "core/engine/paxos_log.h"
 #include "core/engine/policy.h"
 #include "core/engine/request.h"
@@ -60,9 +75,19 @@
 
 namespace geokv {
 
+// A node of a new cluster, as the genesis cluster map lists it.
+struct EngineMember {
+  std::string region;          // the region's name
+  std::string peer_address;    // where its peers reach it
+  std::string client_address;  // where its clients reach it
+};
+
 struct EngineOptions {
   uint32_t self = 0;     // this node's id: the index of its region
   uint32_t regions = 1;  // nodes in the cluster, one per region
+  // Per node id, its region's name and addresses for the genesis map (the same on every
+  // node); empty: "region-<i>" and "node-<i>".
+  std::vector<EngineMember> members;
   uint32_t shards = 4;   // strong-mode Paxos groups
   // Per shard, the region whose replica should lead it (empty: no preference).
   std::vector<std::optional<uint32_t>> preferred_leader;
@@ -81,6 +106,8 @@ struct EngineOptions {
   int64_t crdt_resend_interval_us = 600'000;
   uint64_t compact_every_slots = 10'000;  // strong shards snapshot this often
   size_t pending_requests_max = 100'000;
+  int64_t node_heartbeat_us = 1'000'000;     // each node to the metadata leader
+  placement::FailureDetectorOptions failure_detector;
 
   // TEST ONLY: passed to every Paxos group (the simulator proves its checkers catch it).
   bool unsafe_skip_phase1_recovery = false;
@@ -93,6 +120,9 @@ struct EngineOptions {
   // TEST ONLY: a failed storage write is ignored instead of stopping the node (the zombie
   // that acknowledges what it never wrote); the simulator must catch it.
   bool unsafe_ignore_storage_errors = false;
+  // TEST ONLY: the metadata leader keeps its detectors' history across its own pauses, so
+  // after one it condemns nodes that were alive all along; the tests must catch it.
+  bool unsafe_detector_ignores_pauses = false;
 };
 
 struct EngineStats {
@@ -107,6 +137,10 @@ struct EngineStats {
   uint64_t compaction_failures = 0;
   uint64_t strong_applied = 0;
   uint64_t snapshots = 0;
+  uint64_t node_heartbeats_sent = 0;
+  uint64_t verdicts_proposed = 0;  // node states the failure detector proposed (as metadata leader)
+  uint64_t detector_restarts = 0;  // the metadata leader took over or resumed after a pause
+  uint64_t leader_handoffs = 0;    // leaderships handed away because this node is draining
   uint64_t envelopes_sent = 0;    // protocol messages (Paxos, CRDT, forwards)
   uint64_t messages_sent = 0;     // transport messages carrying them (bundled per peer per round)
 };
@@ -155,7 +189,9 @@ class Engine {
   const Status& failure() const { return failed_; }
 
   // Introspection.
-  const Policy& policy() const { return policy_; }
+  const Policy& policy() const { return map_.policy(); }
+  // The cluster map as this node has applied it.
+  const placement::ClusterMap& cluster_map() const { return map_; }
   const EngineStats& stats() const { return stats_; }
   uint32_t ShardOf(std::string_view key) const;
   bool IsLeader(uint32_t group) const;
@@ -235,13 +271,36 @@ class Engine {
   bool Reforward(Pending& pending, bool same_target_ok);
   // Re-sends forwards whose target is no longer the leader or has not answered in time.
   void ReforwardStale();
+  // The cluster map of a new cluster (regions, nodes, one replica per region of every shard,
+  // the policy of the options).
+  StatusOr<placement::ClusterMap> GenesisMap(const Policy& policy) const;
+  // Applies a metadata command (a policy or node-state change) to the map.
+  Status ApplyMetadata(const Request& command);
+  // Health: sends this node's heartbeat when due; as metadata leader, runs the failure
+  // detector and proposes its verdicts.
+  void TickHealth(int64_t now);
+  void ReceiveHeartbeat(uint32_t from, std::string_view payload);
+  // Preferred leaders only where the map says their node is up; a draining node hands its
+  // leaderships away.
+  void TickLeadership(int64_t now);
+  uint32_t metadata_group() const { return options_.shards; }
   uint64_t NextForwardId();
   void Fail(Status status);
 
   const EngineOptions options_;
   Env& env_;
 
-  Policy policy_;
+  placement::ClusterMap map_;  // the metadata group's state (the policy included)
+  placement::FailureDetector detector_;  // run while this node leads the metadata group
+  bool detecting_ = false;          // detector_ holds evidence gathered as leader
+  int64_t last_detect_us_ = 0;      // when the detector last ran
+  int64_t next_node_heartbeat_us_ = 0;
+  uint64_t node_heartbeat_seq_ = 0;
+  std::map<placement::NodeId, uint64_t> incarnations_;  // the last seen per node (leader)
+  std::set<placement::NodeId> heard_;  // nodes heard from since the detector started
+  // Verdicts proposed and not yet applied: (node) -> (state, when proposed).
+  std::map<placement::NodeId, std::pair<placement::NodeState, int64_t>> verdicts_;
+  std::vector<int64_t> handoff_after_us_;  // per group: when a draining node may try again
   std::vector<Group> groups_;  // shards, then the metadata group
   storage::WriteBatch round_batch_;   // the current round's persistence (all protocols)
   std::map<uint32_t, std::vector<std::string>> outbox_;  // envelopes per peer, sent by FlushOutbox

@@ -26,8 +26,10 @@ enum class Op : uint8_t {
   kPartition = 16,  // admin (WAN emulation): key = region, value "1" cut / "0" reconnect
   kHeal = 17,       // admin: remove every emulated partition
   kReloadKeys = 18, // admin: re-read the CURVE allowlists and peer keys (as SIGHUP does)
+  kNodeState = 19,  // admin: key = node id (decimal), value = "draining", "up", "down" or
+                    // "removed" (committed in the metadata group; see ClusterMap)
 };
-inline constexpr uint8_t kOpMax = 18;
+inline constexpr uint8_t kOpMax = 19;
 std::string_view OpName(Op op);
 
 struct Request {

@@ -153,8 +153,24 @@ class Cluster {
       ScheduleClient(c, 100'000 + static_cast<Time>(net_.Rng()() % 200'000));
     }
     if (o_.bulk_writes > 0) net_.At(200'000, [this] { BulkStep(); });
-    // A policy change mid-run: a new prefix becomes a counter everywhere.
-    net_.At(o_.fault_phase_us / 2, [this] { SubmitPolicyChange(); });
+    // Operators at work mid-run, each step retried until acknowledged and started once the
+    // one before it is: a node drained (its leaderships move away), a policy change (a new
+    // prefix becomes a counter everywhere), the node back up.
+    const int drained = static_cast<int>(net_.Rng()() % o_.regions);
+    Request drain;
+    drain.op = Op::kNodeState;
+    drain.key = std::to_string(drained);
+    drain.value = "draining";
+    Request policy;
+    policy.op = Op::kPolicySet;
+    policy.key = "new/";
+    policy.mode = Mode::kCounter;
+    Request undrain = drain;
+    undrain.value = "up";
+    admin_.push_back(Admin{drain, o_.fault_phase_us / 4});
+    admin_.push_back(Admin{policy, o_.fault_phase_us / 2});
+    admin_.push_back(Admin{undrain, o_.fault_phase_us * 3 / 4});
+    net_.At(admin_[0].at_us, [this] { SubmitAdmin(0); });
 
     while (net_.Now() < o_.deadline_us && !(AllClientsDone() && net_.Now() > o_.fault_phase_us)) {
       if (!net_.Step()) break;
@@ -165,7 +181,9 @@ class Cluster {
       for (const auto& c : clients_) {
         if (!c.finished) why += " client " + std::to_string(c.id) + " (region " + std::to_string(c.region) + ")";
       }
-      if (!policy_done_) why += " policy change never acknowledged (last: " + policy_error_ + ");";
+      for (const auto& a : admin_) {
+        if (!a.done) why += " " + std::string(OpName(a.request.op)) + " " + a.request.key + " never acknowledged (last: " + a.error + ");";
+      }
       for (size_t i = 0; i < nodes_.size(); ++i) {
         if (!nodes_[i].engine) continue;
         for (const auto& line : nodes_[i].engine->StatusLines()) why += "\n  [" + std::to_string(i) + "] " + line;
@@ -176,6 +194,12 @@ class Cluster {
       // Quiescence: everything healed and up; let replication settle.
       Heal();
       net_.RunUntil(net_.Now() + 15'000'000);
+      // A drain attempt whose outcome was unknown may have committed after the undrain (as
+      // a timed-out write may take effect late): the operator looks and says "up" once more.
+      admin_.push_back(Admin{admin_.back().request, 0});
+      SubmitAdmin(admin_.size() - 1);
+      for (int s = 0; s < 30 && !admin_.back().done; ++s) net_.RunUntil(net_.Now() + 1'000'000);
+      if (!admin_.back().done) Fail("the final undrain was never acknowledged (last: " + admin_.back().error + ")");
       // Heavy-tailed stalls go on after healing: a node busy for a second loses its lease,
       // and a new leader commits a few slots while the old one catches up. Convergence is
       // checked once a (virtual) second until it holds, for at most 45 s more.
@@ -192,9 +216,13 @@ class Cluster {
       if (n.engine) {
         result_.snapshots += n.engine->stats().snapshots;
         result_.reforwards += n.engine->stats().reforwards;
+        result_.leader_handoffs += n.engine->stats().leader_handoffs;
+        result_.verdicts += n.engine->stats().verdicts_proposed;
       }
     }
     result_.reforwards += reforwards_;
+    result_.leader_handoffs += leader_handoffs_;
+    result_.verdicts += verdicts_;
     // Keys spread over the shards: every shard that acknowledged a write has committed it.
     if (result_.ok && nodes_[0].engine) {
       std::set<uint32_t> shards;
@@ -302,6 +330,8 @@ class Cluster {
     Node& n = nodes_[i];
     if (!n.engine) return;
     reforwards_ += n.engine->stats().reforwards;
+    leader_handoffs_ += n.engine->stats().leader_handoffs;
+    verdicts_ += n.engine->stats().verdicts_proposed;
     result_.crashes++;
     n.engine.reset();  // pending callbacks die with it: those clients time out
     n.inbox = Engine::RoundInputs{};
@@ -379,7 +409,10 @@ class Cluster {
     for (const auto& c : clients_) {
       if (!c.finished) return false;
     }
-    return policy_done_ && bulk_done_ >= o_.bulk_writes;
+    for (const auto& a : admin_) {
+      if (!a.done) return false;
+    }
+    return bulk_done_ >= o_.bulk_writes;
   }
 
   // The value of bulk write n of key k: its identity at both ends, filler between, so that
@@ -628,29 +661,32 @@ class Cluster {
     });
   }
 
-  void SubmitPolicyChange() {
-    if (policy_done_) return;
-    Request req;
-    req.op = Op::kPolicySet;
-    req.key = "new/";
-    req.mode = Mode::kCounter;
+  // Admin step i (a metadata change: both are idempotent, so a retry of one that took effect
+  // is acknowledged too), then the next one at its time.
+  void SubmitAdmin(size_t i) {
+    Admin& a = admin_[i];
+    if (a.done) return;
     // Any region may take it: a follower forwards it to the metadata leader. A node that
     // crashes never answers, so the attempt also times out on the caller's side.
-    const uint64_t token = ++policy_token_;
-    auto retry = [this, token] {
-      if (policy_token_ != token || policy_done_) return;
-      policy_token_++;
-      net_.At(net_.Now() + 500'000, [this] { SubmitPolicyChange(); });
+    const uint64_t token = ++a.token;
+    auto retry = [this, i, token] {
+      Admin& a = admin_[i];
+      if (a.token != token || a.done) return;
+      a.token++;
+      net_.At(net_.Now() + 500'000, [this, i] { SubmitAdmin(i); });
     };
     net_.At(net_.Now() + o_.client_timeout_us, retry);
     const int region = static_cast<int>(net_.Rng()() % o_.regions);
     if (!nodes_[region].engine) return retry();
-    Submit(region, req, [this, token, retry](Response r) {
-      if (policy_token_ != token) return;
+    Submit(region, a.request, [this, i, token, retry](Response r) {
+      Admin& a = admin_[i];
+      if (a.token != token) return;
       if (r.status.ok()) {
-        policy_done_ = true;
+        a.done = true;
+        if (a.request.op == Op::kPolicySet) policy_done_ = true;
+        if (i + 1 < admin_.size()) net_.At(std::max(net_.Now(), admin_[i + 1].at_us), [this, i] { SubmitAdmin(i + 1); });
       } else {
-        policy_error_ = r.status.ToString();
+        a.error = r.status.ToString();
         retry();
       }
     });
@@ -723,6 +759,20 @@ class Cluster {
         return std::string("region " + std::to_string(i) + " did not learn the policy change");
       }
     }
+    // The cluster map: the same everywhere, and every node (all running now, the drained one
+    // back) up in it: the failure detector's verdicts came back.
+    for (size_t i = 0; i < engines.size(); ++i) {
+      if (!(engines[i]->cluster_map() == engines[0]->cluster_map())) {
+        return "the cluster map differs between region 0 (version " + std::to_string(engines[0]->cluster_map().version()) +
+               ") and region " + std::to_string(i) + " (version " + std::to_string(engines[i]->cluster_map().version()) + ")";
+      }
+      for (const auto& [id, node] : engines[i]->cluster_map().nodes()) {
+        if (node.state != placement::NodeState::kUp) {
+          return "region " + std::to_string(i) + "'s map has node " + std::to_string(id) + " " +
+                 std::string(placement::NodeStateName(node.state)) + " after healing";
+        }
+      }
+    }
     // Strong keys: every region applied the same value.
     for (int k = 0; k < o_.strong_keys; ++k) {
       const std::string key = "s/" + std::to_string(k);
@@ -758,13 +808,21 @@ class Cluster {
   std::vector<Client> clients_;
   std::map<int, bool> final_reads_started_;
   uint64_t reforwards_ = 0;  // of engines that crashed since
+  uint64_t leader_handoffs_ = 0, verdicts_ = 0;  // likewise
   int bulk_done_ = 0;
   uint64_t bulk_token_ = 0;
   std::map<int, int> bulk_last_;                // key -> last acknowledged write
   std::map<int, std::set<int>> bulk_unknown_;   // key -> writes whose outcome is unknown
+  struct Admin {
+    Admin(Request r, Time at) : request(std::move(r)), at_us(at) {}
+    Request request;
+    Time at_us = 0;      // not before
+    bool done = false;
+    std::string error;   // the last refusal
+    uint64_t token = 0;  // the attempt in flight
+  };
+  std::vector<Admin> admin_;
   bool policy_done_ = false;
-  std::string policy_error_;
-  uint64_t policy_token_ = 0;
   std::map<std::string, int64_t> acked_sum_, attempted_;
   std::map<std::string, std::set<std::string>> added_, removed_, removing_;
   std::map<std::pair<int, std::string>, std::set<std::string>> my_elements_;

@@ -1,8 +1,8 @@
 // A simulated geokv cluster of whole Engines — the production engine code, driven by the
 // shared simulator Network with MemoryStorage under each node — with randomized clients
-// on strong keys (put, get, cas, add) and eventual keys (counter, set, lww), a policy
-// change in the middle of the run, and a nemesis harsher than production: partitions
-// (incl. asymmetric ones), crashes that keep a random prefix of unsynced writes, restarts
+// on strong keys (put, get, cas, add) and eventual keys (counter, set, lww), operators at
+// work mid-run (a node drained, a policy change, the node back up), and a nemesis harsher
+// than production: partitions (incl. asymmetric ones), crashes that keep a random prefix of unsynced writes, restarts
 // that receive messages queued for the previous incarnation (as ZeroMQ delivers them),
 // process pauses of up to 10 s during which inputs queue, storage errors (the node
 // fail-stops and is restarted), processing and fsync time with a heavy tail, loss,
@@ -12,7 +12,8 @@
 // One call runs one seed end to end and checks: after healing and quiescence every region
 // holds the same state for every eventual key and the same value for every strong key; no
 // acknowledged counter increment or set add is lost and no acknowledged set removal comes
-// back; operations that do not fit a key's mode fail with kWrongMode. The strong history
+// back; operations that do not fit a key's mode fail with kWrongMode; every region holds the
+// same cluster map, with every node up in it. The strong history
 // goes to Porcupine (tests/porcupine) through WriteHistories.
 //
 // Ownership: the cluster owns its network, engines and storages. Thread-safety: none.
@@ -72,7 +73,9 @@ struct EngineSimResult {
   uint64_t strong_ok = 0, strong_unknown = 0, strong_refused = 0, eventual_ok = 0, wrong_mode_checked = 0;
   uint64_t crashes = 0, snapshots = 0, pauses = 0, fail_stops = 0;
   uint64_t bulk_ok = 0, bulk_bytes = 0;
-  uint64_t reforwards = 0;  // forwards re-sent to a new leader (Engine stats, all nodes)  // acknowledged bulk writes and their value bytes
+  uint64_t reforwards = 0;       // forwards re-sent to a new leader (Engine stats, all nodes)
+  uint64_t leader_handoffs = 0;  // leaderships a draining node handed away (likewise)
+  uint64_t verdicts = 0;         // node states the failure detectors proposed (likewise)
   int shards_used = 0;  // strong shards that acknowledged a write (keys must spread)
 };
 

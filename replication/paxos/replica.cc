@@ -65,7 +65,7 @@ StatusOr<std::unique_ptr<Replica>> Replica::Open(const Config& config, const Sto
 }
 
 Replica::Replica(const Config& config)
-    : cfg_(config), quorum_(static_cast<int>(config.replicas / 2 + 1)), rng_(config.seed) {
+    : cfg_(config), quorum_(static_cast<int>(config.replicas / 2 + 1)), rng_(config.seed), preferred_leader_(config.preferred_leader) {
   peers_.resize(cfg_.replicas);
   promises_.resize(cfg_.replicas);
   transfers_.resize(cfg_.replicas);
@@ -149,13 +149,13 @@ void Replica::Tick(int64_t now_us) {
       if (++heartbeat_elapsed_ >= cfg_.heartbeat_ticks) SendHeartbeats();
       Resend();
       if (transfer_to_ >= 0 && ticks_ > transfer_deadline_tick_) transfer_to_ = -1;
-      if (cfg_.preferred_leader && *cfg_.preferred_leader != cfg_.id && transfer_to_ < 0 &&
+      if (preferred_leader_ && *preferred_leader_ != cfg_.id && transfer_to_ < 0 &&
           ticks_ >= preferred_check_tick_) {
         preferred_check_tick_ = ticks_ + cfg_.election_ticks;
-        const Peer& p = peers_[*cfg_.preferred_leader];
+        const Peer& p = peers_[*preferred_leader_];
         // Healthy: heard from it within the last few heartbeats.
         if (p.last_heard_tick + 3 * cfg_.heartbeat_ticks >= ticks_ && p.last_heard_tick > 0) {
-          (void)TransferLeader(*cfg_.preferred_leader);
+          (void)TransferLeader(*preferred_leader_);
         }
       }
       break;
@@ -232,6 +232,12 @@ Status Replica::TransferLeader(uint32_t to) {
   transfer_to_ = static_cast<int32_t>(to);
   transfer_deadline_tick_ = ticks_ + cfg_.election_ticks;
   MaybeSendTimeoutNow();
+  return Status::Ok();
+}
+
+Status Replica::SetPreferredLeader(std::optional<uint32_t> preferred) {
+  if (preferred && *preferred >= cfg_.replicas) return InvalidArgument("paxos: preferred leader out of range");
+  preferred_leader_ = preferred;
   return Status::Ok();
 }
 

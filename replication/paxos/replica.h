@@ -202,6 +202,10 @@ class Replica {
   Status ReadIndex(uint64_t request_id, int64_t now_us);
   // Hands leadership to `to` once it is up to date (leader only).
   Status TransferLeader(uint32_t to);
+  // Replaces Config::preferred_leader (nullopt: none), e.g. when the preferred replica's node
+  // is being drained. Only where leadership tends to go changes; never safety.
+  Status SetPreferredLeader(std::optional<uint32_t> preferred);
+  std::optional<uint32_t> preferred_leader() const { return preferred_leader_; }
   // Takes a snapshot: `data` is the application state after applying everything up to
   // applied_index() (call it after Advance()). Drops the log up to there (or, while a peer
   // is being sent an older snapshot, up to that one's index, so that the peer can continue
@@ -420,6 +424,7 @@ class Replica {
   int32_t transfer_to_ = -1;
   uint64_t transfer_deadline_tick_ = 0;
   uint64_t preferred_check_tick_ = 0;
+  std::optional<uint32_t> preferred_leader_;  // from Config, replaced by SetPreferredLeader
   uint64_t quorum_check_tick_ = 0;
 };
 

@@ -1,0 +1,250 @@
+// Health and node states in the cluster map, on three whole engines wired together in
+// process with a hand-driven clock: the metadata leader's failure detector (a stopped node
+// becomes suspect, then down, then up again when it is back; a leader that was itself
+// stopped, with the whole cluster, condemns no one), operator states (drain hands every
+// leadership away, undrain gives the preferred ones back) and the refusals of bad requests.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/engine/engine.h"
+#include "core/engine/memory_storage.h"
+
+namespace geokv {
+namespace {
+
+using placement::NodeState;
+
+class Cluster;
+
+// One node's Env: the cluster's clock, its own MemoryStorage, sends into the peers' inboxes.
+class NodeEnv final : public Env {
+ public:
+  NodeEnv(Cluster& cluster, uint32_t self) : cluster_(cluster), self_(self) {}
+  int64_t NowUs() override;
+  int64_t WallUs() override { return 1'800'000'000'000'000 + NowUs(); }
+  void Send(uint32_t to, std::string bytes) override;
+  storage::Storage& Store() override { return store_; }
+  uint64_t Random() override { return ++random_ * 0x9e3779b97f4a7c15ull + self_; }
+
+ private:
+  Cluster& cluster_;
+  const uint32_t self_;
+  uint64_t random_ = 0;
+  storage::MemoryStorage store_;
+};
+
+class Cluster {
+ public:
+  static constexpr uint32_t kNodes = 3;
+
+  explicit Cluster(bool unsafe_detector_ignores_pauses = false) {
+    for (uint32_t i = 0; i < kNodes; ++i) envs_.push_back(std::make_unique<NodeEnv>(*this, i));
+    inbox_.resize(kNodes);
+    stopped_.assign(kNodes, false);
+    for (uint32_t i = 0; i < kNodes; ++i) {
+      EngineOptions o;
+      o.self = i;
+      o.regions = kNodes;
+      o.shards = 4;
+      o.preferred_leader.assign(o.shards, 0);  // every shard prefers region 0
+      o.members = {{"us-east", "tcp://a:1", "tcp://a:2"}, {"eu-west", "tcp://b:1", "tcp://b:2"},
+                   {"ap-south", "tcp://c:1", "tcp://c:2"}};
+      o.unsafe_detector_ignores_pauses = unsafe_detector_ignores_pauses;
+      auto e = Engine::Open(o, *envs_[i]);
+      EXPECT_TRUE(e.ok()) << e.status().ToString();
+      engines_.push_back(std::move(e).value());
+    }
+  }
+
+  // Runs every node that is not stopped, once per 10 ms of virtual time. Records the worst
+  // state any map ever gave a node that was never stopped.
+  void Run(int64_t us) {
+    for (int64_t t = 0; t < us; t += 10'000) {
+      now_us += 10'000;
+      for (uint32_t i = 0; i < kNodes; ++i) {
+        if (stopped_[i]) continue;
+        Engine::RoundInputs in;
+        in.messages.assign(inbox_[i].begin(), inbox_[i].end());
+        inbox_[i].clear();
+        in.calls = std::move(calls_[i]);
+        calls_[i].clear();
+        engines_[i]->Round(std::move(in));
+        for (const auto& [id, node] : engines_[i]->cluster_map().nodes()) {
+          if (!ever_stopped_.count(id) && node.state != NodeState::kUp) condemned_live_ = true;
+        }
+      }
+    }
+  }
+
+  void Stop(uint32_t node) {
+    stopped_[node] = true;
+    ever_stopped_.insert(node);
+  }
+  void Resume(uint32_t node) { stopped_[node] = false; }
+
+  // Submits `r` at `node` and runs until it is answered.
+  Response Call(uint32_t node, Request r) {
+    std::optional<Response> out;
+    calls_[node].push_back(Engine::Call{std::move(r), [&out](Response resp) { out = std::move(resp); }});
+    for (int i = 0; i < 1000 && !out; ++i) Run(10'000);
+    EXPECT_TRUE(out.has_value()) << "no answer";
+    return out.value_or(Response{});
+  }
+  // A node-state change, retried as a client retries one whose outcome is unknown (a
+  // leadership moving meanwhile): node-state changes are idempotent.
+  Response SetState(uint32_t at, const std::string& node, const std::string& state) {
+    Request r;
+    r.op = Op::kNodeState;
+    r.key = node;
+    r.value = state;
+    Response out = Call(at, r);
+    for (int i = 0; i < 5 && (out.status.code() == Code::kTimeout || out.status.code() == Code::kUnavailable); ++i) {
+      Run(500'000);
+      out = Call(at, r);
+    }
+    return out;
+  }
+
+  // The state node `id` has in node `at`'s map.
+  NodeState StateIn(uint32_t at, uint32_t id) const { return engines_[at]->cluster_map().FindNode(id)->state; }
+  // The node leading the metadata group, as the running nodes agree (-1: none yet).
+  int32_t MetadataLeader() const {
+    for (uint32_t i = 0; i < kNodes; ++i) {
+      if (!stopped_[i] && engines_[i]->IsLeader(engines_[i]->groups() - 1)) return static_cast<int32_t>(i);
+    }
+    return -1;
+  }
+  // Groups (shards and the metadata group) that node `id` leads.
+  uint32_t Leading(uint32_t id) const {
+    uint32_t n = 0;
+    for (uint32_t g = 0; g < engines_[id]->groups(); ++g) n += engines_[id]->IsLeader(g);
+    return n;
+  }
+  bool condemned_live() const { return condemned_live_; }
+  Engine& engine(uint32_t i) { return *engines_[i]; }
+
+  int64_t now_us = 1'000'000;
+
+ private:
+  friend class NodeEnv;
+  std::vector<std::unique_ptr<NodeEnv>> envs_;
+  std::vector<std::unique_ptr<Engine>> engines_;
+  std::vector<std::deque<Engine::PeerMessage>> inbox_;
+  std::vector<Engine::Call> calls_[kNodes];
+  std::vector<bool> stopped_;
+  std::set<uint32_t> ever_stopped_;
+  bool condemned_live_ = false;
+};
+
+int64_t NodeEnv::NowUs() { return cluster_.now_us; }
+// A stopped process still has its socket: messages to it queue, as ZeroMQ queues them.
+void NodeEnv::Send(uint32_t to, std::string bytes) { cluster_.inbox_[to].push_back({self_, std::move(bytes)}); }
+
+TEST(EngineHealth, GenesisMapListsEveryNodeUpWithItsAddresses) {
+  Cluster c;
+  c.Run(3'000'000);
+  for (uint32_t at = 0; at < Cluster::kNodes; ++at) {
+    const auto& map = c.engine(at).cluster_map();
+    ASSERT_EQ(map.nodes().size(), 3u);
+    EXPECT_EQ(map.regions()[1].name, "eu-west");
+    EXPECT_EQ(map.FindNode(2)->client_address, "tcp://c:2");
+    EXPECT_EQ(map.shards().size(), 4u);
+    EXPECT_EQ(map.shards()[0].preferred_leader, std::optional<uint32_t>(0));
+    EXPECT_TRUE(map == c.engine(0).cluster_map());
+  }
+  // Status shows every node, its state and its load.
+  const auto lines = c.engine(1).StatusLines();
+  bool listed = false;
+  for (const auto& l : lines) listed |= l.rfind("node 2 (ap-south): up, replicas=4", 0) == 0;
+  EXPECT_TRUE(listed);
+}
+
+TEST(EngineHealth, StoppedMetadataLeaderIsSuspectThenDownThenUpWhenItResumes) {
+  Cluster c;
+  c.Run(3'000'000);
+  const int32_t leader = c.MetadataLeader();
+  ASSERT_GE(leader, 0);
+  const auto stopped = static_cast<uint32_t>(leader);
+  const uint32_t other = (stopped + 1) % Cluster::kNodes;
+  c.Stop(stopped);
+  // A new metadata leader takes over with no history: it waits out the detector's first
+  // interval and acceptable pause before it suspects anyone.
+  c.Run(3'000'000);
+  ASSERT_GE(c.MetadataLeader(), 0);
+  EXPECT_EQ(c.StateIn(other, stopped), NodeState::kUp);
+  c.Run(7'000'000);
+  EXPECT_EQ(c.StateIn(other, stopped), NodeState::kSuspect);
+  c.Run(15'000'000);
+  EXPECT_EQ(c.StateIn(other, stopped), NodeState::kDown);
+  c.Resume(stopped);
+  c.Run(5'000'000);
+  for (uint32_t at = 0; at < Cluster::kNodes; ++at) EXPECT_EQ(c.StateIn(at, stopped), NodeState::kUp) << "in node " << at;
+  EXPECT_FALSE(c.condemned_live()) << "a node that never stopped was suspected";
+}
+
+// The whole cluster stopped at once (a suspended VM, a laptop asleep, every process of a
+// local cluster SIGSTOPped): when it resumes, the metadata leader's detectors saw a silence
+// that was its own.
+bool WholeClusterPauseCondemnsSomeone(bool unsafe) {
+  Cluster c(unsafe);
+  c.Run(5'000'000);
+  c.now_us += 30'000'000;
+  c.Run(10'000'000);
+  return c.condemned_live();
+}
+
+TEST(EngineHealth, WholeClusterPausedCondemnsNoOne) { EXPECT_FALSE(WholeClusterPauseCondemnsSomeone(false)); }
+
+TEST(EngineHealth, DetectorKeepingHistoryAcrossItsOwnPauseIsCaught) {
+  EXPECT_TRUE(WholeClusterPauseCondemnsSomeone(true)) << "the broken detector went unnoticed";
+}
+
+TEST(EngineHealth, DrainHandsEveryLeadershipAwayAndUndrainTakesThePreferredOnesBack) {
+  Cluster c;
+  c.Run(5'000'000);
+  ASSERT_GE(c.Leading(0), 4u) << "every shard prefers region 0";
+  ASSERT_TRUE(c.SetState(1, "0", "draining").status.ok());
+  c.Run(3'000'000);
+  for (uint32_t at = 0; at < Cluster::kNodes; ++at) EXPECT_EQ(c.StateIn(at, 0), NodeState::kDraining);
+  EXPECT_EQ(c.Leading(0), 0u) << "a draining node still leads";
+  EXPECT_GT(c.engine(0).stats().leader_handoffs, 0u);
+  // The shards stay available meanwhile.
+  Request put;
+  put.op = Op::kPut;
+  put.key = "k";
+  put.value = "v";
+  EXPECT_TRUE(c.Call(0, put).status.ok());
+  // Again: idempotent.
+  EXPECT_TRUE(c.SetState(2, "0", "draining").status.ok());
+  ASSERT_TRUE(c.SetState(2, "0", "up").status.ok());
+  c.Run(5'000'000);
+  EXPECT_GE(c.Leading(0), 4u) << "the preferred region did not take its shards back";
+}
+
+TEST(EngineHealth, BadNodeStateRequestsGetSpecificErrors) {
+  Cluster c;
+  c.Run(3'000'000);
+  EXPECT_EQ(c.SetState(0, "x1", "draining").status.code(), Code::kInvalidArgument);
+  EXPECT_EQ(c.SetState(0, "", "draining").status.code(), Code::kInvalidArgument);
+  EXPECT_EQ(c.SetState(0, "1", "suspect").status.code(), Code::kInvalidArgument) << "suspect is the detector's";
+  EXPECT_EQ(c.SetState(0, "1", "joining").status.code(), Code::kInvalidArgument);
+  EXPECT_EQ(c.SetState(0, "1", "sleepy").status.code(), Code::kInvalidArgument);
+  EXPECT_EQ(c.SetState(0, "99", "draining").status.code(), Code::kNotFound);
+  // Only a drained (or down) node is removed, and only once it holds no replica: with one
+  // node per region, nothing else holds its region's copy.
+  EXPECT_EQ(c.SetState(1, "2", "removed").status.code(), Code::kInvalidArgument);
+  ASSERT_TRUE(c.SetState(1, "2", "draining").status.ok());
+  { auto r = c.SetState(1, "2", "removed"); EXPECT_EQ(r.status.code(), Code::kConflict) << r.status.ToString(); }
+  ASSERT_TRUE(c.SetState(1, "2", "up").status.ok());
+  for (uint32_t at = 0; at < Cluster::kNodes; ++at) EXPECT_EQ(c.StateIn(at, 2), NodeState::kUp);
+}
+
+}  // namespace
+}  // namespace geokv
