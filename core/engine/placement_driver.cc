@@ -382,4 +382,37 @@ std::vector<RegionBalance> Balance(const ClusterMap& map) {
   return out;
 }
 
+std::optional<ReportLoad> LoadReporter::Report(const ClusterMap& map, int64_t now_us,
+                                               const std::vector<ShardBytes>& sizes) {
+  const Node* node = map.FindNode(node_);
+  if (node == nullptr) return std::nullopt;
+  double total = 0;
+  for (const ShardPlacement& s : map.shards()) total += static_cast<double>(s.bytes);
+  const double unit = map.shards().empty() ? 0 : total / static_cast<double>(map.shards().size());
+  const double change_min = options_.bytes_change_min * unit;
+  std::map<uint32_t, int64_t> reported_at_us;
+  ReportLoad due{node_, {}}, soon{node_, {}};
+  for (const ShardBytes& size : sizes) {
+    if (size.shard >= map.shards().size()) continue;
+    const ShardPlacement& s = map.shards()[size.shard];
+    if (node->region >= s.replicas.size() || s.replicas[node->region] != node_) continue;
+    const auto at = reported_at_us_.find(size.shard);
+    const int64_t age_us = at == reported_at_us_.end() ? std::numeric_limits<int64_t>::max() : now_us - at->second;
+    if (at != reported_at_us_.end()) reported_at_us[size.shard] = at->second;
+    const double change = std::abs(static_cast<double>(size.bytes) - static_cast<double>(s.bytes));
+    if (change > change_min || age_us >= options_.report_age_max_us) {
+      due.shards.push_back(size);
+    } else if (change > change_min / 2 || age_us >= options_.report_age_max_us / 2) {
+      soon.shards.push_back(size);
+    }
+  }
+  reported_at_us_ = std::move(reported_at_us);
+  if (due.shards.empty()) return std::nullopt;
+  due.shards.insert(due.shards.end(), soon.shards.begin(), soon.shards.end());
+  std::sort(due.shards.begin(), due.shards.end(),
+            [](const ShardBytes& a, const ShardBytes& b) { return a.shard < b.shard; });
+  for (const ShardBytes& size : due.shards) reported_at_us_[size.shard] = now_us;
+  return due;
+}
+
 }  // namespace geokv::placement

@@ -31,6 +31,8 @@
 #ifndef GEOKV_CORE_ENGINE_PLACEMENT_DRIVER_H_
 #define GEOKV_CORE_ENGINE_PLACEMENT_DRIVER_H_
 
+#include <cstdint>
+#include <map>
 #include <optional>
 #include <vector>
 
@@ -74,6 +76,47 @@ struct RegionBalance {
   Spread shards, bytes, leaders;
 };
 std::vector<RegionBalance> Balance(const ClusterMap& map);
+
+// Load reporting: which shard sizes a node commits (ReportLoad) so that the driver plans on
+// sizes close to the truth without every node committing every size every few seconds.
+// A size is due once it differs from the size the map holds by more than bytes_change_min
+// mean shard sizes (the driver's unit of bytes), or once this node has not reported it for
+// report_age_max_us (a shard it has not reported since it began leading it is due at once).
+// A report carries every due size and, since it is committed anyway, the sizes half-way
+// there (more than half the change, or older than half the age); nothing is committed when
+// nothing is due.
+//
+// Why these defaults: the driver moves replicas for bytes only while a node strays more
+// than bytes_tolerance (5%) from its region's mean. A node holds about (its bytes / mean
+// shard size) shards, so sizes each within half a tolerance (2.5%) of a mean shard keep the
+// map's bytes of every node within 2.5% of the truth, whatever its shard count: once the
+// driver is done, no node strays more than 7.5% from the mean of what the shards really
+// hold while they only grow (10% if some shrink as much). The age bound is a backstop (the change rule already bounds the error; a report
+// that did not commit is simply due again): every size at most 10 minutes old, which costs
+// about one entry per shard per 10 minutes, most of them riding along in reports that go
+// out anyway.
+struct ReportOptions {
+  double bytes_change_min = 0.025;          // in mean shard sizes
+  int64_t report_age_max_us = 600'000'000;  // 10 minutes
+};
+
+// One node's load reporter, run by the node each time it measures the shards it leads.
+// Time enters as a value. Value type; thread-compatible.
+class LoadReporter {
+ public:
+  explicit LoadReporter(NodeId node, ReportOptions options = {}) : node_(node), options_(options) {}
+
+  // `sizes`: the current sizes of the shards the node leads (others are forgotten; a shard
+  // the map says the node does not hold is skipped, since ReportLoad would refuse it).
+  // Returns the ReportLoad to commit now, or nothing; the sizes it carries count as reported
+  // at now_us.
+  std::optional<ReportLoad> Report(const ClusterMap& map, int64_t now_us, const std::vector<ShardBytes>& sizes);
+
+ private:
+  NodeId node_;
+  ReportOptions options_;
+  std::map<uint32_t, int64_t> reported_at_us_;  // shard -> when this node last reported it
+};
 
 }  // namespace geokv::placement
 

@@ -1,5 +1,5 @@
 // The placement driver: initial placement, convergence to balance, draining, replacement of
-// down nodes, rate limits, one change per shard, determinism.
+// down nodes, rate limits, one change per shard, determinism; the load reporter.
 #include "core/engine/placement_driver.h"
 
 #include <gtest/gtest.h>
@@ -207,6 +207,101 @@ TEST(PlacementDriver, Deterministic) {
     return trace + map.Encode();
   };
   EXPECT_EQ(run(), run());
+}
+
+// The shards `node` leads, at the sizes the map holds plus `grown` bytes each.
+std::vector<ShardBytes> LedSizes(const ClusterMap& map, NodeId node, int64_t grown = 0) {
+  std::vector<ShardBytes> out;
+  for (uint32_t s = 0; s < map.shards().size(); ++s) {
+    if (map.LeaderOf(s) != node) continue;
+    out.push_back(ShardBytes{s, static_cast<uint64_t>(static_cast<int64_t>(map.shards()[s].bytes) + grown)});
+  }
+  return out;
+}
+
+std::vector<uint32_t> ShardsOf(const std::optional<ReportLoad>& report) {
+  std::vector<uint32_t> out;
+  if (report) {
+    for (const ShardBytes& b : report->shards) out.push_back(b.shard);
+  }
+  return out;
+}
+
+TEST(LoadReporter, CommitsOnlyMaterialChangesAndBoundsTheAge) {
+  constexpr uint64_t kGiB = 1u << 30;
+  constexpr int64_t kMinute = 60'000'000;
+  ClusterMap map = MakeCluster(2, 2, 12);
+  const NodeId node = IdOf(0, 0);
+  LoadReporter reporter(node, ReportOptions{.bytes_change_min = 0.025, .report_age_max_us = 10 * kMinute});
+  // First: every shard it leads is due (the map's sizes are unknown to be fresh), and the
+  // report applies.
+  std::vector<ShardBytes> sizes = LedSizes(map, node);
+  ASSERT_GE(sizes.size(), 3u);
+  for (ShardBytes& b : sizes) b.bytes = kGiB;
+  std::optional<ReportLoad> report = reporter.Report(map, 0, sizes);
+  ASSERT_TRUE(report.has_value());
+  EXPECT_EQ(report->node, node);
+  EXPECT_EQ(report->shards, sizes);
+  ASSERT_TRUE(map.Apply(*report).ok());
+  for (uint32_t s = 0; s < map.shards().size(); ++s) {
+    if (map.LeaderOf(s) != node) { ASSERT_TRUE(map.Apply(ReportLoad{map.LeaderOf(s), {{s, kGiB}}}).ok()); }
+  }
+  // The mean shard is 1 GiB: 2.5% of it is 25.6 MiB. Unchanged, or changed by less: nothing.
+  EXPECT_FALSE(reporter.Report(map, kMinute, LedSizes(map, node)).has_value());
+  EXPECT_FALSE(reporter.Report(map, kMinute, LedSizes(map, node, 25 << 20)).has_value());
+  EXPECT_FALSE(reporter.Report(map, kMinute, LedSizes(map, node, -(25 << 20))).has_value());
+  // One shard grows (or shrinks) past the threshold: it alone is reported; another half-way
+  // there rides along; one below half stays out.
+  sizes = LedSizes(map, node);
+  sizes[0].bytes += 26 << 20;
+  sizes[1].bytes -= 13 << 20;
+  sizes[2].bytes += 12 << 20;
+  report = reporter.Report(map, 2 * kMinute, sizes);
+  EXPECT_EQ(ShardsOf(report), (std::vector<uint32_t>{sizes[0].shard, sizes[1].shard}));
+  sizes = LedSizes(map, node);
+  sizes[0].bytes -= 26 << 20;
+  EXPECT_EQ(ShardsOf(reporter.Report(map, 2 * kMinute, sizes)), (std::vector<uint32_t>{sizes[0].shard}));
+  // Sizes not committed stay due: the check is against the map, not against what was sent.
+  EXPECT_EQ(ShardsOf(reporter.Report(map, 3 * kMinute, sizes)), (std::vector<uint32_t>{sizes[0].shard}));
+  // Age: 10 minutes after its last report a shard is due, even unchanged (sizes[2], last
+  // reported at 0); the others, reported at 2 and 3 minutes, are past half the age and
+  // ride along.
+  EXPECT_FALSE(reporter.Report(map, 10 * kMinute - 1, LedSizes(map, node)).has_value());
+  const std::vector<uint32_t> led = ShardsOf(ReportLoad{node, LedSizes(map, node)});
+  EXPECT_EQ(ShardsOf(reporter.Report(map, 10 * kMinute, LedSizes(map, node))), led);
+  EXPECT_FALSE(reporter.Report(map, 15 * kMinute - 1, LedSizes(map, node)).has_value());
+  EXPECT_EQ(ShardsOf(reporter.Report(map, 20 * kMinute, LedSizes(map, node))), led);
+}
+
+TEST(LoadReporter, SkipsShardsNotHeldAndForgetsShardsNoLongerLed) {
+  ClusterMap map = MakeCluster(2, 2, 8);
+  const NodeId node = IdOf(0, 0);
+  LoadReporter reporter(node);
+  std::vector<ShardBytes> sizes = LedSizes(map, node, 1000);
+  ASSERT_GE(sizes.size(), 2u);
+  ASSERT_TRUE(map.Apply(*reporter.Report(map, 0, sizes)).ok());
+  // A shard the map says the node does not hold (and one out of range) would make ReportLoad
+  // refuse the whole report: skipped.
+  uint32_t other = 0;
+  while (map.ReplicaOf(other, 0) == node) ++other;
+  std::vector<ShardBytes> with_others = sizes;
+  with_others.push_back(ShardBytes{other, 1u << 30});
+  with_others.push_back(ShardBytes{100, 1u << 30});
+  EXPECT_FALSE(reporter.Report(map, 1, with_others).has_value());
+  with_others[0].bytes += 1u << 30;
+  std::optional<ReportLoad> report = reporter.Report(map, 2, with_others);
+  EXPECT_EQ(ShardsOf(report), (std::vector<uint32_t>{sizes[0].shard}));
+  ASSERT_TRUE(map.Apply(*report).ok());
+  // A shard left out (the node no longer leads it) is forgotten: when it comes back, it is
+  // due at once, since the node does not know how old the map's size is.
+  sizes = LedSizes(map, node);
+  const ShardBytes back = sizes.back();
+  sizes.pop_back();
+  EXPECT_FALSE(reporter.Report(map, 3, sizes).has_value());
+  sizes.push_back(back);
+  EXPECT_EQ(ShardsOf(reporter.Report(map, 4, sizes)), (std::vector<uint32_t>{back.shard}));
+  // An unknown node reports nothing.
+  EXPECT_FALSE(LoadReporter(9999).Report(map, 0, sizes).has_value());
 }
 
 // Random clusters and events (nodes joining, draining, going down and coming back, sizes
