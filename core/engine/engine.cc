@@ -1,5 +1,6 @@
 #include "core/engine/engine.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <utility>
@@ -1298,7 +1299,7 @@ std::vector<std::string> Engine::StatusLines() const {
                        ", peer=" + node.peer_address + ", client=" + node.client_address;
     if (detecting_ && node.state != placement::NodeState::kRemoved) {
       char phi[32];
-      std::snprintf(phi, sizeof phi, "%.1f", std::min(detector_.Phi(id, now), 99.9));
+      std::snprintf(phi, sizeof phi, "%.1f", std::min(std::max(0.0, detector_.Phi(id, now)), 99.9));
       line += ", phi=" + std::string(phi);
     }
     if (id == options_.self) line += " (this node)";

@@ -57,7 +57,7 @@ uint64_t RandomClientId() {
 bool Client::Resendable(Op op) {
   switch (op) {
     case Op::kPut: case Op::kDelete: case Op::kCas: case Op::kSetAdd: case Op::kSetRemove:
-    case Op::kMvDelete: case Op::kPolicySet:
+    case Op::kMvDelete: case Op::kPolicySet: case Op::kNodeState:
       return true;
     default:
       return false;

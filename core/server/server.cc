@@ -292,6 +292,7 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config, std::funct
   EngineOptions eo;
   eo.self = cc.self;
   eo.regions = static_cast<uint32_t>(cc.nodes.size());
+  for (const auto& n : cc.nodes) eo.members.push_back({n.region, n.peer_endpoint, n.client_endpoint});
   eo.shards = cc.shards;
   for (const auto& region : cc.preferred_leader) {
     std::optional<uint32_t> id;
@@ -813,6 +814,32 @@ void Server::Impl::RefreshMetrics() {
     m << "geokv_paxos_leaderships_total" << label << " " << r.stats().leaderships << "\n";
     m << "geokv_paxos_malformed_total" << label << " " << r.stats().malformed << "\n";
   }
+  // The nodes as this node's cluster map has them: one series per node and state (1 for the
+  // state it is in), its replicas, and the groups it leads as this node sees them.
+  const auto& map = engine->cluster_map();
+  m << "# HELP geokv_cluster_map_version Version of the cluster map this node applied.\n"
+       "# TYPE geokv_cluster_map_version gauge\ngeokv_cluster_map_version " << map.version() << "\n";
+  m << "# HELP geokv_node_state Each node's state in the cluster map (1 for its state, 0 for the others).\n"
+       "# TYPE geokv_node_state gauge\n# TYPE geokv_node_replicas gauge\n# TYPE geokv_node_leaderships gauge\n";
+  for (const auto& [id, node] : map.nodes()) {
+    const std::string region = node.region < map.regions().size() ? map.regions()[node.region].name : "";
+    const std::string labels = "node=\"" + std::to_string(id) + "\",region=\"" + region + "\"";
+    for (uint8_t st = 0; st <= static_cast<uint8_t>(placement::kNodeStateMax); ++st) {
+      const auto state = static_cast<placement::NodeState>(st);
+      m << "geokv_node_state{" << labels << ",state=\"" << placement::NodeStateName(state) << "\"} "
+        << (node.state == state ? 1 : 0) << "\n";
+    }
+    uint32_t leading = 0;
+    for (uint32_t g = 0; g < engine->groups(); ++g) leading += engine->LeaderOf(g) == static_cast<int32_t>(id);
+    m << "geokv_node_replicas{" << labels << "} " << node.load.shards << "\n";
+    m << "geokv_node_leaderships{" << labels << "} " << leading << "\n";
+  }
+  m << "# TYPE geokv_node_heartbeats_sent_total counter\ngeokv_node_heartbeats_sent_total " << es.node_heartbeats_sent << "\n";
+  m << "# HELP geokv_node_verdicts_total Node states this node's failure detector proposed as metadata leader.\n"
+       "# TYPE geokv_node_verdicts_total counter\ngeokv_node_verdicts_total " << es.verdicts_proposed << "\n";
+  m << "# TYPE geokv_detector_restarts_total counter\ngeokv_detector_restarts_total " << es.detector_restarts << "\n";
+  m << "# HELP geokv_leader_handoffs_total Leaderships this node handed away while draining.\n"
+       "# TYPE geokv_leader_handoffs_total counter\ngeokv_leader_handoffs_total " << es.leader_handoffs << "\n";
   const auto& ds = engine->disseminator().stats();
   m << "# TYPE geokv_crdt_batches_sealed_total counter\ngeokv_crdt_batches_sealed_total " << ds.batches_sealed << "\n";
   m << "# TYPE geokv_crdt_batches_applied_total counter\ngeokv_crdt_batches_applied_total " << ds.batches_applied << "\n";

@@ -165,7 +165,8 @@ TEST(Security, AdminOperationsNeedAnAdminKey) {
                       milliseconds(200)));
 
   const std::vector<Request> admin_ops = {AdminOp(Op::kPartition, cluster.region(1), "1"), AdminOp(Op::kHeal),
-                                          PolicySet("p/", Mode::kLww), AdminOp(Op::kReloadKeys)};
+                                          PolicySet("p/", Mode::kLww), AdminOp(Op::kReloadKeys),
+                                          AdminOp(Op::kNodeState, "1", "draining")};
   for (const Request& op : admin_ops) {
     Response r = data_client->Call(op);
     EXPECT_EQ(r.status.code(), Code::kPermissionDenied) << OpName(op.op) << ": " << r.status.ToString();

@@ -5,6 +5,7 @@
 //   geokv sadd KEY ELEMENT | srem KEY ELEMENT | smembers KEY
 //   geokv policy set PREFIX MODE | policy list | status
 //   geokv partition REGION [--heal] | heal | reload-keys     (admin: docs/security.md)
+//   geokv node drain|undrain|down|remove ID                  (admin: docs/operations.md)
 //   geokv local --regions us-east,eu-west,ap-northeast [--rtt-ms N]
 //   geokv demo --endpoints E1,E2,E3 --regions R1,R2,R3
 //   geokv repair DIR    (an embedded store or a node's data dir, not open anywhere)
@@ -167,6 +168,16 @@ int main(int argc, char** argv) {
   partition->add_flag("--heal", reconnect, "reconnect REGION instead");
   auto* heal = app.add_subcommand("heal", "admin (emulated WAN): remove every partition");
   auto* reload = app.add_subcommand("reload-keys", "admin: the node re-reads its CURVE allowlists and peer keys (as SIGHUP)");
+  auto* node = app.add_subcommand("node", "admin: change a node's state in the cluster map (docs/operations.md)");
+  node->require_subcommand(1);
+  // Subcommand -> the state it sets.
+  const std::vector<std::pair<CLI::App*, const char*>> node_states = {
+      {node->add_subcommand("drain", "hand every leadership of node ID to other regions (before a restart)"), "draining"},
+      {node->add_subcommand("undrain", "node ID is up again and takes its preferred leaderships back"), "up"},
+      {node->add_subcommand("down", "declare node ID dead (its replicas are to be replaced)"), "down"},
+      {node->add_subcommand("remove", "remove node ID for good (refused while it holds replicas)"), "removed"},
+  };
+  for (const auto& [sub, state] : node_states) sub->add_option("id", req.key, "the node's id (geokv status)")->required();
 
   geokv::tools::LocalClusterOptions local;
   std::string regions = "us-east,eu-west,ap-northeast";
@@ -238,6 +249,12 @@ int main(int argc, char** argv) {
   }
   if (heal->parsed()) req.op = geokv::Op::kHeal;
   if (reload->parsed()) req.op = geokv::Op::kReloadKeys;
+  for (const auto& [sub, state] : node_states) {
+    if (sub->parsed()) {
+      req.op = geokv::Op::kNodeState;
+      req.value = state;
+    }
+  }
 
   geokv::ClientOptions options;
   options.endpoints = SplitCommas(endpoints);

@@ -1,0 +1,134 @@
+// Node health and operator states on real processes, under strong writes from every region:
+//  * a rolling restart done right: `node drain` the node that leads every shard, wait until
+//    it leads none, SIGTERM it, start it again, `node undrain` it, and it leads its
+//    preferred shards again;
+//  * SIGSTOP a node: every node's status (and the metrics) shows it suspect, then down;
+//    SIGCONT: up again;
+// and the whole history is linearizable (Porcupine), nothing acknowledged is lost, every
+// region agrees (FinalChecks). Every wait is bounded.
+#include <signal.h>
+
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "tests/integration/checks.h"
+#include "tests/integration/harness.h"
+#include "tests/integration/history.h"
+
+namespace geokv::integration {
+namespace {
+
+constexpr int kShards = 2;
+
+std::vector<std::string> Keys() { return {"hl/0", "hl/1", "hl/2", "hl/3"}; }
+
+// The line of node `id` in `at`'s status ("node 2 (ap-south): up, replicas=2, ...").
+std::string NodeLine(LocalCluster& cluster, size_t at, int id) {
+  const std::string prefix = "node " + std::to_string(id) + " (";
+  for (const auto& line : cluster.Status(at)) {
+    if (line.rfind(prefix, 0) == 0) return line;
+  }
+  return "";
+}
+
+bool NodeIs(LocalCluster& cluster, size_t at, int id, const std::string& state) {
+  return NodeLine(cluster, at, id).find("): " + state + ",") != std::string::npos;
+}
+
+Response SetNodeState(Client& admin, int id, const std::string& state) {
+  Request r;
+  r.op = Op::kNodeState;
+  r.key = std::to_string(id);
+  r.value = state;
+  return admin.Call(r);
+}
+
+TEST(Health, DrainedRollingRestartAndStoppedNodeUnderStrongWrites) {
+  ReplayNote note{"Health.*", ""};
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  ClusterOptions options;
+  options.shards = kShards;
+  options.preferred_leader = {options.regions[0], options.regions[0]};
+  options.metrics = true;
+  LocalCluster cluster(dir.path(), options);
+  ASSERT_EQ(cluster.StartAll(), "");
+  for (int s = 0; s < kShards; ++s) ASSERT_TRUE(cluster.WaitLeader(s, 0)) << "node 0 never led shard " << s;
+  // Loopback clients are admins when CURVE is off (docs/security.md).
+  auto admin = cluster.ClientFor(1, 3000);
+  ASSERT_TRUE(admin);
+  ASSERT_TRUE(WaitFor([&] { return NodeIs(cluster, 1, 2, "up"); }, seconds(30))) << NodeLine(cluster, 1, 2);
+
+  Recorder rec;
+  std::vector<std::unique_ptr<Client>> clients;
+  Workers workers;
+  for (int id = 0; id < 6; ++id) {
+    const int region = id % 3;
+    clients.push_back(cluster.ClientFor(static_cast<size_t>(region), 2000));
+    ASSERT_TRUE(clients.back());
+    workers.threads.emplace_back(RegisterWorker, std::ref(*clients.back()), id, region, 4000 + static_cast<uint64_t>(id),
+                                 Keys(), 30, std::ref(rec), std::cref(workers.stop));
+  }
+  ASSERT_TRUE(WaitFor([&] { return rec.AckedWritesSince(0) >= 30; }, seconds(60)));
+
+  // Rolling restart of node 0, drained first.
+  ASSERT_TRUE(WaitFor([&] { return SetNodeState(*admin, 0, "draining").status.ok(); }, seconds(30)));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        for (int s = 0; s < kShards; ++s) {
+          if (cluster.FindLeader(static_cast<size_t>(s)) == 0) return false;
+        }
+        return NodeIs(cluster, 2, 0, "draining");
+      },
+      seconds(30)))
+      << "node 0 still leads after the drain: " << NodeLine(cluster, 2, 0);
+  std::printf("[health] %.1f s: node 0 drained: %s\n", rec.NowUs() / 1e6, NodeLine(cluster, 2, 0).c_str());
+  const auto code = cluster.TerminateNode(0);
+  ASSERT_TRUE(code.has_value() && *code == 0) << cluster.DescribeExit(0);
+  const int64_t stopped_us = rec.NowUs();
+  ASSERT_TRUE(WaitFor([&] { return rec.AckedWritesSince(stopped_us) >= 10; }, seconds(60)))
+      << "the two other regions acknowledged no writes while node 0 was stopped";
+  ASSERT_TRUE(cluster.StartNode(0));
+  ASSERT_EQ(cluster.WaitServing(0), "");
+  // Still draining after the restart (the state is in the map, not in the process).
+  EXPECT_TRUE(NodeIs(cluster, 0, 0, "draining")) << NodeLine(cluster, 0, 0);
+  ASSERT_TRUE(WaitFor([&] { return SetNodeState(*admin, 0, "up").status.ok(); }, seconds(30)));
+  for (int s = 0; s < kShards; ++s) {
+    EXPECT_TRUE(cluster.WaitLeader(s, 0, seconds(30))) << "node 0 did not take its preferred shard " << s << " back";
+  }
+  std::printf("[health] %.1f s: node 0 restarted and undrained\n", rec.NowUs() / 1e6);
+
+  // A stopped process: suspect, then down, then up when it resumes.
+  cluster.PauseNode(2);
+  const int64_t paused_us = rec.NowUs();
+  EXPECT_TRUE(WaitFor([&] { return NodeIs(cluster, 0, 2, "suspect") || NodeIs(cluster, 0, 2, "down"); }, seconds(30)))
+      << NodeLine(cluster, 0, 2);
+  std::printf("[health] %.1f s: stopped node 2 suspected after %.1f s\n", rec.NowUs() / 1e6,
+              (rec.NowUs() - paused_us) / 1e6);
+  EXPECT_TRUE(WaitFor([&] { return NodeIs(cluster, 1, 2, "down"); }, seconds(40))) << NodeLine(cluster, 1, 2);
+  std::printf("[health] %.1f s: down after %.1f s\n", rec.NowUs() / 1e6, (rec.NowUs() - paused_us) / 1e6);
+  // The metrics say so too (they are refreshed periodically).
+  std::string metrics;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        metrics = ScrapeMetrics(cluster.metrics_port(0));
+        return metrics.find("geokv_node_state{node=\"2\",region=\"ap-south\",state=\"down\"} 1") != std::string::npos;
+      },
+      seconds(10)))
+      << metrics.substr(0, 2000);
+  cluster.ResumeNode(2);
+  EXPECT_TRUE(WaitFor([&] { return NodeIs(cluster, 0, 2, "up") && NodeIs(cluster, 2, 2, "up"); }, seconds(30)))
+      << NodeLine(cluster, 0, 2);
+  // Nodes that ran throughout were never condemned.
+  EXPECT_TRUE(NodeIs(cluster, 0, 1, "up")) << NodeLine(cluster, 0, 1);
+
+  workers.Join();
+  FinalChecks(cluster, rec, Keys(), kShards, "health");
+}
+
+}  // namespace
+}  // namespace geokv::integration
