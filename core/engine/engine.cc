@@ -40,6 +40,21 @@ std::optional<placement::NodeState> ParseNodeState(std::string_view name) {
   return std::nullopt;
 }
 
+// A ReportLoad as a metadata command (Op::kReportLoad): key = node id, value = (shard,
+// bytes) varint pairs.
+Request EncodeLoadReport(const placement::ReportLoad& report) {
+  Request r;
+  r.op = Op::kReportLoad;
+  r.key = std::to_string(report.node);
+  crdt::Encoder enc;
+  for (const auto& s : report.shards) {
+    enc.PutVarint(s.shard);
+    enc.PutVarint(s.bytes);
+  }
+  r.value = enc.Release();
+  return r;
+}
+
 // Decimal node id, nothing else.
 std::optional<placement::NodeId> ParseNodeId(std::string_view s) {
   placement::NodeId id = 0;
@@ -55,6 +70,8 @@ std::string GroupKey(uint32_t group) {
 }
 
 std::string StrongKey(uint32_t group, std::string_view key) { return GroupKey(group) + std::string(key); }
+// kAppliedTable: a strong shard's bytes (keys and values) as of its applied slot.
+std::string BytesKey(uint32_t group) { return "bytes" + GroupKey(group); }
 
 std::string EncodeU64(uint64_t v) {
   crdt::Encoder enc;
@@ -138,7 +155,11 @@ bool IsRead(Op op) { return op == Op::kGet || op == Op::kPolicyList; }
 // ---- construction and recovery ---------------------------------------------------------
 
 Engine::Engine(const EngineOptions& options, Env& env)
-    : options_(options), env_(env), detector_(options.failure_detector), crdt_store_(env.Store()) {}
+    : options_(options),
+      env_(env),
+      detector_(options.failure_detector),
+      load_reporter_(options.self, options.load_reporting),
+      crdt_store_(env.Store()) {}
 
 StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options, Env& env) {
   if (options.regions == 0 || options.regions > 64) return InvalidArgument("regions must be in [1, 64]");
@@ -188,6 +209,20 @@ Status Engine::Recover() {
   const uint32_t total = options_.shards + 1;  // shards, then the metadata group
   groups_.resize(total);
   handoff_after_us_.assign(total, 0);
+  shard_bytes_.assign(options_.shards, 0);
+  for (uint32_t g = 0; g < options_.shards; ++g) {
+    auto bytes = store.Get(kAppliedTable, BytesKey(g));
+    if (bytes.ok()) {
+      shard_bytes_[g] = DecodeU64(*bytes);
+    } else if (bytes.status().IsNotFound()) {
+      // Written by an earlier version: count once.
+      auto counted = CountShardBytes(g);
+      if (!counted.ok()) return counted.status();
+      shard_bytes_[g] = *counted;
+    } else {
+      return bytes.status();
+    }
+  }
   for (uint32_t g = 0; g < total; ++g) {
     Group& group = groups_[g];
     auto applied = store.Get(kAppliedTable, GroupKey(g));
@@ -283,6 +318,12 @@ void Engine::ObserveClocks() { crdt_->ObserveWallClock(env_.WallUs()); }
 
 void Engine::Submit(Request request, Callback done) {
   stats_.requests++;
+  if (request.op == Op::kReportLoad) {
+    // Only nodes report their load (they forward it to the metadata leader as peers).
+    Response r = Answer(InvalidArgument("report-load is sent by nodes, not clients"));
+    r.id = request.id;
+    return done(std::move(r));
+  }
   ObserveClocks();
   Dispatch(std::move(request), std::move(done), /*forwarded=*/false);
 }
@@ -318,6 +359,7 @@ void Engine::Dispatch(Request request, Callback done, bool forwarded) {
       }
       return SubmitStrong(metadata_group(), std::move(request), std::move(done), forwarded);
     }
+    case Op::kReportLoad:
     case Op::kPolicySet:
     case Op::kPolicyRemove:
     case Op::kPolicyList:
@@ -765,6 +807,23 @@ void Engine::Tick() {
   ReforwardStale();
   TickHealth(now);
   TickLeadership(now);
+  TickLoad(now);
+}
+
+void Engine::TickLoad(int64_t now) {
+  if (now < next_load_report_us_) return;
+  next_load_report_us_ = now + options_.load_report_us;
+  // The sizes of the shards this node leads (its applied state is the newest there is).
+  std::vector<placement::ShardBytes> sizes;
+  for (uint32_t g = 0; g < options_.shards; ++g) {
+    if (groups_[g].replica->IsLeader()) sizes.push_back({g, shard_bytes_[g]});
+  }
+  auto report = load_reporter_.Report(map_, now, sizes);
+  if (!report) return;
+  stats_.load_reports++;
+  // Through the metadata group like any metadata change (forwarded to its leader); a report
+  // lost on the way is simply due again at the next one.
+  Dispatch(EncodeLoadReport(*report), [](Response) {}, /*forwarded=*/false);
 }
 
 // ---- the cluster map and health ----------------------------------------------------------
@@ -799,6 +858,21 @@ StatusOr<placement::ClusterMap> Engine::GenesisMap(const Policy& policy) const {
   return m;
 }
 
+StatusOr<placement::ReportLoad> DecodeLoadReport(const Request& r) {
+  const auto node = ParseNodeId(r.key);
+  if (!node) return InvalidArgument("report-load: malformed node id");
+  placement::ReportLoad report{*node, {}};
+  crdt::Decoder dec(r.value);
+  while (dec.remaining() > 0) {
+    uint64_t shard = 0, bytes = 0;
+    GEOKV_RETURN_IF_ERROR(dec.GetVarint(&shard));
+    GEOKV_RETURN_IF_ERROR(dec.GetVarint(&bytes));
+    if (shard > UINT32_MAX) return InvalidArgument("report-load: shard out of range");
+    report.shards.push_back({static_cast<uint32_t>(shard), bytes});
+  }
+  return report;
+}
+
 Status Engine::ApplyMetadata(const Request& c) {
   placement::Command command;
   switch (c.op) {
@@ -811,6 +885,12 @@ Status Engine::ApplyMetadata(const Request& c) {
       // Idempotent: an operator's retry (or a verdict proposed twice) changes nothing.
       if (const placement::Node* n = map_.FindNode(*node); n != nullptr && n->state == *state) return Status::Ok();
       command = placement::SetNodeState{*node, *state};
+      break;
+    }
+    case Op::kReportLoad: {
+      auto report = DecodeLoadReport(c);
+      if (!report.ok()) return report.status();
+      command = std::move(report).value();
       break;
     }
     default: return InvalidArgument("not a metadata operation");
@@ -1052,7 +1132,11 @@ void Engine::Process() {
           proposals_.erase(it);
         }
       }
-      if (!r.apply.empty() || r.install_snapshot) apply_batch_.Put(kAppliedTable, GroupKey(g), EncodeU64(group.applied));
+      if (!r.apply.empty() || r.install_snapshot) {
+        apply_batch_.Put(kAppliedTable, GroupKey(g), EncodeU64(group.applied));
+        // The shard's size as of that slot, in the same write (recovery replays from there).
+        if (g < shard_bytes_.size()) apply_batch_.Put(kAppliedTable, BytesKey(g), EncodeU64(shard_bytes_[g]));
+      }
     }
     if (!failed_.ok()) break;
     if (!apply_batch_.empty()) {
@@ -1108,7 +1192,10 @@ std::optional<std::string> Engine::ReadStrong(uint32_t group, std::string_view k
   return std::move(v).value();
 }
 
-void Engine::WriteStrong(uint32_t group, std::string_view key, std::optional<std::string> value) {
+void Engine::WriteStrong(uint32_t group, std::string_view key, std::optional<std::string> value,
+                         const std::optional<std::string>& old) {
+  if (old) shard_bytes_[group] -= std::min<uint64_t>(shard_bytes_[group], key.size() + old->size());
+  if (value) shard_bytes_[group] += key.size() + value->size();
   const std::string k = StrongKey(group, key);
   if (value) {
     apply_batch_.Put(kStrongTable, k, *value);
@@ -1144,18 +1231,18 @@ Response Engine::ApplyCommand(uint32_t group, const paxos::Apply& apply) {
   std::optional<std::string> current = ReadStrong(group, c.key);
   switch (c.op) {
     case Op::kPut:
-      WriteStrong(group, c.key, c.value);
+      WriteStrong(group, c.key, c.value, current);
       break;
     case Op::kDelete:
       out.found = current.has_value();
-      WriteStrong(group, c.key, std::nullopt);
+      WriteStrong(group, c.key, std::nullopt, current);
       break;
     case Op::kCas: {
       const bool match = c.has_expected ? (current && *current == c.expected) : !current;
       out.found = current.has_value();
       if (current) out.value = *current;
       if (match) {
-        WriteStrong(group, c.key, c.value);
+        WriteStrong(group, c.key, c.value, current);
       } else {
         out.status = Status(Code::kConflict, "compare-and-set: the current value differs");
       }
@@ -1174,7 +1261,7 @@ Response Engine::ApplyCommand(uint32_t group, const paxos::Apply& apply) {
       out.number = n;
       out.found = true;
       out.value = std::to_string(n);
-      WriteStrong(group, c.key, out.value);
+      WriteStrong(group, c.key, out.value, current);
       break;
     }
     default:
@@ -1200,6 +1287,20 @@ Response Engine::ServeRead(uint32_t group, const Request& r) {
   out.found = true;
   out.value = std::move(*v);
   return out;
+}
+
+StatusOr<uint64_t> Engine::CountShardBytes(uint32_t group) const {
+  uint64_t bytes = 0;
+  const std::string prefix = GroupKey(group);
+  std::string after;
+  for (;;) {
+    auto page = env_.Store().Scan(kStrongTable, prefix, after, 1024);
+    if (!page.ok()) return page.status();
+    for (const auto& e : *page) bytes += e.key.size() - prefix.size() + e.value.size();
+    if (page->size() < 1024) break;
+    after = page->back().key;
+  }
+  return bytes;
 }
 
 std::string Engine::SnapshotOf(uint32_t group) const {
@@ -1254,17 +1355,18 @@ Status Engine::InstallSnapshot(uint32_t group, std::string_view data, uint64_t i
     for (;;) {
       auto page = env_.Store().Scan(kStrongTable, prefix, after, 1024);
       if (!page.ok()) return page.status();
-      for (const auto& e : *page) WriteStrong(group, std::string_view(e.key).substr(4), std::nullopt);
+      for (const auto& e : *page) WriteStrong(group, std::string_view(e.key).substr(4), std::nullopt, std::nullopt);
       if (page->size() < 1024) break;
       after = page->back().key;
     }
+    shard_bytes_[group] = 0;  // the rows dropped above, and counted again as written below
     uint64_t n = 0;
     GEOKV_RETURN_IF_ERROR(dec.GetBounded(1u << 28, &n, "snapshot rows"));
     for (uint64_t i = 0; i < n; ++i) {
       std::string_view k, v;
       GEOKV_RETURN_IF_ERROR(dec.GetBytes(kMessageBytesMax, &k, "key"));
       GEOKV_RETURN_IF_ERROR(dec.GetBytes(kMessageBytesMax, &v, "value"));
-      WriteStrong(group, k, std::string(v));
+      WriteStrong(group, k, std::string(v), std::nullopt);
     }
   }
   groups_[group].applied = index;
@@ -1295,7 +1397,8 @@ std::vector<std::string> Engine::StatusLines() const {
     for (uint32_t g = 0; g < groups_.size(); ++g) leading += LeaderOf(g) == static_cast<int32_t>(id);
     const std::string region = node.region < map_.regions().size() ? map_.regions()[node.region].name : "?";
     std::string line = "node " + std::to_string(id) + " (" + region + "): " + std::string(placement::NodeStateName(node.state)) +
-                       ", replicas=" + std::to_string(node.load.shards) + ", leading=" + std::to_string(leading) +
+                       ", replicas=" + std::to_string(node.load.shards) + ", bytes=" + std::to_string(node.load.bytes) +
+                       ", leading=" + std::to_string(leading) +
                        ", peer=" + node.peer_address + ", client=" + node.client_address;
     if (detecting_ && node.state != placement::NodeState::kRemoved) {
       char phi[32];
@@ -1311,6 +1414,18 @@ std::vector<std::string> Engine::StatusLines() const {
   out.push_back("crdt: keys=" + std::to_string(crdt_->states().size()) + " next_batch=" + std::to_string(p.next_seq) +
                 " applied_per_origin=[" + applied + "] log=" + std::to_string(crdt_->log_size()));
   return out;
+}
+
+Status Engine::CheckShardBytes() const {
+  for (uint32_t g = 0; g < options_.shards; ++g) {
+    auto counted = CountShardBytes(g);
+    if (!counted.ok()) return counted.status();
+    if (*counted != shard_bytes_[g]) {
+      return Status(Code::kInternal, "shard " + std::to_string(g) + " holds " + std::to_string(*counted) +
+                                         " bytes but the node counts " + std::to_string(shard_bytes_[g]));
+    }
+  }
+  return Status::Ok();
 }
 
 StatusOr<std::string> Engine::ReadStrongForTest(std::string_view key) const {

@@ -68,6 +68,7 @@
 #include "core/engine/env.h"
 #include "core/engine/failure_detector.h"
 #include "core/engine/paxos_log.h"
+#include "core/engine/placement_driver.h"
 #include "core/engine/policy.h"
 #include "core/engine/request.h"
 #include "replication/crdt/disseminator.h"
@@ -108,6 +109,8 @@ struct EngineOptions {
   size_t pending_requests_max = 100'000;
   int64_t node_heartbeat_us = 1'000'000;     // each node to the metadata leader
   placement::FailureDetectorOptions failure_detector;
+  int64_t load_report_us = 10'000'000;       // how often a node measures the shards it leads
+  placement::ReportOptions load_reporting;   // which sizes it then commits
 
   // TEST ONLY: passed to every Paxos group (the simulator proves its checkers catch it).
   bool unsafe_skip_phase1_recovery = false;
@@ -141,6 +144,7 @@ struct EngineStats {
   uint64_t verdicts_proposed = 0;  // node states the failure detector proposed (as metadata leader)
   uint64_t detector_restarts = 0;  // the metadata leader took over or resumed after a pause
   uint64_t leader_handoffs = 0;    // leaderships handed away because this node is draining
+  uint64_t load_reports = 0;       // shard sizes sent to the metadata group (when they changed)
   uint64_t envelopes_sent = 0;    // protocol messages (Paxos, CRDT, forwards)
   uint64_t messages_sent = 0;     // transport messages carrying them (bundled per peer per round)
 };
@@ -201,6 +205,11 @@ class Engine {
   const paxos::Replica& replica(uint32_t group) const { return *groups_[group].replica; }
   // Human-readable lines for `geokv status`.
   std::vector<std::string> StatusLines() const;
+  // The bytes (keys and values) of a strong shard as applied here.
+  uint64_t shard_bytes(uint32_t shard) const { return shard_bytes_[shard]; }
+  // Recounts every shard's bytes from the Storage and compares (tests and checkers):
+  // kInternal naming the first shard whose count drifted.
+  Status CheckShardBytes() const;
   // Reads an applied strong value directly (tests and checkers; not linearizable).
   StatusOr<std::string> ReadStrongForTest(std::string_view key) const;
 
@@ -258,7 +267,11 @@ class Engine {
   Response AnswerDuplicate(const paxos::Apply& apply);
   Response ServeRead(uint32_t group, const Request& request);
   std::optional<std::string> ReadStrong(uint32_t group, std::string_view key) const;
-  void WriteStrong(uint32_t group, std::string_view key, std::optional<std::string> value);
+  // Writes (or, value nullopt, deletes) a strong key whose value was `old`.
+  void WriteStrong(uint32_t group, std::string_view key, std::optional<std::string> value,
+                   const std::optional<std::string>& old);
+  // A shard's bytes (keys and values), counted from the Storage.
+  StatusOr<uint64_t> CountShardBytes(uint32_t group) const;
   std::string SnapshotOf(uint32_t group) const;
   Status InstallSnapshot(uint32_t group, std::string_view data, uint64_t index);
   // Queues an envelope for `to`; FlushOutbox sends each peer's queue as one message (a
@@ -283,6 +296,9 @@ class Engine {
   // Preferred leaders only where the map says their node is up; a draining node hands its
   // leaderships away.
   void TickLeadership(int64_t now);
+  // Commits the sizes of the shards this node leads when they changed materially
+  // (placement::LoadReporter), every load_report_us.
+  void TickLoad(int64_t now);
   uint32_t metadata_group() const { return options_.shards; }
   uint64_t NextForwardId();
   void Fail(Status status);
@@ -301,6 +317,9 @@ class Engine {
   // Verdicts proposed and not yet applied: (node) -> (state, when proposed).
   std::map<placement::NodeId, std::pair<placement::NodeState, int64_t>> verdicts_;
   std::vector<int64_t> handoff_after_us_;  // per group: when a draining node may try again
+  std::vector<uint64_t> shard_bytes_;      // per strong shard: keys and values, as applied here
+  placement::LoadReporter load_reporter_;
+  int64_t next_load_report_us_ = 0;
   std::vector<Group> groups_;  // shards, then the metadata group
   storage::WriteBatch round_batch_;   // the current round's persistence (all protocols)
   std::map<uint32_t, std::vector<std::string>> outbox_;  // envelopes per peer, sent by FlushOutbox

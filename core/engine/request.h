@@ -28,8 +28,9 @@ enum class Op : uint8_t {
   kReloadKeys = 18, // admin: re-read the CURVE allowlists and peer keys (as SIGHUP does)
   kNodeState = 19,  // admin: key = node id (decimal), value = "draining", "up", "down" or
                     // "removed" (committed in the metadata group; see ClusterMap)
+  kReportLoad = 20, // between nodes only: key = node id, value = (shard, bytes) varint pairs
 };
-inline constexpr uint8_t kOpMax = 19;
+inline constexpr uint8_t kOpMax = 20;
 std::string_view OpName(Op op);
 
 struct Request {

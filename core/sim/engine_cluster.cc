@@ -773,6 +773,11 @@ class Cluster {
         }
       }
     }
+    // Each node's running count of its shards' bytes (what it reports) matches its data,
+    // through crashes, replays and snapshots.
+    for (size_t i = 0; i < engines.size(); ++i) {
+      if (Status s = engines[i]->CheckShardBytes(); !s.ok()) return "region " + std::to_string(i) + ": " + s.ToString();
+    }
     // Strong keys: every region applied the same value.
     for (int k = 0; k < o_.strong_keys; ++k) {
       const std::string key = "s/" + std::to_string(k);

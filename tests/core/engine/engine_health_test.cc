@@ -228,6 +228,43 @@ TEST(EngineHealth, DrainHandsEveryLeadershipAwayAndUndrainTakesThePreferredOnesB
   EXPECT_GE(c.Leading(0), 4u) << "the preferred region did not take its shards back";
 }
 
+TEST(EngineHealth, LeadersReportTheBytesOfTheirShardsToTheMap) {
+  Cluster c;
+  c.Run(3'000'000);
+  uint64_t total = 0;
+  for (int i = 0; i < 40; ++i) {
+    Request put;
+    put.op = Op::kPut;
+    put.key = "key/" + std::to_string(i);
+    put.value = std::string(100 + i, 'v');
+    total += put.key.size() + put.value.size();
+    ASSERT_TRUE(c.Call(static_cast<uint32_t>(i % 3), put).status.ok());
+  }
+  // A delete counts too.
+  Request del;
+  del.op = Op::kDelete;
+  del.key = "key/0";
+  ASSERT_TRUE(c.Call(1, del).status.ok());
+  total -= 5 + 100;
+  c.Run(25'000'000);
+  // One node per region: every node holds every shard, so each carries all the bytes.
+  for (uint32_t at = 0; at < Cluster::kNodes; ++at) {
+    for (uint32_t id = 0; id < Cluster::kNodes; ++id) {
+      EXPECT_EQ(c.engine(at).cluster_map().FindNode(id)->load.bytes, total) << "node " << id << " in " << at << "'s map";
+    }
+  }
+  uint64_t reports = 0;
+  for (uint32_t i = 0; i < Cluster::kNodes; ++i) reports += c.engine(i).stats().load_reports;
+  // Sizes that did not change are not committed again: a handful of reports, not one per
+  // leader every 10 s.
+  EXPECT_LE(reports, 8u);
+  // Clients cannot forge a report.
+  Request forged;
+  forged.op = Op::kReportLoad;
+  forged.key = "0";
+  EXPECT_EQ(c.Call(0, forged).status.code(), Code::kInvalidArgument);
+}
+
 TEST(EngineHealth, BadNodeStateRequestsGetSpecificErrors) {
   Cluster c;
   c.Run(3'000'000);

@@ -184,6 +184,25 @@ TEST_F(EngineTest, StorageFailureStopsTheNode) {
   EXPECT_EQ(env_.sent, sent) << "a stopped node keeps sending";
 }
 
+TEST_F(EngineTest, ShardBytesSurviveARestart) {
+  Open();
+  uint64_t total = 0;
+  for (int i = 0; i < 20; ++i) {
+    const std::string key = "k" + std::to_string(i), value(50 + i, 'x');
+    ASSERT_TRUE(Call(Op(Op::kPut, key, value)).status.ok());
+    total += key.size() + value.size();
+  }
+  ASSERT_TRUE(Call(Op(Op::kPut, "k0", "short")).status.ok());  // replaces 50 bytes by 5
+  total -= 45;
+  auto sum = [&] { return engine_->shard_bytes(0) + engine_->shard_bytes(1); };
+  EXPECT_EQ(sum(), total);
+  EXPECT_TRUE(engine_->CheckShardBytes().ok());
+  engine_.reset();
+  Open();
+  EXPECT_EQ(sum(), total);
+  EXPECT_TRUE(engine_->CheckShardBytes().ok()) << engine_->CheckShardBytes().ToString();
+}
+
 TEST_F(EngineTest, StrongAddRefusesOverflowAndKeepsTheValue) {
   Open();
   ASSERT_TRUE(Call(Op(Op::kAdd, "n", "", std::numeric_limits<int64_t>::max() - 1)).status.ok());
