@@ -280,7 +280,7 @@ bool Engine::IsLeader(uint32_t group) const { return groups_[group].replica->IsL
 int32_t Engine::LeaderOf(uint32_t group) const { return groups_[group].replica->leader_hint(); }
 
 Status Engine::CheckRequest(const Request& r) const {
-  if (r.op == Op::kStatus || r.op == Op::kPolicyList) return Status::Ok();
+  if (r.op == Op::kStatus || r.op == Op::kPolicyList || r.op == Op::kClusterMap) return Status::Ok();
   const bool policy_op = r.op == Op::kPolicySet || r.op == Op::kPolicyRemove;
   if (r.key.empty() && !policy_op) return InvalidArgument("key is empty");
   if (r.key.size() > options_.limits.key_bytes_max) {
@@ -345,6 +345,15 @@ void Engine::Dispatch(Request request, Callback done, bool forwarded) {
       Response r;
       r.id = id;
       r.values = StatusLines();
+      return done(std::move(r));
+    }
+    case Op::kClusterMap: {
+      // As applied here: possibly behind the metadata leader's by what is in flight.
+      Response r;
+      r.id = id;
+      r.found = true;
+      r.value = map_.Encode();
+      r.number = static_cast<int64_t>(map_.version());
       return done(std::move(r));
     }
     case Op::kNodeState: {

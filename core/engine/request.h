@@ -29,8 +29,10 @@ enum class Op : uint8_t {
   kNodeState = 19,  // admin: key = node id (decimal), value = "draining", "up", "down" or
                     // "removed" (committed in the metadata group; see ClusterMap)
   kReportLoad = 20, // between nodes only: key = node id, value = (shard, bytes) varint pairs
+  kClusterMap = 21, // the cluster map as the answering node applied it: value = its
+                    // FlatBuffers encoding (placement::ClusterMap::Decode), number = version
 };
-inline constexpr uint8_t kOpMax = 20;
+inline constexpr uint8_t kOpMax = 21;
 std::string_view OpName(Op op);
 
 struct Request {

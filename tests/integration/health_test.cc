@@ -15,6 +15,7 @@
 
 #include <gtest/gtest.h>
 
+#include "core/engine/cluster_map.h"
 #include "tests/integration/checks.h"
 #include "tests/integration/harness.h"
 #include "tests/integration/history.h"
@@ -62,6 +63,22 @@ TEST(Health, DrainedRollingRestartAndStoppedNodeUnderStrongWrites) {
   auto admin = cluster.ClientFor(1, 3000);
   ASSERT_TRUE(admin);
   ASSERT_TRUE(WaitFor([&] { return NodeIs(cluster, 1, 2, "up"); }, seconds(30))) << NodeLine(cluster, 1, 2);
+  // Any node hands out the cluster map: every node's client address, for routing.
+  {
+    Request get_map;
+    get_map.op = Op::kClusterMap;
+    Response r = admin->Call(get_map);
+    ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+    auto map = placement::ClusterMap::Decode(r.value);
+    ASSERT_TRUE(map.ok()) << map.status().ToString();
+    EXPECT_EQ(static_cast<int64_t>(map->version()), r.number);
+    ASSERT_EQ(map->nodes().size(), cluster.size());
+    for (size_t i = 0; i < cluster.size(); ++i) {
+      EXPECT_EQ(map->FindNode(static_cast<uint32_t>(i))->client_address, cluster.client_endpoint(i));
+      EXPECT_EQ(map->regions()[i].name, cluster.region(i));
+    }
+    EXPECT_EQ(map->shards().size(), static_cast<size_t>(kShards));
+  }
 
   Recorder rec;
   std::vector<std::unique_ptr<Client>> clients;

@@ -6,6 +6,7 @@ whatever happens.
 """
 import ctypes
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -248,6 +249,12 @@ def test_policy(regions):
 def test_status(regions):
     lines = regions[0].status()
     assert len(lines) > 1 and "regions" in lines[0]
+    # Every node of the cluster map, its health and load (docs/operations.md).
+    assert any(line.startswith("cluster map: version ") for line in lines), lines
+    nodes = [line for line in lines if line.startswith("node ") and " (" in line.split(":")[0]]
+    assert len(nodes) == len(regions), lines
+    for line in nodes:
+        assert re.match(r"node \d+ \(\S+\): (up|suspect|down|draining), replicas=\d+, bytes=\d+, leading=\d+", line), line
 
 
 def test_bad_input(cluster, regions):

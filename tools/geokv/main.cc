@@ -6,6 +6,7 @@
 //   geokv policy set PREFIX MODE | policy list | status
 //   geokv partition REGION [--heal] | heal | reload-keys     (admin: docs/security.md)
 //   geokv node drain|undrain|down|remove ID                  (admin: docs/operations.md)
+//   geokv map                 the cluster map: regions, nodes and their states, placement
 //   geokv local --regions us-east,eu-west,ap-northeast [--rtt-ms N]
 //   geokv demo --endpoints E1,E2,E3 --regions R1,R2,R3
 //   geokv repair DIR    (an embedded store or a node's data dir, not open anywhere)
@@ -19,6 +20,7 @@
 
 #include "core/server/client.h"
 #include "core/server/log.h"
+#include "core/engine/cluster_map.h"
 #include "core/engine/policy.h"
 #include "core/storage/wiredtiger_storage.h"
 #include "tools/geokv/demo.h"
@@ -68,6 +70,54 @@ int Print(const geokv::Response& r, geokv::Op op, bool json) {
   if (r.status.IsNotFound()) return 1;
   if (r.status.code() == geokv::Code::kConflict) return 3;
   return 2;
+}
+
+// `geokv map`: the cluster map the answering node applied, as text or JSON.
+int PrintMap(const geokv::Response& r, bool json) {
+  if (!r.status.ok()) return Print(r, geokv::Op::kClusterMap, json);
+  auto map = geokv::placement::ClusterMap::Decode(r.value);
+  if (!map.ok()) {
+    std::fprintf(stderr, "geokv map: the node sent a map that does not decode: %s\n", map.status().ToString().c_str());
+    return 2;
+  }
+  using geokv::placement::NodeStateName;
+  auto region_name = [&](uint32_t id) { return id < map->regions().size() ? map->regions()[id].name : std::string("?"); };
+  if (json) {
+    nlohmann::json j;
+    j["version"] = map->version();
+    for (const auto& region : map->regions()) j["regions"].push_back(region.name);
+    j["nodes"] = nlohmann::json::array();
+    for (const auto& [id, n] : map->nodes()) {
+      j["nodes"].push_back({{"id", id}, {"region", region_name(n.region)}, {"state", std::string(NodeStateName(n.state))},
+                            {"peer", n.peer_address}, {"client", n.client_address}, {"replicas", n.load.shards},
+                            {"bytes", n.load.bytes}, {"leaders", n.load.leaders}});
+    }
+    j["shards"] = nlohmann::json::array();
+    for (size_t s = 0; s < map->shards().size(); ++s) {
+      const auto& p = map->shards()[s];
+      nlohmann::json shard = {{"shard", s}, {"replicas", p.replicas}, {"leader_region", region_name(p.leader_region)},
+                              {"bytes", p.bytes}, {"epoch", p.epoch}};
+      shard["preferred_leader"] = p.preferred_leader ? nlohmann::json(region_name(*p.preferred_leader)) : nlohmann::json();
+      j["shards"].push_back(std::move(shard));
+    }
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+  }
+  std::printf("cluster map version %llu\n", static_cast<unsigned long long>(map->version()));
+  for (const auto& [id, n] : map->nodes()) {
+    std::printf("node %u  %-12s %-9s replicas %u  bytes %llu  client %s  peer %s\n", id, region_name(n.region).c_str(),
+                std::string(NodeStateName(n.state)).c_str(), n.load.shards, static_cast<unsigned long long>(n.load.bytes),
+                n.client_address.c_str(), n.peer_address.c_str());
+  }
+  for (size_t s = 0; s < map->shards().size(); ++s) {
+    const auto& p = map->shards()[s];
+    std::string replicas;
+    for (auto node : p.replicas) replicas += (replicas.empty() ? "" : ",") + std::to_string(node);
+    std::printf("shard %zu  replicas on nodes %s  preferred leader %s  bytes %llu  epoch %llu\n", s, replicas.c_str(),
+                p.preferred_leader ? region_name(*p.preferred_leader).c_str() : "(none)",
+                static_cast<unsigned long long>(p.bytes), static_cast<unsigned long long>(p.epoch));
+  }
+  return 0;
 }
 
 // `geokv repair DIR`: what was damaged, what was dropped, what is left. Exit 0 when the
@@ -178,6 +228,7 @@ int main(int argc, char** argv) {
       {node->add_subcommand("remove", "remove node ID for good (refused while it holds replicas)"), "removed"},
   };
   for (const auto& [sub, state] : node_states) sub->add_option("id", req.key, "the node's id (geokv status)")->required();
+  auto* map = app.add_subcommand("map", "the cluster map: regions, nodes and their states, shard placement");
 
   geokv::tools::LocalClusterOptions local;
   std::string regions = "us-east,eu-west,ap-northeast";
@@ -263,6 +314,10 @@ int main(int argc, char** argv) {
   if (!client.ok()) {
     std::fprintf(stderr, "geokv: %s\n", client.status().ToString().c_str());
     return 2;
+  }
+  if (map->parsed()) {
+    req.op = geokv::Op::kClusterMap;
+    return PrintMap((*client)->Call(std::move(req)), json);
   }
   const geokv::Op op = req.op;
   return Print((*client)->Call(std::move(req)), op, json);

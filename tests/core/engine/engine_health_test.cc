@@ -166,6 +166,19 @@ TEST(EngineHealth, GenesisMapListsEveryNodeUpWithItsAddresses) {
   EXPECT_TRUE(listed);
 }
 
+TEST(EngineHealth, AnyNodeHandsOutTheMapItApplied) {
+  Cluster c;
+  c.Run(3'000'000);
+  Request get;
+  get.op = Op::kClusterMap;
+  Response r = c.Call(2, get);
+  ASSERT_TRUE(r.status.ok());
+  auto map = placement::ClusterMap::Decode(r.value);
+  ASSERT_TRUE(map.ok()) << map.status().ToString();
+  EXPECT_TRUE(*map == c.engine(2).cluster_map());
+  EXPECT_EQ(r.number, static_cast<int64_t>(map->version()));
+}
+
 TEST(EngineHealth, StoppedMetadataLeaderIsSuspectThenDownThenUpWhenItResumes) {
   Cluster c;
   c.Run(3'000'000);
