@@ -944,6 +944,25 @@ int geokv_policy_set(geokv_db_t* db, const uint8_t* prefix, size_t prefix_len, c
   });
 }
 
+int geokv_node_set_state(geokv_db_t* db, uint32_t node, const char* state) {
+  return Guard([&] {
+    if (state == nullptr) return Fail(GEOKV_EINVAL, "state is NULL");
+    const std::string_view name(state);
+    if (name != "draining" && name != "up" && name != "down" && name != "removed") {
+      return Fail(GEOKV_EINVAL, "state \"" + std::string(name) + "\" is not one an operator sets (draining, up, down, removed)");
+    }
+    std::shared_ptr<geokv::Client> client;
+    int rc = ClientOf(db, &client);
+    if (rc != GEOKV_OK) return rc;
+    geokv::Request request;
+    request.op = geokv::Op::kNodeState;
+    request.key = std::to_string(node);
+    request.value.assign(name);
+    geokv::Response response;
+    return CallCluster(*client, std::move(request), &response);
+  });
+}
+
 int geokv_policy_remove(geokv_db_t* db, const uint8_t* prefix, size_t prefix_len) {
   return Guard([&] {
     int rc = CheckBytes(prefix, prefix_len, "prefix");

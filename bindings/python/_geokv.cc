@@ -156,6 +156,12 @@ class Db {
     db.policy_set(prefix, mode);
   }
 
+  void NodeSetState(uint32_t node, const std::string& state) {
+    geokv::db& db = Live();
+    py::gil_scoped_release release;
+    db.node_set_state(node, state);
+  }
+
   bool PolicyRemove(const std::string& prefix) {
     geokv::db& db = Live();
     py::gil_scoped_release release;
@@ -381,6 +387,7 @@ PYBIND11_MODULE(_geokv, m) {
       .def("mv_delete", &Db::MvDelete, py::arg("key"), py::arg("context"))
       .def("policy_set", &Db::PolicySet, py::arg("prefix"), py::arg("mode"))
       .def("policy_remove", &Db::PolicyRemove, py::arg("prefix"))
+      .def("node_set_state", &Db::NodeSetState, py::arg("node"), py::arg("state"))
       .def("policy_list", &Db::PolicyList)
       .def("status", &Db::Status)
       .def("close", &Db::Close)

@@ -333,6 +333,7 @@ static void test_embedded_handle(void) {
   CHECK(geokv_policy_remove(db, K("p/")) == GEOKV_EWRONGMODE);
   CHECK(geokv_policy_list(&list, &list2, db) == GEOKV_EWRONGMODE);
   CHECK(geokv_status(&list, db) == GEOKV_EWRONGMODE);
+  CHECK(geokv_node_set_state(db, 0, "draining") == GEOKV_EWRONGMODE);
   CHECK(geokv_mv_put(db, K("m"), K("v"), NULL, 0) == GEOKV_EWRONGMODE);
   CHECK(geokv_mv_delete(db, K("m"), NULL, 0) == GEOKV_EWRONGMODE);
   {
@@ -383,6 +384,32 @@ static void test_strong(geokv_db_t **dbs) {
   CHECK(geokv_get(&v, &len, dbs[0], K("strong/x")) == GEOKV_ENOTFOUND);
   CHECK(v == NULL);
   CHECK(geokv_delete(dbs[2], K("strong/x")) == GEOKV_OK); /* absent: still OK */
+}
+
+/* A node-state change, repeated while its outcome is unknown or no leader answers (draining
+ * the metadata leader moves that leadership too): as an operator does; it is idempotent. */
+static int node_state(geokv_db_t *db, uint32_t node, const char *state) {
+  int rc = GEOKV_ETIMEOUT;
+  for (int i = 0; i < 100 && (rc == GEOKV_ETIMEOUT || rc == GEOKV_EUNAVAILABLE); ++i) {
+    if (i > 0) sleep_ms(100);
+    rc = geokv_node_set_state(db, node, state);
+  }
+  return rc;
+}
+
+/* Operator node states (loopback clients are admins): each refusal has its code and changes
+ * nothing; drain and undrain are idempotent. */
+static void test_node_state(geokv_db_t **dbs) {
+  CHECK(geokv_node_set_state(dbs[0], 1, NULL) == GEOKV_EINVAL);
+  CHECK(geokv_node_set_state(dbs[0], 1, "suspect") == GEOKV_EINVAL);
+  CHECK(geokv_node_set_state(dbs[0], 1, "sleepy") == GEOKV_EINVAL);
+  CHECK(node_state(dbs[0], 99, "draining") == GEOKV_ENOTFOUND);
+  CHECK(node_state(dbs[1], 2, "removed") == GEOKV_EINVAL); /* up: drain it first */
+  CHECK(node_state(dbs[1], 2, "draining") == GEOKV_OK);
+  CHECK(node_state(dbs[2], 2, "draining") == GEOKV_OK);
+  CHECK(node_state(dbs[0], 2, "removed") == GEOKV_ECONFLICT); /* holds replicas */
+  CHECK(strstr(geokv_errmsg(), "replicas") != NULL);
+  CHECK(node_state(dbs[0], 2, "up") == GEOKV_OK);
 }
 
 static void test_policy(geokv_db_t **dbs) {
@@ -626,6 +653,7 @@ int main(int argc, char **argv) {
   test_embedded_handle();
   test_strong(dbs);
   test_policy(dbs);
+  test_node_state(dbs);
   test_counter_and_set(dbs);
   test_mvreg(dbs);
   test_wrong_mode(dbs);

@@ -13,7 +13,8 @@ for sym in geokv_version geokv_open geokv_close geokv_put geokv_get geokv_delete
            geokv_connect geokv_list_free geokv_cas geokv_add geokv_set_add geokv_set_remove \
            geokv_set_contains geokv_set_members geokv_policy_set geokv_policy_remove \
            geokv_policy_list geokv_status geokv_mv_get geokv_mv_put geokv_mv_delete \
-           geokv_log_set_level geokv_log_level geokv_log_set_callback geokv_repair; do
+           geokv_log_set_level geokv_log_level geokv_log_set_callback geokv_repair \
+           geokv_node_set_state; do
   grep -qx "$sym" <<<"$exported" || { echo "missing export: $sym"; exit 1; }
 done
 echo "exports ok: $(wc -l <<<"$exported") geokv_* symbols, nothing else"

@@ -181,6 +181,7 @@ TEST(HppTest, ModeOperationsOnAnEmbeddedStoreAreWrongMode) {
   EXPECT_EQ(CodeOf([&] { db.policy_remove("p/"); }), GEOKV_EWRONGMODE);
   EXPECT_EQ(CodeOf([&] { db.policy_list(); }), GEOKV_EWRONGMODE);
   EXPECT_EQ(CodeOf([&] { db.status(); }), GEOKV_EWRONGMODE);
+  EXPECT_EQ(CodeOf([&] { db.node_set_state(0, "draining"); }), GEOKV_EWRONGMODE);
   EXPECT_EQ(CodeOf([&] { db.mv_get("m"); }), GEOKV_EWRONGMODE);
   EXPECT_EQ(CodeOf([&] { db.mv_put("m", "v"); }), GEOKV_EWRONGMODE);
   EXPECT_EQ(CodeOf([&] { db.mv_delete("m"); }), GEOKV_EWRONGMODE);

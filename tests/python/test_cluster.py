@@ -257,6 +257,37 @@ def test_status(regions):
         assert re.match(r"node \d+ \(\S+\): (up|suspect|down|draining), replicas=\d+, bytes=\d+, leading=\d+", line), line
 
 
+def _node_state(db, node, state):
+    """A node-state change, repeated while no leader answers or its outcome is unknown
+    (draining the metadata leader moves that leadership too), as an operator does."""
+    deadline = time.monotonic() + CONVERGE_WAIT_S
+    while True:
+        try:
+            return db.node_set_state(node, state)
+        except (geokv.UnavailableError, geokv.DeadlineError):
+            assert time.monotonic() < deadline, "no metadata leader answered within the bound"
+            time.sleep(0.1)
+
+
+def test_node_states(regions):
+    a, b = regions[0], regions[1]
+    with pytest.raises(geokv.InvalidArgumentError):
+        a.node_set_state(1, "suspect")  # the failure detector's, not an operator's
+    with pytest.raises(geokv.InvalidArgumentError):
+        a.node_set_state(-1, "draining")
+    with pytest.raises(geokv.NotFoundError):
+        _node_state(a, 99, "draining")
+    with pytest.raises(geokv.InvalidArgumentError):
+        _node_state(a, 2, "removed")  # an up node: drain it first
+    _node_state(b, 2, "draining")
+    _node_state(b, 2, "draining")  # idempotent
+    with pytest.raises(geokv.ConflictError):
+        _node_state(a, 2, "removed")  # it holds replicas
+    _eventually(lambda: any(line.startswith("node 2 (") and "): draining," in line for line in a.status()))
+    _node_state(a, 2, "up")
+    _eventually(lambda: any(line.startswith("node 2 (") and "): up," in line for line in b.status()))
+
+
 def test_bad_input(cluster, regions):
     a = regions[0]
     with pytest.raises(geokv.InvalidArgumentError):

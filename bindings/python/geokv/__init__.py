@@ -500,6 +500,17 @@ class Cluster(_Store):
         """The policy: prefix -> mode, ``b""`` mapping to the default mode."""
         return dict(self._db.policy_list())
 
+    def node_set_state(self, node: int, state: str) -> None:
+        """Admin: sets node ``node``'s state in the cluster map: ``"draining"`` (it hands its
+        leaderships to other regions, e.g. before a restart), ``"up"``, ``"down"`` or
+        ``"removed"`` (docs/operations.md). Idempotent. InvalidArgumentError for another
+        state or a forbidden transition, NotFoundError for an unknown node, ConflictError
+        for removing a node that holds replicas, PermissionDeniedError without an admin
+        identity, DeadlineError when the outcome is unknown (repeat it)."""
+        if not isinstance(node, int) or isinstance(node, bool) or not 0 <= node < 2**32:
+            raise InvalidArgumentError(f"node must be an int in [0, 2**32), not {node!r}", -2)
+        self._db.node_set_state(node, state)
+
     def status(self) -> List[str]:
         """The answering node's view of the cluster, as lines for people."""
         return self._db.status()

@@ -403,6 +403,16 @@ GEOKV_EXPORT int geokv_policy_list(geokv_list_t **prefixes, geokv_list_t **modes
  * GEOKV_EWRONGMODE (embedded handle). */
 GEOKV_EXPORT int geokv_status(geokv_list_t **lines, geokv_db_t *db);
 
+/* Admin: sets node `node`'s state in the cluster map (docs/operations.md): "draining" (it
+ * hands every leadership it holds to other regions, e.g. before a restart), "up" (undrain),
+ * "down" (declare it dead) or "removed" (for good; only a draining or down node that holds no
+ * replica). Idempotent: setting the state a node has succeeds and changes nothing.
+ * Errors: GEOKV_EINVAL (NULL state, a state that is not one of these four, a transition the
+ * map forbids such as removing an up node), GEOKV_ENOTFOUND (no such node), GEOKV_ECONFLICT
+ * (removing a node that still holds replicas), GEOKV_EPERM (not an admin identity),
+ * GEOKV_ETIMEOUT (outcome unknown: repeat it), GEOKV_EWRONGMODE (embedded handle). */
+GEOKV_EXPORT int geokv_node_set_state(geokv_db_t *db, uint32_t node, const char *state);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

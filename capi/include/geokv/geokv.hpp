@@ -304,6 +304,11 @@ class db {
       return geokv_policy_set(h, detail::bytes(prefix), prefix.size(), mode.c_str());
     }));
   }
+  // Admin: node `node`'s state in the cluster map ("draining", "up", "down", "removed");
+  // see geokv_node_set_state.
+  void node_set_state(uint32_t node, const std::string& state) {
+    detail::check(with_handle([&](geokv_db_t* h) { return geokv_node_set_state(h, node, state.c_str()); }));
+  }
   // false when there was no rule for exactly prefix.
   bool policy_remove(std::string_view prefix) {
     int rc = with_handle([&](geokv_db_t* h) {
