@@ -185,6 +185,29 @@ func TestClusterEventualModesConverge(t *testing.T) {
 	})
 }
 
+func TestClusterNodeStates(t *testing.T) {
+	noCLeaks(t)
+	rs := regions(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := rs[0].NodeSetState(ctx, 1, "suspect"); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("suspect is the failure detector's: %v", err)
+	}
+	if err := retry(ctx, func() error { return rs[0].NodeSetState(ctx, 99, "draining") }); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown node: %v", err)
+	}
+	// Draining the metadata leader moves that leadership too: repeat while no leader answers.
+	if err := retry(ctx, func() error { return rs[1].NodeSetState(ctx, 2, "draining") }); err != nil {
+		t.Fatal(err)
+	}
+	if err := retry(ctx, func() error { return rs[0].NodeSetState(ctx, 2, "removed") }); !errors.Is(err, ErrConflict) {
+		t.Fatalf("removing a node that holds replicas: %v", err)
+	}
+	if err := retry(ctx, func() error { return rs[0].NodeSetState(ctx, 2, "up") }); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestClusterPolicyAndStatus(t *testing.T) {
 	noCLeaks(t)
 	rs := regions(t)

@@ -197,6 +197,22 @@ func (db *DB) PolicySet(ctx context.Context, prefix []byte, mode Mode) error {
 	return err
 }
 
+// NodeSetState (admin) sets node's state in the cluster map: "draining" (it hands every
+// leadership it holds to other regions, e.g. before a restart), "up", "down" or "removed"
+// (docs/operations.md). Idempotent. ErrInvalid for another state or a transition the map
+// forbids, ErrNotFound for an unknown node, ErrConflict for removing a node that holds
+// replicas, ErrPermission without an admin identity, ErrTimeout when the outcome is
+// unknown (repeat it).
+func (db *DB) NodeSetState(ctx context.Context, node uint32, state string) error {
+	_, err := db.run(ctx, "node set state", func(h *C.geokv_db_t) C.int {
+		// Made and freed inside the call: an abandoned call still reads it.
+		cstate := cString(state)
+		defer freeCString(cstate)
+		return C.geokv_node_set_state(h, C.uint32_t(node), cstate)
+	}, nil)
+	return err
+}
+
 // PolicyRemove removes the rule for exactly prefix; ErrNotFound when there is none.
 func (db *DB) PolicyRemove(ctx context.Context, prefix []byte) error {
 	p, pn := cBytes(prefix)
