@@ -40,18 +40,11 @@ std::optional<placement::NodeState> ParseNodeState(std::string_view name) {
   return std::nullopt;
 }
 
-// A ReportLoad as a metadata command (Op::kReportLoad): key = node id, value = (shard,
-// bytes) varint pairs.
-Request EncodeLoadReport(const placement::ReportLoad& report) {
+// A cluster map command as a metadata command (Op::kPlacement).
+Request PlacementRequest(const placement::Command& command) {
   Request r;
-  r.op = Op::kReportLoad;
-  r.key = std::to_string(report.node);
-  crdt::Encoder enc;
-  for (const auto& s : report.shards) {
-    enc.PutVarint(s.shard);
-    enc.PutVarint(s.bytes);
-  }
-  r.value = enc.Release();
+  r.op = Op::kPlacement;
+  r.value = placement::EncodeCommand(command);
   return r;
 }
 
@@ -281,8 +274,8 @@ int32_t Engine::LeaderOf(uint32_t group) const { return groups_[group].replica->
 
 Status Engine::CheckRequest(const Request& r) const {
   if (r.op == Op::kStatus || r.op == Op::kPolicyList || r.op == Op::kClusterMap) return Status::Ok();
-  const bool policy_op = r.op == Op::kPolicySet || r.op == Op::kPolicyRemove;
-  if (r.key.empty() && !policy_op) return InvalidArgument("key is empty");
+  const bool keyless = r.op == Op::kPolicySet || r.op == Op::kPolicyRemove || r.op == Op::kPlacement;
+  if (r.key.empty() && !keyless) return InvalidArgument("key is empty");
   if (r.key.size() > options_.limits.key_bytes_max) {
     return Status(Code::kKeyTooLarge, "key is " + std::to_string(r.key.size()) + " bytes; the limit is " +
                                           std::to_string(options_.limits.key_bytes_max));
@@ -318,9 +311,9 @@ void Engine::ObserveClocks() { crdt_->ObserveWallClock(env_.WallUs()); }
 
 void Engine::Submit(Request request, Callback done) {
   stats_.requests++;
-  if (request.op == Op::kReportLoad) {
-    // Only nodes report their load (they forward it to the metadata leader as peers).
-    Response r = Answer(InvalidArgument("report-load is sent by nodes, not clients"));
+  if (request.op == Op::kPlacement) {
+    // Only nodes send placement commands (forwarded to the metadata leader as peers).
+    Response r = Answer(InvalidArgument("placement commands are sent by nodes, not clients"));
     r.id = request.id;
     return done(std::move(r));
   }
@@ -368,7 +361,7 @@ void Engine::Dispatch(Request request, Callback done, bool forwarded) {
       }
       return SubmitStrong(metadata_group(), std::move(request), std::move(done), forwarded);
     }
-    case Op::kReportLoad:
+    case Op::kPlacement:
     case Op::kPolicySet:
     case Op::kPolicyRemove:
     case Op::kPolicyList:
@@ -815,8 +808,20 @@ void Engine::Tick() {
   expire(forwards_, [] { return Status(Code::kTimeout, "the shard leader did not answer in time; a write's outcome is unknown"); });
   ReforwardStale();
   TickHealth(now);
+  TickDriver(now);
   TickLeadership(now);
   TickLoad(now);
+}
+
+void Engine::TickDriver(int64_t now) {
+  if (!detecting_ || now < next_plan_us_) return;  // the metadata leader's job
+  next_plan_us_ = now + options_.driver_interval_us;
+  for (const placement::Command& command : placement::Plan(map_, options_.driver)) {
+    // Leaderships only: with one node per region there is no replica to move.
+    if (!std::holds_alternative<placement::SetLeader>(command)) continue;
+    stats_.leaders_planned++;
+    Dispatch(PlacementRequest(command), [](Response) {}, /*forwarded=*/false);
+  }
 }
 
 void Engine::TickLoad(int64_t now) {
@@ -832,7 +837,7 @@ void Engine::TickLoad(int64_t now) {
   stats_.load_reports++;
   // Through the metadata group like any metadata change (forwarded to its leader); a report
   // lost on the way is simply due again at the next one.
-  Dispatch(EncodeLoadReport(*report), [](Response) {}, /*forwarded=*/false);
+  Dispatch(PlacementRequest(*report), [](Response) {}, /*forwarded=*/false);
 }
 
 // ---- the cluster map and health ----------------------------------------------------------
@@ -853,33 +858,18 @@ StatusOr<placement::ClusterMap> Engine::GenesisMap(const Policy& policy) const {
     GEOKV_RETURN_IF_ERROR(m.Apply(AddNode{i, i, e.peer_address, e.client_address}));
     GEOKV_RETURN_IF_ERROR(m.Apply(SetNodeState{i, NodeState::kUp}));
   }
-  InitShards init;
-  for (uint32_t g = 0; g < options_.shards; ++g) {
-    ShardPlacement p;
-    for (uint32_t r = 0; r < options_.regions; ++r) p.replicas.push_back(r);
-    if (g < options_.preferred_leader.size()) p.preferred_leader = options_.preferred_leader[g];
-    p.leader_region = p.preferred_leader.value_or(0);
-    init.shards.push_back(std::move(p));
+  // One replica per region (its one node); each shard led from its preferred region, the
+  // others spread round-robin.
+  std::vector<std::optional<RegionId>> preferred(options_.shards);
+  for (uint32_t g = 0; g < options_.shards && g < options_.preferred_leader.size(); ++g) {
+    preferred[g] = options_.preferred_leader[g];
   }
-  GEOKV_RETURN_IF_ERROR(m.Apply(init));
+  auto init = InitialPlacement(m, options_.shards, preferred);
+  if (!init.ok()) return init.status();
+  GEOKV_RETURN_IF_ERROR(m.Apply(*init));
   GEOKV_RETURN_IF_ERROR(m.Apply(SetPolicyRule{"", policy.default_mode()}));
   for (const auto& [prefix, mode] : policy.rules()) GEOKV_RETURN_IF_ERROR(m.Apply(SetPolicyRule{prefix, mode}));
   return m;
-}
-
-StatusOr<placement::ReportLoad> DecodeLoadReport(const Request& r) {
-  const auto node = ParseNodeId(r.key);
-  if (!node) return InvalidArgument("report-load: malformed node id");
-  placement::ReportLoad report{*node, {}};
-  crdt::Decoder dec(r.value);
-  while (dec.remaining() > 0) {
-    uint64_t shard = 0, bytes = 0;
-    GEOKV_RETURN_IF_ERROR(dec.GetVarint(&shard));
-    GEOKV_RETURN_IF_ERROR(dec.GetVarint(&bytes));
-    if (shard > UINT32_MAX) return InvalidArgument("report-load: shard out of range");
-    report.shards.push_back({static_cast<uint32_t>(shard), bytes});
-  }
-  return report;
 }
 
 Status Engine::ApplyMetadata(const Request& c) {
@@ -896,10 +886,15 @@ Status Engine::ApplyMetadata(const Request& c) {
       command = placement::SetNodeState{*node, *state};
       break;
     }
-    case Op::kReportLoad: {
-      auto report = DecodeLoadReport(c);
-      if (!report.ok()) return report.status();
-      command = std::move(report).value();
+    case Op::kPlacement: {
+      auto decoded = placement::DecodeCommand(c.value);
+      if (!decoded.ok()) return decoded.status();
+      // What this engine carries out: sizes, and leaderships (replica moves need membership
+      // changes it does not have yet).
+      if (!std::holds_alternative<placement::ReportLoad>(*decoded) && !std::holds_alternative<placement::SetLeader>(*decoded)) {
+        return InvalidArgument("placement: " + std::string(placement::CommandName(*decoded)) + " is not carried out by this version");
+      }
+      command = std::move(decoded).value();
       break;
     }
     default: return InvalidArgument("not a metadata operation");
@@ -1014,10 +1009,11 @@ void Engine::TickLeadership(int64_t now) {
   const bool draining = self != nullptr && self->state == NodeState::kDraining;
   for (uint32_t g = 0; g < groups_.size(); ++g) {
     paxos::Replica& replica = *groups_[g].replica;
-    // Leadership goes to a preferred region only while its node is up.
+    // Leadership goes where the cluster map says (the placement driver's choice: the
+    // preferred region, else spread), and only while that region's node is up.
     std::optional<uint32_t> preferred;
     if (g < map_.shards().size()) {
-      preferred = map_.shards()[g].preferred_leader;
+      preferred = map_.shards()[g].leader_region;
     } else if (g < options_.preferred_leader.size()) {
       preferred = options_.preferred_leader[g];  // the metadata group's, from the options
     }
@@ -1407,7 +1403,7 @@ std::vector<std::string> Engine::StatusLines() const {
     const std::string region = node.region < map_.regions().size() ? map_.regions()[node.region].name : "?";
     std::string line = "node " + std::to_string(id) + " (" + region + "): " + std::string(placement::NodeStateName(node.state)) +
                        ", replicas=" + std::to_string(node.load.shards) + ", bytes=" + std::to_string(node.load.bytes) +
-                       ", leading=" + std::to_string(leading) +
+                       ", leading=" + std::to_string(leading) + " (planned " + std::to_string(node.load.leaders) + ")" +
                        ", peer=" + node.peer_address + ", client=" + node.client_address;
     if (detecting_ && node.state != placement::NodeState::kRemoved) {
       char phi[32];

@@ -110,6 +110,8 @@ struct EngineOptions {
   int64_t node_heartbeat_us = 1'000'000;     // each node to the metadata leader
   placement::FailureDetectorOptions failure_detector;
   int64_t load_report_us = 10'000'000;       // how often a node measures the shards it leads
+  int64_t driver_interval_us = 5'000'000;    // how often the metadata leader plans
+  placement::DriverOptions driver;
   placement::ReportOptions load_reporting;   // which sizes it then commits
 
   // TEST ONLY: passed to every Paxos group (the simulator proves its checkers catch it).
@@ -145,6 +147,7 @@ struct EngineStats {
   uint64_t detector_restarts = 0;  // the metadata leader took over or resumed after a pause
   uint64_t leader_handoffs = 0;    // leaderships handed away because this node is draining
   uint64_t load_reports = 0;       // shard sizes sent to the metadata group (when they changed)
+  uint64_t leaders_planned = 0;    // SetLeader commands the placement driver proposed here
   uint64_t envelopes_sent = 0;    // protocol messages (Paxos, CRDT, forwards)
   uint64_t messages_sent = 0;     // transport messages carrying them (bundled per peer per round)
 };
@@ -296,6 +299,9 @@ class Engine {
   // Preferred leaders only where the map says their node is up; a draining node hands its
   // leaderships away.
   void TickLeadership(int64_t now);
+  // As metadata leader, every driver_interval_us: the placement driver's leadership moves
+  // (SetLeader) through the metadata group.
+  void TickDriver(int64_t now);
   // Commits the sizes of the shards this node leads when they changed materially
   // (placement::LoadReporter), every load_report_us.
   void TickLoad(int64_t now);
@@ -320,6 +326,7 @@ class Engine {
   std::vector<uint64_t> shard_bytes_;      // per strong shard: keys and values, as applied here
   placement::LoadReporter load_reporter_;
   int64_t next_load_report_us_ = 0;
+  int64_t next_plan_us_ = 0;
   std::vector<Group> groups_;  // shards, then the metadata group
   storage::WriteBatch round_batch_;   // the current round's persistence (all protocols)
   std::map<uint32_t, std::vector<std::string>> outbox_;  // envelopes per peer, sent by FlushOutbox

@@ -28,7 +28,8 @@ enum class Op : uint8_t {
   kReloadKeys = 18, // admin: re-read the CURVE allowlists and peer keys (as SIGHUP does)
   kNodeState = 19,  // admin: key = node id (decimal), value = "draining", "up", "down" or
                     // "removed" (committed in the metadata group; see ClusterMap)
-  kReportLoad = 20, // between nodes only: key = node id, value = (shard, bytes) varint pairs
+  kPlacement = 20,  // between nodes only: value = a cluster_map.fbs Command (a node's
+                    // ReportLoad, the metadata leader's SetLeader)
   kClusterMap = 21, // the cluster map as the answering node applied it: value = its
                     // FlatBuffers encoding (placement::ClusterMap::Decode), number = version
 };

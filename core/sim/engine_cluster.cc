@@ -218,11 +218,13 @@ class Cluster {
         result_.reforwards += n.engine->stats().reforwards;
         result_.leader_handoffs += n.engine->stats().leader_handoffs;
         result_.verdicts += n.engine->stats().verdicts_proposed;
+        result_.leaders_planned += n.engine->stats().leaders_planned;
       }
     }
     result_.reforwards += reforwards_;
     result_.leader_handoffs += leader_handoffs_;
     result_.verdicts += verdicts_;
+    result_.leaders_planned += leaders_planned_;
     // Keys spread over the shards: every shard that acknowledged a write has committed it.
     if (result_.ok && nodes_[0].engine) {
       std::set<uint32_t> shards;
@@ -332,6 +334,7 @@ class Cluster {
     reforwards_ += n.engine->stats().reforwards;
     leader_handoffs_ += n.engine->stats().leader_handoffs;
     verdicts_ += n.engine->stats().verdicts_proposed;
+    leaders_planned_ += n.engine->stats().leaders_planned;
     result_.crashes++;
     n.engine.reset();  // pending callbacks die with it: those clients time out
     n.inbox = Engine::RoundInputs{};
@@ -813,7 +816,7 @@ class Cluster {
   std::vector<Client> clients_;
   std::map<int, bool> final_reads_started_;
   uint64_t reforwards_ = 0;  // of engines that crashed since
-  uint64_t leader_handoffs_ = 0, verdicts_ = 0;  // likewise
+  uint64_t leader_handoffs_ = 0, verdicts_ = 0, leaders_planned_ = 0;  // likewise
   int bulk_done_ = 0;
   uint64_t bulk_token_ = 0;
   std::map<int, int> bulk_last_;                // key -> last acknowledged write

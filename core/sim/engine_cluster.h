@@ -76,6 +76,7 @@ struct EngineSimResult {
   uint64_t reforwards = 0;       // forwards re-sent to a new leader (Engine stats, all nodes)
   uint64_t leader_handoffs = 0;  // leaderships a draining node handed away (likewise)
   uint64_t verdicts = 0;         // node states the failure detectors proposed (likewise)
+  uint64_t leaders_planned = 0;  // SetLeader commands the placement drivers proposed (likewise)
   int shards_used = 0;  // strong shards that acknowledged a write (keys must spread)
 };
 

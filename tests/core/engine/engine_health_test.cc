@@ -44,7 +44,8 @@ class Cluster {
  public:
   static constexpr uint32_t kNodes = 3;
 
-  explicit Cluster(bool unsafe_detector_ignores_pauses = false) {
+  // Every shard prefers region 0, unless `prefer` is false (then the map spreads them).
+  explicit Cluster(bool unsafe_detector_ignores_pauses = false, bool prefer = true, uint32_t shards = 4) {
     for (uint32_t i = 0; i < kNodes; ++i) envs_.push_back(std::make_unique<NodeEnv>(*this, i));
     inbox_.resize(kNodes);
     stopped_.assign(kNodes, false);
@@ -52,8 +53,8 @@ class Cluster {
       EngineOptions o;
       o.self = i;
       o.regions = kNodes;
-      o.shards = 4;
-      o.preferred_leader.assign(o.shards, 0);  // every shard prefers region 0
+      o.shards = shards;
+      if (prefer) o.preferred_leader.assign(o.shards, 0);
       o.members = {{"us-east", "tcp://a:1", "tcp://a:2"}, {"eu-west", "tcp://b:1", "tcp://b:2"},
                    {"ap-south", "tcp://c:1", "tcp://c:2"}};
       o.unsafe_detector_ignores_pauses = unsafe_detector_ignores_pauses;
@@ -227,6 +228,8 @@ TEST(EngineHealth, DrainHandsEveryLeadershipAwayAndUndrainTakesThePreferredOnesB
   c.Run(3'000'000);
   for (uint32_t at = 0; at < Cluster::kNodes; ++at) EXPECT_EQ(c.StateIn(at, 0), NodeState::kDraining);
   EXPECT_EQ(c.Leading(0), 0u) << "a draining node still leads";
+  // The placement driver moved the planned leaderships too.
+  for (const auto& shard : c.engine(1).cluster_map().shards()) EXPECT_NE(shard.leader_region, 0u);
   EXPECT_GT(c.engine(0).stats().leader_handoffs, 0u);
   // The shards stay available meanwhile.
   Request put;
@@ -239,6 +242,28 @@ TEST(EngineHealth, DrainHandsEveryLeadershipAwayAndUndrainTakesThePreferredOnesB
   ASSERT_TRUE(c.SetState(2, "0", "up").status.ok());
   c.Run(5'000'000);
   EXPECT_GE(c.Leading(0), 4u) << "the preferred region did not take its shards back";
+  for (const auto& shard : c.engine(2).cluster_map().shards()) EXPECT_EQ(shard.leader_region, 0u);
+}
+
+TEST(EngineHealth, ShardsWithoutAPreferenceAreLedEvenlyAndMoveOffAStoppedNode) {
+  Cluster c(false, /*prefer=*/false, /*shards=*/6);
+  c.Run(10'000'000);
+  for (uint32_t id = 0; id < Cluster::kNodes; ++id) {
+    EXPECT_EQ(c.engine(id).cluster_map().FindNode(id)->load.leaders, 2u) << "node " << id << " (planned)";
+    uint32_t shards_led = 0;
+    for (uint32_t g = 0; g < 6; ++g) shards_led += c.engine(id).IsLeader(g);
+    EXPECT_EQ(shards_led, 2u) << "node " << id;
+  }
+  // A stopped node's planned leaderships go to the others once it is suspect.
+  const uint32_t stopped = c.MetadataLeader() == 2 ? 1 : 2;
+  c.Stop(stopped);
+  c.Run(20'000'000);
+  const uint32_t other = (stopped + 1) % Cluster::kNodes;
+  EXPECT_NE(c.StateIn(other, stopped), NodeState::kUp);
+  EXPECT_EQ(c.engine(other).cluster_map().FindNode(stopped)->load.leaders, 0u);
+  EXPECT_EQ(c.engine(other).cluster_map().FindNode(other)->load.leaders +
+                c.engine(other).cluster_map().FindNode(3 - stopped - other)->load.leaders,
+            6u);
 }
 
 TEST(EngineHealth, LeadersReportTheBytesOfTheirShardsToTheMap) {
@@ -273,8 +298,8 @@ TEST(EngineHealth, LeadersReportTheBytesOfTheirShardsToTheMap) {
   EXPECT_LE(reports, 8u);
   // Clients cannot forge a report.
   Request forged;
-  forged.op = Op::kReportLoad;
-  forged.key = "0";
+  forged.op = Op::kPlacement;
+  forged.value = placement::EncodeCommand(placement::ReportLoad{0, {{0, 1}}});
   EXPECT_EQ(c.Call(0, forged).status.code(), Code::kInvalidArgument);
 }
 

@@ -50,6 +50,7 @@ std::vector<uint64_t> RunSeeds(const std::vector<uint64_t>& seeds, const std::st
     total.reforwards += r.reforwards;
     total.leader_handoffs += r.leader_handoffs;
     total.verdicts += r.verdicts;
+    total.leaders_planned += r.leaders_planned;
     PaxosSimResult h;
     h.seed = seed;
     h.history = std::move(r.history);
@@ -57,12 +58,12 @@ std::vector<uint64_t> RunSeeds(const std::vector<uint64_t>& seeds, const std::st
   }
   std::printf("%s: %zu seeds: strong ok %llu unknown %llu, eventual ok %llu; crashes %llu, pauses %llu, "
               "fail-stops %llu, snapshots %llu, forwards re-sent %llu, leaderships handed off %llu, "
-              "node verdicts %llu\n",
+              "node verdicts %llu, leaderships planned %llu\n",
               name.c_str(), seeds.size(), (unsigned long long)total.strong_ok, (unsigned long long)total.strong_unknown,
               (unsigned long long)total.eventual_ok, (unsigned long long)total.crashes, (unsigned long long)total.pauses,
               (unsigned long long)total.fail_stops, (unsigned long long)total.snapshots,
               (unsigned long long)total.reforwards, (unsigned long long)total.leader_handoffs,
-              (unsigned long long)total.verdicts);
+              (unsigned long long)total.verdicts, (unsigned long long)total.leaders_planned);
   if (expect_ok) {
     EXPECT_GT(spread * 2, seeds.size()) << "strong keys do not spread over the shards";
     // Leaders die and pause under forwarded writes: the re-send path must run.
@@ -71,6 +72,7 @@ std::vector<uint64_t> RunSeeds(const std::vector<uint64_t>& seeds, const std::st
       // Every run drains a node, and pauses and crashes make the detectors rule.
       EXPECT_GT(total.leader_handoffs, 0u) << "no draining node ever handed a leadership away";
       EXPECT_GT(total.verdicts, 0u) << "no failure detector ever proposed a node state";
+      EXPECT_GT(total.leaders_planned, 0u) << "no placement driver ever moved a planned leadership";
     }
   }
   // Named by the first seed too: soak chunks of one shard run side by side.
