@@ -34,8 +34,12 @@
 // A leader that was itself paused, or has just taken over, has no evidence about anyone:
 // it starts every node's detector afresh instead of condemning them. Operators set the
 // states `draining`, `up`, `down` and `removed` (Op::kNodeState, admin). A draining node
-// hands every leadership it holds to another region's up node, and no node is a preferred
-// leader while it is not up: draining a node before restarting it keeps its shards led.
+// hands every leadership it holds to another region's up node. Every 5 s the metadata
+// leader runs the placement driver's leadership rules (placement::Plan; SetLeader commands)
+// and each shard's replicas prefer the leader region the map gives, while its node is up:
+// leaderships leave nodes that are not up and come back to their preferred regions. Nodes
+// commit the sizes of the shards they lead (placement::LoadReporter) every 10 s when they
+// changed materially.
 //
 // The policy lives in the metadata group; each node routes by the policy it has applied,
 // so a change takes effect in a region when that region applies it (one heartbeat after
