@@ -19,8 +19,8 @@
 // in flight; BeginMove, FinishMove, AbortMove and SetLeader carry the shard's epoch and are
 // refused (kConflict) when it moved on since they were planned.
 //
-// Pure: no I/O, no clock, no randomness. Value type; thread-compatible. The engine does not
-// use it yet (docs/placement.md).
+// Pure: no I/O, no clock, no randomness. Value type; thread-compatible. The engine's metadata
+// group replicates one (docs/placement.md).
 #ifndef GEOKV_CORE_ENGINE_CLUSTER_MAP_H_
 #define GEOKV_CORE_ENGINE_CLUSTER_MAP_H_
 

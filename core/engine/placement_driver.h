@@ -27,7 +27,9 @@
 // moves a replica to a node that is not up.
 //
 // Pure functions of their arguments (no I/O, clock or randomness): safe to call from any
-// thread on a map no one modifies meanwhile. The engine does not use them yet.
+// thread on a map no one modifies meanwhile. The engine uses InitialPlacement for its
+// genesis map, the leadership rules of Plan on the metadata leader, and a LoadReporter per
+// node (docs/placement.md).
 #ifndef GEOKV_CORE_ENGINE_PLACEMENT_DRIVER_H_
 #define GEOKV_CORE_ENGINE_PLACEMENT_DRIVER_H_
 
