@@ -17,6 +17,19 @@ Ballot FromWire(const fb::Ballot* b) {
   return Ballot{b->round(), b->node()};
 }
 
+flatbuffers::Offset<fb::Members> EncodeMembers(flatbuffers::FlatBufferBuilder& fbb,
+                                              const Membership& m) {
+  return fb::CreateMembers(fbb, m.epoch, m.voters, m.learners);
+}
+
+StatusOr<Membership> DecodeMembers(const fb::Members* w) {
+  Membership m{w->epoch(), w->voters(), w->learners()};
+  if (m.voters == 0 || (m.voters & m.learners) != 0) {
+    return Corruption("paxos message: membership without voters or with a voting learner");
+  }
+  return m;
+}
+
 flatbuffers::Offset<fb::Entry> EncodeEntry(flatbuffers::FlatBufferBuilder& fbb, const Entry& e) {
   std::vector<flatbuffers::Offset<fb::Command>> cmds;
   cmds.reserve(e.commands.size());
@@ -26,8 +39,10 @@ flatbuffers::Offset<fb::Entry> EncodeEntry(flatbuffers::FlatBufferBuilder& fbb, 
     cmds.push_back(fb::CreateCommand(fbb, c.client_id, c.seq, payload));
   }
   auto vec = fbb.CreateVector(cmds);
+  flatbuffers::Offset<fb::Members> members;
+  if (e.members) members = EncodeMembers(fbb, *e.members);
   const fb::Ballot b = ToWire(e.ballot);
-  return fb::CreateEntry(fbb, e.slot, &b, e.noop, e.chosen, vec);
+  return fb::CreateEntry(fbb, e.slot, &b, e.noop, e.chosen, vec, e.epoch, members);
 }
 
 }  // namespace
@@ -54,6 +69,10 @@ std::string EncodeMessage(const Message& m) {
   if (!m.slots.empty()) slots = fbb.CreateVector(m.slots);
   flatbuffers::Offset<flatbuffers::Vector<uint8_t>> snap_data;
   flatbuffers::Offset<flatbuffers::Vector<const fb::Session*>> sessions;
+  flatbuffers::Offset<fb::Members> snap_members;
+  if (m.snapshot && m.snapshot->members.voters != 0) {
+    snap_members = EncodeMembers(fbb, m.snapshot->members);
+  }
   if (m.snapshot) {
     snap_data = fbb.CreateVector(reinterpret_cast<const uint8_t*>(m.snapshot->data.data()),
                                  m.snapshot->data.size());
@@ -88,6 +107,7 @@ std::string EncodeMessage(const Message& m) {
     b.add_snapshot_index(m.snapshot->index);
     b.add_snapshot_data(snap_data);
     b.add_sessions(sessions);
+    if (m.snapshot->members.voters != 0) b.add_snapshot_members(snap_members);
   }
   if (m.chunk) {
     b.add_chunk_index(m.chunk->index);
@@ -150,6 +170,15 @@ StatusOr<Message> DecodeMessage(std::string_view bytes, size_t message_bytes_max
         }
       }
       if (e.noop && !e.commands.empty()) return Corruption("paxos message: no-op with commands");
+      e.epoch = we->epoch();
+      if (const auto* wm = we->members()) {
+        auto members = DecodeMembers(wm);
+        if (!members.ok()) return members.status();
+        if (e.noop || !e.commands.empty()) {
+          return Corruption("paxos message: membership change shares its slot");
+        }
+        e.members = *members;
+      }
       m.entries.push_back(std::move(e));
     }
   }
@@ -166,6 +195,11 @@ StatusOr<Message> DecodeMessage(std::string_view bytes, size_t message_bytes_max
     if (const auto* ss = w->sessions()) {
       snap.sessions.reserve(ss->size());
       for (const fb::Session* s : *ss) snap.sessions.emplace_back(s->client_id(), s->seq());
+    }
+    if (const auto* wm = w->snapshot_members()) {
+      auto members = DecodeMembers(wm);
+      if (!members.ok()) return members.status();
+      snap.members = *members;
     }
     m.snapshot = std::move(snap);
   }

@@ -1,6 +1,7 @@
 #include "replication/paxos/replica.h"
 
 #include <algorithm>
+#include <bit>
 #include <cassert>
 #include <utility>
 
@@ -12,14 +13,14 @@ StatusOr<std::unique_ptr<Replica>> Replica::Open(const Config& config, const Sto
   if (config.replicas == 0 || config.replicas > 64) {
     return InvalidArgument("paxos: replicas must be in [1, 64]");
   }
-  if (config.id >= config.replicas) return InvalidArgument("paxos: id out of range");
+  if (config.id >= Membership::kIdsMax) return InvalidArgument("paxos: id out of range");
   if (config.heartbeat_ticks < 1 || config.election_ticks <= config.heartbeat_ticks ||
       config.resend_ticks < 1 || config.window_slots == 0 || config.batch_bytes_max == 0 ||
       config.batch_commands_max == 0 || config.catchup_entries_max == 0 ||
       config.tick_us <= 0) {
     return InvalidArgument("paxos: invalid timing or limit");
   }
-  if (config.preferred_leader && *config.preferred_leader >= config.replicas) {
+  if (config.preferred_leader && *config.preferred_leader >= Membership::kIdsMax) {
     return InvalidArgument("paxos: preferred leader out of range");
   }
   if (config.lease_us < 0 || config.clock_drift_max < 0 || config.clock_drift_max >= 0.5) {
@@ -43,6 +44,7 @@ StatusOr<std::unique_ptr<Replica>> Replica::Open(const Config& config, const Sto
   uint64_t c = 0;
   if (*snapshot) {
     r->snapshot_ = std::move(**snapshot);
+    if (r->snapshot_.members.voters != 0) r->members_ = r->snapshot_.members;
     r->LoadSessions(r->snapshot_.sessions);
     r->applied_ = r->snapshot_.index;
     c = r->snapshot_.index;
@@ -57,18 +59,24 @@ StatusOr<std::unique_ptr<Replica>> Replica::Open(const Config& config, const Sto
   // the prefix rule; clamp to what is really there rather than trust it.
   while (c < r->hs_.commit && r->log_.count(c + 1)) ++c;
   r->hs_.commit = c;
+  r->applied_members_ = r->members_;  // as of the snapshot; Ready() applies the log above it
   for (auto& [slot, e] : r->log_) {
-    if (slot <= c) e.chosen = true;
+    if (slot > c) break;
+    e.chosen = true;
+    if (e.members) r->members_ = *e.members;
   }
   r->max_round_seen_ = r->hs_.promised.round;
   return r;
 }
 
 Replica::Replica(const Config& config)
-    : cfg_(config), quorum_(static_cast<int>(config.replicas / 2 + 1)), rng_(config.seed), preferred_leader_(config.preferred_leader) {
-  peers_.resize(cfg_.replicas);
-  promises_.resize(cfg_.replicas);
-  transfers_.resize(cfg_.replicas);
+    : cfg_(config),
+      members_(Membership::Initial(config.replicas)),
+      rng_(config.seed),
+      preferred_leader_(config.preferred_leader) {
+  peers_.resize(Membership::kIdsMax);
+  promises_.resize(Membership::kIdsMax);
+  transfers_.resize(Membership::kIdsMax);
   ResetElectionTimer();
 }
 
@@ -88,8 +96,8 @@ Status Replica::Step(std::string_view bytes, int64_t now_us) {
     return decoded.status();
   }
   const Message& m = *decoded;
-  if (m.to != cfg_.id || m.from >= cfg_.replicas || m.from == cfg_.id ||
-      m.ballot.node >= cfg_.replicas) {
+  if (m.to != cfg_.id || m.from >= Membership::kIdsMax || m.from == cfg_.id ||
+      m.ballot.node >= Membership::kIdsMax) {
     ++stats_.misaddressed;
     return InvalidArgument("paxos: message not for this replica");
   }
@@ -135,12 +143,12 @@ void Replica::Tick(int64_t now_us) {
         // but nothing comes back) steps down, so that its heartbeats stop holding the
         // followers back from electing a leader that can make progress.
         quorum_check_tick_ = ticks_ + cfg_.election_ticks;
-        int heard = 1;
-        for (uint32_t p = 0; p < cfg_.replicas; ++p) {
+        int heard = Counts(cfg_.id) ? 1 : 0;
+        for (uint32_t p = 0; p < Membership::kIdsMax; ++p) {
           const uint64_t t = peers_[p].last_heard_tick;
-          if (p != cfg_.id && t > 0 && t + cfg_.election_ticks >= ticks_) ++heard;
+          if (p != cfg_.id && Counts(p) && t > 0 && t + cfg_.election_ticks >= ticks_) ++heard;
         }
-        if (heard < quorum_) {
+        if (heard < members_.Quorum()) {
           ++stats_.step_downs;
           BecomeFollower(Ballot{}, -1);
           break;
@@ -150,7 +158,7 @@ void Replica::Tick(int64_t now_us) {
       Resend();
       if (transfer_to_ >= 0 && ticks_ > transfer_deadline_tick_) transfer_to_ = -1;
       if (preferred_leader_ && *preferred_leader_ != cfg_.id && transfer_to_ < 0 &&
-          ticks_ >= preferred_check_tick_) {
+          members_.IsVoter(*preferred_leader_) && ticks_ >= preferred_check_tick_) {
         preferred_check_tick_ = ticks_ + cfg_.election_ticks;
         const Peer& p = peers_[*preferred_leader_];
         // Healthy: heard from it within the last few heartbeats.
@@ -165,8 +173,8 @@ void Replica::Tick(int64_t now_us) {
         Campaign();
       } else if (++prepare_elapsed_ >= cfg_.resend_ticks) {
         prepare_elapsed_ = 0;
-        for (uint32_t p = 0; p < cfg_.replicas; ++p) {
-          if (p == cfg_.id || promises_[p].complete) continue;
+        for (uint32_t p = 0; p < Membership::kIdsMax; ++p) {
+          if (p == cfg_.id || !members_.IsVoter(p) || promises_[p].complete) continue;
           SendPrepare(p, promises_[p].promised ? promises_[p].next_from : recover_from_);
         }
       }
@@ -175,6 +183,8 @@ void Replica::Tick(int64_t now_us) {
       if (++election_elapsed_ >= election_timeout_) Campaign();  // a new round
       break;
     case Role::kFollower:
+      // A learner, or a replica removed (or not yet added), never campaigns.
+      if (!members_.IsVoter(cfg_.id)) break;
       if (++election_elapsed_ >= election_timeout_) {
         if (LeaseBlocks(cfg_.id, Ballot{})) break;  // retry next tick
         Campaign();
@@ -226,7 +236,7 @@ Status Replica::ReadIndex(uint64_t request_id, int64_t now_us) {
 }
 
 Status Replica::TransferLeader(uint32_t to) {
-  if (to >= cfg_.replicas) return InvalidArgument("paxos: no such replica");
+  if (!members_.IsVoter(to)) return InvalidArgument("paxos: not a voter");
   if (role_ != Role::kLeader) return Status(Code::kUnavailable, "paxos: not the leader");
   if (to == cfg_.id) return Status::Ok();
   transfer_to_ = static_cast<int32_t>(to);
@@ -236,7 +246,9 @@ Status Replica::TransferLeader(uint32_t to) {
 }
 
 Status Replica::SetPreferredLeader(std::optional<uint32_t> preferred) {
-  if (preferred && *preferred >= cfg_.replicas) return InvalidArgument("paxos: preferred leader out of range");
+  if (preferred && *preferred >= Membership::kIdsMax) {
+    return InvalidArgument("paxos: preferred leader out of range");
+  }
   preferred_leader_ = preferred;
   return Status::Ok();
 }
@@ -259,6 +271,7 @@ Status Replica::Compact(std::string data) {
   s.index = applied_;
   s.data = std::move(data);
   s.sessions = SessionList();
+  s.members = applied_members_;
   snapshot_ = std::move(s);
   snapshot_bytes_.reset();
   snapshot_dirty_ = true;
@@ -267,8 +280,8 @@ Status Replica::Compact(std::string data) {
 }
 
 bool Replica::HasReady() const {
-  return snapshot_dirty_ || hs_dirty_ || !dirty_slots_.empty() || !out_.empty() || applied_ < hs_.commit ||
-         !reads_ready_.empty();
+  return snapshot_dirty_ || hs_dirty_ || !dirty_slots_.empty() || !out_.empty() ||
+         applied_ < hs_.commit || !reads_ready_.empty() || members_applied_dirty_;
 }
 
 paxos::Ready Replica::Ready() {
@@ -293,8 +306,14 @@ paxos::Ready Replica::Ready() {
       const bool dup = ApplySession(c.client_id, c.seq, &repeat);
       rd.apply.push_back(Apply{s, c, dup, repeat});
     }
+    if (e.members) {
+      applied_members_ = *e.members;
+      members_applied_dirty_ = true;
+    }
   }
   applied_ = hs_.commit;
+  if (members_applied_dirty_) rd.members = applied_members_;
+  members_applied_dirty_ = false;
   rd.reads = std::move(reads_ready_);
   hs_dirty_ = false;
   snapshot_dirty_ = false;
@@ -483,7 +502,7 @@ void Replica::HandleCatchUp(const Message& m) {
 
 void Replica::HandleTimeoutNow(const Message& m) {
   if (m.ballot != leader_ballot_ || leader_ != static_cast<int32_t>(m.from) ||
-      role_ != Role::kFollower) {
+      role_ != Role::kFollower || !members_.IsVoter(cfg_.id)) {
     return;
   }
   StartElection(m.ballot);
@@ -632,7 +651,7 @@ void Replica::SendChunk(uint32_t peer) {
 }
 
 void Replica::ResendChunks() {
-  for (uint32_t p = 0; p < cfg_.replicas; ++p) {
+  for (uint32_t p = 0; p < Membership::kIdsMax; ++p) {
     std::optional<OutTransfer>& t = transfers_[p];
     if (!t || t->sent_tick + static_cast<uint64_t>(cfg_.resend_ticks) > ticks_) continue;
     if (++t->resends > cfg_.snapshot_resends_max) {
@@ -703,6 +722,111 @@ void Replica::InstallSnapshot(const Snapshot& s) {
   applied_ = s.index;
   snapshot_dirty_ = true;
   install_pending_ = true;
+  const Membership m = s.members.voters != 0 ? s.members : Membership::Initial(cfg_.replicas);
+  applied_members_ = m;
+  members_applied_dirty_ = true;
+  if (m != members_) ApplyMembers(m);
+}
+
+bool Replica::Counts(uint32_t id) const {
+  return members_.IsVoter(id) || (cfg_.unsafe_learners_count && members_.IsLearner(id));
+}
+
+void Replica::ApplyMembers(const Membership& m) {
+  members_ = m;
+  change_slot_ = 0;
+  ++stats_.member_changes;
+  switch (role_) {
+    case Role::kLeader:
+      if (members_.IsVoter(cfg_.id)) {
+        // The slots above the change belong to the new voters: phase 1 among them, with a
+        // fresh ballot. Queued commands wait for it rather than fail.
+        std::deque<Command> queued = std::move(pending_);
+        StartElection(Ballot{});
+        if (role_ == Role::kCandidate || role_ == Role::kLeader) {
+          for (auto& c : queued) pending_.push_back(std::move(c));
+          FillWindow();
+        }
+      } else {
+        BecomeFollower(Ballot{}, -1);
+      }
+      break;
+    case Role::kCandidate:
+    case Role::kPreCandidate:
+      // A candidacy counted the old voters; start over under the new ones.
+      BecomeFollower(Ballot{}, -1);
+      break;
+    case Role::kFollower:
+      break;
+  }
+}
+
+Status Replica::ChangeMembers(MemberChange change, uint32_t id) {
+  if (role_ != Role::kLeader || transfer_to_ >= 0) {
+    return Status(Code::kUnavailable, "paxos: not the leader");
+  }
+  if (hs_.commit < reads_ok_after_) {
+    return Status(Code::kUnavailable, "paxos: leader recovery not yet committed");
+  }
+  if (change_slot_ != 0) {
+    return Status(Code::kBusy, "paxos: a membership change is in progress (slot " +
+                                   std::to_string(change_slot_) + ")");
+  }
+  if (id >= Membership::kIdsMax) return InvalidArgument("paxos: replica id out of range");
+  const uint64_t bit = uint64_t{1} << id;
+  Membership next = members_;
+  ++next.epoch;
+  switch (change) {
+    case MemberChange::kAddLearner:
+      if (members_.IsMember(id)) {
+        return InvalidArgument("paxos: replica " + std::to_string(id) + " is already a member");
+      }
+      next.learners |= bit;
+      break;
+    case MemberChange::kPromote: {
+      if (!members_.IsLearner(id)) {
+        return InvalidArgument("paxos: replica " + std::to_string(id) + " is not a learner");
+      }
+      const Peer& p = peers_[id];
+      if (p.last_heard_tick == 0 || p.last_heard_tick + cfg_.election_ticks < ticks_ ||
+          p.commit + cfg_.window_slots < hs_.commit) {
+        return Status(Code::kBusy, "paxos: learner " + std::to_string(id) +
+                                       " is not caught up (commit " + std::to_string(p.commit) +
+                                       " of " + std::to_string(hs_.commit) + ")");
+      }
+      next.learners &= ~bit;
+      next.voters |= bit;
+      break;
+    }
+    case MemberChange::kRemove:
+      if (!members_.IsMember(id)) {
+        return InvalidArgument("paxos: replica " + std::to_string(id) + " is not a member");
+      }
+      if (id == cfg_.id) return InvalidArgument("paxos: the leader cannot remove itself");
+      next.voters &= ~bit;
+      next.learners &= ~bit;
+      break;
+    default:
+      return InvalidArgument("paxos: unknown membership change");
+  }
+  Entry e;
+  e.slot = next_slot_++;
+  e.ballot = ballot_;
+  e.epoch = members_.epoch;
+  e.members = next;
+  Persist(e, /*sync=*/true);
+  Inflight f;
+  f.acks_mask = uint64_t{1} << cfg_.id;
+  f.sent_tick = ticks_;
+  inflight_[e.slot] = f;
+  change_slot_ = e.slot;
+  ++stats_.slots_proposed;
+  const uint64_t to = members_.voters | members_.learners | next.voters | next.learners;
+  for (uint32_t p = 0; p < Membership::kIdsMax; ++p) {
+    if (p != cfg_.id && ((to >> p) & 1) != 0) SendAccepts(p, {e.slot});
+  }
+  AdvanceLeaderCommit();  // a group of one
+  return Status::Ok();
 }
 
 void Replica::AdvanceFollowerCommit(uint64_t leader_commit, Ballot leader_ballot) {
@@ -715,6 +839,7 @@ void Replica::AdvanceFollowerCommit(uint64_t leader_commit, Ballot leader_ballot
     it->second.chosen = true;
     ++hs_.commit;
     hs_dirty_ = true;
+    if (it->second.members) ApplyMembers(*it->second.members);
   }
 }
 
@@ -775,6 +900,7 @@ void Replica::BecomeFollower(Ballot leader_ballot, int32_t leader) {
   recovered_.clear();
   transfer_to_ = -1;
   lease_until_us_ = 0;
+  change_slot_ = 0;
   ResetElectionTimer();
 }
 
@@ -797,8 +923,8 @@ void Replica::StartPreVote() {
   pre_vote_ballot_ = Ballot{std::max(max_round_seen_, hs_.promised.round) + 1, cfg_.id};
   pre_vote_mask_ = uint64_t{1} << cfg_.id;
   pre_vote_granted_ = 1;
-  for (uint32_t p = 0; p < cfg_.replicas; ++p) {
-    if (p == cfg_.id) continue;
+  for (uint32_t p = 0; p < Membership::kIdsMax; ++p) {
+    if (p == cfg_.id || !members_.IsVoter(p)) continue;
     Message m;
     m.type = MessageType::kPreVote;
     m.to = p;
@@ -806,7 +932,7 @@ void Replica::StartPreVote() {
     m.commit = hs_.commit;
     Send(std::move(m));
   }
-  if (pre_vote_granted_ >= quorum_) StartElection(Ballot{});  // a group of one
+  if (pre_vote_granted_ >= members_.Quorum()) StartElection(Ballot{});  // a group of one
 }
 
 void Replica::HandlePreVote(const Message& m) {
@@ -832,9 +958,9 @@ void Replica::HandlePreVote(const Message& m) {
 void Replica::HandlePreVoteReply(const Message& m) {
   if (role_ != Role::kPreCandidate || m.ballot != pre_vote_ballot_ || !m.granted) return;
   const uint64_t bit = uint64_t{1} << m.from;
-  if (pre_vote_mask_ & bit) return;
+  if ((pre_vote_mask_ & bit) || !Counts(m.from)) return;
   pre_vote_mask_ |= bit;
-  if (++pre_vote_granted_ >= quorum_) StartElection(Ballot{});
+  if (++pre_vote_granted_ >= members_.Quorum()) StartElection(Ballot{});
 }
 
 void Replica::StartElection(Ballot waiver) {
@@ -853,8 +979,8 @@ void Replica::StartElection(Ballot waiver) {
     recovered_[it->first] = it->second;
   }
   prepare_elapsed_ = 0;
-  for (uint32_t p = 0; p < cfg_.replicas; ++p) {
-    if (p != cfg_.id) SendPrepare(p, recover_from_);
+  for (uint32_t p = 0; p < Membership::kIdsMax; ++p) {
+    if (p != cfg_.id && members_.IsVoter(p)) SendPrepare(p, recover_from_);
   }
   MaybeFinishPhase1();  // a group of one
 }
@@ -899,8 +1025,11 @@ void Replica::HandlePromise(const Message& m) {
 void Replica::MaybeFinishPhase1() {
   if (role_ != Role::kCandidate) return;
   int complete = 0;
-  for (const auto& p : promises_) complete += p.complete && p.needs_index <= hs_.commit ? 1 : 0;
-  if (complete >= quorum_) BecomeLeader();
+  for (uint32_t id = 0; id < Membership::kIdsMax; ++id) {
+    const PeerPromise& p = promises_[id];
+    if (Counts(id) && p.complete && p.needs_index <= hs_.commit) ++complete;
+  }
+  if (complete >= members_.Quorum()) BecomeLeader();
 }
 
 void Replica::BecomeLeader() {
@@ -916,6 +1045,9 @@ void Replica::BecomeLeader() {
   lease_until_us_ = 0;
   lease_forfeited_ = false;
   quorum_check_tick_ = ticks_ + 2 * cfg_.election_ticks;  // first answers take a round trip
+  RecoverMembership();
+  if (role_ != Role::kLeader) return;
+  change_slot_ = 0;
   uint64_t max_slot = hs_.commit;
   if (!recovered_.empty()) max_slot = std::max(max_slot, recovered_.rbegin()->first);
   // Re-propose every slot above the commit index at our ballot: the highest-ballot value a
@@ -932,10 +1064,11 @@ void Replica::BecomeLeader() {
     e.slot = s;
     e.ballot = ballot_;
     e.chosen = false;
+    e.epoch = members_.epoch;
+    if (e.members) change_slot_ = s;  // RecoverMembership left it last: nothing follows it
     Persist(e, /*sync=*/true);
     Inflight f;
     f.acks_mask = uint64_t{1} << cfg_.id;
-    f.acks = 1;
     f.sent_tick = ticks_;
     inflight_[s] = f;
     slots.push_back(s);
@@ -944,12 +1077,45 @@ void Replica::BecomeLeader() {
   recovered_.clear();
   next_slot_ = max_slot + 1;
   reads_ok_after_ = max_slot;
-  for (uint32_t p = 0; p < cfg_.replicas; ++p) {
-    if (p != cfg_.id && !slots.empty()) SendAccepts(p, slots);
+  for (uint32_t p = 0; p < Membership::kIdsMax; ++p) {
+    if (p != cfg_.id && members_.IsMember(p) && !slots.empty()) SendAccepts(p, slots);
   }
   SendHeartbeats();
   AdvanceLeaderCommit();
   FillWindow();
+}
+
+void Replica::RecoverMembership() {
+  // Entries of an older epoch above our commit index were proposed by a leader that had
+  // missed a change committed below them: never chosen (see the file comment).
+  for (auto it = recovered_.begin(); it != recovered_.end();) {
+    it = it->second.epoch < members_.epoch ? recovered_.erase(it) : std::next(it);
+  }
+  for (auto it = recovered_.begin(); it != recovered_.end(); ++it) {
+    Entry& x = it->second;
+    if (x.epoch > members_.epoch) {
+      // A later epoch with no change of ours below it: we missed a change that was chosen
+      // and cannot lead its slots. Stand down; catch-up from its leader will bring it.
+      BecomeFollower(Ballot{}, -1);
+      return;
+    }
+    if (!x.members) continue;
+    bool next_epoch = false;  // X was chosen: its epoch went on above it
+    bool outranked = false;   // X lost: a leader of X's epoch went past it, at a higher ballot
+    for (auto j = std::next(it); j != recovered_.end(); ++j) {
+      if (j->second.epoch > x.epoch) next_epoch = true;
+      if (j->second.epoch == x.epoch && j->second.ballot > x.ballot) outranked = true;
+    }
+    if (outranked && !next_epoch) {
+      x.members.reset();
+      x.noop = true;
+      continue;
+    }
+    // X may be chosen: it ends our view of this epoch. What lies above it belongs to the
+    // next one, recovered by phase 1 among X's voters once X is committed.
+    recovered_.erase(std::next(it), recovered_.end());
+    return;
+  }
 }
 
 void Replica::HandleNack(const Message& m) {
@@ -965,11 +1131,13 @@ void Replica::HandleNack(const Message& m) {
 // Leader side.
 
 void Replica::FillWindow() {
+  // Nothing follows an uncommitted membership change (see the file comment).
   while (role_ == Role::kLeader && transfer_to_ < 0 && !pending_.empty() &&
-         next_slot_ - hs_.commit - 1 < cfg_.window_slots) {
+         change_slot_ == 0 && next_slot_ - hs_.commit - 1 < cfg_.window_slots) {
     Entry e;
     e.slot = next_slot_++;
     e.ballot = ballot_;
+    e.epoch = members_.epoch;
     size_t bytes = 0;
     while (!pending_.empty() && e.commands.size() < cfg_.batch_commands_max &&
            (e.commands.empty() || bytes + pending_.front().payload.size() <= cfg_.batch_bytes_max)) {
@@ -982,11 +1150,10 @@ void Replica::FillWindow() {
     Persist(e, /*sync=*/true);
     Inflight f;
     f.acks_mask = uint64_t{1} << cfg_.id;
-    f.acks = 1;
     f.sent_tick = ticks_;
     inflight_[e.slot] = f;
-    for (uint32_t p = 0; p < cfg_.replicas; ++p) {
-      if (p != cfg_.id) SendAccepts(p, {e.slot});
+    for (uint32_t p = 0; p < Membership::kIdsMax; ++p) {
+      if (p != cfg_.id && members_.IsMember(p)) SendAccepts(p, {e.slot});
     }
   }
   AdvanceLeaderCommit();  // a group of one commits alone
@@ -1025,8 +1192,8 @@ void Replica::SendHeartbeats() {
   ++hb_round_;
   round_times_.emplace_back(hb_round_, now_us_);
   while (round_times_.size() > 4096) round_times_.pop_front();
-  for (uint32_t p = 0; p < cfg_.replicas; ++p) {
-    if (p == cfg_.id) continue;
+  for (uint32_t p = 0; p < Membership::kIdsMax; ++p) {
+    if (p == cfg_.id || !members_.IsMember(p)) continue;
     Message m;
     m.type = MessageType::kHeartbeat;
     m.to = p;
@@ -1039,15 +1206,17 @@ void Replica::SendHeartbeats() {
 }
 
 void Replica::Resend() {
-  std::vector<std::vector<uint64_t>> per_peer(cfg_.replicas);
+  std::vector<std::vector<uint64_t>> per_peer(Membership::kIdsMax);
+  const uint64_t members = members_.voters | members_.learners;
   for (auto& [slot, f] : inflight_) {
     if (f.sent_tick + cfg_.resend_ticks > ticks_) continue;
     f.sent_tick = ticks_;
-    for (uint32_t p = 0; p < cfg_.replicas; ++p) {
-      if (p != cfg_.id && !(f.acks_mask & (uint64_t{1} << p))) per_peer[p].push_back(slot);
+    for (uint32_t p = 0; p < Membership::kIdsMax; ++p) {
+      const uint64_t bit = uint64_t{1} << p;
+      if (p != cfg_.id && (members & bit) && !(f.acks_mask & bit)) per_peer[p].push_back(slot);
     }
   }
-  for (uint32_t p = 0; p < cfg_.replicas; ++p) {
+  for (uint32_t p = 0; p < Membership::kIdsMax; ++p) {
     if (!per_peer[p].empty()) SendAccepts(p, per_peer[p]);
   }
 }
@@ -1059,9 +1228,7 @@ void Replica::HandleAccepted(const Message& m) {
   const uint64_t bit = uint64_t{1} << m.from;
   for (uint64_t s : m.slots) {
     auto it = inflight_.find(s);
-    if (it == inflight_.end() || (it->second.acks_mask & bit)) continue;
-    it->second.acks_mask |= bit;
-    ++it->second.acks;
+    if (it != inflight_.end()) it->second.acks_mask |= bit;
   }
   AdvanceLeaderCommit();
   MaybeCatchUp(m.from, m.commit, m.last_slot);
@@ -1080,26 +1247,37 @@ void Replica::HandleHeartbeatAck(const Message& m) {
 }
 
 void Replica::AdvanceLeaderCommit() {
+  uint64_t counted = 0;  // the acknowledgements that count towards a quorum
+  for (uint32_t p = 0; p < Membership::kIdsMax; ++p) {
+    if (Counts(p)) counted |= uint64_t{1} << p;
+  }
   bool advanced = false;
-  while (!inflight_.empty() && inflight_.begin()->first == hs_.commit + 1 &&
-         inflight_.begin()->second.acks >= quorum_) {
-    log_.at(hs_.commit + 1).chosen = true;
+  while (role_ == Role::kLeader && !inflight_.empty() &&
+         inflight_.begin()->first == hs_.commit + 1 &&
+         std::popcount(inflight_.begin()->second.acks_mask & counted) >= members_.Quorum()) {
+    Entry& e = log_.at(hs_.commit + 1);
+    e.chosen = true;
     ++hs_.commit;
     hs_dirty_ = true;
     inflight_.erase(inflight_.begin());
     advanced = true;
+    if (e.members) {
+      ApplyMembers(*e.members);  // runs phase 1 again (or steps down): nothing follows it
+      return;
+    }
   }
   if (advanced) FillWindow();
 }
 
 void Replica::ConfirmRounds() {
   std::vector<uint64_t> acked;
-  acked.reserve(cfg_.replicas);
-  for (uint32_t p = 0; p < cfg_.replicas; ++p) {
-    acked.push_back(p == cfg_.id ? hb_round_ : peers_[p].acked_round);
+  for (uint32_t p = 0; p < Membership::kIdsMax; ++p) {
+    if (Counts(p)) acked.push_back(p == cfg_.id ? hb_round_ : peers_[p].acked_round);
   }
+  const size_t quorum = static_cast<size_t>(members_.Quorum());
+  if (acked.size() < quorum) return;
   std::sort(acked.begin(), acked.end(), std::greater<>());
-  const uint64_t confirmed = acked[quorum_ - 1];
+  const uint64_t confirmed = acked[quorum - 1];
   if (confirmed <= confirmed_round_) return;
   confirmed_round_ = confirmed;
   while (!round_times_.empty() && round_times_.front().first < confirmed) {
@@ -1124,6 +1302,7 @@ int64_t Replica::LeaderLeaseUs() const {
 }
 
 void Replica::MaybeCatchUp(uint32_t peer, uint64_t peer_commit, uint64_t echoed_commit) {
+  if (role_ != Role::kLeader) return;  // e.g. phase 1 again right after a membership change
   Peer& p = peers_[peer];
   p.commit = std::max(p.commit, peer_commit);
   // The peer answered a message that told it `echoed_commit`; if it is still behind that,

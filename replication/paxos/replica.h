@@ -64,6 +64,26 @@
 // heartbeat) serves reads locally; without a lease, a read waits for a quorum heartbeat
 // round started after it arrived.
 //
+// Membership (Raft thesis ch. 4's single-server changes, made safe for Paxos by a stop at
+// the change, as in Stoppable Paxos): the group's voters and learners (Membership, ids in
+// [0, 64)) are replicated state. ChangeMembers adds a learner, promotes a caught-up learner
+// or removes a replica, one at a time, so that a majority of the old voters and a majority
+// of the new ones always share a replica. The change is a log entry of its own at slot s,
+// which governs the slots above s:
+//   - the leader proposes it after everything it has proposed and nothing after it until it
+//     is chosen (a stop); then, if it is still a voter, it runs phase 1 again among the new
+//     voters with a fresh ballot (commands it queued meanwhile wait for that);
+//   - every entry records the epoch (membership version) its proposer believed governs its
+//     slot. A candidate recovering a change X at slot s keeps X (and drops everything it
+//     recovered above s, which a later phase 1 among X's voters recovers again) unless an
+//     entry above s of X's own epoch carries a higher ballot than X: its proposer would have
+//     found X had X been chosen, so X lost and becomes a no-op. Entries of an older epoch
+//     than the candidate's are stale leftovers and are ignored;
+//   - learners take no part in elections or quorums; a replica that is not a voter of the
+//     membership it knows never campaigns (a new replica knows nothing until the log or a
+//     snapshot reaches it).
+// Snapshots carry the membership; Ready::members reports each change as it is applied.
+//
 // Ownership: the Replica keeps a pointer-free copy of what it loaded from the Storage; the
 // Storage is only read during Open(). Thread-safety: none; one thread drives a Replica.
 #ifndef GEOKV_REPLICATION_PAXOS_REPLICA_H_
@@ -89,8 +109,9 @@
 namespace geokv::paxos {
 
 struct Config {
-  uint32_t id = 0;            // this replica, in [0, replicas)
-  uint32_t replicas = 3;      // group size (ids 0..replicas-1), at most 64
+  uint32_t id = 0;            // this replica, in [0, 64); not a voter of the genesis group
+                              // when it joins later (as a learner)
+  uint32_t replicas = 3;      // genesis group size (voters 0..replicas-1), at most 64
   uint64_t seed = 1;          // seeds the replica's generator (election jitter)
 
   int64_t tick_us = 10'000;   // nominal tick period of the local clock (lease margins)
@@ -127,6 +148,10 @@ struct Config {
   // majority would promise (PreVote). Safe, but a replica that rejoins after a partition
   // deposes a healthy leader with the ballot it raised while cut off.
   bool unsafe_disable_pre_vote = false;
+  // TEST ONLY: a learner's acknowledgements count towards the leader's quorums, as if it
+  // voted. Unsafe: a value "chosen" by the leader and a learner can be overwritten by the
+  // voters; the simulator must catch it.
+  bool unsafe_learners_count = false;
 };
 
 struct ReplicaStats {
@@ -150,6 +175,7 @@ struct ReplicaStats {
   uint64_t step_downs = 0;      // leader lost contact with a majority (check quorum)
   uint64_t slots_proposed = 0;
   uint64_t commands_proposed = 0;
+  uint64_t member_changes = 0;  // membership changes applied (committed) by this replica
 };
 
 // Everything the runtime must do after an input; see the order in the file comment.
@@ -162,9 +188,12 @@ struct Ready {
   std::vector<OutMessage> messages;     // send after persisting
   std::vector<Apply> apply;             // apply in order after sending
   std::vector<ReadState> reads;         // serve after applying
+  // Set when the membership applied changed (a change in `apply`'s range, or an installed
+  // snapshot): the membership as of the last slot applied.
+  std::optional<Membership> members;
   bool empty() const {
     return !snapshot && !hard_state && entries.empty() && messages.empty() && apply.empty() &&
-           reads.empty();
+           reads.empty() && !members;
   }
 };
 
@@ -206,6 +235,15 @@ class Replica {
   // is being drained. Only where leadership tends to go changes; never safety.
   Status SetPreferredLeader(std::optional<uint32_t> preferred);
   std::optional<uint32_t> preferred_leader() const { return preferred_leader_; }
+  // Proposes one membership change (leader only; see the file comment). kUnavailable when
+  // not the leader, during a leadership transfer or before the leader's recovery committed;
+  // kBusy while another change is not yet committed, or for promoting a learner that is not
+  // caught up (its commit index more than window_slots behind, or not heard from lately);
+  // kInvalidArgument for an id out of range, a change that does not fit the membership
+  // (adding a member, promoting a non-learner, removing a non-member or the last voter) or
+  // removing the leader itself (transfer leadership first). The change is done once
+  // members() shows it.
+  Status ChangeMembers(MemberChange change, uint32_t id);
   // Takes a snapshot: `data` is the application state after applying everything up to
   // applied_index() (call it after Advance()). Drops the log up to there (or, while a peer
   // is being sent an older snapshot, up to that one's index, so that the peer can continue
@@ -227,6 +265,10 @@ class Replica {
   uint64_t commit_index() const { return hs_.commit; }
   uint64_t applied_index() const { return applied_; }
   uint64_t snapshot_index() const { return snapshot_.index; }
+  // The membership governing the slots above the commit index.
+  const Membership& members() const { return members_; }
+  // The membership as of the last slot handed to the application (Ready::apply).
+  const Membership& applied_members() const { return applied_members_; }
   const Entry* LogEntry(uint64_t slot) const;
   bool HasLease() const;
   // Ticks since the leader was last heard from (or since this replica's last election
@@ -270,8 +312,7 @@ class Replica {
     uint64_t last_heard_tick = 0;
   };
   struct Inflight {
-    uint64_t acks_mask = 0;
-    int acks = 0;
+    uint64_t acks_mask = 0;  // who accepted; Counts() says whose acceptance is a vote
     uint64_t sent_tick = 0;
   };
   struct PendingRead {
@@ -296,6 +337,12 @@ class Replica {
   void HandlePreVote(const Message& m);
   void HandlePreVoteReply(const Message& m);
   void InstallSnapshot(const Snapshot& s);
+  // The commit index reached a membership change: it governs from here on.
+  void ApplyMembers(const Membership& m);
+  // Recovery's rule for membership changes among the recovered entries (file comment).
+  void RecoverMembership();
+  // Acknowledgements that count towards a quorum of the current membership.
+  bool Counts(uint32_t id) const;
 
   // Election timeout: PreVote first (unless unsafe_disable_pre_vote), then phase 1.
   void Campaign();
@@ -344,7 +391,12 @@ class Replica {
 
   // Constant after construction.
   const Config cfg_;
-  const int quorum_;
+
+  // Membership: governing the slots above the commit index, and as applied.
+  Membership members_;
+  Membership applied_members_;
+  bool members_applied_dirty_ = false;  // Ready::members pending
+  uint64_t change_slot_ = 0;            // leader: slot of its uncommitted change (0: none)
 
   std::mt19937_64 rng_;
   ReplicaStats stats_;

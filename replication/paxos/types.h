@@ -6,6 +6,7 @@
 #ifndef GEOKV_REPLICATION_PAXOS_TYPES_H_
 #define GEOKV_REPLICATION_PAXOS_TYPES_H_
 
+#include <bit>
 #include <compare>
 #include <cstdint>
 #include <optional>
@@ -16,12 +17,43 @@
 namespace geokv::paxos {
 
 // A ballot orders leaders: a higher round wins; the node id breaks ties so that no two
-// replicas ever use the same ballot. {0, 0} is "no ballot".
+// replicas ever use the same ballot. {0, 0} is "no ballot". Rounds are global across
+// membership changes (the epoch of an entry is recorded in the entry, not in its ballot).
 struct Ballot {
   uint64_t round = 0;
   uint32_t node = 0;
   auto operator<=>(const Ballot&) const = default;
   bool IsZero() const { return round == 0; }
+};
+
+// Who takes part in a group: replica ids in [0, 64) as bit masks. Voters accept, promise
+// and count towards quorums; learners receive the log (and snapshots) and count for
+// nothing. `epoch` counts the membership changes committed since the group was created.
+// The membership chosen at slot s governs the slots above s (see replica.h).
+struct Membership {
+  uint32_t epoch = 0;
+  uint64_t voters = 0;
+  uint64_t learners = 0;
+
+  static constexpr uint32_t kIdsMax = 64;
+  bool IsVoter(uint32_t id) const { return id < kIdsMax && ((voters >> id) & 1) != 0; }
+  bool IsLearner(uint32_t id) const { return id < kIdsMax && ((learners >> id) & 1) != 0; }
+  bool IsMember(uint32_t id) const { return IsVoter(id) || IsLearner(id); }
+  int Quorum() const { return std::popcount(voters) / 2 + 1; }
+  // The genesis membership of a group of `n` voters, ids 0..n-1.
+  static Membership Initial(uint32_t n) {
+    return Membership{0, n >= kIdsMax ? ~uint64_t{0} : (uint64_t{1} << n) - 1, 0};
+  }
+  bool operator==(const Membership&) const = default;
+};
+
+// The single-step membership changes a leader proposes (Replica::ChangeMembers): one
+// replica at a time, so that a majority of the old voters and a majority of the new ones
+// always share a replica.
+enum class MemberChange : uint8_t {
+  kAddLearner,  // a new replica starts receiving the log
+  kPromote,     // a caught-up learner becomes a voter
+  kRemove,      // a voter or learner leaves the group
 };
 
 // A client command. (client_id, seq) makes it exactly-once: a retry carries the same pair
@@ -33,20 +65,27 @@ struct Command {
   bool operator==(const Command&) const = default;
 };
 
-// One slot of the log: the value accepted for `slot` at `ballot`, a batch of commands or a
-// no-op that fills a hole left by an earlier leader. `chosen` records that this replica
-// knows the value is chosen (learned by catch-up or a commit index at this ballot).
+// One slot of the log: the value accepted for `slot` at `ballot`, a batch of commands, a
+// no-op that fills a hole left by an earlier leader, or a membership change (`members`,
+// alone in its slot). `chosen` records that this replica knows the value is chosen
+// (learned by catch-up or a commit index at this ballot). `epoch` is the membership epoch
+// its proposer believed governs the slot; recovery uses it to tell a change that was chosen
+// (entries of the next epoch follow it) from one that lost (see replica.h).
 struct Entry {
   uint64_t slot = 0;
   Ballot ballot;
   bool noop = false;
   bool chosen = false;
   std::vector<Command> commands;
+  uint32_t epoch = 0;
+  std::optional<Membership> members;
 
-  // Value equality (what Paxos chooses), ignoring ballot and chosen.
-  bool SameValue(const Entry& o) const { return noop == o.noop && commands == o.commands; }
+  // Value equality (what Paxos chooses), ignoring ballot, chosen and epoch.
+  bool SameValue(const Entry& o) const {
+    return noop == o.noop && commands == o.commands && members == o.members;
+  }
   size_t ByteSize() const {
-    size_t n = 32;
+    size_t n = members ? 56 : 32;
     for (const auto& c : commands) n += 24 + c.payload.size();
     return n;
   }
@@ -85,6 +124,9 @@ struct Snapshot {
   // (client id, highest seq applied), least recently used first: the order is part of the
   // replicated state, since it decides which client is forgotten next (Config::sessions_max).
   std::vector<std::pair<uint64_t, uint64_t>> sessions;
+  // The membership as of `index`. voters == 0: a snapshot taken before membership changes
+  // existed, which means the group's genesis membership.
+  Membership members;
   bool operator==(const Snapshot&) const = default;
 };
 

@@ -110,7 +110,7 @@ TEST(PaxosMessage, OversizedMisaddressedAndUnknownTypeRejected) {
   wrong.to = 2;  // delivered to 1
   EXPECT_EQ(g.at(1).Step(EncodeMessage(wrong), g.now()).code(), Code::kInvalidArgument);
   wrong.to = 1;
-  wrong.from = 9;  // no such replica
+  wrong.from = 64;  // no such replica id
   EXPECT_EQ(g.at(1).Step(EncodeMessage(wrong), g.now()).code(), Code::kInvalidArgument);
   EXPECT_EQ(g.at(1).stats().misaddressed, 2u);
 

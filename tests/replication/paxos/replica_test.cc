@@ -25,7 +25,7 @@ std::vector<std::string> Payloads(const std::vector<Apply>& applied) {
 TEST(PaxosReplica, RejectsBadConfig) {
   sim::PaxosStore st;
   Config c;
-  c.id = 3;
+  c.id = 64;  // ids are in [0, 64): a replica may join a group later as a learner
   c.replicas = 3;
   EXPECT_FALSE(Replica::Open(c, st.log()).ok());
   c.id = 0;
@@ -734,7 +734,7 @@ TEST(PaxosReplica, ChunkOfANewerSnapshotRestartsAssembly) {
   auto chunks = [](uint64_t index, const std::string& data) {
     Message whole;
     whole.type = MessageType::kInstallSnapshot;
-    whole.snapshot = Snapshot{index, data, {{5, 1}}};
+    whole.snapshot = Snapshot{index, data, {{5, 1}}, {}};
     const std::string bytes = EncodeMessage(whole);
     std::vector<std::string> out;
     for (size_t off = 0; off < bytes.size(); off += 1000) {

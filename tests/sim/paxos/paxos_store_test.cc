@@ -70,7 +70,7 @@ TEST(PaxosStore, SnapshotDropsTheLogItCovers) {
   rd.must_sync = true;
   ASSERT_TRUE(st.Persist(rd).ok());
   paxos::Ready snap;
-  snap.snapshot = paxos::Snapshot{3, "state@3", {{7, 3}}};
+  snap.snapshot = paxos::Snapshot{3, "state@3", {{7, 3}}, {}};
   ASSERT_TRUE(st.Persist(snap).ok());  // no sync asked: not durable yet
   EXPECT_EQ(st.DurableSnapshotIndex().value(), 0u);
   EXPECT_TRUE(st.DurableEntry(2)->has_value());
