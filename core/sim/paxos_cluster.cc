@@ -39,6 +39,11 @@ uint64_t HashEntry(const Entry& e) {
     mix(&c.seq, sizeof c.seq);
     mix(c.payload.data(), c.payload.size());
   }
+  if (e.members) {
+    const uint64_t m[3] = {e.members->epoch, e.members->voters, e.members->learners};
+    mix(m, sizeof m);
+    h ^= 0x5bd1e995ull;
+  }
   return h;
 }
 
@@ -109,6 +114,8 @@ class Cluster {
   // Runs `input` now, or when the replica resumes if it is paused.
   void Input(int r, bool from_client, std::function<void()> input);
   void Nemesis();
+  // One membership change proposed to the leader (add a learner, promote, remove).
+  void ChangeMembers();
   void EndFaults();
   int CurrentLeader() const;
 
@@ -133,6 +140,7 @@ class Cluster {
   std::vector<Client> clients_;
   PaxosSimResult result_;
   std::unordered_map<uint64_t, uint64_t> chosen_;  // slot -> value hash
+  std::map<uint32_t, paxos::Membership> memberships_;  // epoch -> the membership applied
   std::set<std::pair<uint64_t, uint64_t>> chosen_cmds_;
   std::set<std::pair<uint64_t, uint64_t>> acked_writes_;
   std::map<std::pair<uint64_t, uint64_t>, Time> first_applied_us_;
@@ -201,7 +209,7 @@ Cluster::Cluster(const PaxosSimOptions& o)
 paxos::Config Cluster::ConfigFor(int r) const {
   paxos::Config c = o_.config;
   c.id = static_cast<uint32_t>(r);
-  c.replicas = static_cast<uint32_t>(r_);
+  c.replicas = static_cast<uint32_t>(o_.genesis_voters > 0 ? o_.genesis_voters : r_);
   c.seed = o_.seed * 1000003 + static_cast<uint64_t>(r) * 7919 + nodes_[r].life;
   return c;
 }
@@ -272,6 +280,13 @@ void Cluster::Process(int r) {
       }
     }
     n.applied_slot = applied;
+    if (rd.members) {
+      auto [it, fresh] = memberships_.try_emplace(rd.members->epoch, *rd.members);
+      if (!fresh && it->second != *rd.members && o_.check_invariants) {
+        Fail("two memberships applied for epoch " + std::to_string(rd.members->epoch) +
+             " (replica " + std::to_string(r) + ")");
+      }
+    }
     for (const Apply& a : rd.apply) ApplyOne(r, a);
     // 4. Serve reads from the state after applying.
     for (const auto& rs : rd.reads) {
@@ -543,7 +558,14 @@ int Cluster::CurrentLeader() const {
 void Cluster::Nemesis() {
   if (faults_over_) return;
   auto& rng = net_.Rng();
-  const int kind = static_cast<int>(rng() % (o_.pauses ? 9 : 8));
+  const int kinds = o_.pauses ? 9 : 8;
+  const int kind = static_cast<int>(rng() % static_cast<uint64_t>(kinds + (o_.member_changes ? 4 : 0)));
+  if (kind >= kinds) {
+    ChangeMembers();
+    const Time next = 300'000 + static_cast<Time>(rng() % 1'200'000);
+    if (net_.Now() + next < o_.fault_phase_us) net_.At(net_.Now() + next, [this] { Nemesis(); });
+    return;
+  }
   int down = 0;
   for (const auto& n : nodes_) down += n.up ? 0 : 1;
   switch (kind) {
@@ -606,6 +628,41 @@ void Cluster::Nemesis() {
   }
   const Time next = 300'000 + static_cast<Time>(rng() % 1'200'000);
   if (net_.Now() + next < o_.fault_phase_us) net_.At(net_.Now() + next, [this] { Nemesis(); });
+}
+
+void Cluster::ChangeMembers() {
+  const int l = CurrentLeader();
+  if (l < 0 || nodes_[l].paused) return;
+  paxos::Replica& leader = *nodes_[l].replica;
+  const paxos::Membership& m = leader.members();
+  std::vector<uint32_t> spares, learners, voters;
+  for (int r = 0; r < r_; ++r) {
+    const auto id = static_cast<uint32_t>(r);
+    if (m.IsVoter(id)) {
+      if (r != l) voters.push_back(id);
+    } else if (m.IsLearner(id)) {
+      learners.push_back(id);
+    } else {
+      spares.push_back(id);
+    }
+  }
+  auto& rng = net_.Rng();
+  auto pick = [&rng](const std::vector<uint32_t>& v) { return v[rng() % v.size()]; };
+  // Grow by a learner, promote it, shrink back by a voter (never below three), and now and
+  // then drop a learner before it is promoted.
+  const int roll = static_cast<int>(rng() % 8);
+  Status st;
+  if (!learners.empty() && roll < 5) {
+    st = leader.ChangeMembers(paxos::MemberChange::kPromote, pick(learners));
+  } else if (!learners.empty() && roll == 5) {
+    st = leader.ChangeMembers(paxos::MemberChange::kRemove, pick(learners));
+  } else if (voters.size() + 1 > 3 && (spares.empty() || roll % 2 == 0)) {
+    st = leader.ChangeMembers(paxos::MemberChange::kRemove, pick(voters));
+  } else if (!spares.empty()) {
+    st = leader.ChangeMembers(paxos::MemberChange::kAddLearner, pick(spares));
+  }
+  (void)st;  // busy (a change in flight, a learner behind) or not ready: tried again later
+  Process(l);
 }
 
 void Cluster::EndFaults() {
@@ -747,14 +804,27 @@ void Cluster::CheckStep() {
 
 void Cluster::CheckFinal() {
   uint64_t max_commit = 0;
+  paxos::Membership final_members;
   for (const auto& n : nodes_) {
-    if (n.replica) max_commit = std::max(max_commit, n.replica->commit_index());
+    if (n.replica && n.replica->commit_index() >= max_commit) {
+      max_commit = n.replica->commit_index();
+      final_members = n.replica->members();
+    }
   }
+  result_.member_changes = final_members.epoch;
   for (int r = 0; r < r_; ++r) {
     const Node& n = nodes_[r];
     if (!n.replica) {
       Fail("replica " + std::to_string(r) + " is not running after healing");
       continue;
+    }
+    // A replica outside the group (removed, or never added) is sent nothing: it stays where
+    // it was. Every member must have caught up and agree on the membership.
+    if (!final_members.IsMember(static_cast<uint32_t>(r))) continue;
+    if (n.replica->members() != final_members) {
+      Fail("replica " + std::to_string(r) + " ends in membership epoch " +
+           std::to_string(n.replica->members().epoch) + ", the group in epoch " +
+           std::to_string(final_members.epoch));
     }
     if (n.replica->applied_index() != max_commit) {
       const auto& st = n.replica->stats();
@@ -778,7 +848,7 @@ void Cluster::CheckFinal() {
     }
   }
   if (clients_done_ < o_.clients) Fail("clients did not finish before the deadline");
-  if (o_.config.preferred_leader &&
+  if (o_.config.preferred_leader && final_members.IsVoter(*o_.config.preferred_leader) &&
       CurrentLeader() != static_cast<int>(*o_.config.preferred_leader)) {
     Fail("preferred leader " + std::to_string(*o_.config.preferred_leader) +
          " did not take over after healing (leader " + std::to_string(CurrentLeader()) + ")");

@@ -36,6 +36,11 @@ namespace geokv::sim {
 struct PaxosSimOptions {
   uint64_t seed = 1;
   int replicas = 3;            // one per AWS region (VA, CA, OR, EU, JP)
+  // Voters of the genesis group: the first ones (0: all). The others start outside the
+  // group; with member_changes the nemesis adds them as learners, promotes and removes
+  // replicas (keeping at least three voters), one change at a time, under every fault.
+  int genesis_voters = 0;
+  bool member_changes = false;
   int clients = 6;             // client c lives in region c % replicas
   int keys = 3;
   int ops_per_client = 20;
@@ -97,6 +102,7 @@ struct PaxosSimResult {
   uint64_t snapshots_installed = 0;
   uint64_t pauses = 0;              // nemesis pauses
   uint64_t held_inputs = 0;         // inputs delivered to a paused replica, handed over later
+  uint64_t member_changes = 0;      // membership changes committed (the final epoch)
   NetworkStats net;
   std::optional<Time> failover_us;    // crash of the leader -> first new commit
   std::optional<Time> new_leader_us;  // crash of the leader -> a new leader won phase 1

@@ -1,7 +1,7 @@
 // Soak runner: paxos_soak <seeds> [first_seed] [unsafe-flag]. Runs that many seeds of the
 // simulation suite, checks histories with Porcupine in batches, prints GEOKV_SEED=<n> for
 // every failure and exits non-zero if there was one. With a TEST ONLY flag
-// (unsafe_lease_cached_time, unsafe_skip_phase1_recovery) it hunts for the seeds that catch
+// (unsafe_lease_cached_time, unsafe_skip_phase1_recovery, unsafe_learners_count) it hunts for the seeds that catch
 // that broken variant, to name one in a test.
 #include <chrono>
 #include <cstdio>
@@ -18,13 +18,13 @@ int main(int argc, char** argv) {
   const long first = argc > 2 ? std::atol(argv[2]) : 1;
   const std::string unsafe = argc > 3 ? argv[3] : "";
   if (!unsafe.empty() && unsafe != "unsafe_lease_cached_time" &&
-      unsafe != "unsafe_skip_phase1_recovery") {
+      unsafe != "unsafe_skip_phase1_recovery" && unsafe != "unsafe_learners_count") {
     std::printf("unknown flag %s\n", unsafe.c_str());
     return 2;
   }
   constexpr long kBatch = 200;  // histories per Porcupine invocation
   int failures = 0;
-  uint64_t pauses = 0, held = 0, installed = 0;
+  uint64_t pauses = 0, held = 0, installed = 0, member_changes = 0;
   const auto start = std::chrono::steady_clock::now();
   for (long b = 0; b < seeds; b += kBatch) {
     std::vector<PaxosSimResult> runs;
@@ -32,10 +32,12 @@ int main(int argc, char** argv) {
       geokv::sim::PaxosSimOptions o = geokv::sim::SuiteOptions(static_cast<uint64_t>(s));
       o.config.unsafe_lease_cached_time = unsafe == "unsafe_lease_cached_time";
       o.config.unsafe_skip_phase1_recovery = unsafe == "unsafe_skip_phase1_recovery";
+      o.config.unsafe_learners_count = unsafe == "unsafe_learners_count";
       PaxosSimResult r = geokv::sim::RunPaxosSim(o);
       pauses += r.pauses;
       held += r.held_inputs;
       installed += r.snapshots_installed;
+      member_changes += r.member_changes;
       if (!r.ok) {
         ++failures;
         std::printf("FAIL GEOKV_SEED=%ld %s\n", s, r.failure.c_str());
@@ -56,10 +58,11 @@ int main(int argc, char** argv) {
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::printf("seeds %ld..%ld done, %d failures, %.1fs (pauses %llu, inputs held %llu, "
-                "snapshots installed %llu)\n",
+                "snapshots installed %llu, membership changes %llu)\n",
                 first, first + std::min(seeds, b + kBatch) - 1, failures, secs,
                 static_cast<unsigned long long>(pauses), static_cast<unsigned long long>(held),
-                static_cast<unsigned long long>(installed));
+                static_cast<unsigned long long>(installed),
+                static_cast<unsigned long long>(member_changes));
     std::fflush(stdout);
   }
   return failures == 0 ? 0 : 1;

@@ -6,7 +6,8 @@
 
 namespace geokv::sim {
 
-// Seed s runs 3 replicas (VA, CA, OR) when even and 5 (VA, CA, OR, EU, JP) when odd.
+// Seed s runs 3 replicas (VA, CA, OR) when even and 5 (VA, CA, OR, EU, JP) when odd, except
+// that seeds 3 mod 5 change the membership (below).
 inline PaxosSimOptions SuiteOptions(uint64_t seed) {
   PaxosSimOptions o;
   o.seed = seed;
@@ -31,6 +32,13 @@ inline PaxosSimOptions SuiteOptions(uint64_t seed) {
   o.config.clock_drift_max = 0.001;  // the bound the protocol assumes >= the real drift
   // A quarter of the seeds name a preferred leader, which must take over when healthy.
   if (seed % 4 == 1) o.config.preferred_leader = static_cast<uint32_t>((seed / 4) % o.replicas);
+  // One seed in five changes the membership under the faults: five replicas, the genesis
+  // group of three, the nemesis adding, promoting and removing replicas.
+  if (seed % 5 == 3) {
+    o.replicas = 5;
+    o.genesis_voters = 3;
+    o.member_changes = true;
+  }
   // Clients give up after a few attempts, so histories hold operations of unknown outcome.
   o.client_attempts_max = 8;
   return o;
