@@ -170,6 +170,8 @@ class ClusterMap {
 
   uint64_t version() const { return version_; }
   const std::vector<Region>& regions() const { return regions_; }
+  // The region's name, or "?" for an id the map does not have.
+  std::string RegionName(RegionId id) const { return id < regions_.size() ? regions_[id].name : "?"; }
   const std::map<NodeId, Node>& nodes() const { return nodes_; }
   const std::vector<ShardPlacement>& shards() const { return shards_; }
   const Policy& policy() const { return policy_; }

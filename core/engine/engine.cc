@@ -269,6 +269,12 @@ uint32_t Engine::ShardOf(std::string_view key) const {
   return static_cast<uint32_t>(crdt::Fnv1a64(key) % options_.shards);
 }
 
+uint32_t Engine::GroupsLedBy(uint32_t node) const {
+  uint32_t n = 0;
+  for (uint32_t g = 0; g < groups_.size(); ++g) n += LeaderOf(g) == static_cast<int32_t>(node) ? 1 : 0;
+  return n;
+}
+
 bool Engine::IsLeader(uint32_t group) const { return groups_[group].replica->IsLeader(); }
 int32_t Engine::LeaderOf(uint32_t group) const { return groups_[group].replica->leader_hint(); }
 
@@ -1398,9 +1404,8 @@ std::vector<std::string> Engine::StatusLines() const {
                 (detecting_ ? " (this node runs the failure detector)" : ""));
   const int64_t now = env_.NowUs();
   for (const auto& [id, node] : map_.nodes()) {
-    uint32_t leading = 0;
-    for (uint32_t g = 0; g < groups_.size(); ++g) leading += LeaderOf(g) == static_cast<int32_t>(id);
-    const std::string region = node.region < map_.regions().size() ? map_.regions()[node.region].name : "?";
+    const uint32_t leading = GroupsLedBy(id);
+    const std::string region = map_.RegionName(node.region);
     std::string line = "node " + std::to_string(id) + " (" + region + "): " + std::string(placement::NodeStateName(node.state)) +
                        ", replicas=" + std::to_string(node.load.shards) + ", bytes=" + std::to_string(node.load.bytes) +
                        ", leading=" + std::to_string(leading) + " (planned " + std::to_string(node.load.leaders) + ")" +

@@ -207,6 +207,9 @@ class Engine {
   uint32_t ShardOf(std::string_view key) const;
   bool IsLeader(uint32_t group) const;
   int32_t LeaderOf(uint32_t group) const;
+  // The Paxos groups (shards and the metadata group) whose leader, as this node knows it,
+  // is node `node`.
+  uint32_t GroupsLedBy(uint32_t node) const;
   uint32_t groups() const { return static_cast<uint32_t>(groups_.size()); }
   const crdt::Disseminator& disseminator() const { return *crdt_; }
   const paxos::Replica& replica(uint32_t group) const { return *groups_[group].replica; }

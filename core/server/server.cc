@@ -824,17 +824,15 @@ void Server::Impl::RefreshMetrics() {
   m << "# HELP geokv_node_state Each node's state in the cluster map (1 for its state, 0 for the others).\n"
        "# TYPE geokv_node_state gauge\n# TYPE geokv_node_replicas gauge\n# TYPE geokv_node_leaderships gauge\n";
   for (const auto& [id, node] : map.nodes()) {
-    const std::string region = node.region < map.regions().size() ? map.regions()[node.region].name : "";
+    const std::string region = map.RegionName(node.region);
     const std::string labels = "node=\"" + std::to_string(id) + "\",region=\"" + region + "\"";
     for (uint8_t st = 0; st <= static_cast<uint8_t>(placement::kNodeStateMax); ++st) {
       const auto state = static_cast<placement::NodeState>(st);
       m << "geokv_node_state{" << labels << ",state=\"" << placement::NodeStateName(state) << "\"} "
         << (node.state == state ? 1 : 0) << "\n";
     }
-    uint32_t leading = 0;
-    for (uint32_t g = 0; g < engine->groups(); ++g) leading += engine->LeaderOf(g) == static_cast<int32_t>(id);
     m << "geokv_node_replicas{" << labels << "} " << node.load.shards << "\n";
-    m << "geokv_node_leaderships{" << labels << "} " << leading << "\n";
+    m << "geokv_node_leaderships{" << labels << "} " << engine->GroupsLedBy(id) << "\n";
   }
   m << "# TYPE geokv_node_heartbeats_sent_total counter\ngeokv_node_heartbeats_sent_total " << es.node_heartbeats_sent << "\n";
   m << "# HELP geokv_node_verdicts_total Node states this node's failure detector proposed as metadata leader.\n"

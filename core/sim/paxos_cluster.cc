@@ -840,6 +840,11 @@ void Cluster::CheckFinal() {
     result_.snapshots_sent += n.replica->stats().snapshots_sent;
     result_.snapshots_installed += n.replica->stats().snapshots_installed;
   }
+  for (const auto& n : nodes_) {  // members or not
+    if (!n.replica) continue;
+    result_.lost_changes += n.replica->stats().lost_changes;
+    result_.recovered_dropped += n.replica->stats().recovered_dropped;
+  }
   for (const auto& w : acked_writes_) {
     if (!chosen_cmds_.count(w)) {
       Fail("acknowledged write of client " + std::to_string(w.first) + " seq " +

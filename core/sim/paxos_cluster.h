@@ -103,6 +103,8 @@ struct PaxosSimResult {
   uint64_t pauses = 0;              // nemesis pauses
   uint64_t held_inputs = 0;         // inputs delivered to a paused replica, handed over later
   uint64_t member_changes = 0;      // membership changes committed (the final epoch)
+  uint64_t lost_changes = 0;        // recovery found a change lost (stats, all replicas)
+  uint64_t recovered_dropped = 0;   // recovery dropped stale entries (stats, all replicas)
   NetworkStats net;
   std::optional<Time> failover_us;    // crash of the leader -> first new commit
   std::optional<Time> new_leader_us;  // crash of the leader -> a new leader won phase 1

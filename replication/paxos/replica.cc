@@ -1089,7 +1089,12 @@ void Replica::RecoverMembership() {
   // Entries of an older epoch above our commit index were proposed by a leader that had
   // missed a change committed below them: never chosen (see the file comment).
   for (auto it = recovered_.begin(); it != recovered_.end();) {
-    it = it->second.epoch < members_.epoch ? recovered_.erase(it) : std::next(it);
+    if (it->second.epoch < members_.epoch) {
+      ++stats_.recovered_dropped;
+      it = recovered_.erase(it);
+    } else {
+      ++it;
+    }
   }
   for (auto it = recovered_.begin(); it != recovered_.end(); ++it) {
     Entry& x = it->second;
@@ -1106,13 +1111,15 @@ void Replica::RecoverMembership() {
       if (j->second.epoch > x.epoch) next_epoch = true;
       if (j->second.epoch == x.epoch && j->second.ballot > x.ballot) outranked = true;
     }
-    if (outranked && !next_epoch) {
+    if (outranked && !next_epoch && !cfg_.unsafe_keep_lost_changes) {
+      ++stats_.lost_changes;
       x.members.reset();
       x.noop = true;
       continue;
     }
     // X may be chosen: it ends our view of this epoch. What lies above it belongs to the
     // next one, recovered by phase 1 among X's voters once X is committed.
+    stats_.recovered_dropped += static_cast<uint64_t>(std::distance(std::next(it), recovered_.end()));
     recovered_.erase(std::next(it), recovered_.end());
     return;
   }

@@ -152,6 +152,10 @@ struct Config {
   // voted. Unsafe: a value "chosen" by the leader and a learner can be overwritten by the
   // voters; the simulator must catch it.
   bool unsafe_learners_count = false;
+  // TEST ONLY: recovery keeps a membership change even when an entry of its epoch above it
+  // has a higher ballot (proof that it lost). The change then ends the epoch early and the
+  // chosen entries above it are dropped as stale; the tests must catch it.
+  bool unsafe_keep_lost_changes = false;
 };
 
 struct ReplicaStats {
@@ -176,6 +180,10 @@ struct ReplicaStats {
   uint64_t slots_proposed = 0;
   uint64_t commands_proposed = 0;
   uint64_t member_changes = 0;  // membership changes applied (committed) by this replica
+  // Recovery's rule for membership changes (as candidate): changes found to have lost (made
+  // no-ops), and recovered entries dropped (of an older epoch, or above a change kept).
+  uint64_t lost_changes = 0;
+  uint64_t recovered_dropped = 0;
 };
 
 // Everything the runtime must do after an input; see the order in the file comment.

@@ -81,7 +81,7 @@ int PrintMap(const geokv::Response& r, bool json) {
     return 2;
   }
   using geokv::placement::NodeStateName;
-  auto region_name = [&](uint32_t id) { return id < map->regions().size() ? map->regions()[id].name : std::string("?"); };
+  auto region_name = [&](uint32_t id) { return map->RegionName(id); };
   if (json) {
     nlohmann::json j;
     j["version"] = map->version();

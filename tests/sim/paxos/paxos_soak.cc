@@ -24,7 +24,7 @@ int main(int argc, char** argv) {
   }
   constexpr long kBatch = 200;  // histories per Porcupine invocation
   int failures = 0;
-  uint64_t pauses = 0, held = 0, installed = 0, member_changes = 0;
+  uint64_t pauses = 0, held = 0, installed = 0, member_changes = 0, lost = 0, dropped = 0;
   const auto start = std::chrono::steady_clock::now();
   for (long b = 0; b < seeds; b += kBatch) {
     std::vector<PaxosSimResult> runs;
@@ -38,6 +38,8 @@ int main(int argc, char** argv) {
       held += r.held_inputs;
       installed += r.snapshots_installed;
       member_changes += r.member_changes;
+      lost += r.lost_changes;
+      dropped += r.recovered_dropped;
       if (!r.ok) {
         ++failures;
         std::printf("FAIL GEOKV_SEED=%ld %s\n", s, r.failure.c_str());
@@ -58,11 +60,13 @@ int main(int argc, char** argv) {
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::printf("seeds %ld..%ld done, %d failures, %.1fs (pauses %llu, inputs held %llu, "
-                "snapshots installed %llu, membership changes %llu)\n",
+                "snapshots installed %llu, membership changes %llu, lost in recovery %llu, "
+                "recovered entries dropped %llu)\n",
                 first, first + std::min(seeds, b + kBatch) - 1, failures, secs,
                 static_cast<unsigned long long>(pauses), static_cast<unsigned long long>(held),
                 static_cast<unsigned long long>(installed),
-                static_cast<unsigned long long>(member_changes));
+                static_cast<unsigned long long>(member_changes),
+                static_cast<unsigned long long>(lost), static_cast<unsigned long long>(dropped));
     std::fflush(stdout);
   }
   return failures == 0 ? 0 : 1;
