@@ -5,6 +5,7 @@
 // and the TEST ONLY flag unsafe_learners_count, shown to break the rule it breaks.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -133,6 +134,39 @@ TEST(PaxosMembership, GrowThreeToFourLearnerFirstThenVoter) {
     EXPECT_EQ(Payloads(g.applied(r)), Payloads(g.applied(0))) << "replica " << r;
   }
   ExpectAgreement(g, {0, 1, 2, 3});
+}
+
+// A joiner (not yet added) and a learner take no part in elections: they never campaign,
+// and with the leader dead and the two other voters cut from each other, a voter and the
+// learner (two of four replicas) elect no one.
+TEST(PaxosMembership, JoinersAndLearnersNeverCampaign) {
+  Group g(4, 3);
+  g.Run(300);  // long past any election timeout: the voters elect a leader, 3 does not try
+  ASSERT_GE(g.Leader(), 0);
+  ASSERT_LT(g.Leader(), 3);
+  const int leader = g.Leader();
+  EXPECT_EQ(g.at(3).stats().pre_votes, 0u);
+  EXPECT_EQ(g.at(3).stats().elections, 0u);
+  EXPECT_EQ(g.at(3).commit_index(), 0u) << "never added: sent nothing";
+  Change(g, leader, MemberChange::kAddLearner, 3);
+  g.Run(5);
+  ASSERT_EQ(g.at(3).members(), Members(1, kBit0 | kBit1 | kBit2, kBit3));
+  g.Crash(leader);
+  const int a = (leader + 1) % 3;
+  const int b = (leader + 2) % 3;
+  g.Cut(a, b);
+  g.Run(300);
+  EXPECT_EQ(g.Leader(), -1);
+  EXPECT_EQ(g.at(3).stats().pre_votes, 0u);
+  EXPECT_EQ(g.at(3).stats().elections, 0u);
+  g.HealAll();
+  g.Run(300);
+  const int next = g.Leader();
+  ASSERT_TRUE(next == a || next == b) << next;
+  Commit(g, next, 1, 1, 2, "a");
+  EXPECT_EQ(g.at(3).leader_hint(), next);
+  EXPECT_EQ(g.at(3).commit_index(), g.at(next).commit_index());
+  EXPECT_EQ(g.at(3).stats().pre_votes, 0u);
 }
 
 TEST(PaxosMembership, ShrinkThreeToTwoRemovedVoterChangesNothing) {
@@ -459,9 +493,11 @@ TEST(PaxosMembership, CommandsQueuedDuringAChangeCommitAfterTheNewPhase1) {
   Commit(g, 0, 1, 1, 2, "a");
   const uint64_t elections = g.at(0).stats().elections;
   const Ballot ballot = g.at(0).promised();
+  const uint64_t change_slot = g.at(0).commit_index() + 1;  // everything before is committed
   ASSERT_TRUE(g.at(0).ChangeMembers(MemberChange::kAddLearner, 3).ok());
-  const uint64_t change_slot = g.at(0).stats().slots_proposed;  // one slot per proposal so far
-  for (uint64_t k = 0; k < 5; ++k) ASSERT_TRUE(g.at(0).Propose(Cmd(2, k + 1, "q" + std::to_string(k))).ok());
+  for (uint64_t k = 0; k < 5; ++k) {
+    ASSERT_TRUE(g.at(0).Propose(Cmd(2, k + 1, "q" + std::to_string(k))).ok());
+  }
   ASSERT_NE(g.at(0).LogEntry(change_slot), nullptr);
   ASSERT_TRUE(g.at(0).LogEntry(change_slot)->members.has_value());
   EXPECT_EQ(g.at(0).LogEntry(change_slot + 1), nullptr) << "nothing follows an uncommitted change";
