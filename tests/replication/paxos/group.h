@@ -1,7 +1,8 @@
 // A tiny synchronous driver for unit tests: N replicas, each on its own sim::PaxosStore (the
 // production PaxosLog over storage::MemoryStorage), a FIFO of messages delivered by hand,
 // links that can be cut. Follows the Ready contract: persist (and sync), then send, then
-// apply.
+// apply. The first `voters` replicas form the genesis group (Config::replicas); the others
+// (ids voters..n-1) start as joiners that know of no group until a leader adds them.
 #ifndef GEOKV_TESTS_REPLICATION_PAXOS_GROUP_H_
 #define GEOKV_TESTS_REPLICATION_PAXOS_GROUP_H_
 
@@ -26,14 +27,18 @@ class Group {
     OutMessage msg;
   };
 
-  explicit Group(int n, Config base = Config{}) : base_(base), st_(n), r_(n), applied_(n), reads_(n), installed_(n) {
+  explicit Group(int n, Config base = Config{}) : Group(n, n, base) {}
+  // n replicas of which the first `voters` are the genesis voters.
+  Group(int n, int voters, Config base = Config{})
+      : base_(base), voters_(voters), st_(n), r_(n), applied_(n), reads_(n), installed_(n),
+        members_(n) {
     for (int i = 0; i < n; ++i) Open(i);
   }
 
   Config ConfigFor(int i) const {
     Config c = base_;
     c.id = static_cast<uint32_t>(i);
-    c.replicas = static_cast<uint32_t>(r_.size());
+    c.replicas = static_cast<uint32_t>(voters_);
     c.seed = 100 + static_cast<uint64_t>(i);
     return c;
   }
@@ -42,13 +47,22 @@ class Group {
     ASSERT_TRUE(rep.ok()) << rep.status().ToString();
     r_[i] = std::move(*rep);
     applied_[i].clear();
+    members_[i].clear();
   }
+  // Power loss and restart from what storage kept.
+  void Restart(int i) {
+    Crash(i);
+    Open(i);
+  }
+  bool up(int i) const { return r_[i] != nullptr; }
   Replica& at(int i) { return *r_[i]; }
   sim::PaxosStore& storage(int i) { return st_[i]; }
   int size() const { return static_cast<int>(r_.size()); }
   std::vector<Apply>& applied(int i) { return applied_[i]; }
   std::vector<ReadState>& reads(int i) { return reads_[i]; }
   std::vector<Snapshot>& installed(int i) { return installed_[i]; }
+  // Every Ready::members replica i reported since it was last opened.
+  std::vector<Membership>& members_reported(int i) { return members_[i]; }
   std::deque<InFlight>& queue() { return q_; }
 
   void Pump(int i) {
@@ -60,6 +74,7 @@ class Group {
       for (auto& m : rd.messages) q_.push_back(InFlight{static_cast<uint32_t>(i), std::move(m)});
       for (auto& a : rd.apply) applied_[i].push_back(a);
       for (auto& rs : rd.reads) reads_[i].push_back(rs);
+      if (rd.members) members_[i].push_back(*rd.members);
       r_[i]->Advance();
     }
   }
@@ -130,9 +145,11 @@ class Group {
   void Elect(int i) {
     // The others run one tick short of the minimum election timeout: none of them can time
     // out yet. If i's first PreVote fails (they heard from a leader and grant PreVotes only
-    // after a full election timeout of silence), they run one tick more.
+    // after a full election timeout of silence), they run one tick more. A replica that is
+    // not a voter never counts towards its timeout: it is left alone.
     for (int j = 0; j < size(); ++j) {
-      while (j != i && r_[j] && r_[j]->election_elapsed_ticks() < base_.election_ticks - 1) {
+      while (j != i && r_[j] && r_[j]->members().IsVoter(static_cast<uint32_t>(j)) &&
+             r_[j]->election_elapsed_ticks() < base_.election_ticks - 1) {
         Tick(j);
       }
     }
@@ -161,11 +178,13 @@ class Group {
 
  private:
   Config base_;
+  int voters_;  // genesis voters: ids 0..voters_-1
   std::vector<sim::PaxosStore> st_;
   std::vector<std::unique_ptr<Replica>> r_;
   std::vector<std::vector<Apply>> applied_;
   std::vector<std::vector<ReadState>> reads_;
   std::vector<std::vector<Snapshot>> installed_;
+  std::vector<std::vector<Membership>> members_;
   std::deque<InFlight> q_;
   std::set<std::pair<int, int>> cut_;
   int64_t now_ = 1'000'000;
