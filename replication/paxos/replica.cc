@@ -47,6 +47,7 @@ StatusOr<std::unique_ptr<Replica>> Replica::Open(const Config& config, const Sto
     if (r->snapshot_.members.voters != 0) r->members_ = r->snapshot_.members;
     r->LoadSessions(r->snapshot_.sessions);
     r->applied_ = r->snapshot_.index;
+    r->members_applied_dirty_ = true;  // reported with the snapshot handed over to install
     c = r->snapshot_.index;
     r->hs_.commit = std::max(r->hs_.commit, c);
     r->snapshot_dirty_ = true;  // hand it to the application to load
@@ -733,6 +734,12 @@ bool Replica::Counts(uint32_t id) const {
 }
 
 void Replica::ApplyMembers(const Membership& m) {
+  // Replicas this change removed are sent nothing as members any more: the leader keeps
+  // telling them the commit index until they have learned it (or for a bounded time), so
+  // that they know they left and never campaign.
+  departed_ = (members_.voters | members_.learners) & ~(m.voters | m.learners);
+  departed_slot_ = hs_.commit;
+  departed_until_tick_ = ticks_ + 100 * static_cast<uint64_t>(cfg_.election_ticks);
   members_ = m;
   change_slot_ = 0;
   ++stats_.member_changes;
@@ -1199,8 +1206,10 @@ void Replica::SendHeartbeats() {
   ++hb_round_;
   round_times_.emplace_back(hb_round_, now_us_);
   while (round_times_.size() > 4096) round_times_.pop_front();
+  if (ticks_ > departed_until_tick_) departed_ = 0;
+  const uint64_t to = members_.voters | members_.learners | departed_;
   for (uint32_t p = 0; p < Membership::kIdsMax; ++p) {
-    if (p == cfg_.id || !members_.IsMember(p)) continue;
+    if (p == cfg_.id || ((to >> p) & 1) == 0) continue;
     Message m;
     m.type = MessageType::kHeartbeat;
     m.to = p;
@@ -1248,6 +1257,7 @@ void Replica::HandleHeartbeatAck(const Message& m) {
   Peer& peer = peers_[m.from];
   peer.last_heard_tick = ticks_;
   peer.acked_round = std::max(peer.acked_round, m.round);
+  if (m.commit >= departed_slot_) departed_ &= ~(uint64_t{1} << m.from);
   ConfirmRounds();
   MaybeCatchUp(m.from, m.commit, m.last_slot);
   MaybeSendTimeoutNow();

@@ -81,7 +81,9 @@
 //     than the candidate's are stale leftovers and are ignored;
 //   - learners take no part in elections or quorums; a replica that is not a voter of the
 //     membership it knows never campaigns (a new replica knows nothing until the log or a
-//     snapshot reaches it).
+//     snapshot reaches it). The leader keeps sending heartbeats (and so catch-up) to the
+//     replicas a change removed until they know the change committed, for at most
+//     100 election timeouts, so that they stop campaigning.
 // Snapshots carry the membership; Ready::members reports each change as it is applied.
 //
 // Ownership: the Replica keeps a pointer-free copy of what it loaded from the Storage; the
@@ -405,6 +407,9 @@ class Replica {
   Membership applied_members_;
   bool members_applied_dirty_ = false;  // Ready::members pending
   uint64_t change_slot_ = 0;            // leader: slot of its uncommitted change (0: none)
+  uint64_t departed_ = 0;               // removed by the last change, not yet told so
+  uint64_t departed_slot_ = 0;          // that change's slot
+  uint64_t departed_until_tick_ = 0;    // stop telling them then
 
   std::mt19937_64 rng_;
   ReplicaStats stats_;
