@@ -27,6 +27,8 @@ constexpr size_t kEnvelopeBytesMax = 64 << 10;  // an Envelope around its payloa
 constexpr size_t kCommandOverheadBytes = 256;   // a Command's fields and FlatBuffers framing
 constexpr std::string_view kClusterMapKey = "cluster_map";
 constexpr std::string_view kLegacyPolicyKey = "policy";  // written before the cluster map
+constexpr std::string_view kDiskIdKey = "disk_id";          // this data directory's identity
+constexpr std::string_view kPeerDiskPrefix = "peer_disk/";  // + node id: its disk id as first seen
 // A metadata leader whose detector did not run for this long was paused (or its loop
 // stalled): the silence it would see is its own, so it starts its detectors afresh.
 constexpr int64_t kDetectorPauseUs = 1'000'000;
@@ -70,6 +72,13 @@ std::string EncodeU64(uint64_t v) {
   crdt::Encoder enc;
   enc.PutVarint(v);
   return enc.Release();
+}
+
+// A 64-bit id as 16 hex digits (status lines, errors).
+std::string Hex(uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
 }
 
 uint64_t DecodeU64(std::string_view bytes) {
@@ -173,6 +182,7 @@ Status Engine::Recover() {
   // The cluster map as of the metadata group's applied slot; a node of an earlier version
   // kept only the policy, and a new node starts from the genesis map.
   auto stored = store.Get(kMetaTable, kClusterMapKey);
+  bool fresh = false;  // a new data directory (not one of an earlier version either)
   if (stored.ok()) {
     auto decoded = placement::ClusterMap::Decode(*stored);
     if (!decoded.ok()) return decoded.status();
@@ -184,7 +194,9 @@ Status Engine::Recover() {
       auto decoded = Policy::Decode(*legacy);
       if (!decoded.ok()) return decoded.status();
       policy = std::move(decoded).value();
-    } else if (!legacy.status().IsNotFound()) {
+    } else if (legacy.status().IsNotFound()) {
+      fresh = true;
+    } else {
       return legacy.status();
     }
     auto genesis = GenesisMap(policy);
@@ -198,6 +210,8 @@ Status Engine::Recover() {
                            std::to_string(map_.shards().size()) + " shards; this node is configured with " +
                            std::to_string(options_.regions) + " and " + std::to_string(options_.shards));
   }
+
+  GEOKV_RETURN_IF_ERROR(LoadDiskIds(fresh));
 
   const uint32_t total = options_.shards + 1;  // shards, then the metadata group
   groups_.resize(total);
@@ -335,6 +349,11 @@ void Engine::Dispatch(Request request, Callback done, bool forwarded) {
     done(std::move(r));
   };
   if (!failed_.ok()) return reply(failed_);
+  // A lost or unconfirmed data directory serves status and the map only (clients' own
+  // requests; a forwarded one comes from a peer that checked our identity).
+  if (!forwarded && request.op != Op::kStatus && request.op != Op::kClusterMap) {
+    if (Status s = DiskGate(); !s.ok()) return reply(std::move(s));
+  }
   if (Status s = CheckRequest(request); !s.ok()) return reply(std::move(s));
   if (proposals_.size() + reads_.size() + forwards_.size() >= options_.pending_requests_max) {
     return reply(Status(Code::kBusy, "too many requests in flight"));
@@ -612,28 +631,43 @@ void Engine::SubmitEventual(Mode mode, const Request& r, Callback done) {
 // ---- inputs ----------------------------------------------------------------------------
 
 void Engine::SendEnvelope(uint32_t to, uint8_t channel, uint32_t group, std::string_view payload) {
-  flatbuffers::FlatBufferBuilder b(payload.size() + 64);
-  auto bytes = b.CreateVector(reinterpret_cast<const uint8_t*>(payload.data()), payload.size());
-  b.Finish(fb::CreateEnvelope(b, static_cast<fb::Channel>(channel), group, bytes));
-  outbox_[to].emplace_back(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
+  outbox_[to].push_back(Outgoing{channel, group, std::string(payload)});
   stats_.envelopes_sent++;
 }
 
+std::string Engine::MakeEnvelope(uint8_t channel, uint32_t group, std::string_view payload, uint32_t to,
+                                 bool outermost) const {
+  flatbuffers::FlatBufferBuilder b(payload.size() + 64);
+  auto bytes = b.CreateVector(reinterpret_cast<const uint8_t*>(payload.data()), payload.size());
+  fb::EnvelopeBuilder e(b);
+  e.add_channel(static_cast<fb::Channel>(channel));
+  e.add_group(group);
+  e.add_payload(bytes);
+  if (outermost) {
+    e.add_disk(disk_id_);
+    if (to < peer_disks_.size() && peer_disks_[to] != 0) e.add_peer_disk(peer_disks_[to]);
+  }
+  b.Finish(e.Finish());
+  return std::string(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
+}
+
 void Engine::FlushOutbox() {
-  // Room for a Bundle's own tables and each Blob's header.
+  // Room for a Bundle's own tables, each Blob's header and each envelope around its payload.
   constexpr size_t kBundleOverheadBytes = 64;
   constexpr size_t kBlobOverheadBytes = 16;
-  for (auto& [to, envelopes] : outbox_) {
+  constexpr size_t kInnerEnvelopeBytes = 64;
+  for (auto& [to, items] : outbox_) {
     size_t i = 0;
-    while (i < envelopes.size()) {
-      // As many envelopes as fit in one message; one alone goes as it is.
+    while (i < items.size()) {
+      // As many envelopes as fit in one message; one alone goes in an envelope of its own.
       size_t bytes = kBundleOverheadBytes, j = i;
-      while (j < envelopes.size() && bytes + envelopes[j].size() + kBlobOverheadBytes <= kMessageBytesMax) {
-        bytes += envelopes[j].size() + kBlobOverheadBytes;
+      while (j < items.size() &&
+             bytes + items[j].payload.size() + kInnerEnvelopeBytes + kBlobOverheadBytes <= kMessageBytesMax) {
+        bytes += items[j].payload.size() + kInnerEnvelopeBytes + kBlobOverheadBytes;
         ++j;
       }
       if (j <= i + 1) {
-        env_.Send(to, std::move(envelopes[i]));
+        env_.Send(to, MakeEnvelope(items[i].channel, items[i].group, items[i].payload, to, /*outermost=*/true));
         stats_.messages_sent++;
         i = std::max(j, i + 1);
         continue;
@@ -642,21 +676,95 @@ void Engine::FlushOutbox() {
       std::vector<flatbuffers::Offset<fb::Blob>> blobs;
       blobs.reserve(j - i);
       for (size_t k = i; k < j; ++k) {
-        blobs.push_back(fb::CreateBlob(b, b.CreateVector(reinterpret_cast<const uint8_t*>(envelopes[k].data()),
-                                                         envelopes[k].size())));
+        const std::string inner = MakeEnvelope(items[k].channel, items[k].group, items[k].payload, to, false);
+        blobs.push_back(fb::CreateBlob(b, b.CreateVector(reinterpret_cast<const uint8_t*>(inner.data()), inner.size())));
       }
       auto bundle = fb::CreateBundle(b, b.CreateVector(blobs));
       b.Finish(bundle);
       const std::string_view payload(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
-      flatbuffers::FlatBufferBuilder e(payload.size() + 64);
-      auto data = e.CreateVector(reinterpret_cast<const uint8_t*>(payload.data()), payload.size());
-      e.Finish(fb::CreateEnvelope(e, fb::Channel::Bundle, 0, data));
-      env_.Send(to, std::string(reinterpret_cast<const char*>(e.GetBufferPointer()), e.GetSize()));
+      env_.Send(to, MakeEnvelope(static_cast<uint8_t>(fb::Channel::Bundle), 0, payload, to, /*outermost=*/true));
       stats_.messages_sent++;
       i = j;
     }
   }
   outbox_.clear();
+}
+
+// ---- data directory identity -----------------------------------------------------------
+
+Status Engine::LoadDiskIds(bool fresh) {
+  storage::Storage& store = env_.Store();
+  peer_disks_.assign(options_.regions, 0);
+  foreign_disks_.assign(options_.regions, 0);
+  auto id = store.Get(kMetaTable, kDiskIdKey);
+  if (id.ok()) {
+    disk_id_ = DecodeU64(*id);
+    if (disk_id_ == 0) return Corruption("the stored disk id is 0");
+  } else if (id.status().IsNotFound()) {
+    // A new directory, or one of an earlier version (which its peers know by no id yet).
+    while (disk_id_ == 0) disk_id_ = env_.Random();
+    storage::WriteBatch b;
+    b.Put(kMetaTable, kDiskIdKey, EncodeU64(disk_id_));
+    GEOKV_RETURN_IF_ERROR(store.Write(b, storage::Durability::kSync));
+    disk_unconfirmed_ = fresh && options_.regions > 1;
+  } else {
+    return id.status();
+  }
+  for (uint32_t n = 0; n < options_.regions; ++n) {
+    if (n == options_.self) continue;
+    auto known = store.Get(kMetaTable, std::string(kPeerDiskPrefix) + std::to_string(n));
+    if (known.ok()) {
+      peer_disks_[n] = DecodeU64(*known);
+    } else if (!known.status().IsNotFound()) {
+      return known.status();
+    }
+  }
+  return Status::Ok();
+}
+
+bool Engine::CheckDisks(uint32_t from, uint64_t disk, uint64_t peer_disk) {
+  if (disk == 0 || options_.unsafe_trust_any_disk) return true;  // 0: a node of an earlier version
+  // What the peer knows of us: our own id confirms this directory; another id means the
+  // peer knew this node by a directory that is gone.
+  if (peer_disk == disk_id_) {
+    disk_unconfirmed_ = false;
+  } else if (peer_disk != 0 && lost_disk_known_ == 0) {
+    lost_disk_known_ = peer_disk;
+    lost_disk_peer_ = from;
+  }
+  uint64_t& known = peer_disks_[from];
+  if (known == 0) {
+    // First sight (trust on first use), remembered across restarts.
+    storage::WriteBatch b;
+    b.Put(kMetaTable, std::string(kPeerDiskPrefix) + std::to_string(from), EncodeU64(disk));
+    if (Status s = env_.Store().Write(b, storage::Durability::kSync); !s.ok()) {
+      Fail(s);
+      return false;
+    }
+    known = disk;
+    return true;
+  }
+  if (known == disk) return true;
+  stats_.foreign_disk_messages++;
+  foreign_disks_[from] = disk;
+  return false;
+}
+
+Status Engine::DiskGate() const {
+  if (options_.unsafe_trust_any_disk) return Status::Ok();
+  if (lost_disk_known_ != 0) {
+    return Status(Code::kUnavailable,
+                  "this node's data directory is not the one its peers know (node " + std::to_string(lost_disk_peer_) +
+                      " knows node " + std::to_string(options_.self) + " by disk " + Hex(lost_disk_known_) +
+                      ", this directory is disk " + Hex(disk_id_) +
+                      "): it was lost or replaced, and a node cannot rejoin on an empty disk; its peers ignore it "
+                      "(docs/operations.md, \"A lost data directory\")");
+  }
+  if (disk_unconfirmed_) {
+    return Status(Code::kUnavailable,
+                  "this node's data directory is new and no peer has confirmed it yet; retry in a moment");
+  }
+  return Status::Ok();
 }
 
 bool Engine::Reforward(Pending& p, bool same_target_ok) {
@@ -703,6 +811,7 @@ void Engine::StepEnvelope(uint32_t from, std::string_view bytes, bool in_bundle)
     return;
   }
   const auto* env = flatbuffers::GetRoot<fb::Envelope>(envelope.data());
+  if (!in_bundle && !CheckDisks(from, env->disk(), env->peer_disk())) return;
   std::string_view nested;
   if (env->payload() != nullptr) {
     nested = std::string_view(reinterpret_cast<const char*>(env->payload()->data()), env->payload()->size());
@@ -1391,6 +1500,15 @@ std::vector<std::string> Engine::StatusLines() const {
   std::vector<std::string> out;
   out.push_back("node " + std::to_string(options_.self) + " of " + std::to_string(options_.regions) +
                 " regions; " + std::to_string(options_.shards) + " shards");
+  const Status gate = DiskGate();
+  out.push_back("data directory: disk " + Hex(disk_id_) +
+                (gate.ok() ? "" : lost_disk_known_ != 0 ? " LOST: " + gate.message() : " (not yet confirmed by a peer)"));
+  for (uint32_t n = 0; n < foreign_disks_.size(); ++n) {
+    if (foreign_disks_[n] == 0) continue;
+    out.push_back("node " + std::to_string(n) + " sends from disk " + Hex(foreign_disks_[n]) + ", not disk " +
+                  Hex(peer_disks_[n]) + " it had: its data directory was lost or replaced; its messages are dropped (" +
+                  std::to_string(stats_.foreign_disk_messages) + " so far, from all such nodes)");
+  }
   for (uint32_t g = 0; g < groups_.size(); ++g) {
     const auto& r = *groups_[g].replica;
     out.push_back(std::string(g == options_.shards ? "meta" : "shard " + std::to_string(g)) +

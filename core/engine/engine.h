@@ -25,6 +25,19 @@
 // failure() says why. The host must then stop the process (log the cause, exit non-zero)
 // so that a supervisor restarts it and recovery runs; the simulator crashes the node.
 //
+// Data directory identity: a node's directory gets a random 64-bit disk id when it is
+// created, and every transport message carries the sender's id and the one it knows for
+// the receiver. A node remembers (and persists) each peer's id as first seen. A node whose
+// directory was lost and that comes back empty forgot its Paxos promises and its CRDT
+// sequence numbers and dots: its new id differs from the one its peers know, so they drop
+// everything it sends (it cannot vote, lead or ship a batch) and, through the id they echo,
+// it learns that it is not the node they know and refuses every client operation but status
+// with UNAVAILABLE. A directory created in this Open serves clients only once a peer has
+// echoed its id (at once in a one-region cluster), so not even its first moments can serve
+// from an empty state. Replacing a node on an empty disk needs membership changes in every
+// group and fresh CRDT identities (docs/operations.md); until then this turns the unsafe
+// case into a refusal.
+//
 // The metadata group replicates the cluster map (placement::ClusterMap): the regions, the
 // nodes with their addresses and states, the placement of every shard, and the policy. A new
 // cluster starts from the genesis map its options describe (every node must be given the
@@ -132,6 +145,10 @@ struct EngineOptions {
   // TEST ONLY: the metadata leader keeps its detectors' history across its own pauses, so
   // after one it condemns nodes that were alive all along; the tests must catch it.
   bool unsafe_detector_ignores_pauses = false;
+  // TEST ONLY: data directory ids are neither checked nor enforced: a node whose directory
+  // was lost rejoins with forgotten promises and serves from an empty state; the tests must
+  // catch it.
+  bool unsafe_trust_any_disk = false;
 };
 
 struct EngineStats {
@@ -147,6 +164,7 @@ struct EngineStats {
   uint64_t strong_applied = 0;
   uint64_t snapshots = 0;
   uint64_t node_heartbeats_sent = 0;
+  uint64_t foreign_disk_messages = 0;  // dropped: from a peer whose data directory changed
   uint64_t verdicts_proposed = 0;  // node states the failure detector proposed (as metadata leader)
   uint64_t detector_restarts = 0;  // the metadata leader took over or resumed after a pause
   uint64_t leader_handoffs = 0;    // leaderships handed away because this node is draining
@@ -206,6 +224,9 @@ class Engine {
   const EngineStats& stats() const { return stats_; }
   uint32_t ShardOf(std::string_view key) const;
   bool IsLeader(uint32_t group) const;
+  // True once a peer has shown that it knows this node by another data directory (this
+  // one was lost or replaced): the node then serves no client operation but status.
+  bool data_directory_lost() const { return lost_disk_known_ != 0; }
   int32_t LeaderOf(uint32_t group) const;
   // The Paxos groups (shards and the metadata group) whose leader, as this node knows it,
   // is node `node`.
@@ -312,6 +333,16 @@ class Engine {
   // Commits the sizes of the shards this node leads when they changed materially
   // (placement::LoadReporter), every load_report_us.
   void TickLoad(int64_t now);
+  // The data directory's identity (see the file comment). Loads or creates this node's
+  // disk id and the ones it knows for its peers.
+  Status LoadDiskIds(bool fresh);
+  // Checks a transport message's identities; false: drop it.
+  bool CheckDisks(uint32_t from, uint64_t disk, uint64_t peer_disk);
+  // OK, or why this node may not serve clients (a lost directory, or a new one no peer has
+  // confirmed yet).
+  Status DiskGate() const;
+  std::string MakeEnvelope(uint8_t channel, uint32_t group, std::string_view payload, uint32_t to,
+                           bool outermost) const;
   uint32_t metadata_group() const { return options_.shards; }
   uint64_t NextForwardId();
   void Fail(Status status);
@@ -336,7 +367,12 @@ class Engine {
   int64_t next_plan_us_ = 0;
   std::vector<Group> groups_;  // shards, then the metadata group
   storage::WriteBatch round_batch_;   // the current round's persistence (all protocols)
-  std::map<uint32_t, std::vector<std::string>> outbox_;  // envelopes per peer, sent by FlushOutbox
+  struct Outgoing {
+    uint8_t channel;
+    uint32_t group;
+    std::string payload;
+  };
+  std::map<uint32_t, std::vector<Outgoing>> outbox_;  // per peer, sent by FlushOutbox
   bool round_sync_ = false;
   CrdtStore crdt_store_;
   std::unique_ptr<crdt::Disseminator> crdt_;
@@ -358,6 +394,13 @@ class Engine {
   std::map<std::pair<uint64_t, uint64_t>, Pending> proposals_;  // by (client id, seq)
   std::map<uint64_t, PendingRead> reads_;     // by read id
   std::map<uint64_t, Pending> forwards_;      // by forward id
+  // Data directory identity.
+  uint64_t disk_id_ = 0;
+  bool disk_unconfirmed_ = false;        // created in this Open; no peer has echoed it yet
+  std::vector<uint64_t> peer_disks_;     // per node: its disk id as first seen (0: not yet)
+  std::vector<uint64_t> foreign_disks_;  // per node: an id other than that, last seen
+  uint64_t lost_disk_known_ = 0;         // != 0: a peer knows this disk id for us, not ours
+  uint32_t lost_disk_peer_ = 0;
   Status failed_;  // set when the Storage failed: the engine refuses all further work
   bool processing_ = false;
   EngineStats stats_;

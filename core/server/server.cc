@@ -835,6 +835,13 @@ void Server::Impl::RefreshMetrics() {
     m << "geokv_node_leaderships{" << labels << "} " << engine->GroupsLedBy(id) << "\n";
   }
   m << "# TYPE geokv_node_heartbeats_sent_total counter\ngeokv_node_heartbeats_sent_total " << es.node_heartbeats_sent << "\n";
+  m << "# HELP geokv_foreign_disk_messages_total Peer messages dropped: their sender's data directory is not the one "
+       "this node knows for it (lost or replaced).\n"
+       "# TYPE geokv_foreign_disk_messages_total counter\ngeokv_foreign_disk_messages_total "
+    << es.foreign_disk_messages << "\n";
+  m << "# HELP geokv_data_directory_lost 1 when a peer knows this node by another data directory: it serves no "
+       "client operation but status.\n# TYPE geokv_data_directory_lost gauge\ngeokv_data_directory_lost "
+    << (engine->data_directory_lost() ? 1 : 0) << "\n";
   m << "# HELP geokv_node_verdicts_total Node states this node's failure detector proposed as metadata leader.\n"
        "# TYPE geokv_node_verdicts_total counter\ngeokv_node_verdicts_total " << es.verdicts_proposed << "\n";
   m << "# TYPE geokv_detector_restarts_total counter\ngeokv_detector_restarts_total " << es.detector_restarts << "\n";

@@ -2,7 +2,9 @@
 // process with a hand-driven clock: the metadata leader's failure detector (a stopped node
 // becomes suspect, then down, then up again when it is back; a leader that was itself
 // stopped, with the whole cluster, condemns no one), operator states (drain hands every
-// leadership away, undrain gives the preferred ones back) and the refusals of bad requests.
+// leadership away, undrain gives the preferred ones back) and the refusals of bad requests;
+// and the data directory's identity (a node restarted on an empty directory is ignored by
+// its peers and refuses its clients).
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -30,7 +32,9 @@ class NodeEnv final : public Env {
   int64_t NowUs() override;
   int64_t WallUs() override { return 1'800'000'000'000'000 + NowUs(); }
   void Send(uint32_t to, std::string bytes) override;
-  storage::Storage& Store() override { return store_; }
+  storage::Storage& Store() override { return *store_; }
+  // A new, empty data directory (the old one was lost).
+  void Wipe() { store_ = std::make_unique<storage::MemoryStorage>(); }
   // splitmix64 over (node, counter): the engine draws Paxos session ids from it, and ids
   // that collide across nodes make one node's forward a "repeat" of another's.
   uint64_t Random() override {
@@ -44,7 +48,7 @@ class NodeEnv final : public Env {
   Cluster& cluster_;
   const uint32_t self_;
   uint64_t random_ = 0;
-  storage::MemoryStorage store_;
+  std::unique_ptr<storage::MemoryStorage> store_ = std::make_unique<storage::MemoryStorage>();
 };
 
 class Cluster {
@@ -52,7 +56,8 @@ class Cluster {
   static constexpr uint32_t kNodes = 3;
 
   // Every shard prefers region 0, unless `prefer` is false (then the map spreads them).
-  explicit Cluster(bool unsafe_detector_ignores_pauses = false, bool prefer = true, uint32_t shards = 4) {
+  explicit Cluster(bool unsafe_detector_ignores_pauses = false, bool prefer = true, uint32_t shards = 4,
+                   bool unsafe_trust_any_disk = false) {
     for (uint32_t i = 0; i < kNodes; ++i) envs_.push_back(std::make_unique<NodeEnv>(*this, i));
     inbox_.resize(kNodes);
     stopped_.assign(kNodes, false);
@@ -65,10 +70,26 @@ class Cluster {
       o.members = {{"us-east", "tcp://a:1", "tcp://a:2"}, {"eu-west", "tcp://b:1", "tcp://b:2"},
                    {"ap-south", "tcp://c:1", "tcp://c:2"}};
       o.unsafe_detector_ignores_pauses = unsafe_detector_ignores_pauses;
-      auto e = Engine::Open(o, *envs_[i]);
-      EXPECT_TRUE(e.ok()) << e.status().ToString();
-      engines_.push_back(std::move(e).value());
+      o.unsafe_trust_any_disk = unsafe_trust_any_disk;
+      (void)o.policy.Set("lww/", Mode::kLww);
+      options_.push_back(o);
+      engines_.emplace_back();
+      Open(i);
     }
+  }
+
+  // Restarts node `node` on its data directory, or on a new, empty one (`wipe`: the disk
+  // was lost), dropping whatever was queued for the process that died.
+  void Restart(uint32_t node, bool wipe) {
+    engines_[node].reset();
+    inbox_[node].clear();
+    if (wipe) envs_[node]->Wipe();
+    Open(node);
+  }
+  void Open(uint32_t node) {
+    auto e = Engine::Open(options_[node], *envs_[node]);
+    EXPECT_TRUE(e.ok()) << e.status().ToString();
+    if (e.ok()) engines_[node] = std::move(e).value();
   }
 
   // Runs every node that is not stopped, once per 10 ms of virtual time. Records the worst
@@ -144,6 +165,7 @@ class Cluster {
   friend class NodeEnv;
   std::vector<std::unique_ptr<NodeEnv>> envs_;
   std::vector<std::unique_ptr<Engine>> engines_;
+  std::vector<EngineOptions> options_;
   std::vector<std::deque<Engine::PeerMessage>> inbox_;
   std::vector<Engine::Call> calls_[kNodes];
   std::vector<bool> stopped_;
@@ -327,6 +349,117 @@ TEST(EngineHealth, BadNodeStateRequestsGetSpecificErrors) {
   ASSERT_TRUE(c.SetState(1, "2", "up").status.ok());
   c.Run(500'000);  // the other nodes apply it with the metadata leader's next heartbeats
   for (uint32_t at = 0; at < Cluster::kNodes; ++at) EXPECT_EQ(c.StateIn(at, 2), NodeState::kUp);
+}
+
+// ---- data directory identity ----------------------------------------------------------
+
+Request PutRequest(const std::string& key, const std::string& value) {
+  Request r;
+  r.op = Op::kPut;
+  r.key = key;
+  r.value = value;
+  return r;
+}
+Request GetRequest(const std::string& key) {
+  Request r;
+  r.op = Op::kGet;
+  r.key = key;
+  return r;
+}
+
+// A new cluster: every directory is new, and each node serves clients once a peer has
+// echoed its id, which takes a round of messages.
+TEST(EngineDisk, ANewDirectoryServesOnceAPeerConfirmedIt) {
+  Cluster c;
+  EXPECT_EQ(c.Call(1, PutRequest("lww/a", "1")).status.code(), Code::kUnavailable);
+  c.Run(1'000'000);
+  EXPECT_TRUE(c.Call(1, PutRequest("lww/a", "1")).status.ok());
+  EXPECT_TRUE(c.Call(2, PutRequest("s", "1")).status.ok());
+  for (uint32_t i = 0; i < Cluster::kNodes; ++i) {
+    EXPECT_FALSE(c.engine(i).data_directory_lost());
+    EXPECT_EQ(c.engine(i).stats().foreign_disk_messages, 0u);
+  }
+}
+
+// A restart on the same directory is the same node: nothing changes.
+TEST(EngineDisk, ARestartOnTheSameDirectoryIsTrusted) {
+  Cluster c;
+  c.Run(2'000'000);
+  ASSERT_TRUE(c.Call(2, PutRequest("lww/a", "1")).status.ok());
+  c.Restart(2, /*wipe=*/false);
+  // Not new: it serves at once (from what it stored).
+  Response r = c.Call(2, GetRequest("lww/a"));
+  EXPECT_TRUE(r.status.ok()) << r.status.ToString();
+  EXPECT_EQ(r.value, "1");
+  c.Run(2'000'000);
+  ASSERT_TRUE(c.Call(2, PutRequest("s", "2")).status.ok());
+  for (uint32_t i = 0; i < Cluster::kNodes; ++i) {
+    EXPECT_FALSE(c.engine(i).data_directory_lost());
+    EXPECT_EQ(c.engine(i).stats().foreign_disk_messages, 0u);
+  }
+}
+
+// A node restarted on an empty directory forgot its Paxos promises and its CRDT sequence
+// numbers and state. Its peers drop everything it sends; it learns from them that it is not
+// the node they know and refuses every client operation but status, with a message that
+// says why. The other two regions go on.
+TEST(EngineDisk, ALostDirectoryIsIgnoredByItsPeersAndRefusesClients) {
+  Cluster c;
+  c.Run(2'000'000);
+  ASSERT_TRUE(c.Call(2, PutRequest("lww/a", "1")).status.ok());
+  ASSERT_TRUE(c.Call(2, PutRequest("s", "1")).status.ok());
+  c.Run(1'000'000);
+  c.Restart(2, /*wipe=*/true);
+  Response r = c.Call(2, GetRequest("lww/a"));
+  EXPECT_EQ(r.status.code(), Code::kUnavailable) << "served from an empty directory: " << r.status.ToString();
+  c.Run(2'000'000);
+  EXPECT_TRUE(c.engine(2).data_directory_lost());
+  EXPECT_GT(c.engine(0).stats().foreign_disk_messages + c.engine(1).stats().foreign_disk_messages, 0u);
+  for (const Request& req : {GetRequest("lww/a"), PutRequest("lww/b", "2"), GetRequest("s"), PutRequest("s", "3")}) {
+    r = c.Call(2, req);
+    EXPECT_EQ(r.status.code(), Code::kUnavailable) << r.status.ToString();
+    EXPECT_NE(r.status.message().find("data directory is not the one its peers know"), std::string::npos)
+        << r.status.ToString();
+  }
+  // Status still answers, and says so; the peers' status names the node they ignore.
+  Request status;
+  status.op = Op::kStatus;
+  r = c.Call(2, status);
+  ASSERT_TRUE(r.status.ok());
+  bool says_lost = false;
+  for (const auto& line : r.values) says_lost |= line.find("data directory: disk") == 0 && line.find("LOST") != std::string::npos;
+  EXPECT_TRUE(says_lost);
+  r = c.Call(0, status);
+  bool names_it = false;
+  for (const auto& line : r.values) names_it |= line.find("node 2 sends from disk") == 0;
+  EXPECT_TRUE(names_it);
+  // The group goes on without it: strong writes commit with the other two regions, and what
+  // node 2 acknowledged before it lost its directory is still there.
+  ASSERT_TRUE(c.Call(0, PutRequest("s", "4")).status.ok());
+  r = c.Call(1, GetRequest("s"));
+  EXPECT_TRUE(r.status.ok());
+  EXPECT_EQ(r.value, "4");
+  r = c.Call(1, GetRequest("lww/a"));
+  EXPECT_EQ(r.value, "1");
+  for (uint32_t g = 0; g < c.engine(0).groups(); ++g) EXPECT_NE(c.engine(0).LeaderOf(g), 2) << "group " << g;
+  // It stays ignored across its own restarts (the peers remember the directory they knew).
+  c.Restart(2, /*wipe=*/false);
+  c.Run(1'000'000);
+  EXPECT_TRUE(c.engine(2).data_directory_lost());
+  EXPECT_EQ(c.Call(2, GetRequest("s")).status.code(), Code::kUnavailable);
+}
+
+// The broken variant trusts any directory: the node with the lost directory serves a read
+// of a key it acknowledged before from its empty state. The test above can fail.
+TEST(EngineDisk, TrustingAnyDirectoryServesFromAnEmptyState) {
+  Cluster c(/*unsafe_detector_ignores_pauses=*/false, /*prefer=*/true, /*shards=*/4, /*unsafe_trust_any_disk=*/true);
+  c.Run(2'000'000);
+  ASSERT_TRUE(c.Call(2, PutRequest("lww/a", "1")).status.ok());
+  c.Run(1'000'000);
+  c.Restart(2, /*wipe=*/true);
+  Response r = c.Call(2, GetRequest("lww/a"));
+  EXPECT_EQ(r.status.code(), Code::kNotFound) << r.status.ToString();
+  EXPECT_FALSE(c.engine(2).data_directory_lost());
 }
 
 }  // namespace
