@@ -28,7 +28,8 @@ constexpr size_t kCommandOverheadBytes = 256;   // a Command's fields and FlatBu
 constexpr std::string_view kClusterMapKey = "cluster_map";
 constexpr std::string_view kLegacyPolicyKey = "policy";  // written before the cluster map
 constexpr std::string_view kDiskIdKey = "disk_id";          // this data directory's identity
-constexpr std::string_view kPeerDiskPrefix = "peer_disk/";  // + node id: its disk id as first seen
+constexpr std::string_view kDiskEstablishedKey = "disk_established";  // every peer confirmed it
+constexpr std::string_view kPeerDiskPrefix = "peer_disk/";  // + node id: its recorded disk id
 // A metadata leader whose detector did not run for this long was paused (or its loop
 // stalled): the silence it would see is its own, so it starts its detectors afresh.
 constexpr int64_t kDetectorPauseUs = 1'000'000;
@@ -645,7 +646,12 @@ std::string Engine::MakeEnvelope(uint8_t channel, uint32_t group, std::string_vi
   e.add_payload(bytes);
   if (outermost) {
     e.add_disk(disk_id_);
-    if (to < peer_disks_.size() && peer_disks_[to] != 0) e.add_peer_disk(peer_disks_[to]);
+    if (disk_established_) e.add_disk_established(true);
+    if (to < peer_disks_.size() && peer_disks_[to] != 0) {
+      e.add_peer_disk(peer_disks_[to]);
+    } else if (to < seen_disks_.size() && seen_disks_[to] != 0) {
+      e.add_peer_disk_seen(seen_disks_[to]);
+    }
   }
   b.Finish(e.Finish());
   return std::string(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
@@ -695,18 +701,26 @@ void Engine::FlushOutbox() {
 Status Engine::LoadDiskIds(bool fresh) {
   storage::Storage& store = env_.Store();
   peer_disks_.assign(options_.regions, 0);
+  seen_disks_.assign(options_.regions, 0);
   foreign_disks_.assign(options_.regions, 0);
+  echoed_.assign(options_.regions, false);
+  echoed_[options_.self] = true;
   auto id = store.Get(kMetaTable, kDiskIdKey);
   if (id.ok()) {
     disk_id_ = DecodeU64(*id);
     if (disk_id_ == 0) return Corruption("the stored disk id is 0");
+    auto established = store.Get(kMetaTable, kDiskEstablishedKey);
+    if (!established.ok() && !established.status().IsNotFound()) return established.status();
+    disk_established_ = established.ok() || options_.regions == 1;
   } else if (id.status().IsNotFound()) {
-    // A new directory, or one of an earlier version (which its peers know by no id yet).
+    // A new directory waits for every peer; one of an earlier version (which no peer knows
+    // by an id yet) is established at once.
     while (disk_id_ == 0) disk_id_ = env_.Random();
+    disk_established_ = !fresh || options_.regions == 1;
     storage::WriteBatch b;
     b.Put(kMetaTable, kDiskIdKey, EncodeU64(disk_id_));
+    if (disk_established_) b.Put(kMetaTable, kDiskEstablishedKey, "1");
     GEOKV_RETURN_IF_ERROR(store.Write(b, storage::Durability::kSync));
-    disk_unconfirmed_ = fresh && options_.regions > 1;
   } else {
     return id.status();
   }
@@ -722,32 +736,60 @@ Status Engine::LoadDiskIds(bool fresh) {
   return Status::Ok();
 }
 
-bool Engine::CheckDisks(uint32_t from, uint64_t disk, uint64_t peer_disk) {
+bool Engine::CheckDisks(uint32_t from, uint64_t disk, bool established, uint64_t peer_disk, uint64_t peer_disk_seen) {
   if (disk == 0 || options_.unsafe_trust_any_disk) return true;  // 0: a node of an earlier version
-  // What the peer knows of us: our own id confirms this directory; another id means the
-  // peer knew this node by a directory that is gone.
-  if (peer_disk == disk_id_) {
-    disk_unconfirmed_ = false;
-  } else if (peer_disk != 0 && lost_disk_known_ == 0) {
-    lost_disk_known_ = peer_disk;
-    lost_disk_peer_ = from;
+  // 1. What the peer knows of us. A record of another id: this node is not the one the peer
+  // knows. An echo of our id (recorded, or seen without a record of another) confirms it.
+  if (peer_disk != 0 && peer_disk != disk_id_) {
+    if (lost_disk_known_ == 0) {
+      lost_disk_known_ = peer_disk;
+      lost_disk_peer_ = from;
+    }
+  } else if (!disk_established_ && (peer_disk == disk_id_ || peer_disk_seen == disk_id_)) {
+    echoed_[from] = true;
+    if (std::all_of(echoed_.begin(), echoed_.end(), [](bool e) { return e; })) {
+      storage::WriteBatch b;
+      b.Put(kMetaTable, kDiskEstablishedKey, "1");
+      if (Status s = env_.Store().Write(b, storage::Durability::kSync); !s.ok()) {
+        Fail(s);
+        return false;
+      }
+      disk_established_ = true;
+    }
   }
-  uint64_t& known = peer_disks_[from];
-  if (known == 0) {
-    // First sight (trust on first use), remembered across restarts.
+  // 2. The sender. Its payload counts only once we are both part of the cluster.
+  uint64_t& record = peer_disks_[from];
+  if (record == 0) {
+    seen_disks_[from] = disk;
+    if (!established) return false;  // its identity is still being checked
+    // Its first established message: the id is recorded for good.
     storage::WriteBatch b;
     b.Put(kMetaTable, std::string(kPeerDiskPrefix) + std::to_string(from), EncodeU64(disk));
     if (Status s = env_.Store().Write(b, storage::Durability::kSync); !s.ok()) {
       Fail(s);
       return false;
     }
-    known = disk;
-    return true;
+    record = disk;
+    seen_disks_[from] = 0;
+  } else if (record != disk) {
+    stats_.foreign_disk_messages++;
+    foreign_disks_[from] = disk;
+    return false;
   }
-  if (known == disk) return true;
-  stats_.foreign_disk_messages++;
-  foreign_disks_[from] = disk;
-  return false;
+  return disk_established_ && lost_disk_known_ == 0;
+}
+
+void Engine::SendHellos(int64_t now) {
+  if (now < next_hello_us_) return;
+  next_hello_us_ = now + kHelloIntervalUs;
+  for (uint32_t n = 0; n < options_.regions; ++n) {
+    if (n == options_.self) continue;
+    // A new directory asks each peer that has not echoed it; a peer answers a node whose
+    // directory is being checked (it may be waiting for our echo).
+    const bool ask = !disk_established_ && !echoed_[n];
+    const bool answer = seen_disks_[n] != 0 && peer_disks_[n] == 0;
+    if (ask || answer) SendEnvelope(n, static_cast<uint8_t>(fb::Channel::Hello), 0, {});
+  }
 }
 
 Status Engine::DiskGate() const {
@@ -760,9 +802,10 @@ Status Engine::DiskGate() const {
                       "): it was lost or replaced, and a node cannot rejoin on an empty disk; its peers ignore it "
                       "(docs/operations.md, \"A lost data directory\")");
   }
-  if (disk_unconfirmed_) {
+  if (!disk_established_) {
     return Status(Code::kUnavailable,
-                  "this node's data directory is new and no peer has confirmed it yet; retry in a moment");
+                  "this node's data directory is new and not every other node has confirmed it yet (every node "
+                  "must be up when a cluster is created); retry in a moment");
   }
   return Status::Ok();
 }
@@ -811,7 +854,9 @@ void Engine::StepEnvelope(uint32_t from, std::string_view bytes, bool in_bundle)
     return;
   }
   const auto* env = flatbuffers::GetRoot<fb::Envelope>(envelope.data());
-  if (!in_bundle && !CheckDisks(from, env->disk(), env->peer_disk())) return;
+  if (!in_bundle && !CheckDisks(from, env->disk(), env->disk_established(), env->peer_disk(), env->peer_disk_seen())) {
+    return;
+  }
   std::string_view nested;
   if (env->payload() != nullptr) {
     nested = std::string_view(reinterpret_cast<const char*>(env->payload()->data()), env->payload()->size());
@@ -827,6 +872,8 @@ void Engine::StepEnvelope(uint32_t from, std::string_view bytes, bool in_bundle)
     case fb::Channel::Node:
       ReceiveHeartbeat(from, payload);
       break;
+    case fb::Channel::Hello:
+      break;  // its identities were all it carried (CheckDisks)
     case fb::Channel::Crdt:
       ObserveClocks();
       crdt_->Step(from, payload);
@@ -902,6 +949,7 @@ void Engine::Tick() {
     for (auto& g : groups_) g.replica->Tick(now);
   }
   ticks_ += static_cast<uint64_t>(n);
+  SendHellos(now);
   ObserveClocks();
   crdt_->Tick(now);
   // Expire requests past their deadline. A write's outcome is then unknown.
@@ -1136,10 +1184,13 @@ void Engine::TickLeadership(int64_t now) {
     if (replica.preferred_leader() != preferred) (void)replica.SetPreferredLeader(preferred);
     if (!draining || !replica.IsLeader() || now < handoff_after_us_[g]) continue;
     // A draining node hands each leadership to the preferred region, else to the first
-    // other region whose node is up; it tries again after an election timeout.
-    std::optional<uint32_t> to = preferred;
+    // other region whose node is up, provided the replica there answers (the map may not
+    // know yet that a node died, and a handover to it would stall the group, the metadata
+    // group's verdict on that node included); it tries again after an election timeout.
+    std::optional<uint32_t> to;
+    if (preferred && replica.PeerHealthy(*preferred)) to = preferred;
     for (uint32_t r = 0; r < options_.regions && !to; ++r) {
-      if (r != options_.self && up(r)) to = r;
+      if (r != options_.self && up(r) && replica.PeerHealthy(r)) to = r;
     }
     if (!to || *to == options_.self) continue;
     if (replica.TransferLeader(*to).ok()) stats_.leader_handoffs++;
@@ -1502,7 +1553,7 @@ std::vector<std::string> Engine::StatusLines() const {
                 " regions; " + std::to_string(options_.shards) + " shards");
   const Status gate = DiskGate();
   out.push_back("data directory: disk " + Hex(disk_id_) +
-                (gate.ok() ? "" : lost_disk_known_ != 0 ? " LOST: " + gate.message() : " (not yet confirmed by a peer)"));
+                (gate.ok() ? "" : lost_disk_known_ != 0 ? " LOST: " + gate.message() : " (new: not yet confirmed by every peer)"));
   for (uint32_t n = 0; n < foreign_disks_.size(); ++n) {
     if (foreign_disks_[n] == 0) continue;
     out.push_back("node " + std::to_string(n) + " sends from disk " + Hex(foreign_disks_[n]) + ", not disk " +

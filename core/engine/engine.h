@@ -26,17 +26,24 @@
 // so that a supervisor restarts it and recovery runs; the simulator crashes the node.
 //
 // Data directory identity: a node's directory gets a random 64-bit disk id when it is
-// created, and every transport message carries the sender's id and the one it knows for
-// the receiver. A node remembers (and persists) each peer's id as first seen. A node whose
-// directory was lost and that comes back empty forgot its Paxos promises and its CRDT
-// sequence numbers and dots: its new id differs from the one its peers know, so they drop
-// everything it sends (it cannot vote, lead or ship a batch) and, through the id they echo,
-// it learns that it is not the node they know and refuses every client operation but status
-// with UNAVAILABLE. A directory created in this Open serves clients only once a peer has
-// echoed its id (at once in a one-region cluster), so not even its first moments can serve
-// from an empty state. Replacing a node on an empty disk needs membership changes in every
-// group and fresh CRDT identities (docs/operations.md); until then this turns the unsafe
-// case into a refusal.
+// created. A node whose directory was lost and that comes back empty forgot its Paxos
+// promises and its CRDT sequence numbers and dots; it must not take part again. So:
+//   - every transport message carries the sender's id, whether it is established, the id
+//     the sender has recorded for the receiver and, without a record, the id it last saw
+//     from the receiver;
+//   - a new directory is not established: it takes part in nothing (peers drop its
+//     messages, it drops theirs, it serves no client) until every other node has echoed its
+//     id. A peer echoes the id it first saw only if it has no record of another: so a node
+//     whose earlier life any peer recorded never establishes. Then it is established (and
+//     persists that). The peers record its id (persisted) from its first established
+//     message, and accept its messages from then on. A directory of an earlier version, or
+//     of a one-region cluster, is established at once;
+//   - a peer holding a record of another id drops everything the node sends and echoes that
+//     record: the node learns that it is not the node its peers know, and refuses every
+//     client operation but status with UNAVAILABLE, saying why.
+// Every node must be up when a cluster is created (each new directory waits for every
+// peer). Replacing a node on an empty disk needs membership changes in every group and
+// fresh CRDT identities (docs/operations.md); until then the unsafe case is a refusal.
 //
 // The metadata group replicates the cluster map (placement::ClusterMap): the regions, the
 // nodes with their addresses and states, the placement of every shard, and the policy. A new
@@ -336,10 +343,14 @@ class Engine {
   // The data directory's identity (see the file comment). Loads or creates this node's
   // disk id and the ones it knows for its peers.
   Status LoadDiskIds(bool fresh);
-  // Checks a transport message's identities; false: drop it.
-  bool CheckDisks(uint32_t from, uint64_t disk, uint64_t peer_disk);
-  // OK, or why this node may not serve clients (a lost directory, or a new one no peer has
-  // confirmed yet).
+  // Checks a transport message's identities (an Envelope's fields); false: drop its payload.
+  bool CheckDisks(uint32_t from, uint64_t disk, bool established, uint64_t peer_disk, uint64_t peer_disk_seen);
+  // Every kHelloIntervalUs while identities are being checked: a Hello to each peer
+  // concerned, so that echoes do not wait for other traffic.
+  void SendHellos(int64_t now);
+  static constexpr int64_t kHelloIntervalUs = 100'000;
+  // OK, or why this node may not serve clients (a lost directory, or a new one not every
+  // peer has confirmed yet).
   Status DiskGate() const;
   std::string MakeEnvelope(uint8_t channel, uint32_t group, std::string_view payload, uint32_t to,
                            bool outermost) const;
@@ -396,9 +407,12 @@ class Engine {
   std::map<uint64_t, Pending> forwards_;      // by forward id
   // Data directory identity.
   uint64_t disk_id_ = 0;
-  bool disk_unconfirmed_ = false;        // created in this Open; no peer has echoed it yet
-  std::vector<uint64_t> peer_disks_;     // per node: its disk id as first seen (0: not yet)
-  std::vector<uint64_t> foreign_disks_;  // per node: an id other than that, last seen
+  bool disk_established_ = true;         // false: new, not every peer has echoed it yet
+  int64_t next_hello_us_ = 0;
+  std::vector<bool> echoed_;             // per node: it echoed our id (while not established)
+  std::vector<uint64_t> peer_disks_;     // per node: its recorded disk id (0: none yet)
+  std::vector<uint64_t> seen_disks_;     // per node without a record: the id it last sent
+  std::vector<uint64_t> foreign_disks_;  // per node: an id other than its record, last seen
   uint64_t lost_disk_known_ = 0;         // != 0: a peer knows this disk id for us, not ours
   uint32_t lost_disk_peer_ = 0;
   Status failed_;  // set when the Storage failed: the engine refuses all further work

@@ -58,14 +58,14 @@ class SimEnv final : public Env, public storage::Storage {
       return Status(Code::kIOError, "WT_ERROR: No space left on device (injected)");
     }
     if (durability == storage::Durability::kSync) busy_us_ += Costs::Fsync(net_.Rng());
-    return store_.Write(batch, durability);
+    return store_->Write(batch, durability);
   }
-  StatusOr<std::string> Get(std::string_view table, std::string_view key) override { return store_.Get(table, key); }
+  StatusOr<std::string> Get(std::string_view table, std::string_view key) override { return store_->Get(table, key); }
   StatusOr<std::vector<storage::Entry>> Scan(std::string_view table, std::string_view prefix, std::string_view after,
                                              size_t limit) override {
-    return store_.Scan(table, prefix, after, limit);
+    return store_->Scan(table, prefix, after, limit);
   }
-  Status Close() override { return store_.Close(); }
+  Status Close() override { return store_->Close(); }
 
   // A round starts: it costs a sampled processing time on top of what it syncs.
   void BeginRound() { busy_us_ = Costs::Round(net_.Rng()); }
@@ -75,8 +75,10 @@ class SimEnv final : public Env, public storage::Storage {
     return static_cast<Time>(static_cast<double>(local_us - mono_offset_us_) / rate_) + 1;
   }
   void FailNextWrites(int n) { fail_writes_ = n; }
+  // The disk is replaced by an empty one (call while the node is down).
+  void Wipe() { store_ = std::make_unique<storage::MemoryStorage>(); }
   uint64_t injected_errors() const { return injected_errors_; }
-  storage::MemoryStorage& memory() { return store_; }
+  storage::MemoryStorage& memory() { return *store_; }
   double rate() const { return rate_; }
 
  private:
@@ -88,7 +90,7 @@ class SimEnv final : public Env, public storage::Storage {
   const double rate_;             // drift of both clocks (one oscillator)
   const Time mono_offset_us_;     // boot time differs per machine
   const Time wall_offset_us_;     // wall clocks disagree by seconds
-  storage::MemoryStorage store_;
+  std::unique_ptr<storage::MemoryStorage> store_ = std::make_unique<storage::MemoryStorage>();
   Time busy_us_ = 0;
   int fail_writes_ = 0;
   uint64_t injected_errors_ = 0;
@@ -134,6 +136,7 @@ class Cluster {
     options_.unsafe_lease_cached_time = o.unsafe_lease_cached_time;
     options_.unsafe_forward_ids_restart = o.unsafe_forward_ids_restart;
     options_.unsafe_ignore_storage_errors = o.unsafe_ignore_storage_errors;
+    options_.unsafe_trust_any_disk = o.unsafe_trust_any_disk;
     options_.policy = Policy(Mode::kStrong);
     (void)options_.policy.Set("c/", Mode::kCounter);
     (void)options_.policy.Set("set/", Mode::kSet);
@@ -149,7 +152,7 @@ class Cluster {
       net_.At(o_.fault_phase_us, [this] { Heal(); });
     }
     for (int c = 0; c < o_.clients; ++c) {
-      clients_.push_back(Client{c, c % o_.regions, 0, 0, false});
+      clients_.push_back(Client{c, c % o_.regions, c % o_.regions, 0, 0, false});
       ScheduleClient(c, 100'000 + static_cast<Time>(net_.Rng()() % 200'000));
     }
     if (o_.bulk_writes > 0) net_.At(200'000, [this] { BulkStep(); });
@@ -214,6 +217,7 @@ class Cluster {
     result_.end_us = net_.Now();
     for (auto& n : nodes_) {
       if (n.engine) {
+        result_.foreign_disk_messages += n.engine->stats().foreign_disk_messages;
         result_.snapshots += n.engine->stats().snapshots;
         result_.reforwards += n.engine->stats().reforwards;
         result_.leader_handoffs += n.engine->stats().leader_handoffs;
@@ -226,13 +230,14 @@ class Cluster {
     result_.verdicts += verdicts_;
     result_.leaders_planned += leaders_planned_;
     // Keys spread over the shards: every shard that acknowledged a write has committed it.
-    if (result_.ok && nodes_[0].engine) {
+    const int ref = lost_ == 0 ? 1 : 0;  // a node that kept its data directory
+    if (result_.ok && nodes_[ref].engine) {
       std::set<uint32_t> shards;
       for (const auto& h : result_.history) {
-        if (h.op != "get" && !h.unknown) shards.insert(nodes_[0].engine->ShardOf(h.key));
+        if (h.op != "get" && !h.unknown) shards.insert(nodes_[ref].engine->ShardOf(h.key));
       }
       for (uint32_t s : shards) {
-        if (nodes_[0].engine->replica(s).commit_index() == 0) Fail("shard " + std::to_string(s) + " acknowledged a write but committed nothing");
+        if (nodes_[ref].engine->replica(s).commit_index() == 0) Fail("shard " + std::to_string(s) + " acknowledged a write but committed nothing");
       }
       result_.shards_used = static_cast<int>(shards.size());
     }
@@ -243,6 +248,7 @@ class Cluster {
   struct Client {
     int id;
     int region;
+    int node;  // the node it talks to: its region's, or the next one's once that lost its disk
     int done_ops;
     uint64_t token;  // identifies the outstanding operation
     bool finished;
@@ -401,6 +407,16 @@ class Cluster {
             nodes_[victim].env->FailNextWrites(1 + static_cast<int>(rng() % 3));  // ENOSPC
           }
           break;
+        case 7:
+          if (o_.disk_loss && lost_ < 0 && o_.regions >= 3 && nodes_[victim].engine) {
+            // The disk dies with the process; the machine comes back with an empty one.
+            Crash(victim);
+            nodes_[victim].env->Wipe();
+            lost_ = victim;
+            result_.disks_lost++;
+            Restart(victim, 300'000 + static_cast<Time>(rng() % 1'500'000));
+          }
+          break;
         default:
           break;  // a quiet period
       }
@@ -485,7 +501,20 @@ class Cluster {
       (*shared)(r);
     };
     net_.At(net_.Now() + o_.client_timeout_us, [finish] { finish(nullptr); });
-    Submit(cl.region, std::move(req), [finish](Response r) { finish(&r); });
+    const int node = cl.node;
+    const uint64_t life = lost_ == node ? 1 : 0;  // asked after the node lost its directory
+    const Op op = req.op;
+    const std::string key = req.key;
+    Submit(node, std::move(req), [this, c, node, life, op, key, finish](Response r) {
+      if (life == 1 && r.status.ok() && lost_ack_.empty()) {
+        lost_ack_ = std::string(OpName(op)) + " " + key + " at " + std::to_string(net_.Now()) + " us";
+      }
+      if (r.status.code() == Code::kUnavailable &&
+          r.status.message().find("data directory is not the one its peers know") != std::string::npos) {
+        clients_[c].node = (node + 1) % o_.regions;  // the operator points its clients elsewhere
+      }
+      finish(&r);
+    });
   }
 
   // Hands a request to node i's next round (dropped when the node is down: the caller's own
@@ -697,32 +726,9 @@ class Cluster {
     });
   }
 
-  // What keeps the cluster from having converged, or "" once it has.
-  std::string ConvergenceProblem() {
-    std::vector<Engine*> engines;
-    for (auto& n : nodes_) {
-      if (!n.engine) return std::string("a node is down after healing");
-      engines.push_back(n.engine.get());
-    }
-    // Bulk keys: the same intact value everywhere, the last acknowledged write or a later
-    // one whose outcome was unknown.
-    for (const auto& [k, last] : bulk_last_) {
-      const std::string key = "b/" + std::to_string(k);
-      auto first = engines[0]->ReadStrongForTest(key);
-      if (!first.ok()) return std::string("bulk key " + key + " lost");
-      int found = -1;
-      for (int n = last; n < o_.bulk_writes && found < 0; ++n) {
-        if ((n == last || bulk_unknown_[k].count(n)) && n % o_.bulk_keys == k) {
-          const size_t bytes = n % 10 == 9 ? options_.limits.value_bytes_max : o_.bulk_value_bytes;
-          if (*first == BulkValue(k, n, bytes)) found = n;
-        }
-      }
-      if (found < 0) return std::string("bulk key " + key + " holds neither its last acknowledged value nor a later attempt");
-      for (size_t i = 1; i < engines.size(); ++i) {
-        auto other = engines[i]->ReadStrongForTest(key);
-        if (!other.ok() || *other != *first) return std::string("bulk key " + key + " differs between region 0 and region " + std::to_string(i));
-      }
-    }
+  // Eventual keys, counters and sets on `engines` (running in regions `region_of`): what
+  // keeps them from having converged without loss, or "".
+  std::string EventualProblem(const std::vector<Engine*>& engines, const std::vector<int>& region_of) {
     // Eventual keys: identical encoded state everywhere.
     std::set<std::string> keys;
     for (auto* e : engines) {
@@ -733,7 +739,7 @@ class Cluster {
       for (size_t i = 1; i < engines.size(); ++i) {
         const crdt::CrdtValue* other = engines[i]->disseminator().Get(k);
         if (!first || !other || first->Encode() != other->Encode()) {
-          return std::string("eventual key " + k + " differs between region 0 and region " + std::to_string(i));
+          return std::string("eventual key " + k + " differs between region " + std::to_string(region_of[0]) + " and region " + std::to_string(region_of[i]));
         }
       }
     }
@@ -758,22 +764,73 @@ class Cluster {
         if (removing_[key].count(e) == 0 && !present) return std::string("acknowledged element " + e + " of " + key + " lost");
       }
     }
+    return {};
+  }
+
+  // What keeps the cluster from having converged, or "" once it has.
+  std::string ConvergenceProblem() {
+    std::vector<Engine*> engines;
+    std::vector<int> region_of;  // engines[k] runs in region region_of[k]
+    for (size_t i = 0; i < nodes_.size(); ++i) {
+      const Node& n = nodes_[i];
+      if (!n.engine) return std::string("a node is down after healing");
+      // A node that lost its data directory is out of the cluster, and knows it, and has
+      // acknowledged nothing since: unless no peer had recorded its earlier directory (that
+      // life never took part), and then it is a node like the others.
+      if (static_cast<int>(i) == lost_ && n.engine->data_directory_lost()) {
+        rejected_ = true;
+        if (!lost_ack_.empty()) {
+          return "node " + std::to_string(i) + " acknowledged a client operation after it lost its data directory (" +
+                 lost_ack_ + ")";
+        }
+        continue;
+      }
+      engines.push_back(n.engine.get());
+      region_of.push_back(static_cast<int>(i));
+    }
+    // Bulk keys: the same intact value everywhere, the last acknowledged write or a later
+    // one whose outcome was unknown.
+    for (const auto& [k, last] : bulk_last_) {
+      const std::string key = "b/" + std::to_string(k);
+      auto first = engines[0]->ReadStrongForTest(key);
+      if (!first.ok()) return std::string("bulk key " + key + " lost");
+      int found = -1;
+      for (int n = last; n < o_.bulk_writes && found < 0; ++n) {
+        if ((n == last || bulk_unknown_[k].count(n)) && n % o_.bulk_keys == k) {
+          const size_t bytes = n % 10 == 9 ? options_.limits.value_bytes_max : o_.bulk_value_bytes;
+          if (*first == BulkValue(k, n, bytes)) found = n;
+        }
+      }
+      if (found < 0) return std::string("bulk key " + key + " holds neither its last acknowledged value nor a later attempt");
+      for (size_t i = 1; i < engines.size(); ++i) {
+        auto other = engines[i]->ReadStrongForTest(key);
+        if (!other.ok() || *other != *first) return std::string("bulk key " + key + " differs between region " + std::to_string(region_of[0]) + " and region " + std::to_string(region_of[i]));
+      }
+    }
+    // With a rejected node, the eventual checks below do not hold yet, and are skipped: what
+    // it acknowledged and had not shipped is lost with its disk (eventual writes are durable
+    // where they were acknowledged), and the batches it shipped to some regions only are
+    // never relayed to the others, so they disagree (docs/operations.md, "A lost data
+    // directory"). Strong keys, the map and the policy are checked.
+    if (!rejected_) {
+      if (std::string problem = EventualProblem(engines, region_of); !problem.empty()) return problem;
+    }
     // Policy: the change reached every region.
     for (size_t i = 0; i < engines.size(); ++i) {
       if (policy_done_ && engines[i]->policy().Lookup("new/x") != Mode::kCounter) {
-        return std::string("region " + std::to_string(i) + " did not learn the policy change");
+        return std::string("region " + std::to_string(region_of[i]) + " did not learn the policy change");
       }
     }
     // The cluster map: the same everywhere, and every node (all running now, the drained one
     // back) up in it: the failure detector's verdicts came back.
     for (size_t i = 0; i < engines.size(); ++i) {
       if (!(engines[i]->cluster_map() == engines[0]->cluster_map())) {
-        return "the cluster map differs between region 0 (version " + std::to_string(engines[0]->cluster_map().version()) +
-               ") and region " + std::to_string(i) + " (version " + std::to_string(engines[i]->cluster_map().version()) + ")";
+        return "the cluster map differs between region " + std::to_string(region_of[0]) + " (version " + std::to_string(engines[0]->cluster_map().version()) +
+               ") and region " + std::to_string(region_of[i]) + " (version " + std::to_string(engines[i]->cluster_map().version()) + ")";
       }
       for (const auto& [id, node] : engines[i]->cluster_map().nodes()) {
-        if (node.state != placement::NodeState::kUp) {
-          return "region " + std::to_string(i) + "'s map has node " + std::to_string(id) + " " +
+        if (node.state != placement::NodeState::kUp && static_cast<int>(id) != lost_) {
+          return "region " + std::to_string(region_of[i]) + "'s map has node " + std::to_string(id) + " " +
                  std::string(placement::NodeStateName(node.state)) + " after healing";
         }
       }
@@ -781,7 +838,7 @@ class Cluster {
     // Each node's running count of its shards' bytes (what it reports) matches its data,
     // through crashes, replays and snapshots.
     for (size_t i = 0; i < engines.size(); ++i) {
-      if (Status s = engines[i]->CheckShardBytes(); !s.ok()) return "region " + std::to_string(i) + ": " + s.ToString();
+      if (Status s = engines[i]->CheckShardBytes(); !s.ok()) return "region " + std::to_string(region_of[i]) + ": " + s.ToString();
     }
     // Strong keys: every region applied the same value.
     for (int k = 0; k < o_.strong_keys; ++k) {
@@ -793,13 +850,13 @@ class Cluster {
           // Each region's value and its view of the shard: a replica that lags (lower commit)
           // is slow convergence; equal commit indexes with different values would be divergence.
           const uint32_t g = engines[0]->ShardOf(key);
-          std::string why = "strong key " + key + " differs between region 0 and region " + std::to_string(i) + ":";
+          std::string why = "strong key " + key + " differs between region " + std::to_string(region_of[0]) + " and region " + std::to_string(region_of[i]) + ":";
           for (size_t j = 0; j < engines.size(); ++j) {
             auto v = engines[j]->ReadStrongForTest(key);
             const auto& r = engines[j]->replica(g);
-            const Node& n = nodes_[j];
-            why += "\n  [" + std::to_string(j) + "] " + (v.ok() ? *v : std::string("(absent)")) + "; " +
-                   engines[j]->StatusLines()[1 + g] + " promised=" + std::to_string(r.promised().round) + "." +
+            const Node& n = nodes_[region_of[j]];
+            why += "\n  [" + std::to_string(region_of[j]) + "] " + (v.ok() ? *v : std::string("(absent)")) + "; " +
+                   engines[j]->StatusLines()[2 + g] + " promised=" + std::to_string(r.promised().round) + "." +
                    std::to_string(r.promised().node) + "; node busy for " +
                    std::to_string(std::max<Time>(0, n.busy_until - net_.Now())) + " us, " +
                    std::to_string(n.inbox.messages.size()) + " messages queued";
@@ -833,6 +890,9 @@ class Cluster {
   };
   std::vector<Admin> admin_;
   bool policy_done_ = false;
+  int lost_ = -1;  // the node that lost its data directory (-1: none)
+  std::string lost_ack_;   // the first operation it acknowledged after that
+  bool rejected_ = false;  // it knows its peers ignore it
   std::map<std::string, int64_t> acked_sum_, attempted_;
   std::map<std::string, std::set<std::string>> added_, removed_, removing_;
   std::map<std::pair<int, std::string>, std::set<std::string>> my_elements_;

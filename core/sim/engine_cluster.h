@@ -5,7 +5,8 @@
 // than production: partitions (incl. asymmetric ones), crashes that keep a random prefix of unsynced writes, restarts
 // that receive messages queued for the previous incarnation (as ZeroMQ delivers them),
 // process pauses of up to 10 s during which inputs queue, storage errors (the node
-// fail-stops and is restarted), processing and fsync time with a heavy tail, loss,
+// fail-stops and is restarted), a lost data directory (a node back on an empty disk),
+// processing and fsync time with a heavy tail, loss,
 // duplication, jitter, and clocks per node: monotonic clocks with drift, wall clocks
 // seconds apart. Each node runs the production round (Engine::Round).
 //
@@ -47,6 +48,10 @@ struct EngineSimOptions {
   Time client_timeout_us = 2'000'000;
   bool pauses = true;              // SIGSTOP-like pauses of up to 10 s, inputs queued meanwhile
   bool storage_errors = true;      // injected write failures (ENOSPC): the node fail-stops
+  // Once per seed (with three regions or more), a node loses its data directory: it crashes
+  // and comes back on an empty one. It must acknowledge nothing from then on; its clients
+  // turn to the next region; the others converge without it, and it knows it was lost.
+  bool disk_loss = false;
   Time wall_clock_offset_max_us = 5'000'000;  // wall clocks disagree by up to this, per node
   double clock_drift_max = 0.0005;
   uint64_t compact_every_slots = 8;  // small, so snapshots and their transfer run
@@ -61,6 +66,7 @@ struct EngineSimOptions {
   bool unsafe_lease_cached_time = false;     // TEST ONLY: a paused leader serves stale reads
   bool unsafe_forward_ids_restart = false;   // TEST ONLY: old replies complete new requests
   bool unsafe_ignore_storage_errors = false; // TEST ONLY: acknowledges what was not written
+  bool unsafe_trust_any_disk = false;        // TEST ONLY: a lost directory rejoins and serves
 };
 
 struct EngineSimResult {
@@ -71,7 +77,8 @@ struct EngineSimResult {
   uint64_t trace_hash = 0;
   Time end_us = 0;
   uint64_t strong_ok = 0, strong_unknown = 0, strong_refused = 0, eventual_ok = 0, wrong_mode_checked = 0;
-  uint64_t crashes = 0, snapshots = 0, pauses = 0, fail_stops = 0;
+  uint64_t crashes = 0, snapshots = 0, pauses = 0, fail_stops = 0, disks_lost = 0;
+  uint64_t foreign_disk_messages = 0;  // peer messages dropped from a lost directory (Engine stats)
   uint64_t bulk_ok = 0, bulk_bytes = 0;
   uint64_t reforwards = 0;       // forwards re-sent to a new leader (Engine stats, all nodes)
   uint64_t leader_handoffs = 0;  // leaderships a draining node handed away (likewise)

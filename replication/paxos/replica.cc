@@ -161,11 +161,7 @@ void Replica::Tick(int64_t now_us) {
       if (preferred_leader_ && *preferred_leader_ != cfg_.id && transfer_to_ < 0 &&
           members_.IsVoter(*preferred_leader_) && ticks_ >= preferred_check_tick_) {
         preferred_check_tick_ = ticks_ + cfg_.election_ticks;
-        const Peer& p = peers_[*preferred_leader_];
-        // Healthy: heard from it within the last few heartbeats.
-        if (p.last_heard_tick + 3 * cfg_.heartbeat_ticks >= ticks_ && p.last_heard_tick > 0) {
-          (void)TransferLeader(*preferred_leader_);
-        }
+        if (PeerHealthy(*preferred_leader_)) (void)TransferLeader(*preferred_leader_);
       }
       break;
     }
@@ -244,6 +240,14 @@ Status Replica::TransferLeader(uint32_t to) {
   transfer_deadline_tick_ = ticks_ + cfg_.election_ticks;
   MaybeSendTimeoutNow();
   return Status::Ok();
+}
+
+bool Replica::PeerHealthy(uint32_t id) const {
+  if (role_ != Role::kLeader || !members_.IsVoter(id)) return false;
+  if (id == cfg_.id) return true;
+  // Heard from it within the last few heartbeats.
+  const Peer& p = peers_[id];
+  return p.last_heard_tick > 0 && p.last_heard_tick + 3 * static_cast<uint64_t>(cfg_.heartbeat_ticks) >= ticks_;
 }
 
 Status Replica::SetPreferredLeader(std::optional<uint32_t> preferred) {

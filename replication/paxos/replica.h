@@ -239,8 +239,13 @@ class Replica {
   // against it); it appears in a later Ready::reads with `request_id`. kUnavailable when not
   // the leader or the leader has not yet committed its recovery.
   Status ReadIndex(uint64_t request_id, int64_t now_us);
-  // Hands leadership to `to` once it is up to date (leader only).
+  // Hands leadership to `to` once it is up to date (leader only). Proposals wait meanwhile
+  // (for at most an election timeout): hand over only to a peer that PeerHealthy says
+  // answers.
   Status TransferLeader(uint32_t to);
+  // Leader only: whether voter `id` answered within the last few heartbeats (the rule the
+  // preferred-leader handover uses). False off the leader, and for ids out of range.
+  bool PeerHealthy(uint32_t id) const;
   // Replaces Config::preferred_leader (nullopt: none), e.g. when the preferred replica's node
   // is being drained. Only where leadership tends to go changes; never safety.
   Status SetPreferredLeader(std::optional<uint32_t> preferred);
