@@ -716,7 +716,7 @@ Status Engine::LoadDiskIds(bool fresh) {
     // A new directory waits for every peer; one of an earlier version (which no peer knows
     // by an id yet) is established at once.
     while (disk_id_ == 0) disk_id_ = env_.Random();
-    disk_established_ = !fresh || options_.regions == 1;
+    disk_established_ = !fresh || options_.regions == 1 || options_.new_cluster;
     storage::WriteBatch b;
     b.Put(kMetaTable, kDiskIdKey, EncodeU64(disk_id_));
     if (disk_established_) b.Put(kMetaTable, kDiskEstablishedKey, "1");

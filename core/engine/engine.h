@@ -41,8 +41,10 @@
 //   - a peer holding a record of another id drops everything the node sends and echoes that
 //     record: the node learns that it is not the node its peers know, and refuses every
 //     client operation but status with UNAVAILABLE, saying why.
-// Every node must be up when a cluster is created (each new directory waits for every
-// peer). Replacing a node on an empty disk needs membership changes in every group and
+// So every node must be reachable when a cluster is created (each new directory waits for
+// every peer), unless the nodes are started as a new cluster (EngineOptions::new_cluster,
+// geokvd --new-cluster), which only the creator of a cluster may assert. Replacing a node
+// on an empty disk needs membership changes in every group and
 // fresh CRDT identities (docs/operations.md); until then the unsafe case is a refusal.
 //
 // The metadata group replicates the cluster map (placement::ClusterMap): the regions, the
@@ -152,6 +154,11 @@ struct EngineOptions {
   // TEST ONLY: the metadata leader keeps its detectors' history across its own pauses, so
   // after one it condemns nodes that were alive all along; the tests must catch it.
   bool unsafe_detector_ignores_pauses = false;
+  // This node is being created with a new cluster: a new data directory takes part at once,
+  // without waiting for every peer to confirm it (so a cluster can be created while a node
+  // is unreachable). Never for a node of a running cluster restarted on an empty directory
+  // (see "Data directory identity").
+  bool new_cluster = false;
   // TEST ONLY: data directory ids are neither checked nor enforced: a node whose directory
   // was lost rejoins with forgotten promises and serves from an empty state; the tests must
   // catch it.

@@ -120,6 +120,8 @@ struct Config {
   std::string log_level = "info";
   std::optional<ClusterConfig> cluster;  // set by a [cluster] section
   std::string source_path;  // the file LoadFile read (empty from FromToml); for reloads
+  // Not from the file: geokvd --new-cluster (EngineOptions::new_cluster).
+  bool new_cluster = false;
 
   // Parses TOML text; `source` names it in error messages (a path, or "<string>").
   static StatusOr<Config> FromToml(std::string_view text, std::string_view source = "<string>");

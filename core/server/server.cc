@@ -293,6 +293,7 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config, std::funct
 
   EngineOptions eo;
   eo.self = cc.self;
+  eo.new_cluster = config.new_cluster;
   eo.regions = static_cast<uint32_t>(cc.nodes.size());
   for (const auto& n : cc.nodes) eo.members.push_back({n.region, n.peer_endpoint, n.client_endpoint});
   eo.shards = cc.shards;

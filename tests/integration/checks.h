@@ -58,9 +58,11 @@ std::optional<std::pair<uint64_t, uint64_t>> ShardProgress(const std::vector<std
 // Porcupine on the whole history (and a check that it rejects a corrupted copy), and every
 // replica of every shard caught up. Failures are reported through gtest; the Porcupine
 // verdict ("" = linearizable) goes to *porcupine_verdict when given. A rejected history
-// is kept under GEOKV_INTEG_HISTORY_DIR as <name>-<pid>.json.
+// is kept under GEOKV_INTEG_HISTORY_DIR as <name>-<pid>.json. Nodes in `outside` (e.g. one
+// whose data directory was lost, which its peers ignore) are neither read nor waited for.
 void FinalChecks(LocalCluster& cluster, Recorder& rec, const std::vector<std::string>& keys, int shards,
-                 const std::string& name, std::string* porcupine_verdict = nullptr);
+                 const std::string& name, std::string* porcupine_verdict = nullptr,
+                 const std::vector<size_t>& outside = {});
 
 }  // namespace geokv::integration
 

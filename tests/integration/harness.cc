@@ -298,7 +298,10 @@ bool LocalCluster::StartNode(size_t i) {
       std::ofstream(nodes_[i].log, std::ios::app) << "==== harness: environment " << e << "\n";
     }
   }
-  return nodes_[i].child->Start({GeokvdPath(), "--config", nodes_[i].config}, nodes_[i].log, env);
+  std::vector<std::string> argv = {GeokvdPath(), "--config", nodes_[i].config};
+  if (!nodes_[i].started) argv.push_back("--new-cluster");
+  nodes_[i].started = true;
+  return nodes_[i].child->Start(argv, nodes_[i].log, env);
 }
 
 std::string LocalCluster::StartAll(milliseconds deadline) {

@@ -148,7 +148,8 @@ class LocalCluster {
   int metrics_port(size_t i) const { return nodes_[i].metrics_port; }
   std::vector<std::string> client_endpoints() const;
 
-  // Starts node i (same config and data dir every time). False if it could not be forked.
+  // Starts node i (same config and data dir every time; the first time as part of a new
+  // cluster: geokvd --new-cluster). False if it could not be forked.
   bool StartNode(size_t i);
   // Starts every node, then waits for each to answer `status` (deadline). Empty string on
   // success, else what went wrong.
@@ -202,6 +203,7 @@ class LocalCluster {
     std::string log;
     std::string data;
     std::unique_ptr<Child> child;
+    bool started = false;  // the first start creates the cluster (geokvd --new-cluster)
   };
   std::string dir_;
   ClusterOptions options_;

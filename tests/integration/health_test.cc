@@ -4,11 +4,13 @@
 //    preferred shards again;
 //  * SIGSTOP a node: every node's status (and the metrics) shows it suspect, then down;
 //    SIGCONT: up again;
+//  * a node back on an empty data directory is ignored by its peers and refuses its clients;
 // and the whole history is linearizable (Porcupine), nothing acknowledged is lost, every
 // region agrees (FinalChecks). Every wait is bounded.
 #include <signal.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
@@ -145,6 +147,121 @@ TEST(Health, DrainedRollingRestartAndStoppedNodeUnderStrongWrites) {
 
   workers.Join();
   FinalChecks(cluster, rec, Keys(), kShards, "health");
+}
+
+// A node whose data directory is lost (SIGKILL, the directory emptied, started again, as a
+// replaced disk would be): its peers ignore it, and it knows it: it refuses its clients with
+// UNAVAILABLE and says why, in status and metrics too, also after another restart. The two
+// other regions go on with strong writes throughout; the history is linearizable and
+// nothing acknowledged is lost.
+TEST(Health, LostDataDirectoryIsIgnoredWhileTheOthersGoOn) {
+  ReplayNote note{"Health.LostDataDirectoryIsIgnoredWhileTheOthersGoOn", ""};
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  ClusterOptions options;
+  options.shards = kShards;
+  options.metrics = true;
+  LocalCluster cluster(dir.path(), options);
+  ASSERT_EQ(cluster.StartAll(), "");
+  auto at2 = cluster.ClientFor(2, 3000);
+  ASSERT_TRUE(at2);
+  // Acknowledged by node 2 before it loses its disk: an eventual and a strong key.
+  Request put;
+  put.op = Op::kPut;
+  put.key = "lww/before";
+  put.value = "1";
+  ASSERT_TRUE(WaitFor([&] { return at2->Call(put).status.ok(); }, seconds(30)));
+  put.key = "hl/0";
+  put.value = "100";  // a value no worker writes (workers write (id + 1) * 10^9 + n)
+  Response strong;
+  ASSERT_TRUE(WaitFor([&] { return (strong = at2->Call(put)).status.ok(); }, seconds(30))) << strong.status.ToString();
+
+  Recorder rec;
+  std::vector<std::unique_ptr<Client>> clients;
+  Workers workers;
+  for (int id = 0; id < 4; ++id) {
+    const int region = id % 2;  // regions 0 and 1: node 2 will not serve
+    clients.push_back(cluster.ClientFor(static_cast<size_t>(region), 2000));
+    ASSERT_TRUE(clients.back());
+    workers.threads.emplace_back(RegisterWorker, std::ref(*clients.back()), id, region, 5000 + static_cast<uint64_t>(id),
+                                 Keys(), 30, std::ref(rec), std::cref(workers.stop));
+  }
+  ASSERT_TRUE(WaitFor([&] { return rec.AckedWritesSince(0) >= 20; }, seconds(60)));
+
+  cluster.KillNode(2);
+  std::error_code ec;
+  std::filesystem::remove_all(cluster.data_dir(2), ec);
+  ASSERT_FALSE(ec) << ec.message();
+  std::filesystem::create_directories(cluster.data_dir(2), ec);
+  ASSERT_TRUE(cluster.StartNode(2));
+  ASSERT_EQ(cluster.WaitServing(2), "");
+  const int64_t wiped_us = rec.NowUs();
+  auto lost_line = [&](size_t at) {
+    for (const auto& line : cluster.Status(at)) {
+      if (line.rfind("data directory: disk", 0) == 0) return line;
+    }
+    return std::string();
+  };
+  EXPECT_TRUE(WaitFor([&] { return lost_line(2).find("LOST") != std::string::npos; }, seconds(30))) << lost_line(2);
+  std::printf("[health] %.1f s: node 2 back on an empty directory: %s\n", rec.NowUs() / 1e6, lost_line(2).c_str());
+  // Everything but status is refused, with the reason.
+  at2 = cluster.ClientFor(2, 3000);
+  ASSERT_TRUE(at2);
+  for (const std::string& key : {std::string("lww/before"), std::string("hl/0")}) {
+    Request get;
+    get.op = Op::kGet;
+    get.key = key;
+    Response r = at2->Call(get);
+    EXPECT_EQ(r.status.code(), Code::kUnavailable) << key << ": " << r.status.ToString();
+    EXPECT_NE(r.status.message().find("data directory is not the one its peers know"), std::string::npos)
+        << r.status.ToString();
+  }
+  put.key = "lww/after";
+  EXPECT_EQ(at2->Call(put).status.code(), Code::kUnavailable);
+  // The peers name it, and count what they drop; the metrics say so too.
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        for (const auto& line : cluster.Status(0)) {
+          if (line.rfind("node 2 sends from disk", 0) == 0) return true;
+        }
+        return false;
+      },
+      seconds(10)));
+  std::string metrics;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        metrics = ScrapeMetrics(cluster.metrics_port(2));
+        return metrics.find("geokv_data_directory_lost 1") != std::string::npos;
+      },
+      seconds(10)))
+      << metrics.substr(0, 2000);
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        metrics = ScrapeMetrics(cluster.metrics_port(0));
+        return metrics.find("geokv_foreign_disk_messages_total ") != std::string::npos &&
+               metrics.find("geokv_foreign_disk_messages_total 0\n") == std::string::npos;
+      },
+      seconds(10)))
+      << metrics.substr(0, 2000);
+  // The others go on, and still hold what node 2 acknowledged before.
+  EXPECT_TRUE(WaitFor([&] { return rec.AckedWritesSince(wiped_us) >= 10; }, seconds(60)))
+      << "regions 0 and 1 acknowledged no writes after node 2 lost its directory";
+  auto at1 = cluster.ClientFor(1, 3000);
+  ASSERT_TRUE(at1);
+  Request get;
+  get.op = Op::kGet;
+  get.key = "lww/before";
+  Response before = at1->Call(get);
+  EXPECT_TRUE(before.status.ok() && before.value == "1") << before.status.ToString();
+  // Ignored across its own restarts: its peers remember the directory they knew.
+  const auto code = cluster.TerminateNode(2);
+  ASSERT_TRUE(code.has_value() && *code == 0) << cluster.DescribeExit(2);
+  ASSERT_TRUE(cluster.StartNode(2));
+  ASSERT_EQ(cluster.WaitServing(2), "");
+  EXPECT_TRUE(WaitFor([&] { return lost_line(2).find("LOST") != std::string::npos; }, seconds(30))) << lost_line(2);
+
+  workers.Join();
+  FinalChecks(cluster, rec, Keys(), kShards, "lost-directory", nullptr, {2});
 }
 
 }  // namespace

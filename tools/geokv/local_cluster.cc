@@ -91,12 +91,18 @@ int RunLocalCluster(const LocalClusterOptions& o) {
   for (size_t i = 0; i < o.regions.size(); ++i) {
     const std::string config = WriteConfig(o, dir, i);
     const std::string log = dir + "/" + o.regions[i] + ".log";
+    // A node without a data directory yet is being created with this cluster.
+    const bool created = !fs::exists(dir + "/" + o.regions[i]);
     pid_t pid = fork();
     if (pid == 0) {
       FILE* out = std::freopen(log.c_str(), "a", stdout);
       (void)out;
       dup2(fileno(stdout), fileno(stderr));
-      execl(geokvd.c_str(), "geokvd", "--config", config.c_str(), static_cast<char*>(nullptr));
+      if (created) {
+        execl(geokvd.c_str(), "geokvd", "--config", config.c_str(), "--new-cluster", static_cast<char*>(nullptr));
+      } else {
+        execl(geokvd.c_str(), "geokvd", "--config", config.c_str(), static_cast<char*>(nullptr));
+      }
       _exit(127);
     }
     children.push_back(pid);

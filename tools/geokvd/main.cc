@@ -19,6 +19,10 @@ int main(int argc, char** argv) {
   std::string log_level;
   app.add_option("-c,--config", config_path, "TOML config file")->required()->check(CLI::ExistingFile);
   app.add_option("--log-level", log_level, "overrides log.level: trace|debug|info|warn|error");
+  bool new_cluster = false;
+  app.add_flag("--new-cluster", new_cluster,
+               "this node is being created with a new cluster: its new data directory takes part at once, without "
+               "waiting for every other node (never for a node of a running cluster whose directory was lost)");
   CLI11_PARSE(app, argc, argv);
 
   // Block the stop signals before any thread starts, so that only sigwait sees them.
@@ -35,6 +39,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (!log_level.empty()) config->log_level = log_level;
+  config->new_cluster = new_cluster;
   if (!config->cluster) {
     std::fprintf(stderr, "geokvd: %s: a node needs [node] and [cluster] sections\n", config_path.c_str());
     return 2;

@@ -85,7 +85,9 @@ class Geokv:
             path = os.path.join(self.dir, f"{r}.toml")
             with open(path, "w") as f:
                 f.write(self.config(i))
-            self.procs.append(self.children.start([geokvd, "--config", path], os.path.join(self.dir, f"{r}.log")))
+            # Fresh directories of a new cluster: they take part at once (geokvd --new-cluster).
+            self.procs.append(self.children.start([geokvd, "--config", path, "--new-cluster"],
+                                                  os.path.join(self.dir, f"{r}.log")))
         self.wait_ready()
 
     def status(self, endpoint):

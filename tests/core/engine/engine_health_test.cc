@@ -57,7 +57,7 @@ class Cluster {
 
   // Every shard prefers region 0, unless `prefer` is false (then the map spreads them).
   explicit Cluster(bool unsafe_detector_ignores_pauses = false, bool prefer = true, uint32_t shards = 4,
-                   bool unsafe_trust_any_disk = false) {
+                   bool unsafe_trust_any_disk = false, bool new_cluster = false) {
     for (uint32_t i = 0; i < kNodes; ++i) envs_.push_back(std::make_unique<NodeEnv>(*this, i));
     inbox_.resize(kNodes);
     stopped_.assign(kNodes, false);
@@ -71,6 +71,7 @@ class Cluster {
                    {"ap-south", "tcp://c:1", "tcp://c:2"}};
       o.unsafe_detector_ignores_pauses = unsafe_detector_ignores_pauses;
       o.unsafe_trust_any_disk = unsafe_trust_any_disk;
+      o.new_cluster = new_cluster;
       (void)o.policy.Set("lww/", Mode::kLww);
       options_.push_back(o);
       engines_.emplace_back();
@@ -83,6 +84,7 @@ class Cluster {
   void Restart(uint32_t node, bool wipe) {
     engines_[node].reset();
     inbox_[node].clear();
+    options_[node].new_cluster = false;  // a node of a running cluster
     if (wipe) envs_[node]->Wipe();
     Open(node);
   }
@@ -379,6 +381,29 @@ TEST(EngineDisk, ANewDirectoryServesOnceAPeerConfirmedIt) {
     EXPECT_FALSE(c.engine(i).data_directory_lost());
     EXPECT_EQ(c.engine(i).stats().foreign_disk_messages, 0u);
   }
+}
+
+// A node no peer hears from while the cluster is created: by default no new directory takes
+// part (each waits for every peer to confirm it); started as a new cluster, the two others
+// go on without it, and it joins when it comes.
+TEST(EngineDisk, ANewClusterGoesOnWithoutAnUnreachableNodeOnlyWhenToldSo) {
+  {
+    Cluster c;
+    c.Stop(2);
+    c.Run(2'000'000);
+    EXPECT_EQ(c.Call(0, PutRequest("s", "1")).status.code(), Code::kUnavailable);
+  }
+  Cluster c(false, true, 4, false, /*new_cluster=*/true);
+  c.Stop(2);
+  c.Run(2'000'000);
+  Response r = c.Call(0, PutRequest("s", "1"));
+  EXPECT_TRUE(r.status.ok()) << r.status.ToString();
+  EXPECT_TRUE(c.Call(1, PutRequest("lww/a", "1")).status.ok());
+  c.Resume(2);
+  c.Run(2'000'000);
+  r = c.Call(2, GetRequest("s"));
+  EXPECT_TRUE(r.status.ok()) << r.status.ToString();
+  EXPECT_EQ(r.value, "1");
 }
 
 // A restart on the same directory is the same node: nothing changes.
