@@ -581,10 +581,11 @@ TEST(PaxosMembership, UnsafeLearnersCountCommitsWithoutAVoterQuorum) {
   }
 }
 
-// The removed replica still counts itself a voter of the old membership (see
-// RemovedVoterLearnsItWasRemoved). Once the leader dies, the remaining voter grants it a
-// PreVote and a promise; any quorum of the old voters holds the chosen removal, so all the
-// removed replica can do as leader is re-propose it, apply it and step down for good.
+// The leader dies right after the removal commits, before it told the removed replica
+// (RemovedVoterLearnsItWasRemoved), which still counts itself a voter of the old
+// membership. The remaining voter grants it a PreVote and a promise; any quorum of the old
+// voters holds the chosen removal, so all the removed replica can do as leader is
+// re-propose it, apply it and step down for good.
 TEST(PaxosMembership, RemovedVoterThatCampaignsOnlyLearnsItsRemoval) {
   Group g(3);
   g.Elect(0);
