@@ -413,6 +413,12 @@ class Cluster {
             Crash(victim);
             nodes_[victim].env->Wipe();
             lost_ = victim;
+            // What it acknowledged (eventual writes are durable where acknowledged) and had
+            // not shipped is gone with the disk: no longer owed.
+            for (const auto& [key, sum] : acked_by_[victim]) at_risk_sum_[key] += sum;
+            for (const auto& [key, elements] : added_by_[victim]) {
+              at_risk_elements_[key].insert(elements.begin(), elements.end());
+            }
             result_.disks_lost++;
             Restart(victim, 300'000 + static_cast<Time>(rng() % 1'500'000));
           }
@@ -501,17 +507,29 @@ class Cluster {
       (*shared)(r);
     };
     net_.At(net_.Now() + o_.client_timeout_us, [finish] { finish(nullptr); });
-    const int node = cl.node;
+    Attempt(c, token, std::move(req), finish);
+  }
+
+  // One attempt of client c's call `token`. A node whose new data directory is not yet
+  // confirmed by every peer says "retry in a moment": the client does, within its timeout.
+  void Attempt(int c, uint64_t token, Request req, std::function<void(const Response*)> finish) {
+    const int node = clients_[c].node;
     const uint64_t life = lost_ == node ? 1 : 0;  // asked after the node lost its directory
-    const Op op = req.op;
-    const std::string key = req.key;
-    Submit(node, std::move(req), [this, c, node, life, op, key, finish](Response r) {
+    Request copy = req;
+    Submit(node, std::move(req), [this, c, token, node, life, copy, finish](Response r) {
       if (life == 1 && r.status.ok() && lost_ack_.empty()) {
-        lost_ack_ = std::string(OpName(op)) + " " + key + " at " + std::to_string(net_.Now()) + " us";
+        lost_ack_ = std::string(OpName(copy.op)) + " " + copy.key + " at " + std::to_string(net_.Now()) + " us";
       }
-      if (r.status.code() == Code::kUnavailable &&
-          r.status.message().find("data directory is not the one its peers know") != std::string::npos) {
-        clients_[c].node = (node + 1) % o_.regions;  // the operator points its clients elsewhere
+      answered_by_ = node;
+      if (r.status.code() == Code::kUnavailable) {
+        if (r.status.message().find("data directory is not the one its peers know") != std::string::npos) {
+          clients_[c].node = (node + 1) % o_.regions;  // the operator points its clients elsewhere
+        } else if (r.status.message().find("not every other node has confirmed it") != std::string::npos) {
+          net_.At(net_.Now() + 100'000, [this, c, token, copy, finish] {
+            if (clients_[c].token == token) Attempt(c, token, copy, finish);
+          });
+          return;
+        }
       }
       finish(&r);
     });
@@ -650,7 +668,11 @@ class Cluster {
       const int64_t delta = req.delta;
       attempted_[key] += delta;
       return Call(c, req, [this, key, delta, next](const Response* r) {
-        if (r && r->status.ok()) { acked_sum_[key] += delta; result_.eventual_ok++; }
+        if (r && r->status.ok()) {
+          acked_sum_[key] += delta;
+          acked_by_[answered_by_][key] += delta;
+          result_.eventual_ok++;
+        }
         next();
       });
     }
@@ -674,6 +696,7 @@ class Cluster {
       return Call(c, req, [this, c, key, element, next](const Response* r) {
         if (r && r->status.ok()) {
           added_[key].insert(element);
+          added_by_[answered_by_][key].insert(element);
           my_elements_[{c, key}].insert(element);
           result_.eventual_ok++;
         }
@@ -686,8 +709,9 @@ class Cluster {
     req.value = "1";
     return Call(c, req, [this, next](const Response* r) {
       // (A node whose new data directory no peer has confirmed yet refuses everything with
-      // kUnavailable, which changes nothing either.)
-      if (r && r->status.code() != Code::kUnavailable) {
+      // kUnavailable, and one that is fail-stopping on a storage error answers kIOError:
+      // neither changes anything either.)
+      if (r && r->status.code() != Code::kUnavailable && r->status.code() != Code::kIOError) {
         if (r->status.code() != Code::kWrongMode) Fail("cas on a counter key answered " + r->status.ToString());
         result_.wrong_mode_checked++;
       }
@@ -748,9 +772,10 @@ class Cluster {
       const crdt::CrdtValue* v = engines[0]->disseminator().Get(key);
       const auto* counter = v ? v->As<crdt::PnCounter>() : nullptr;
       const int64_t value = counter ? counter->Value() : 0;
-      if (value < sum || value > attempted_[key]) {
+      if (value < sum - at_risk_sum_[key] || value > attempted_[key]) {
         return std::string("counter " + key + " = " + std::to_string(value) + ", acknowledged " + std::to_string(sum) +
-                    ", attempted " + std::to_string(attempted_[key]));
+                    " (of which " + std::to_string(at_risk_sum_[key]) + " by a node that lost its disk since), attempted " +
+                    std::to_string(attempted_[key]));
       }
     }
     // Sets: acknowledged adds that were never removed are present; acknowledged removals
@@ -761,7 +786,9 @@ class Cluster {
       for (const auto& e : elements) {
         const bool present = set && set->Contains(e);
         if (removed_[key].count(e) != 0 && present) return std::string("removed element " + e + " of " + key + " came back");
-        if (removing_[key].count(e) == 0 && !present) return std::string("acknowledged element " + e + " of " + key + " lost");
+        if (removing_[key].count(e) == 0 && !present && at_risk_elements_[key].count(e) == 0) {
+          return std::string("acknowledged element " + e + " of " + key + " lost");
+        }
       }
     }
     return {};
@@ -892,6 +919,12 @@ class Cluster {
   bool policy_done_ = false;
   int lost_ = -1;  // the node that lost its data directory (-1: none)
   std::string lost_ack_;   // the first operation it acknowledged after that
+  int answered_by_ = -1;   // the node that answered the response being handled
+  // Eventual writes acknowledged per node; those of a node that then lost its disk.
+  std::map<int, std::map<std::string, int64_t>> acked_by_;
+  std::map<int, std::map<std::string, std::set<std::string>>> added_by_;
+  std::map<std::string, int64_t> at_risk_sum_;
+  std::map<std::string, std::set<std::string>> at_risk_elements_;
   bool rejected_ = false;  // it knows its peers ignore it
   std::map<std::string, int64_t> acked_sum_, attempted_;
   std::map<std::string, std::set<std::string>> added_, removed_, removing_;

@@ -213,15 +213,15 @@ void CheckMutant(const Mutant& m) {
 }
 
 TEST(EngineSim, PausedLeaderWithCachedLeaseClockIsCaught) {
-  CheckMutant({"lease_cached_time", [](EngineSimOptions* o) { o->unsafe_lease_cached_time = true; }, 7});
+  CheckMutant({"lease_cached_time", [](EngineSimOptions* o) { o->unsafe_lease_cached_time = true; }, 58});
 }
 
 TEST(EngineSim, ForwardIdsWithoutIncarnationAreCaught) {
-  CheckMutant({"forward_ids_restart", [](EngineSimOptions* o) { o->unsafe_forward_ids_restart = true; }, 49});
+  CheckMutant({"forward_ids_restart", [](EngineSimOptions* o) { o->unsafe_forward_ids_restart = true; }, 108});
 }
 
 TEST(EngineSim, IgnoredStorageErrorsAreCaught) {
-  CheckMutant({"ignore_storage_errors", [](EngineSimOptions* o) { o->unsafe_ignore_storage_errors = true; }, 31});
+  CheckMutant({"ignore_storage_errors", [](EngineSimOptions* o) { o->unsafe_ignore_storage_errors = true; }, 21});
 }
 
 // A node back on an empty disk that its peers trust again: forgotten promises and accepts,
