@@ -166,9 +166,32 @@ Engine::Engine(const EngineOptions& options, Env& env)
 
 StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options, Env& env) {
   if (options.regions == 0 || options.regions > 64) return InvalidArgument("regions must be in [1, 64]");
-  if (options.self >= options.regions) return InvalidArgument("self must be below regions");
   if (options.shards == 0 || options.shards > 4096) return InvalidArgument("shards must be in [1, 4096]");
+  const size_t nodes = options.members.empty() ? options.regions : options.members.size();
+  if (nodes > EngineOptions::kNodesMax) {
+    return InvalidArgument("a cluster has at most " + std::to_string(EngineOptions::kNodesMax) + " nodes, not " +
+                           std::to_string(nodes));
+  }
+  if (options.self >= nodes) return InvalidArgument("self must be below the node count");
   std::unique_ptr<Engine> e(new Engine(options, env));
+  e->nodes_ = static_cast<uint32_t>(nodes);
+  e->meta_nodes_.assign(options.regions, placement::kNoNode);
+  for (uint32_t n = 0; n < nodes; ++n) {
+    const uint32_t region = options.members.empty() ? n : options.members[n].region;
+    if (region >= options.regions) {
+      return InvalidArgument("node " + std::to_string(n) + " is in region " + std::to_string(region) + " of " +
+                             std::to_string(options.regions));
+    }
+    e->node_regions_.push_back(region);
+    if (e->meta_nodes_[region] == placement::kNoNode) e->meta_nodes_[region] = n;
+  }
+  for (uint32_t r = 0; r < options.regions; ++r) {
+    if (e->meta_nodes_[r] == placement::kNoNode) return InvalidArgument("region " + std::to_string(r) + " has no node");
+  }
+  // The other nodes follow the metadata group as learners, replica ids from `regions` up.
+  for (uint32_t n = 0; n < nodes; ++n) {
+    if (e->meta_nodes_[e->node_regions_[n]] != n) e->meta_nodes_.push_back(n);
+  }
   GEOKV_RETURN_IF_ERROR(e->Recover());
   return e;
 }
@@ -206,10 +229,18 @@ Status Engine::Recover() {
   } else {
     return stored.status();
   }
-  if (map_.regions().size() != options_.regions || map_.shards().size() != options_.shards) {
-    return InvalidArgument("the stored cluster map has " + std::to_string(map_.regions().size()) + " regions and " +
-                           std::to_string(map_.shards().size()) + " shards; this node is configured with " +
-                           std::to_string(options_.regions) + " and " + std::to_string(options_.shards));
+  if (map_.regions().size() != options_.regions || map_.shards().size() != options_.shards ||
+      map_.nodes().size() != nodes_) {
+    return InvalidArgument("the stored cluster map has " + std::to_string(map_.regions().size()) + " regions, " +
+                           std::to_string(map_.nodes().size()) + " nodes and " + std::to_string(map_.shards().size()) +
+                           " shards; this node is configured with " + std::to_string(options_.regions) + ", " +
+                           std::to_string(nodes_) + " and " + std::to_string(options_.shards));
+  }
+  for (const auto& [id, node] : map_.nodes()) {
+    if (id >= nodes_ || node.region != node_regions_[id]) {
+      return InvalidArgument("the stored cluster map has node " + std::to_string(id) + " in region " +
+                             std::to_string(node.region) + "; this node is configured otherwise");
+    }
   }
 
   GEOKV_RETURN_IF_ERROR(LoadDiskIds(fresh));
@@ -231,28 +262,35 @@ Status Engine::Recover() {
       return bytes.status();
     }
   }
+  // Every group's replica ids are region indexes; this node opens the replicas the map
+  // places on it.
+  paxos::Config c;
+  c.id = RegionOf(options_.self);
+  c.replicas = options_.regions;
+  c.tick_us = options_.tick_us;
+  c.heartbeat_ticks = options_.heartbeat_ticks;
+  c.election_ticks = options_.election_ticks;
+  c.resend_ticks = options_.resend_ticks;
+  c.lease_us = options_.lease_us;
+  c.clock_drift_max = options_.clock_drift_max;
+  c.unsafe_skip_phase1_recovery = options_.unsafe_skip_phase1_recovery;
+  c.unsafe_lease_cached_time = options_.unsafe_lease_cached_time;
+  // A Paxos message and its envelope fit the node's message bound.
+  c.message_bytes_max = kMessageBytesMax - kEnvelopeBytesMax;
+  command_bytes_max_ = paxos::Replica::CommandBytesMax(c);
   for (uint32_t g = 0; g < total; ++g) {
     Group& group = groups_[g];
+    if (g == metadata_group()) {
+      c.id = static_cast<uint32_t>(ReplicaIdOf(g, options_.self));  // a learner unless the region's first node
+    } else if (NodeOfReplica(g, c.id) != options_.self) {
+      continue;
+    }
     auto applied = store.Get(kAppliedTable, GroupKey(g));
     if (applied.ok()) group.applied = DecodeU64(*applied);
     group.compacted_at = group.applied;
     group.log = std::make_unique<PaxosLog>(store, g, &round_batch_, &round_sync_);
-    paxos::Config c;
-    c.id = options_.self;
-    c.replicas = options_.regions;
     c.seed = env_.Random();
-    c.tick_us = options_.tick_us;
-    c.heartbeat_ticks = options_.heartbeat_ticks;
-    c.election_ticks = options_.election_ticks;
-    c.resend_ticks = options_.resend_ticks;
-    c.lease_us = options_.lease_us;
-    c.clock_drift_max = options_.clock_drift_max;
-    if (g < options_.preferred_leader.size()) c.preferred_leader = options_.preferred_leader[g];
-    c.unsafe_skip_phase1_recovery = options_.unsafe_skip_phase1_recovery;
-    c.unsafe_lease_cached_time = options_.unsafe_lease_cached_time;
-    // A Paxos message and its envelope fit the node's message bound.
-    c.message_bytes_max = kMessageBytesMax - kEnvelopeBytesMax;
-    command_bytes_max_ = paxos::Replica::CommandBytesMax(c);
+    c.preferred_leader = g < options_.preferred_leader.size() ? options_.preferred_leader[g] : std::nullopt;
     auto replica = paxos::Replica::Open(c, *group.log);
     if (!replica.ok()) return replica.status();
     group.replica = std::move(replica).value();
@@ -262,7 +300,7 @@ Status Engine::Recover() {
   if (!image.ok()) return image.status();
   crdt::DisseminatorOptions d;
   d.self = options_.self;
-  d.regions = options_.regions;
+  d.regions = nodes_;  // every node is a CRDT replica
   d.batch_interval_us = options_.crdt_batch_interval_us;
   d.resend_interval_us = options_.crdt_resend_interval_us;
   d.key_bytes_max = options_.limits.key_bytes_max;
@@ -290,8 +328,31 @@ uint32_t Engine::GroupsLedBy(uint32_t node) const {
   return n;
 }
 
-bool Engine::IsLeader(uint32_t group) const { return groups_[group].replica->IsLeader(); }
-int32_t Engine::LeaderOf(uint32_t group) const { return groups_[group].replica->leader_hint(); }
+bool Engine::IsLeader(uint32_t group) const { return Hosts(group) && groups_[group].replica->IsLeader(); }
+
+int32_t Engine::LeaderOf(uint32_t group) const {
+  if (!Hosts(group)) return -1;
+  const int32_t hint = groups_[group].replica->leader_hint();
+  if (hint < 0) return -1;
+  const uint32_t node = NodeOfReplica(group, static_cast<uint32_t>(hint));
+  return node == placement::kNoNode ? -1 : static_cast<int32_t>(node);
+}
+
+uint32_t Engine::NodeOfReplica(uint32_t group, uint32_t replica) const {
+  if (group == metadata_group()) return replica < meta_nodes_.size() ? meta_nodes_[replica] : placement::kNoNode;
+  if (replica >= options_.regions) return placement::kNoNode;
+  return group < map_.shards().size() ? map_.ReplicaOf(group, replica) : placement::kNoNode;
+}
+
+int32_t Engine::ReplicaIdOf(uint32_t group, uint32_t node) const {
+  if (node >= nodes_) return -1;
+  if (group == metadata_group()) {
+    const auto it = std::find(meta_nodes_.begin(), meta_nodes_.end(), node);
+    return static_cast<int32_t>(it - meta_nodes_.begin());
+  }
+  const uint32_t region = RegionOf(node);
+  return NodeOfReplica(group, region) == node ? static_cast<int32_t>(region) : -1;
+}
 
 Status Engine::CheckRequest(const Request& r) const {
   if (r.op == Op::kStatus || r.op == Op::kPolicyList || r.op == Op::kClusterMap) return Status::Ok();
@@ -339,10 +400,10 @@ void Engine::Submit(Request request, Callback done) {
     return done(std::move(r));
   }
   ObserveClocks();
-  Dispatch(std::move(request), std::move(done), /*forwarded=*/false);
+  Dispatch(std::move(request), std::move(done), Via::kClient);
 }
 
-void Engine::Dispatch(Request request, Callback done, bool forwarded) {
+void Engine::Dispatch(Request request, Callback done, Via via) {
   const uint64_t id = request.id;
   auto reply = [&](Status s) {
     Response r = Answer(std::move(s));
@@ -351,8 +412,8 @@ void Engine::Dispatch(Request request, Callback done, bool forwarded) {
   };
   if (!failed_.ok()) return reply(failed_);
   // A lost or unconfirmed data directory serves status and the map only (clients' own
-  // requests; a forwarded one comes from a peer that checked our identity).
-  if (!forwarded && request.op != Op::kStatus && request.op != Op::kClusterMap) {
+  // requests; a forwarded or proxied one comes from a peer that checked our identity).
+  if (via == Via::kClient && request.op != Op::kStatus && request.op != Op::kClusterMap) {
     if (Status s = DiskGate(); !s.ok()) return reply(std::move(s));
   }
   if (Status s = CheckRequest(request); !s.ok()) return reply(std::move(s));
@@ -385,13 +446,13 @@ void Engine::Dispatch(Request request, Callback done, bool forwarded) {
         return reply(InvalidArgument("node-state: \"" + request.value +
                                      "\" is not a state an operator sets (draining, up, down, removed)"));
       }
-      return SubmitStrong(metadata_group(), std::move(request), std::move(done), forwarded);
+      return SubmitStrong(metadata_group(), std::move(request), std::move(done), via);
     }
     case Op::kPlacement:
     case Op::kPolicySet:
     case Op::kPolicyRemove:
     case Op::kPolicyList:
-      return SubmitStrong(metadata_group(), std::move(request), std::move(done), forwarded);
+      return SubmitStrong(metadata_group(), std::move(request), std::move(done), via);
     default:
       break;
   }
@@ -418,10 +479,10 @@ void Engine::Dispatch(Request request, Callback done, bool forwarded) {
                                                     " bytes one consensus round carries"));
     }
     const uint32_t shard = ShardOf(request.key);  // before `request` is moved from
-    return SubmitStrong(shard, std::move(request), std::move(done), forwarded);
+    return SubmitStrong(shard, std::move(request), std::move(done), via);
   }
   // The forwarder routed by an older or newer policy than ours: refuse before any effect.
-  if (forwarded) return reply(Status(Code::kUnavailable, "the policy for this key is changing; retry"));
+  if (via != Via::kClient) return reply(Status(Code::kUnavailable, "the policy for this key is changing; retry"));
   SubmitEventual(mode, request, std::move(done));
 }
 
@@ -483,45 +544,32 @@ Status Engine::CheckPolicyChange(const Request& r) const {
   return Status::Ok();
 }
 
-void Engine::SubmitStrong(uint32_t group, Request request, Callback done, bool forwarded) {
-  paxos::Replica& replica = *groups_[group].replica;
+void Engine::SubmitStrong(uint32_t group, Request request, Callback done, Via via) {
   const uint64_t id = request.id;
   auto reply = [&](Status s) {
     Response r = Answer(std::move(s));
     r.id = id;
     done(std::move(r));
   };
+  const std::string name = group == metadata_group() ? "the metadata group" : "shard " + std::to_string(group);
+  if (!Hosts(group)) {
+    // A proxy's map placed the shard here and ours does not (or no longer): it retries.
+    if (via != Via::kClient) return reply(Status(Code::kUnavailable, "node " + std::to_string(options_.self) +
+                                                                          " holds no replica of " + name));
+    const int32_t holder = ProxyTarget(group);
+    if (holder < 0) return reply(Status(Code::kUnavailable, "no node holding a replica of " + name + " is up"));
+    stats_.proxied++;
+    return StartForward(/*proxy=*/true, group, static_cast<uint32_t>(holder), std::move(request), std::move(done));
+  }
+  paxos::Replica& replica = *groups_[group].replica;
   if (!replica.IsLeader()) {
-    const int32_t leader = replica.leader_hint();
-    if (forwarded || leader < 0 || static_cast<uint32_t>(leader) == options_.self) {
-      return reply(Status(Code::kUnavailable, "no leader for shard " + std::to_string(group) +
-                                                  " is reachable from region " + std::to_string(options_.self)));
+    const int32_t leader = LeaderOf(group);
+    if (via == Via::kForward || leader < 0 || static_cast<uint32_t>(leader) == options_.self) {
+      return reply(Status(Code::kUnavailable, "no leader for " + name + " is reachable from node " +
+                                                  std::to_string(options_.self)));
     }
-    // Forward to the leader; it answers with a ForwardReply carrying our forward id.
-    const uint64_t fid = NextForwardId();
-    Request copy = request;
-    copy.id = fid;
-    if (!IsRead(copy.op) && copy.client_id == 0) {
-      // A Paxos session of its own: sessions keep only the highest sequence number per
-      // client, so forwards sharing one session could be overtaken (reordered by the
-      // network) and then dropped as duplicates. A duplicated copy of this forward still
-      // shares its session and is applied once.
-      copy.client_id = env_.Random() | 1;
-      copy.seq = 1;
-    }
-    Pending& p = forwards_[fid];
-    p.done = std::move(done);
-    p.deadline_us = DeadlineUs(request);
-    p.request_id = id;
-    p.write = !IsRead(request.op);
-    p.group = group;
-    p.sent_to = static_cast<uint32_t>(leader);
-    p.sent_us = env_.NowUs();
-    p.attempts = 1;
     stats_.forwarded++;
-    SendEnvelope(p.sent_to, static_cast<uint8_t>(fb::Channel::Forward), group, EncodeRequest(copy));
-    p.forwarded = std::move(copy);
-    return;
+    return StartForward(/*proxy=*/false, group, static_cast<uint32_t>(leader), std::move(request), std::move(done));
   }
   if (IsRead(request.op)) {
     const uint64_t rid = next_id_++;
@@ -636,6 +684,12 @@ void Engine::SendEnvelope(uint32_t to, uint8_t channel, uint32_t group, std::str
   stats_.envelopes_sent++;
 }
 
+void Engine::SendPaxos(uint32_t group, uint32_t replica, std::string_view payload) {
+  const uint32_t node = NodeOfReplica(group, replica);
+  if (node == placement::kNoNode || node == options_.self) return;
+  SendEnvelope(node, static_cast<uint8_t>(fb::Channel::Paxos), group, payload);
+}
+
 std::string Engine::MakeEnvelope(uint8_t channel, uint32_t group, std::string_view payload, uint32_t to,
                                  bool outermost) const {
   flatbuffers::FlatBufferBuilder b(payload.size() + 64);
@@ -700,10 +754,10 @@ void Engine::FlushOutbox() {
 
 Status Engine::LoadDiskIds(bool fresh) {
   storage::Storage& store = env_.Store();
-  peer_disks_.assign(options_.regions, 0);
-  seen_disks_.assign(options_.regions, 0);
-  foreign_disks_.assign(options_.regions, 0);
-  echoed_.assign(options_.regions, false);
+  peer_disks_.assign(nodes_, 0);
+  seen_disks_.assign(nodes_, 0);
+  foreign_disks_.assign(nodes_, 0);
+  echoed_.assign(nodes_, false);
   echoed_[options_.self] = true;
   auto id = store.Get(kMetaTable, kDiskIdKey);
   if (id.ok()) {
@@ -711,12 +765,12 @@ Status Engine::LoadDiskIds(bool fresh) {
     if (disk_id_ == 0) return Corruption("the stored disk id is 0");
     auto established = store.Get(kMetaTable, kDiskEstablishedKey);
     if (!established.ok() && !established.status().IsNotFound()) return established.status();
-    disk_established_ = established.ok() || options_.regions == 1;
+    disk_established_ = established.ok() || nodes_ == 1;
   } else if (id.status().IsNotFound()) {
     // A new directory waits for every peer; one of an earlier version (which no peer knows
     // by an id yet) is established at once.
     while (disk_id_ == 0) disk_id_ = env_.Random();
-    disk_established_ = !fresh || options_.regions == 1 || options_.new_cluster;
+    disk_established_ = !fresh || nodes_ == 1 || options_.new_cluster;
     storage::WriteBatch b;
     b.Put(kMetaTable, kDiskIdKey, EncodeU64(disk_id_));
     if (disk_established_) b.Put(kMetaTable, kDiskEstablishedKey, "1");
@@ -724,7 +778,7 @@ Status Engine::LoadDiskIds(bool fresh) {
   } else {
     return id.status();
   }
-  for (uint32_t n = 0; n < options_.regions; ++n) {
+  for (uint32_t n = 0; n < nodes_; ++n) {
     if (n == options_.self) continue;
     auto known = store.Get(kMetaTable, std::string(kPeerDiskPrefix) + std::to_string(n));
     if (known.ok()) {
@@ -782,7 +836,7 @@ bool Engine::CheckDisks(uint32_t from, uint64_t disk, bool established, uint64_t
 void Engine::SendHellos(int64_t now) {
   if (now < next_hello_us_) return;
   next_hello_us_ = now + kHelloIntervalUs;
-  for (uint32_t n = 0; n < options_.regions; ++n) {
+  for (uint32_t n = 0; n < nodes_; ++n) {
     if (n == options_.self) continue;
     // A new directory asks each peer that has not echoed it; a peer answers a node whose
     // directory is being checked (it may be waiting for our echo).
@@ -810,30 +864,84 @@ Status Engine::DiskGate() const {
   return Status::Ok();
 }
 
+void Engine::StartForward(bool proxy, uint32_t group, uint32_t to, Request request, Callback done) {
+  // The target answers with a ForwardReply carrying our forward id.
+  const uint64_t fid = NextForwardId();
+  Request copy = request;
+  copy.id = fid;
+  if (!IsRead(copy.op) && copy.client_id == 0) {
+    // A Paxos session of its own: sessions keep only the highest sequence number per
+    // client, so forwards sharing one session could be overtaken (reordered by the
+    // network) and then dropped as duplicates. A duplicated copy of this forward still
+    // shares its session and is applied once, and so does the holder's forward of a proxied
+    // request, which keeps it.
+    copy.client_id = env_.Random() | 1;
+    copy.seq = 1;
+  }
+  Pending& p = forwards_[fid];
+  p.done = std::move(done);
+  p.deadline_us = DeadlineUs(request);
+  p.request_id = request.id;
+  p.write = !IsRead(request.op);
+  p.proxy = proxy;
+  p.group = group;
+  p.sent_to = to;
+  p.sent_us = env_.NowUs();
+  p.attempts = 1;
+  SendEnvelope(to, static_cast<uint8_t>(proxy ? fb::Channel::Proxy : fb::Channel::Forward), group, EncodeRequest(copy));
+  p.forwarded = std::move(copy);
+}
+
+int32_t Engine::ProxyTarget(uint32_t group) const {
+  // This region's holder (the nearest), unless the map says it is not serving: then the
+  // first other region's holder that is.
+  const uint32_t own = RegionOf(options_.self);
+  std::optional<uint32_t> fallback;
+  for (uint32_t i = 0; i < options_.regions; ++i) {
+    const uint32_t region = (own + i) % options_.regions;
+    const uint32_t holder = NodeOfReplica(group, region);
+    const placement::Node* node = map_.FindNode(holder);
+    if (node == nullptr || holder == options_.self) continue;
+    if (node->state == placement::NodeState::kUp || node->state == placement::NodeState::kDraining) {
+      return static_cast<int32_t>(holder);
+    }
+    if (!fallback && region == own) fallback = holder;
+  }
+  // None is up as far as the map knows (it may lag): this region's holder after all.
+  return fallback ? static_cast<int32_t>(*fallback) : -1;
+}
+
+int32_t Engine::ForwardTarget(const Pending& p) const {
+  if (p.proxy) return ProxyTarget(p.group);
+  return IsLeader(p.group) ? -1 : LeaderOf(p.group);
+}
+
 bool Engine::Reforward(Pending& p, bool same_target_ok) {
-  const int32_t leader = groups_[p.group].replica->leader_hint();
+  const int32_t target = ForwardTarget(p);
   if (p.attempts >= kForwardAttemptsMax || env_.NowUs() >= p.deadline_us) return false;
-  if (groups_[p.group].replica->IsLeader() || leader < 0 || static_cast<uint32_t>(leader) == options_.self ||
-      (!same_target_ok && static_cast<uint32_t>(leader) == p.sent_to)) {
+  if (target < 0 || static_cast<uint32_t>(target) == options_.self ||
+      (!same_target_ok && static_cast<uint32_t>(target) == p.sent_to)) {
     return false;
   }
   // Same forward id and Paxos session: if an earlier copy was proposed after all, the
   // session makes this one a duplicate instead of a second application.
   p.attempts++;
-  p.sent_to = static_cast<uint32_t>(leader);
+  p.sent_to = static_cast<uint32_t>(target);
   p.sent_us = env_.NowUs();
   stats_.reforwards++;
-  SendEnvelope(p.sent_to, static_cast<uint8_t>(fb::Channel::Forward), p.group, EncodeRequest(p.forwarded));
+  SendEnvelope(p.sent_to, static_cast<uint8_t>(p.proxy ? fb::Channel::Proxy : fb::Channel::Forward), p.group,
+               EncodeRequest(p.forwarded));
   return true;
 }
 
 void Engine::ReforwardStale() {
   // A leader that answers neither within an election timeout nor at all has probably died
-  // or been paused: its followers elect another, and the forward goes there.
+  // or been paused: its followers elect another, and the forward goes there. (A proxied
+  // request goes to its region's holder again, which chases the leader itself.)
   const int64_t now = env_.NowUs();
   const int64_t patience_us = static_cast<int64_t>(options_.election_ticks) * options_.tick_us;
   for (auto& [fid, p] : forwards_) {
-    const int32_t leader = groups_[p.group].replica->leader_hint();
+    const int32_t leader = ForwardTarget(p);
     const bool moved = leader >= 0 && static_cast<uint32_t>(leader) != p.sent_to;
     // Forwards are not resent by any protocol below: a lost one is re-sent here too.
     if (moved || now - p.sent_us >= patience_us) (void)Reforward(p, /*same_target_ok=*/true);
@@ -843,7 +951,7 @@ void Engine::ReforwardStale() {
 void Engine::Step(uint32_t from, std::string_view bytes) { StepEnvelope(from, bytes, /*in_bundle=*/false); }
 
 void Engine::StepEnvelope(uint32_t from, std::string_view bytes, bool in_bundle) {
-  if (from >= options_.regions || bytes.size() > kMessageBytesMax) {
+  if (from >= nodes_ || bytes.size() > kMessageBytesMax) {
     stats_.bad_messages++;
     return;
   }
@@ -867,6 +975,8 @@ void Engine::StepEnvelope(uint32_t from, std::string_view bytes, bool in_bundle)
   switch (env->channel()) {
     case fb::Channel::Paxos:
       if (env->group() >= groups_.size()) { stats_.bad_messages++; return; }
+      // For a replica this node does not hold: the sender's map is older or newer than ours.
+      if (!Hosts(env->group())) { stats_.misrouted_messages++; return; }
       (void)groups_[env->group()].replica->Step(payload, env_.NowUs());  // bad ones are counted by the replica
       break;
     case fb::Channel::Node:
@@ -878,14 +988,15 @@ void Engine::StepEnvelope(uint32_t from, std::string_view bytes, bool in_bundle)
       ObserveClocks();
       crdt_->Step(from, payload);
       break;
-    case fb::Channel::Forward: {
+    case fb::Channel::Forward:
+    case fb::Channel::Proxy: {
       auto req = DecodeRequest(payload);
       if (!req.ok()) { stats_.bad_messages++; return; }
       const uint64_t fid = req->id;
       Dispatch(std::move(req).value(), [this, from, fid](Response r) {
         r.id = fid;
         SendEnvelope(from, static_cast<uint8_t>(fb::Channel::ForwardReply), 0, EncodeResponse(r));
-      }, /*forwarded=*/true);
+      }, env->channel() == fb::Channel::Proxy ? Via::kProxy : Via::kForward);
       break;
     }
     case fb::Channel::ForwardReply: {
@@ -946,7 +1057,9 @@ void Engine::Tick() {
   const int n = static_cast<int>(std::min<int64_t>(due, std::max(1, options_.heartbeat_ticks)));
   next_tick_us_ = now + options_.tick_us;
   for (int i = 0; i < n; ++i) {
-    for (auto& g : groups_) g.replica->Tick(now);
+    for (auto& g : groups_) {
+      if (g.replica) g.replica->Tick(now);
+    }
   }
   ticks_ += static_cast<uint64_t>(n);
   SendHellos(now);
@@ -983,7 +1096,7 @@ void Engine::TickDriver(int64_t now) {
     // Leaderships only: with one node per region there is no replica to move.
     if (!std::holds_alternative<placement::SetLeader>(command)) continue;
     stats_.leaders_planned++;
-    Dispatch(PlacementRequest(command), [](Response) {}, /*forwarded=*/false);
+    Dispatch(PlacementRequest(command), [](Response) {}, Via::kClient);
   }
 }
 
@@ -993,14 +1106,14 @@ void Engine::TickLoad(int64_t now) {
   // The sizes of the shards this node leads (its applied state is the newest there is).
   std::vector<placement::ShardBytes> sizes;
   for (uint32_t g = 0; g < options_.shards; ++g) {
-    if (groups_[g].replica->IsLeader()) sizes.push_back({g, shard_bytes_[g]});
+    if (IsLeader(g)) sizes.push_back({g, shard_bytes_[g]});
   }
   auto report = load_reporter_.Report(map_, now, sizes);
   if (!report) return;
   stats_.load_reports++;
   // Through the metadata group like any metadata change (forwarded to its leader); a report
   // lost on the way is simply due again at the next one.
-  Dispatch(PlacementRequest(*report), [](Response) {}, /*forwarded=*/false);
+  Dispatch(PlacementRequest(*report), [](Response) {}, Via::kClient);
 }
 
 // ---- the cluster map and health ----------------------------------------------------------
@@ -1010,19 +1123,21 @@ StatusOr<placement::ClusterMap> Engine::GenesisMap(const Policy& policy) const {
   ClusterMap m;
   auto member = [&](uint32_t i) {
     EngineMember e = i < options_.members.size() ? options_.members[i] : EngineMember{};
-    if (e.region.empty()) e.region = "region-" + std::to_string(i);
+    e.region = RegionOf(i);
+    if (e.region_name.empty()) e.region_name = "region-" + std::to_string(e.region);
     if (e.peer_address.empty()) e.peer_address = "node-" + std::to_string(i);
     if (e.client_address.empty()) e.client_address = "node-" + std::to_string(i);
     return e;
   };
-  for (uint32_t i = 0; i < options_.regions; ++i) GEOKV_RETURN_IF_ERROR(m.Apply(AddRegion{member(i).region}));
-  for (uint32_t i = 0; i < options_.regions; ++i) {
+  // A region is named by its first node.
+  for (uint32_t r = 0; r < options_.regions; ++r) GEOKV_RETURN_IF_ERROR(m.Apply(AddRegion{member(meta_nodes_[r]).region_name}));
+  for (uint32_t i = 0; i < nodes_; ++i) {
     const EngineMember e = member(i);
-    GEOKV_RETURN_IF_ERROR(m.Apply(AddNode{i, i, e.peer_address, e.client_address}));
+    GEOKV_RETURN_IF_ERROR(m.Apply(AddNode{i, e.region, e.peer_address, e.client_address}));
     GEOKV_RETURN_IF_ERROR(m.Apply(SetNodeState{i, NodeState::kUp}));
   }
-  // One replica per region (its one node); each shard led from its preferred region, the
-  // others spread round-robin.
+  // One replica per region, spread evenly over the region's nodes; each shard led from
+  // its preferred region, the others spread round-robin.
   std::vector<std::optional<RegionId>> preferred(options_.shards);
   for (uint32_t g = 0; g < options_.shards && g < options_.preferred_leader.size(); ++g) {
     preferred[g] = options_.preferred_leader[g];
@@ -1092,25 +1207,43 @@ void Engine::ReceiveHeartbeat(uint32_t from, std::string_view payload) {
 
 void Engine::TickHealth(int64_t now) {
   using placement::NodeState;
-  paxos::Replica& meta = *groups_[metadata_group()].replica;
+  const bool leads = IsLeader(metadata_group());
   if (now >= next_node_heartbeat_us_) {
     next_node_heartbeat_us_ = now + options_.node_heartbeat_us;
-    const int32_t leader = meta.leader_hint();
-    if (meta.IsLeader()) {
+    const int32_t leader = LeaderOf(metadata_group());
+    const std::string beat = placement::EncodeHeartbeat({options_.self, incarnation_, ++node_heartbeat_seq_});
+    if (leads) {
       if (detecting_) {
         detector_.Heartbeat(options_.self, now);
         heard_.insert(options_.self);
       }
     } else if (leader >= 0 && static_cast<uint32_t>(leader) != options_.self) {
-      SendEnvelope(static_cast<uint32_t>(leader), static_cast<uint8_t>(fb::Channel::Node), 0,
-                   placement::EncodeHeartbeat({options_.self, incarnation_, ++node_heartbeat_seq_}));
+      SendEnvelope(static_cast<uint32_t>(leader), static_cast<uint8_t>(fb::Channel::Node), 0, beat);
       stats_.node_heartbeats_sent++;
+    } else if (leader < 0 && static_cast<uint32_t>(ReplicaIdOf(metadata_group(), options_.self)) >= options_.regions) {
+      // A learner that does not know the metadata leader (the leader has not added it yet,
+      // or an election is on): every voter hears it (one per region), and only the leader
+      // listens.
+      for (uint32_t r = 0; r < options_.regions; ++r) {
+        if (meta_nodes_[r] == options_.self) continue;
+        SendEnvelope(meta_nodes_[r], static_cast<uint8_t>(fb::Channel::Node), 0, beat);
+        stats_.node_heartbeats_sent++;
+      }
     }
   }
-  if (!meta.IsLeader()) {
+  if (!leads) {
     detecting_ = false;
     verdicts_.clear();
     return;
+  }
+  paxos::Replica& meta = *groups_[metadata_group()].replica;
+  // Every node follows the cluster map: the metadata leader adds the nodes that are not
+  // members of its group as learners, one change at a time (refused, and tried again at
+  // the next tick, while another is in flight).
+  for (uint32_t id = 0; id < meta_nodes_.size(); ++id) {
+    if (meta.members().IsMember(id)) continue;
+    if (meta.ChangeMembers(paxos::MemberChange::kAddLearner, id).ok()) stats_.member_changes++;
+    break;
   }
   const bool paused = now - last_detect_us_ > kDetectorPauseUs && !options_.unsafe_detector_ignores_pauses;
   last_detect_us_ = now;
@@ -1164,14 +1297,16 @@ void Engine::TickHealth(int64_t now) {
 
 void Engine::TickLeadership(int64_t now) {
   using placement::NodeState;
-  auto up = [&](uint32_t region) {  // its node: node id = region index (one node per region)
-    const placement::Node* n = map_.FindNode(region);
-    return n != nullptr && n->state == NodeState::kUp;
-  };
   const placement::Node* self = map_.FindNode(options_.self);
   const bool draining = self != nullptr && self->state == NodeState::kDraining;
+  const uint32_t own = RegionOf(options_.self);  // this node's replica id in every group
   for (uint32_t g = 0; g < groups_.size(); ++g) {
+    if (!Hosts(g)) continue;
     paxos::Replica& replica = *groups_[g].replica;
+    auto up = [&](uint32_t region) {  // the node holding the group's replica there
+      const placement::Node* n = map_.FindNode(NodeOfReplica(g, region));
+      return n != nullptr && n->state == NodeState::kUp;
+    };
     // Leadership goes where the cluster map says (the placement driver's choice: the
     // preferred region, else spread), and only while that region's node is up.
     std::optional<uint32_t> preferred;
@@ -1190,9 +1325,9 @@ void Engine::TickLeadership(int64_t now) {
     std::optional<uint32_t> to;
     if (preferred && replica.PeerHealthy(*preferred)) to = preferred;
     for (uint32_t r = 0; r < options_.regions && !to; ++r) {
-      if (r != options_.self && up(r) && replica.PeerHealthy(r)) to = r;
+      if (r != own && up(r) && replica.PeerHealthy(r)) to = r;
     }
-    if (!to || *to == options_.self) continue;
+    if (!to || *to == own) continue;
     if (replica.TransferLeader(*to).ok()) stats_.leader_handoffs++;
     handoff_after_us_[g] = now + static_cast<int64_t>(options_.election_ticks) * options_.tick_us;
   }
@@ -1211,7 +1346,7 @@ void Engine::Process() {
   for (int round = 0; round < kRoundsPerCallMax && failed_.ok(); ++round) {
     std::vector<std::pair<uint32_t, paxos::Ready>> readies;
     for (uint32_t g = 0; g < groups_.size(); ++g) {
-      if (groups_[g].replica->HasReady()) readies.emplace_back(g, groups_[g].replica->Ready());
+      if (Hosts(g) && groups_[g].replica->HasReady()) readies.emplace_back(g, groups_[g].replica->Ready());
     }
     const bool crdt_ready = crdt_->HasReady();
     if (readies.empty() && !crdt_ready && after_persist_.empty()) break;
@@ -1221,8 +1356,7 @@ void Engine::Process() {
     // in a later round, after this round's write).
     for (auto& [g, r] : readies) {
       for (auto& m : r.messages) {
-        if (!paxos::MaySendBeforePersist(m.type)) continue;
-        SendEnvelope(m.to, static_cast<uint8_t>(fb::Channel::Paxos), g, m.bytes);
+        if (paxos::MaySendBeforePersist(m.type)) SendPaxos(g, m.to, m.bytes);
       }
     }
     FlushOutbox();  // with what earlier steps of this round queued (persisted already)
@@ -1274,7 +1408,7 @@ void Engine::Process() {
     // 2. Send.
     for (auto& [g, r] : readies) {
       for (auto& m : r.messages) {
-        if (!paxos::MaySendBeforePersist(m.type)) SendEnvelope(m.to, static_cast<uint8_t>(fb::Channel::Paxos), g, m.bytes);
+        if (!paxos::MaySendBeforePersist(m.type)) SendPaxos(g, m.to, m.bytes);
       }
     }
     for (auto& m : cr.messages) SendEnvelope(m.to, static_cast<uint8_t>(fb::Channel::Crdt), 0, m.bytes);
@@ -1335,6 +1469,7 @@ void Engine::Process() {
     // Snapshots keep each shard's log bounded.
     for (uint32_t g = 0; g < groups_.size(); ++g) {
       Group& group = groups_[g];
+      if (!Hosts(g)) continue;
       if (group.applied - group.compacted_at >= options_.compact_every_slots &&
           group.replica->applied_index() == group.applied) {
         if (group.replica->Compact(SnapshotOf(g)).ok()) {
@@ -1549,8 +1684,9 @@ Status Engine::InstallSnapshot(uint32_t group, std::string_view data, uint64_t i
 
 std::vector<std::string> Engine::StatusLines() const {
   std::vector<std::string> out;
-  out.push_back("node " + std::to_string(options_.self) + " of " + std::to_string(options_.regions) +
-                " regions; " + std::to_string(options_.shards) + " shards");
+  out.push_back("node " + std::to_string(options_.self) + " (region " + map_.RegionName(RegionOf(options_.self)) +
+                ") of " + std::to_string(nodes_) + " nodes in " + std::to_string(options_.regions) + " regions; " +
+                std::to_string(options_.shards) + " shards");
   const Status gate = DiskGate();
   out.push_back("data directory: disk " + Hex(disk_id_) +
                 (gate.ok() ? "" : lost_disk_known_ != 0 ? " LOST: " + gate.message() : " (new: not yet confirmed by every peer)"));
@@ -1561,9 +1697,10 @@ std::vector<std::string> Engine::StatusLines() const {
                   std::to_string(stats_.foreign_disk_messages) + " so far, from all such nodes)");
   }
   for (uint32_t g = 0; g < groups_.size(); ++g) {
+    if (!Hosts(g)) continue;  // the shards this node holds a replica of
     const auto& r = *groups_[g].replica;
     out.push_back(std::string(g == options_.shards ? "meta" : "shard " + std::to_string(g)) +
-                  ": leader=" + std::to_string(r.leader_hint()) + (r.IsLeader() ? " (this node)" : "") +
+                  ": leader=" + std::to_string(LeaderOf(g)) + (r.IsLeader() ? " (this node)" : "") +
                   " commit=" + std::to_string(r.commit_index()) + " applied=" + std::to_string(groups_[g].applied));
   }
   // The cluster map as applied here; loads as this node sees them (leaderships from its

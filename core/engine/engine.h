@@ -2,16 +2,22 @@
 // Env (two clocks, transport, storage, randomness) — the same code under the deterministic
 // simulator and in production (geokvd's event loop).
 //
-// A cluster has one node per region; node ids are region indexes. Each node runs:
-//  * one Paxos replica per strong shard (keys are hashed onto `shards` groups, each with a
-//    replica in every region and an optional preferred leader region), plus one metadata
-//    group (the policy table);
-//  * one CRDT disseminator for every eventual-mode key (replicated to every region).
+// A cluster has one or more nodes per region (node ids 0..nodes-1; EngineOptions::members
+// gives each its region). Strong keys are hashed onto `shards` Paxos groups; each group
+// has one replica per region, placed on one node of that region by the cluster map (its
+// Paxos replica id is the region's index), and an optional preferred leader region. The
+// metadata group (the cluster map) has its voters on the first node (lowest id) of every
+// region, and every other node as a learner (its leader adds them): every node applies the
+// map. Each node runs:
+//  * the Paxos replicas the cluster map places on it (every group, with one node per
+//    region), plus the metadata group's;
+//  * one CRDT disseminator for every eventual-mode key, replicated to every node.
 // Each request is routed by the policy (longest prefix -> mode). Strong requests are
-// served by the shard's leader: a follower forwards them there (or fails fast with
-// kUnavailable when it knows no leader); reads use the leader's lease or a read-index round.
-// Eventual requests are served locally and answered once what they wrote, or read, is
-// durable here.
+// served by the shard's leader: a replica that does not lead forwards them there (or fails
+// fast with kUnavailable when it knows no leader); a node that holds no replica of the shard
+// proxies them to the node of its region that does, which serves or forwards them like a
+// client's. Reads use the leader's lease or a read-index round. Eventual requests are
+// served locally and answered once what they wrote, or read, is durable here.
 //
 // The round. The engine owns it and its hosts only feed it (Round()): take every input that
 // is ready (peer messages, then client calls, then the timers when due), read the clock from
@@ -104,19 +110,23 @@ namespace geokv {
 
 // A node of a new cluster, as the genesis cluster map lists it.
 struct EngineMember {
-  std::string region;          // the region's name
+  uint32_t region = 0;         // the index of its region, below EngineOptions::regions
+  std::string region_name;     // the region's name (its first node's counts; empty: "region-<i>")
   std::string peer_address;    // where its peers reach it
   std::string client_address;  // where its clients reach it
 };
 
 struct EngineOptions {
-  uint32_t self = 0;     // this node's id: the index of its region
-  uint32_t regions = 1;  // nodes in the cluster, one per region
-  // Per node id, its region's name and addresses for the genesis map (the same on every
-  // node); empty: "region-<i>" and "node-<i>".
+  uint32_t self = 0;     // this node's id, below the node count
+  uint32_t regions = 1;  // regions in the cluster
+  // Per node id (the same list on every node): its region and addresses for the genesis
+  // map. Empty: one node per region, node i in region i ("region-<i>", "node-<i>").
+  // Every region must have a node; at most kNodesMax nodes.
   std::vector<EngineMember> members;
+  static constexpr uint32_t kNodesMax = 64;  // each node is a CRDT replica (crdt::kReplicasMax)
   uint32_t shards = 4;   // strong-mode Paxos groups
-  // Per shard, the region whose replica should lead it (empty: no preference).
+  // Per shard, the region whose replica should lead it (empty: no preference); the entry
+  // at index `shards`, if any, is the metadata group's.
   std::vector<std::optional<uint32_t>> preferred_leader;
   Policy policy;         // the policy until the metadata group says otherwise
   Limits limits;
@@ -183,7 +193,10 @@ struct EngineStats {
   uint64_t detector_restarts = 0;  // the metadata leader took over or resumed after a pause
   uint64_t leader_handoffs = 0;    // leaderships handed away because this node is draining
   uint64_t load_reports = 0;       // shard sizes sent to the metadata group (when they changed)
-  uint64_t leaders_planned = 0;    // SetLeader commands the placement driver proposed here
+  uint64_t leaders_planned = 0;
+  uint64_t member_changes = 0;     // Paxos membership changes proposed here (learners added)    // SetLeader commands the placement driver proposed here
+  uint64_t proxied = 0;            // requests for a shard this node holds no replica of, sent to its region's holder
+  uint64_t misrouted_messages = 0; // Paxos messages for a group this node holds no replica of (dropped)
   uint64_t envelopes_sent = 0;    // protocol messages (Paxos, CRDT, forwards)
   uint64_t messages_sent = 0;     // transport messages carrying them (bundled per peer per round)
 };
@@ -237,17 +250,27 @@ class Engine {
   const placement::ClusterMap& cluster_map() const { return map_; }
   const EngineStats& stats() const { return stats_; }
   uint32_t ShardOf(std::string_view key) const;
+  // Whether this node holds a replica of `group` (a shard, or the metadata group).
+  bool Hosts(uint32_t group) const { return groups_[group].replica != nullptr; }
+  // False where this node holds no replica of `group`.
   bool IsLeader(uint32_t group) const;
   // True once a peer has shown that it knows this node by another data directory (this
   // one was lost or replaced): the node then serves no client operation but status.
   bool data_directory_lost() const { return lost_disk_known_ != 0; }
+  // The node that leads `group` as this node's replica knows it; -1 when it does not know,
+  // or holds no replica of the group.
   int32_t LeaderOf(uint32_t group) const;
   // The Paxos groups (shards and the metadata group) whose leader, as this node knows it,
   // is node `node`.
   uint32_t GroupsLedBy(uint32_t node) const;
   uint32_t groups() const { return static_cast<uint32_t>(groups_.size()); }
   const crdt::Disseminator& disseminator() const { return *crdt_; }
+  // This node's replica of `group`; only where Hosts(group).
   const paxos::Replica& replica(uint32_t group) const { return *groups_[group].replica; }
+  uint32_t self() const { return options_.self; }
+  uint32_t nodes() const { return nodes_; }
+  // The region of node `node` (below nodes()).
+  uint32_t RegionOf(uint32_t node) const { return node_regions_[node]; }
   // Human-readable lines for `geokv status`.
   std::vector<std::string> StatusLines() const;
   // The bytes (keys and values) of a strong shard as applied here.
@@ -270,6 +293,7 @@ class Engine {
     int64_t deadline_us = 0;
     uint64_t request_id = 0;    // echoed in the response
     bool write = false;         // forwards: the request changes state
+    bool proxy = false;         // sent to this region's holder of the shard, not to its leader
     // Forwards: what was sent, where, when and how often, so that a forward to a leader
     // that lost leadership, or died, is re-sent to the new leader under the same Paxos
     // session (applied once whichever copy commits).
@@ -296,8 +320,13 @@ class Engine {
   // Hands the wall clock to the CRDT layer's hybrid logical clock (LWW stamps).
   void ObserveClocks();
 
-  void Dispatch(Request request, Callback done, bool forwarded);
-  void SubmitStrong(uint32_t group, Request request, Callback done, bool forwarded);
+  // Where a request comes from: a client of this node (or this node itself), a node of
+  // this region that holds no replica of its shard (proxied: served like a client's, but
+  // its disk was checked by the sender and its Paxos session is the sender's), or a replica
+  // of its group (forwarded to the leader: never forwarded again).
+  enum class Via { kClient, kProxy, kForward };
+  void Dispatch(Request request, Callback done, Via via);
+  void SubmitStrong(uint32_t group, Request request, Callback done, Via via);
   void SubmitEventual(Mode mode, const Request& request, Callback done);
   Status CheckRequest(const Request& request) const;
   Status CheckPolicyChange(const Request& request) const;
@@ -323,9 +352,20 @@ class Engine {
   // Bundle when there are several).
   void SendEnvelope(uint32_t to, uint8_t channel, uint32_t group, std::string_view payload);
   void FlushOutbox();
+  // Queues a Paxos message of `group` for the node holding replica `replica` of it.
+  void SendPaxos(uint32_t group, uint32_t replica, std::string_view payload);
   void StepEnvelope(uint32_t from, std::string_view bytes, bool in_bundle);
-  // Re-sends a forward to the shard's current leader; false when it cannot (or, unless
-  // same_target_ok, when that leader is the node it went to last).
+  // Sends `request` to node `to`: the group's leader (a forward), or, proxy, the node of
+  // this region holding the group's replica; its answer completes `done`.
+  void StartForward(bool proxy, uint32_t group, uint32_t to, Request request, Callback done);
+  // Where a request for `group`, which this node holds no replica of, goes: its region's
+  // holder while the map says that node serves, else another region's; -1 for none.
+  int32_t ProxyTarget(uint32_t group) const;
+  // Where a forward should go now: the leader this node knows, or for a proxied request
+  // its region's holder; -1 for nowhere.
+  int32_t ForwardTarget(const Pending& pending) const;
+  // Re-sends a forward to ForwardTarget; false when it cannot (or, unless same_target_ok,
+  // when that is the node it went to last).
   bool Reforward(Pending& pending, bool same_target_ok);
   // Re-sends forwards whose target is no longer the leader or has not answered in time.
   void ReforwardStale();
@@ -362,11 +402,21 @@ class Engine {
   std::string MakeEnvelope(uint8_t channel, uint32_t group, std::string_view payload, uint32_t to,
                            bool outermost) const;
   uint32_t metadata_group() const { return options_.shards; }
+  // The node holding replica `replica` (a region index) of `group`; placement::kNoNode for
+  // none.
+  uint32_t NodeOfReplica(uint32_t group, uint32_t replica) const;
+  // The replica id (region index) of node `node` in `group`, or -1 when it holds none.
+  int32_t ReplicaIdOf(uint32_t group, uint32_t node) const;
   uint64_t NextForwardId();
   void Fail(Status status);
 
   const EngineOptions options_;
   Env& env_;
+  uint32_t nodes_ = 0;                  // nodes in the cluster
+  std::vector<uint32_t> node_regions_;  // per node: its region
+  // The metadata group's replica ids: region r's first node is voter r; the other nodes
+  // are learners with ids from `regions` up, in node id order.
+  std::vector<uint32_t> meta_nodes_;
 
   placement::ClusterMap map_;  // the metadata group's state (the policy included)
   placement::FailureDetector detector_;  // run while this node leads the metadata group

@@ -116,9 +116,7 @@ Status ParseCluster(const toml::table& root, std::string_view source, ClusterCon
     if (n.region.empty()) return ConfigError(source, path + ".region", "missing");
     if (n.peer_endpoint.empty()) return ConfigError(source, path + ".peer_endpoint", "missing");
     if (n.client_endpoint.empty()) return ConfigError(source, path + ".client_endpoint", "missing");
-    if (!regions.insert(n.region).second) {
-      return ConfigError(source, path + ".region", "\"" + n.region + "\" appears twice (one node per region)");
-    }
+    regions.insert(n.region);
     out->nodes.push_back(std::move(n));
   }
   std::sort(out->nodes.begin(), out->nodes.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
@@ -126,6 +124,7 @@ Status ParseCluster(const toml::table& root, std::string_view source, ClusterCon
     if (out->nodes[i].id != i) return ConfigError(source, "cluster.nodes", "ids must be 0..n-1, each once");
   }
   if (out->self >= out->nodes.size()) return ConfigError(source, "node.id", "is not one of cluster.nodes");
+  if (regions.size() > 64) return ConfigError(source, "cluster.nodes", "name more than 64 regions");
   for (const auto& region : out->preferred_leader) {
     if (!region.empty() && regions.count(region) == 0) {
       return ConfigError(source, "cluster.preferred_leader", "names unknown region \"" + region + "\"");
@@ -323,6 +322,19 @@ StatusOr<Config> Config::LoadFile(const std::string& path) {
   auto c = FromToml(text.str(), path);
   if (c.ok()) c->source_path = path;
   return c;
+}
+
+std::vector<std::string> ClusterConfig::Regions() const {
+  std::vector<std::string> out;
+  for (const auto& n : nodes) {
+    if (std::find(out.begin(), out.end(), n.region) == out.end()) out.push_back(n.region);
+  }
+  return out;
+}
+
+uint32_t ClusterConfig::RegionIndex(std::string_view region) const {
+  const auto names = Regions();
+  return static_cast<uint32_t>(std::find(names.begin(), names.end(), region) - names.begin());
 }
 
 bool IsLoopbackHost(std::string_view host) {

@@ -30,7 +30,8 @@
 namespace geokv {
 
 
-// One node of a cluster (one per region; the id is the region's index).
+// One node of a cluster. A region has one node or several; regions are numbered in the
+// order of their first node (by id).
 struct ClusterNode {
   uint32_t id = 0;
   std::string region;
@@ -95,6 +96,10 @@ struct ClusterConfig {
   size_t peer_inbound_per_peer_bytes_max = 64u << 20;
 
   const ClusterNode& me() const { return nodes[self]; }
+  // The regions' names, numbered in the order of their first node (by id).
+  std::vector<std::string> Regions() const;
+  // The number of region `region` (Regions().size() when no node is in it).
+  uint32_t RegionIndex(std::string_view region) const;
 
   // The rules of docs/security.md that span fields: without CURVE the peer endpoint must
   // be loopback unless `insecure`; the metrics endpoint parses. kConfig naming the field.

@@ -294,14 +294,12 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config, std::funct
   EngineOptions eo;
   eo.self = cc.self;
   eo.new_cluster = config.new_cluster;
-  eo.regions = static_cast<uint32_t>(cc.nodes.size());
-  for (const auto& n : cc.nodes) eo.members.push_back({n.region, n.peer_endpoint, n.client_endpoint});
+  eo.regions = static_cast<uint32_t>(cc.Regions().size());
+  for (const auto& n : cc.nodes) eo.members.push_back({cc.RegionIndex(n.region), n.region, n.peer_endpoint, n.client_endpoint});
   eo.shards = cc.shards;
   for (const auto& region : cc.preferred_leader) {
     std::optional<uint32_t> id;
-    for (const auto& n : cc.nodes) {
-      if (n.region == region) id = n.id;
-    }
+    if (!region.empty()) id = cc.RegionIndex(region);
     eo.preferred_leader.push_back(id);
   }
   eo.policy = cc.policy;
@@ -777,6 +775,7 @@ Status Server::Impl::StartHttp() {
 std::string Server::Impl::Readiness() const {
   if (!engine->failure().ok()) return "the node stopped: " + engine->failure().message();
   for (uint32_t g = 0; g < engine->groups(); ++g) {
+    if (!engine->Hosts(g)) continue;  // a replica another node of this region holds
     const auto& r = engine->replica(g);
     const std::string name = g + 1 == engine->groups() ? std::string("meta") : "shard " + std::to_string(g);
     if (r.leader_hint() < 0) return name + " has no known leader";
@@ -803,16 +802,20 @@ void Server::Impl::RefreshMetrics() {
   m << "# TYPE geokv_bad_requests_total counter\ngeokv_bad_requests_total " << bad_requests.load() << "\n";
   m << "# TYPE geokv_clients_refused_total counter\ngeokv_clients_refused_total " << clients_refused.load() << "\n";
   m << "# TYPE geokv_forwarded_total counter\ngeokv_forwarded_total " << es.forwarded << "\n";
+  m << "# HELP geokv_proxied_total Requests for shards this node holds no replica of, sent to its region's holder.\n"
+       "# TYPE geokv_proxied_total counter\ngeokv_proxied_total " << es.proxied << "\n";
+  m << "# TYPE geokv_misrouted_peer_messages_total counter\ngeokv_misrouted_peer_messages_total " << es.misrouted_messages << "\n";
   m << "# TYPE geokv_request_timeouts_total counter\ngeokv_request_timeouts_total " << es.timeouts << "\n";
   m << "# TYPE geokv_bad_peer_messages_total counter\ngeokv_bad_peer_messages_total " << es.bad_messages << "\n";
   m << "# TYPE geokv_paxos_commit_index gauge\n# TYPE geokv_paxos_leader gauge\n"
        "# TYPE geokv_paxos_elections_total counter\n# TYPE geokv_paxos_leaderships_total counter\n"
        "# TYPE geokv_paxos_malformed_total counter\n";
   for (uint32_t g = 0; g < engine->groups(); ++g) {
+    if (!engine->Hosts(g)) continue;  // the groups this node holds a replica of
     const auto& r = engine->replica(g);
     const std::string label = "{group=\"" + (g + 1 == engine->groups() ? std::string("meta") : std::to_string(g)) + "\"}";
     m << "geokv_paxos_commit_index" << label << " " << r.commit_index() << "\n";
-    m << "geokv_paxos_leader" << label << " " << r.leader_hint() << "\n";
+    m << "geokv_paxos_leader" << label << " " << engine->LeaderOf(g) << "\n";
     m << "geokv_paxos_elections_total" << label << " " << r.stats().elections << "\n";
     m << "geokv_paxos_leaderships_total" << label << " " << r.stats().leaderships << "\n";
     m << "geokv_paxos_malformed_total" << label << " " << r.stats().malformed << "\n";

@@ -53,22 +53,29 @@ class NodeEnv final : public Env {
 
 class Cluster {
  public:
-  static constexpr uint32_t kNodes = 3;
+  static constexpr uint32_t kRegions = 3;
 
-  // Every shard prefers region 0, unless `prefer` is false (then the map spreads them).
+  // Three regions of `per_region` nodes each; node i is in region i % 3 (so nodes 0, 1 and
+  // 2 hold the metadata group). Every shard prefers region 0, unless `prefer` is false
+  // (then the map spreads them).
   explicit Cluster(bool unsafe_detector_ignores_pauses = false, bool prefer = true, uint32_t shards = 4,
-                   bool unsafe_trust_any_disk = false, bool new_cluster = false) {
+                   bool unsafe_trust_any_disk = false, bool new_cluster = false, uint32_t per_region = 1)
+      : kNodes(kRegions * per_region) {
     for (uint32_t i = 0; i < kNodes; ++i) envs_.push_back(std::make_unique<NodeEnv>(*this, i));
     inbox_.resize(kNodes);
+    calls_.resize(kNodes);
     stopped_.assign(kNodes, false);
+    const char* names[kRegions] = {"us-east", "eu-west", "ap-south"};
     for (uint32_t i = 0; i < kNodes; ++i) {
       EngineOptions o;
       o.self = i;
-      o.regions = kNodes;
+      o.regions = kRegions;
       o.shards = shards;
       if (prefer) o.preferred_leader.assign(o.shards, 0);
-      o.members = {{"us-east", "tcp://a:1", "tcp://a:2"}, {"eu-west", "tcp://b:1", "tcp://b:2"},
-                   {"ap-south", "tcp://c:1", "tcp://c:2"}};
+      for (uint32_t n = 0; n < kNodes; ++n) {
+        const std::string host = "tcp://" + std::string(1, static_cast<char>('a' + n));
+        o.members.push_back({n % kRegions, names[n % kRegions], host + ":1", host + ":2"});
+      }
       o.unsafe_detector_ignores_pauses = unsafe_detector_ignores_pauses;
       o.unsafe_trust_any_disk = unsafe_trust_any_disk;
       o.new_cluster = new_cluster;
@@ -159,17 +166,19 @@ class Cluster {
     return n;
   }
   bool condemned_live() const { return condemned_live_; }
+  uint32_t nodes() const { return kNodes; }
   Engine& engine(uint32_t i) { return *engines_[i]; }
 
   int64_t now_us = 1'000'000;
 
  private:
   friend class NodeEnv;
+  const uint32_t kNodes;
   std::vector<std::unique_ptr<NodeEnv>> envs_;
   std::vector<std::unique_ptr<Engine>> engines_;
   std::vector<EngineOptions> options_;
   std::vector<std::deque<Engine::PeerMessage>> inbox_;
-  std::vector<Engine::Call> calls_[kNodes];
+  std::vector<std::vector<Engine::Call>> calls_;
   std::vector<bool> stopped_;
   std::set<uint32_t> ever_stopped_;
   bool condemned_live_ = false;
@@ -182,7 +191,7 @@ void NodeEnv::Send(uint32_t to, std::string bytes) { cluster_.inbox_[to].push_ba
 TEST(EngineHealth, GenesisMapListsEveryNodeUpWithItsAddresses) {
   Cluster c;
   c.Run(3'000'000);
-  for (uint32_t at = 0; at < Cluster::kNodes; ++at) {
+  for (uint32_t at = 0; at < c.nodes(); ++at) {
     const auto& map = c.engine(at).cluster_map();
     ASSERT_EQ(map.nodes().size(), 3u);
     EXPECT_EQ(map.regions()[1].name, "eu-west");
@@ -217,7 +226,7 @@ TEST(EngineHealth, StoppedMetadataLeaderIsSuspectThenDownThenUpWhenItResumes) {
   const int32_t leader = c.MetadataLeader();
   ASSERT_GE(leader, 0);
   const auto stopped = static_cast<uint32_t>(leader);
-  const uint32_t other = (stopped + 1) % Cluster::kNodes;
+  const uint32_t other = (stopped + 1) % c.nodes();
   c.Stop(stopped);
   // A new metadata leader takes over with no history: it waits out the detector's first
   // interval and acceptable pause before it suspects anyone.
@@ -230,7 +239,7 @@ TEST(EngineHealth, StoppedMetadataLeaderIsSuspectThenDownThenUpWhenItResumes) {
   EXPECT_EQ(c.StateIn(other, stopped), NodeState::kDown);
   c.Resume(stopped);
   c.Run(5'000'000);
-  for (uint32_t at = 0; at < Cluster::kNodes; ++at) EXPECT_EQ(c.StateIn(at, stopped), NodeState::kUp) << "in node " << at;
+  for (uint32_t at = 0; at < c.nodes(); ++at) EXPECT_EQ(c.StateIn(at, stopped), NodeState::kUp) << "in node " << at;
   EXPECT_FALSE(c.condemned_live()) << "a node that never stopped was suspected";
 }
 
@@ -257,7 +266,7 @@ TEST(EngineHealth, DrainHandsEveryLeadershipAwayAndUndrainTakesThePreferredOnesB
   ASSERT_GE(c.Leading(0), 4u) << "every shard prefers region 0";
   ASSERT_TRUE(c.SetState(1, "0", "draining").status.ok());
   c.Run(3'000'000);
-  for (uint32_t at = 0; at < Cluster::kNodes; ++at) EXPECT_EQ(c.StateIn(at, 0), NodeState::kDraining);
+  for (uint32_t at = 0; at < c.nodes(); ++at) EXPECT_EQ(c.StateIn(at, 0), NodeState::kDraining);
   EXPECT_EQ(c.Leading(0), 0u) << "a draining node still leads";
   // The placement driver moved the planned leaderships too.
   for (const auto& shard : c.engine(1).cluster_map().shards()) EXPECT_NE(shard.leader_region, 0u);
@@ -279,7 +288,7 @@ TEST(EngineHealth, DrainHandsEveryLeadershipAwayAndUndrainTakesThePreferredOnesB
 TEST(EngineHealth, ShardsWithoutAPreferenceAreLedEvenlyAndMoveOffAStoppedNode) {
   Cluster c(false, /*prefer=*/false, /*shards=*/6);
   c.Run(10'000'000);
-  for (uint32_t id = 0; id < Cluster::kNodes; ++id) {
+  for (uint32_t id = 0; id < c.nodes(); ++id) {
     EXPECT_EQ(c.engine(id).cluster_map().FindNode(id)->load.leaders, 2u) << "node " << id << " (planned)";
     uint32_t shards_led = 0;
     for (uint32_t g = 0; g < 6; ++g) shards_led += c.engine(id).IsLeader(g);
@@ -289,7 +298,7 @@ TEST(EngineHealth, ShardsWithoutAPreferenceAreLedEvenlyAndMoveOffAStoppedNode) {
   const uint32_t stopped = c.MetadataLeader() == 2 ? 1 : 2;
   c.Stop(stopped);
   c.Run(20'000'000);
-  const uint32_t other = (stopped + 1) % Cluster::kNodes;
+  const uint32_t other = (stopped + 1) % c.nodes();
   EXPECT_NE(c.StateIn(other, stopped), NodeState::kUp);
   EXPECT_EQ(c.engine(other).cluster_map().FindNode(stopped)->load.leaders, 0u);
   EXPECT_EQ(c.engine(other).cluster_map().FindNode(other)->load.leaders +
@@ -317,13 +326,13 @@ TEST(EngineHealth, LeadersReportTheBytesOfTheirShardsToTheMap) {
   total -= 5 + 100;
   c.Run(25'000'000);
   // One node per region: every node holds every shard, so each carries all the bytes.
-  for (uint32_t at = 0; at < Cluster::kNodes; ++at) {
-    for (uint32_t id = 0; id < Cluster::kNodes; ++id) {
+  for (uint32_t at = 0; at < c.nodes(); ++at) {
+    for (uint32_t id = 0; id < c.nodes(); ++id) {
       EXPECT_EQ(c.engine(at).cluster_map().FindNode(id)->load.bytes, total) << "node " << id << " in " << at << "'s map";
     }
   }
   uint64_t reports = 0;
-  for (uint32_t i = 0; i < Cluster::kNodes; ++i) reports += c.engine(i).stats().load_reports;
+  for (uint32_t i = 0; i < c.nodes(); ++i) reports += c.engine(i).stats().load_reports;
   // Sizes that did not change are not committed again: a handful of reports, not one per
   // leader every 10 s.
   EXPECT_LE(reports, 8u);
@@ -350,7 +359,7 @@ TEST(EngineHealth, BadNodeStateRequestsGetSpecificErrors) {
   { auto r = c.SetState(1, "2", "removed"); EXPECT_EQ(r.status.code(), Code::kConflict) << r.status.ToString(); }
   ASSERT_TRUE(c.SetState(1, "2", "up").status.ok());
   c.Run(500'000);  // the other nodes apply it with the metadata leader's next heartbeats
-  for (uint32_t at = 0; at < Cluster::kNodes; ++at) EXPECT_EQ(c.StateIn(at, 2), NodeState::kUp);
+  for (uint32_t at = 0; at < c.nodes(); ++at) EXPECT_EQ(c.StateIn(at, 2), NodeState::kUp);
 }
 
 // ---- data directory identity ----------------------------------------------------------
@@ -377,7 +386,7 @@ TEST(EngineDisk, ANewDirectoryServesOnceAPeerConfirmedIt) {
   c.Run(1'000'000);
   EXPECT_TRUE(c.Call(1, PutRequest("lww/a", "1")).status.ok());
   EXPECT_TRUE(c.Call(2, PutRequest("s", "1")).status.ok());
-  for (uint32_t i = 0; i < Cluster::kNodes; ++i) {
+  for (uint32_t i = 0; i < c.nodes(); ++i) {
     EXPECT_FALSE(c.engine(i).data_directory_lost());
     EXPECT_EQ(c.engine(i).stats().foreign_disk_messages, 0u);
   }
@@ -418,7 +427,7 @@ TEST(EngineDisk, ARestartOnTheSameDirectoryIsTrusted) {
   EXPECT_EQ(r.value, "1");
   c.Run(2'000'000);
   ASSERT_TRUE(c.Call(2, PutRequest("s", "2")).status.ok());
-  for (uint32_t i = 0; i < Cluster::kNodes; ++i) {
+  for (uint32_t i = 0; i < c.nodes(); ++i) {
     EXPECT_FALSE(c.engine(i).data_directory_lost());
     EXPECT_EQ(c.engine(i).stats().foreign_disk_messages, 0u);
   }
@@ -485,6 +494,90 @@ TEST(EngineDisk, TrustingAnyDirectoryServesFromAnEmptyState) {
   Response r = c.Call(2, GetRequest("lww/a"));
   EXPECT_EQ(r.status.code(), Code::kNotFound) << r.status.ToString();
   EXPECT_FALSE(c.engine(2).data_directory_lost());
+}
+
+// ---- several nodes per region ----------------------------------------------------------
+
+// Two nodes per region, 8 shards: each node holds the replicas the map places on it (one
+// per shard and region, spread evenly), and serves every key: a node without a replica of
+// the key's shard proxies the request to its region's holder.
+TEST(EngineNodes, EachNodeHoldsItsShardsAndServesEveryKey) {
+  Cluster c(false, /*prefer=*/false, /*shards=*/8, false, /*new_cluster=*/true, /*per_region=*/2);
+  c.Run(3'000'000);
+  const auto& map = c.engine(0).cluster_map();
+  ASSERT_EQ(map.nodes().size(), 6u);
+  ASSERT_TRUE(map.CheckInvariants().ok());
+  for (uint32_t n = 0; n < c.nodes(); ++n) {
+    EXPECT_EQ(c.engine(n).RegionOf(n), n % 3);
+    EXPECT_EQ(map.FindNode(n)->region, n % 3);
+    EXPECT_EQ(map.FindNode(n)->load.shards, 4u) << "node " << n;  // 8 shards over 2 nodes
+    EXPECT_TRUE(c.engine(n).cluster_map() == map);
+    for (uint32_t s = 0; s < 8; ++s) {
+      EXPECT_EQ(c.engine(n).Hosts(s), map.ReplicaOf(s, n % 3) == n) << "node " << n << " shard " << s;
+    }
+    // The metadata group's voters are the first node of each region; the others follow
+    // it as learners.
+    ASSERT_TRUE(c.engine(n).Hosts(8));
+    EXPECT_EQ(c.engine(n).replica(8).members().IsVoter(n), n < 3) << "node " << n;
+    EXPECT_TRUE(c.engine(n).replica(8).members().IsMember(n)) << "node " << n;
+  }
+  // Strong writes at every node, each read back at every other node.
+  for (uint32_t n = 0; n < c.nodes(); ++n) {
+    for (int k = 0; k < 4; ++k) {
+      const std::string key = "k" + std::to_string(n) + "/" + std::to_string(k);
+      Response w = c.Call(n, PutRequest(key, "v" + std::to_string(n)));
+      ASSERT_TRUE(w.status.ok()) << key << " at node " << n << ": " << w.status.ToString();
+    }
+  }
+  uint64_t proxied = 0;
+  for (uint32_t n = 0; n < c.nodes(); ++n) {
+    for (uint32_t m = 0; m < c.nodes(); ++m) {
+      for (int k = 0; k < 4; ++k) {
+        const std::string key = "k" + std::to_string(m) + "/" + std::to_string(k);
+        Response r = c.Call(n, GetRequest(key));
+        ASSERT_TRUE(r.status.ok()) << key << " at node " << n << ": " << r.status.ToString();
+        EXPECT_EQ(r.value, "v" + std::to_string(m));
+      }
+    }
+    proxied += c.engine(n).stats().proxied;
+    EXPECT_EQ(c.engine(n).stats().misrouted_messages, 0u);
+  }
+  EXPECT_GT(proxied, 0u);
+  // Eventual keys reach every node.
+  ASSERT_TRUE(c.Call(4, PutRequest("lww/x", "1")).status.ok());
+  c.Run(1'000'000);
+  for (uint32_t n = 0; n < c.nodes(); ++n) EXPECT_EQ(c.Call(n, GetRequest("lww/x")).value, "1") << "node " << n;
+  // Every node is kept up by its heartbeats, those without a metadata replica included.
+  c.Run(20'000'000);
+  EXPECT_FALSE(c.condemned_live());
+  for (uint32_t n = 0; n < c.nodes(); ++n) EXPECT_EQ(c.StateIn(0, n), NodeState::kUp) << "node " << n;
+}
+
+// A node that is only a learner of the metadata group sets node states (forwarded to the
+// metadata leader), applies every change, and is judged by the detector like the others.
+TEST(EngineNodes, LearnersOfTheMetadataGroupTakePartInHealth) {
+  Cluster c(false, /*prefer=*/false, /*shards=*/8, false, /*new_cluster=*/true, /*per_region=*/2);
+  c.Run(3'000'000);
+  ASSERT_TRUE(c.SetState(5, "4", "draining").status.ok());
+  c.Run(500'000);
+  for (uint32_t at = 0; at < c.nodes(); ++at) EXPECT_EQ(c.StateIn(at, 4), NodeState::kDraining) << "in node " << at;
+  c.Stop(3);
+  c.Run(25'000'000);
+  EXPECT_EQ(c.StateIn(0, 3), NodeState::kDown);
+  EXPECT_EQ(c.StateIn(5, 3), NodeState::kDown);
+  // Node 3's shards are led from the other regions meanwhile, and every running node
+  // reaches them: node 0, whose region's holder of them is node 3, proxies to another
+  // region's holder.
+  for (uint32_t n : {0u, 1u, 2u, 4u, 5u}) {
+    for (int k = 0; k < 8; ++k) {
+      const std::string key = "after/" + std::to_string(n) + "/" + std::to_string(k);
+      Response w = c.Call(n, PutRequest(key, "1"));
+      EXPECT_TRUE(w.status.ok()) << key << " at node " << n << ": " << w.status.ToString();
+    }
+  }
+  c.Resume(3);
+  c.Run(5'000'000);
+  EXPECT_EQ(c.StateIn(1, 3), NodeState::kUp);
 }
 
 }  // namespace
