@@ -109,12 +109,13 @@ struct Node {
 
 class Cluster {
  public:
-  explicit Cluster(const EngineSimOptions& o) : o_(o), net_(Network::Aws(o.seed, o.regions)) {
+  explicit Cluster(const EngineSimOptions& o)
+      : o_(o), nodes_count_(o.regions * o.nodes_per_region), net_(Network::Aws(o.seed, o.regions, o.nodes_per_region)) {
     result_.seed = o.seed;
     std::uniform_real_distribution<double> drift(1.0 - o.clock_drift_max, 1.0 + o.clock_drift_max);
     net_.SetRedelivery(true);  // as ZeroMQ: queued messages reach the next incarnation
-    nodes_.resize(o.regions);
-    for (int i = 0; i < o.regions; ++i) {
+    nodes_.resize(nodes_count_);
+    for (int i = 0; i < nodes_count_; ++i) {
       const double rate = drift(net_.Rng());
       const Time boot = static_cast<Time>(net_.Rng()() % 1'000'000'000'000);
       const Time wall = o.wall_clock_offset_max_us > 0
@@ -129,6 +130,12 @@ class Cluster {
       });
     }
     options_.regions = o.regions;
+    if (o.nodes_per_region > 1) {
+      for (int i = 0; i < nodes_count_; ++i) {
+        const auto region = static_cast<uint32_t>(i % o.regions);
+        options_.members.push_back({region, net_.region(i), "node-" + std::to_string(i), "node-" + std::to_string(i)});
+      }
+    }
     options_.shards = o.shards;
     options_.compact_every_slots = o.compact_every_slots;
     options_.request_timeout_ms = 1500;
@@ -145,21 +152,21 @@ class Cluster {
   }
 
   EngineSimResult Run() {
-    for (int i = 0; i < o_.regions; ++i) Start(i);
+    for (int i = 0; i < nodes_count_; ++i) Start(i);
     if (o_.faults) {
       net_.SetFaults(Faults{0.03, 0.02, 20'000});
       ScheduleNemesis(300'000);
       net_.At(o_.fault_phase_us, [this] { Heal(); });
     }
     for (int c = 0; c < o_.clients; ++c) {
-      clients_.push_back(Client{c, c % o_.regions, c % o_.regions, 0, 0, false});
+      clients_.push_back(Client{c, c % o_.regions, c % nodes_count_, 0, 0, false});
       ScheduleClient(c, 100'000 + static_cast<Time>(net_.Rng()() % 200'000));
     }
     if (o_.bulk_writes > 0) net_.At(200'000, [this] { BulkStep(); });
     // Operators at work mid-run, each step retried until acknowledged and started once the
     // one before it is: a node drained (its leaderships move away), a policy change (a new
     // prefix becomes a counter everywhere), the node back up.
-    const int drained = static_cast<int>(net_.Rng()() % o_.regions);
+    const int drained = static_cast<int>(net_.Rng()() % nodes_count_);
     Request drain;
     drain.op = Op::kNodeState;
     drain.key = std::to_string(drained);
@@ -229,15 +236,22 @@ class Cluster {
     result_.leader_handoffs += leader_handoffs_;
     result_.verdicts += verdicts_;
     result_.leaders_planned += leaders_planned_;
-    // Keys spread over the shards: every shard that acknowledged a write has committed it.
-    const int ref = lost_ == 0 ? 1 : 0;  // a node that kept its data directory
+    // Keys spread over the shards: every shard that acknowledged a write has committed it
+    // (as a replica that kept its data directory sees it).
+    const int ref = lost_ == 0 ? 1 : 0;
     if (result_.ok && nodes_[ref].engine) {
       std::set<uint32_t> shards;
       for (const auto& h : result_.history) {
         if (h.op != "get" && !h.unknown) shards.insert(nodes_[ref].engine->ShardOf(h.key));
       }
       for (uint32_t s : shards) {
-        if (nodes_[ref].engine->replica(s).commit_index() == 0) Fail("shard " + std::to_string(s) + " acknowledged a write but committed nothing");
+        const Engine* holder = nullptr;
+        for (size_t i = 0; i < nodes_.size() && holder == nullptr; ++i) {
+          if (static_cast<int>(i) != lost_ && nodes_[i].engine && nodes_[i].engine->Hosts(s)) holder = nodes_[i].engine.get();
+        }
+        if (holder != nullptr && holder->replica(s).commit_index() == 0) {
+          Fail("shard " + std::to_string(s) + " acknowledged a write but committed nothing");
+        }
       }
       result_.shards_used = static_cast<int>(shards.size());
     }
@@ -355,7 +369,7 @@ class Cluster {
   void Heal() {
     net_.HealAll();
     net_.SetFaults(Faults{});
-    for (int i = 0; i < o_.regions; ++i) {
+    for (int i = 0; i < nodes_count_; ++i) {
       nodes_[i].env->FailNextWrites(0);
       if (!nodes_[i].engine) Start(i);
     }
@@ -365,15 +379,15 @@ class Cluster {
     net_.At(net_.Now() + after_us, [this] {
       if (net_.Now() >= o_.fault_phase_us) return;
       auto& rng = net_.Rng();
-      int victim = static_cast<int>(rng() % o_.regions);
+      int victim = static_cast<int>(rng() % nodes_count_);
       switch (rng() % 9) {
-        case 0:  // isolate a region
-          for (int j = 0; j < o_.regions; ++j) {
+        case 0:  // isolate a node (with one node per region, its region)
+          for (int j = 0; j < nodes_count_; ++j) {
             if (j != victim) { net_.Block(victim, j, true); net_.Block(j, victim, true); }
           }
           break;
         case 1: {  // asymmetric: the victim cannot send to one peer
-          const int other = (victim + 1 + static_cast<int>(rng() % (o_.regions - 1))) % o_.regions;
+          const int other = (victim + 1 + static_cast<int>(rng() % (nodes_count_ - 1))) % nodes_count_;
           net_.Block(victim, other, true);
           break;
         }
@@ -468,8 +482,7 @@ class Cluster {
       net_.At(net_.Now() + 300'000, [this] { BulkStep(); });
     };
     net_.At(net_.Now() + o_.client_timeout_us, retry_later);
-    const int region = static_cast<int>(n % o_.regions);
-    Submit(region, req, [this, token, k, n, past_limit, retry_later, bytes = req.value.size()](Response r) {
+    Submit(n % nodes_count_, req, [this, token, k, n, past_limit, retry_later, bytes = req.value.size()](Response r) {
       if (bulk_token_ != token) return;
       if (past_limit) {
         if (r.status.code() != Code::kValueTooLarge) Fail("a value one byte past the limit was answered " + r.status.ToString());
@@ -523,7 +536,7 @@ class Cluster {
       answered_by_ = node;
       if (r.status.code() == Code::kUnavailable) {
         if (r.status.message().find("data directory is not the one its peers know") != std::string::npos) {
-          clients_[c].node = (node + 1) % o_.regions;  // the operator points its clients elsewhere
+          clients_[c].node = (node + 1) % nodes_count_;  // the operator points its clients elsewhere
         } else if (r.status.message().find("not every other node has confirmed it") != std::string::npos) {
           net_.At(net_.Now() + 100'000, [this, c, token, copy, finish] {
             if (clients_[c].token == token) Attempt(c, token, copy, finish);
@@ -734,9 +747,9 @@ class Cluster {
       net_.At(net_.Now() + 500'000, [this, i] { SubmitAdmin(i); });
     };
     net_.At(net_.Now() + o_.client_timeout_us, retry);
-    const int region = static_cast<int>(net_.Rng()() % o_.regions);
-    if (!nodes_[region].engine) return retry();
-    Submit(region, a.request, [this, i, token, retry](Response r) {
+    const int node = static_cast<int>(net_.Rng()() % nodes_count_);
+    if (!nodes_[node].engine) return retry();
+    Submit(node, a.request, [this, i, token, retry](Response r) {
       Admin& a = admin_[i];
       if (a.token != token) return;
       if (r.status.ok()) {
@@ -815,11 +828,26 @@ class Cluster {
       engines.push_back(n.engine.get());
       region_of.push_back(static_cast<int>(i));
     }
+    // The engines holding a replica of a strong key's shard (every node, with one node per
+    // region), and the nodes they run on.
+    auto holders = [&](const std::string& key, std::vector<Engine*>* held, std::vector<int>* node_of) {
+      held->clear();
+      node_of->clear();
+      for (size_t i = 0; i < engines.size(); ++i) {
+        if (!engines[i]->Hosts(engines[i]->ShardOf(key))) continue;
+        held->push_back(engines[i]);
+        node_of->push_back(region_of[i]);
+      }
+    };
+    std::vector<Engine*> held;
+    std::vector<int> held_node;
     // Bulk keys: the same intact value everywhere, the last acknowledged write or a later
     // one whose outcome was unknown.
     for (const auto& [k, last] : bulk_last_) {
       const std::string key = "b/" + std::to_string(k);
-      auto first = engines[0]->ReadStrongForTest(key);
+      holders(key, &held, &held_node);
+      if (held.empty()) return "no running node holds bulk key " + key;
+      auto first = held[0]->ReadStrongForTest(key);
       if (!first.ok()) return std::string("bulk key " + key + " lost");
       int found = -1;
       for (int n = last; n < o_.bulk_writes && found < 0; ++n) {
@@ -829,9 +857,9 @@ class Cluster {
         }
       }
       if (found < 0) return std::string("bulk key " + key + " holds neither its last acknowledged value nor a later attempt");
-      for (size_t i = 1; i < engines.size(); ++i) {
-        auto other = engines[i]->ReadStrongForTest(key);
-        if (!other.ok() || *other != *first) return std::string("bulk key " + key + " differs between region " + std::to_string(region_of[0]) + " and region " + std::to_string(region_of[i]));
+      for (size_t i = 1; i < held.size(); ++i) {
+        auto other = held[i]->ReadStrongForTest(key);
+        if (!other.ok() || *other != *first) return std::string("bulk key " + key + " differs between node " + std::to_string(held_node[0]) + " and node " + std::to_string(held_node[i]));
       }
     }
     // With a rejected node, the eventual checks below do not hold yet, and are skipped: what
@@ -867,23 +895,26 @@ class Cluster {
     for (size_t i = 0; i < engines.size(); ++i) {
       if (Status s = engines[i]->CheckShardBytes(); !s.ok()) return "region " + std::to_string(region_of[i]) + ": " + s.ToString();
     }
-    // Strong keys: every region applied the same value.
+    // Strong keys: every replica of the key's shard applied the same value.
     for (int k = 0; k < o_.strong_keys; ++k) {
       const std::string key = "s/" + std::to_string(k);
-      auto first = engines[0]->ReadStrongForTest(key);
-      for (size_t i = 1; i < engines.size(); ++i) {
-        auto other = engines[i]->ReadStrongForTest(key);
+      holders(key, &held, &held_node);
+      if (held.empty()) return "no running node holds strong key " + key;
+      auto first = held[0]->ReadStrongForTest(key);
+      for (size_t i = 1; i < held.size(); ++i) {
+        auto other = held[i]->ReadStrongForTest(key);
         if (first.ok() != other.ok() || (first.ok() && *first != *other)) {
-          // Each region's value and its view of the shard: a replica that lags (lower commit)
+          // Each replica's value and its view of the shard: a replica that lags (lower commit)
           // is slow convergence; equal commit indexes with different values would be divergence.
-          const uint32_t g = engines[0]->ShardOf(key);
-          std::string why = "strong key " + key + " differs between region " + std::to_string(region_of[0]) + " and region " + std::to_string(region_of[i]) + ":";
-          for (size_t j = 0; j < engines.size(); ++j) {
-            auto v = engines[j]->ReadStrongForTest(key);
-            const auto& r = engines[j]->replica(g);
-            const Node& n = nodes_[region_of[j]];
-            why += "\n  [" + std::to_string(region_of[j]) + "] " + (v.ok() ? *v : std::string("(absent)")) + "; " +
-                   engines[j]->StatusLines()[2 + g] + " promised=" + std::to_string(r.promised().round) + "." +
+          const uint32_t g = held[0]->ShardOf(key);
+          std::string why = "strong key " + key + " differs between node " + std::to_string(held_node[0]) + " and node " + std::to_string(held_node[i]) + ":";
+          for (size_t j = 0; j < held.size(); ++j) {
+            auto v = held[j]->ReadStrongForTest(key);
+            const auto& r = held[j]->replica(g);
+            const Node& n = nodes_[held_node[j]];
+            why += "\n  [" + std::to_string(held_node[j]) + "] " + (v.ok() ? *v : std::string("(absent)")) + "; leader=" +
+                   std::to_string(held[j]->LeaderOf(g)) + " commit=" + std::to_string(r.commit_index()) + " applied=" +
+                   std::to_string(r.applied_index()) + " promised=" + std::to_string(r.promised().round) + "." +
                    std::to_string(r.promised().node) + "; node busy for " +
                    std::to_string(std::max<Time>(0, n.busy_until - net_.Now())) + " us, " +
                    std::to_string(n.inbox.messages.size()) + " messages queued";
@@ -896,6 +927,7 @@ class Cluster {
   }
 
   const EngineSimOptions o_;
+  const int nodes_count_;  // regions * nodes_per_region
   Network net_;
   EngineOptions options_;
   std::vector<Node> nodes_;

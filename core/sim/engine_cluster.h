@@ -33,8 +33,11 @@ namespace geokv::sim {
 struct EngineSimOptions {
   uint64_t seed = 1;
   int regions = 3;
+  // Nodes per region: node i is in region i % regions, and each shard's replica in a
+  // region is on one of its nodes (the map spreads them); nodes of a region are 1 ms apart.
+  int nodes_per_region = 1;
   int shards = 3;
-  int clients = 9;             // client c lives in region c % regions
+  int clients = 9;             // client c talks to node c % nodes (in region c % regions)
   int strong_keys = 3;
   int eventual_keys = 2;       // per eventual type
   int ops_per_client = 24;

@@ -39,13 +39,17 @@ Network::Network(uint64_t seed, std::vector<std::string> regions,
   held_.resize(n);
 }
 
-Network Network::Aws(uint64_t seed, int regions) {
+Network Network::Aws(uint64_t seed, int regions, int per_region) {
   if (regions < 1 || regions > transport::kKnownRegions) throw std::invalid_argument("Aws: 1..5 regions");
+  if (per_region < 1) throw std::invalid_argument("Aws: at least one node per region");
+  const int nodes = regions * per_region;
   std::vector<std::string> names;
-  std::vector<std::vector<double>> rtt(regions, std::vector<double>(regions));
-  for (int i = 0; i < regions; ++i) {
-    names.emplace_back(transport::kKnownRegionNames[i].label);
-    for (int j = 0; j < regions; ++j) rtt[i][j] = transport::kKnownRttMs[i][j];
+  std::vector<std::vector<double>> rtt(nodes, std::vector<double>(nodes));
+  for (int i = 0; i < nodes; ++i) {
+    names.emplace_back(transport::kKnownRegionNames[i % regions].label);
+    for (int j = 0; j < nodes; ++j) {
+      rtt[i][j] = i != j && i % regions == j % regions ? kIntraRegionRttMs : transport::kKnownRttMs[i % regions][j % regions];
+    }
   }
   return Network(seed, std::move(names), std::move(rtt));
 }

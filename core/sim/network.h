@@ -47,14 +47,16 @@ class Network {
  public:
   using Handler = std::function<void(int from, std::string bytes)>;
 
-  // rtt_ms[i][j]: round-trip time between the regions of nodes i and j (one node per
-  // region); the one-way delay is rtt/2. The matrix must be square and match `regions`.
+  // rtt_ms[i][j]: round-trip time between nodes i and j (regions[i]: node i's region); the
+  // one-way delay is rtt/2. The matrix must be square and match `regions`.
   Network(uint64_t seed, std::vector<std::string> regions,
           std::vector<std::vector<double>> rtt_ms);
 
   // The first `regions` (1..5) of VA, CA, OR, EU, JP with the round trips of the one
-  // table, replication/transport/rtt_table.h (AWS, 2017).
-  static Network Aws(uint64_t seed, int regions);
+  // table, replication/transport/rtt_table.h (AWS, 2017), with `per_region` nodes each:
+  // node i is in region i % regions; nodes of one region are kIntraRegionRttMs apart.
+  static Network Aws(uint64_t seed, int regions, int per_region = 1);
+  static constexpr double kIntraRegionRttMs = 1.0;
 
   Network(const Network&) = delete;
   Network& operator=(const Network&) = delete;
