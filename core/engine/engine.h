@@ -76,7 +76,9 @@
 // that check could not see (still travelling, or on a lagging replica) is protected where
 // it is served: an operation on a key whose data has another mode than the policy now gives
 // it fails with kWrongMode naming both, so data is never reinterpreted or hidden. Clients
-// create data under a new prefix once their region lists the new rule.
+// create data under a new prefix once the node they use lists the new rule. (With several
+// nodes per region, both checks see only the data of the node making them: the metadata
+// leader's, the serving node's; docs/placement.md.)
 //
 // Thread-safety: none. Round must be called from one thread; callbacks run on it, inside
 // Round. Ownership: the Engine borrows the Env, which must outlive it.
@@ -402,10 +404,10 @@ class Engine {
   std::string MakeEnvelope(uint8_t channel, uint32_t group, std::string_view payload, uint32_t to,
                            bool outermost) const;
   uint32_t metadata_group() const { return options_.shards; }
-  // The node holding replica `replica` (a region index) of `group`; placement::kNoNode for
-  // none.
+  // The node holding replica `replica` of `group` (a shard's replica ids are region
+  // indexes; the metadata group's, meta_nodes_ indexes); placement::kNoNode for none.
   uint32_t NodeOfReplica(uint32_t group, uint32_t replica) const;
-  // The replica id (region index) of node `node` in `group`, or -1 when it holds none.
+  // The replica id of node `node` in `group`, or -1 when it holds none.
   int32_t ReplicaIdOf(uint32_t group, uint32_t node) const;
   uint64_t NextForwardId();
   void Fail(Status status);

@@ -671,9 +671,9 @@ class Cluster {
     Request req;
     if (kind < 7) {  // counter increments (positive, so the acked sum is a lower bound)
       req.op = Op::kAdd;
-      // A policy change takes effect in a region once that region has applied it; the
-      // client writes under the new prefix only after its own region shows the new mode.
-      Node& local = nodes_[clients_[c].region];
+      // A policy change takes effect on a node once that node has applied it; the client
+      // writes under the new prefix only after the node it talks to shows the new mode.
+      Node& local = nodes_[clients_[c].node];
       const bool new_prefix_live = local.engine && local.engine->policy().Lookup("new/") == Mode::kCounter;
       req.key = new_prefix_live && rng() % 2 ? "new/" + n : "c/" + n;
       req.delta = 1 + static_cast<int64_t>(rng() % 9);
