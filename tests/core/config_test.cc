@@ -1,6 +1,9 @@
 #include "core/server/config.h"
 
 #include <fstream>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -184,5 +187,66 @@ TEST(ConfigSecurityTest, QueueBoundsAndAdminKeys) {
   ExpectConfigError(ClusterToml("127.0.0.1", "[queues]\nclient_byte_max = 1\n"), "queues.client_byte_max");
   ExpectConfigError("[queues]\nclient_bytes_max = 100000000\n", "queues");
 }
+
+namespace {
+
+// Several nodes in one region (ids 0..n-1 in any file order; regions numbered in the order
+// of their first node by id, whatever order the file lists the nodes in).
+std::string MultiNodeToml(const std::vector<std::pair<int, std::string>>& nodes, int self = 0,
+                          const std::string& cluster_extra = "") {
+  std::string t = "[node]\nid = " + std::to_string(self) + "\n[cluster]\n" + cluster_extra;
+  for (const auto& [id, region] : nodes) {
+    t += "[[cluster.nodes]]\nid = " + std::to_string(id) + "\nregion = \"" + region +
+         "\"\npeer_endpoint = \"tcp://127.0.0.1:" + std::to_string(7000 + id) +
+         "\"\nclient_endpoint = \"tcp://127.0.0.1:" + std::to_string(7100 + id) + "\"\n";
+  }
+  return t;
+}
+
+TEST(ConfigClusterTest, SeveralNodesPerRegionParseAndRegionsAreNumberedByFirstNode) {
+  // Listed out of id order: node 4 (c) first, region b's first node is 1.
+  auto c = Config::FromToml(MultiNodeToml({{4, "c"}, {0, "a"}, {2, "a"}, {3, "b"}, {1, "b"}, {5, "c"}}, 3,
+                                          "shards = 2\npreferred_leader = [\"b\", \"a\"]\n"),
+                            "test.toml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_TRUE(c->cluster.has_value());
+  const ClusterConfig& cc = *c->cluster;
+  ASSERT_EQ(cc.nodes.size(), 6u);
+  for (uint32_t i = 0; i < cc.nodes.size(); ++i) EXPECT_EQ(cc.nodes[i].id, i);
+  EXPECT_EQ(cc.self, 3u);
+  EXPECT_EQ(cc.preferred_leader, (std::vector<std::string>{"b", "a"}));
+  EXPECT_EQ(cc.me().region, "b");
+  EXPECT_EQ(cc.Regions(), (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(cc.RegionIndex("a"), 0u);
+  EXPECT_EQ(cc.RegionIndex("b"), 1u);
+  EXPECT_EQ(cc.RegionIndex("c"), 2u);
+  EXPECT_EQ(cc.RegionIndex("nowhere"), 3u);  // Regions().size(): no node is there
+  const std::vector<uint32_t> expected_region = {0, 1, 0, 1, 2, 2};
+  for (const auto& n : cc.nodes) EXPECT_EQ(cc.RegionIndex(n.region), expected_region[n.id]) << "node " << n.id;
+
+  // The numbering follows the first node by id, not the names or the file order.
+  auto d = Config::FromToml(MultiNodeToml({{0, "z"}, {1, "z"}, {2, "m"}, {3, "a"}}));
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(d->cluster->Regions(), (std::vector<std::string>{"z", "m", "a"}));
+  EXPECT_EQ(d->cluster->RegionIndex("a"), 2u);
+  // One region holding every node.
+  auto e = Config::FromToml(MultiNodeToml({{0, "solo"}, {1, "solo"}, {2, "solo"}}, 2));
+  ASSERT_TRUE(e.ok()) << e.status().ToString();
+  EXPECT_EQ(e->cluster->Regions(), std::vector<std::string>{"solo"});
+  EXPECT_EQ(e->cluster->RegionIndex("solo"), 0u);
+}
+
+TEST(ConfigClusterTest, NodeIdsMustStillBeZeroToNMinusOne) {
+  // A gap, a repeat, a list that does not start at 0: refused whatever the regions.
+  ExpectConfigError(MultiNodeToml({{0, "a"}, {1, "a"}, {3, "b"}}), "ids must be 0..n-1");
+  ExpectConfigError(MultiNodeToml({{0, "a"}, {1, "a"}, {1, "b"}}), "ids must be 0..n-1");
+  ExpectConfigError(MultiNodeToml({{1, "a"}, {2, "a"}, {3, "b"}}, 1), "ids must be 0..n-1");
+  // This node must be one of them.
+  ExpectConfigError(MultiNodeToml({{0, "a"}, {1, "a"}}, 2), "node.id");
+  // Ids are bounded (0..63) like the engine's node count.
+  ExpectConfigError(MultiNodeToml({{0, "a"}, {64, "a"}}), "cluster.nodes[1].id");
+}
+
+}  // namespace
 
 }  // namespace geokv

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -192,7 +193,7 @@ int PickPort() {
 
 LocalCluster::LocalCluster(std::string dir, ClusterOptions options)
     : dir_(std::move(dir)), options_(std::move(options)) {
-  nodes_.resize(options_.regions.size());
+  nodes_.resize(options_.regions.size() * static_cast<size_t>(std::max(options_.nodes_per_region, 1)));
   for (size_t i = 0; i < nodes_.size(); ++i) {
     Node& n = nodes_[i];
     n.peer_port = PickPort();
@@ -212,7 +213,7 @@ LocalCluster::~LocalCluster() {
   for (auto& n : nodes_) n.child->KillAndReap();
   if (::testing::Test::HasFailure()) {
     for (size_t i = 0; i < nodes_.size(); ++i) {
-      std::fprintf(stderr, "---- node %zu (%s) log tail: %s\n%s\n", i, options_.regions[i].c_str(),
+      std::fprintf(stderr, "---- node %zu (%s) log tail: %s\n%s\n", i, region(i).c_str(),
                    nodes_[i].log.c_str(), LogTail(i, 40).c_str());
     }
   }
@@ -236,17 +237,19 @@ std::string LocalCluster::WriteConfig(size_t self) const {
   }
   t << "]\n";
   for (size_t i = 0; i < nodes_.size(); ++i) {
-    t << "[[cluster.nodes]]\nid = " << i << "\nregion = \"" << options_.regions[i] << "\"\npeer_endpoint = \""
+    t << "[[cluster.nodes]]\nid = " << i << "\nregion = \"" << region(i) << "\"\npeer_endpoint = \""
       << ep(nodes_[i].peer_port) << "\"\nclient_endpoint = \"" << ep(nodes_[i].client_port) << "\"\n";
     if (options_.curve) t << "curve_public_key = \"" << options_.curve->public_keys[i] << "\"\n";
   }
   t << "[policy]\ndefault = \"strong\"\nrules = { " << options_.policy_rules << " }\n";
+  // Links by destination region; none to the node's own region (no emulated delay there).
   t << "[wan]\nenabled = true\nseed = " << self + 1 << "\nlinks = { ";
   bool first = true;
-  for (size_t i = 0; i < nodes_.size(); ++i) {
-    if (i == self) continue;
-    const int64_t distance = i > self ? static_cast<int64_t>(i - self) : static_cast<int64_t>(self - i);
-    t << (first ? "" : ", ") << "\"" << options_.regions[i]
+  const size_t own = region_index(self);
+  for (size_t r = 0; r < options_.regions.size(); ++r) {
+    if (r == own) continue;
+    const int64_t distance = r > own ? static_cast<int64_t>(r - own) : static_cast<int64_t>(own - r);
+    t << (first ? "" : ", ") << "\"" << options_.regions[r]
       << "\" = { delay_ms = " << options_.delay_base_ms + options_.delay_step_ms * distance
       << ", jitter_ms = " << options_.jitter_ms << ", loss = 0.0 }";
     first = false;

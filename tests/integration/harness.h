@@ -5,7 +5,7 @@
 //   - Child: one child process (fork + exec, output to a log file). Its destructor SIGKILLs
 //     and reaps it, so every exit path of a test (assertion, exception) leaves nothing
 //     running; the child also gets SIGKILL if the test process dies (PR_SET_PDEATHSIG).
-//   - LocalCluster: n geokvd nodes (one per region), ports derived from the PID in
+//   - LocalCluster: geokvd nodes (one or more per region), ports derived from the PID in
 //     20000-40000 and probed free, start / kill / restart with the same config and data dir,
 //     pause (SIGSTOP) / resume (SIGCONT), per-node clock offsets ([wan] clock_offset_ms or
 //     libfaketime).
@@ -97,10 +97,14 @@ int PickPort();
 
 struct ClusterOptions {
   std::vector<std::string> regions = {"us-east", "eu-west", "ap-south"};
+  // geokvd nodes per region. Node ids: one node per region in region order (0..R-1), then
+  // the second node of each region, and so on: node i is in region i % R (so with one node
+  // per region, node i is region i). Per-node options below are indexed by node id.
+  int nodes_per_region = 1;
   int shards = 1;
   // preferred_leader per shard (region names); empty: the first region for every shard.
   std::vector<std::string> preferred_leader;
-  // One-way delay between regions i and j: base + step * |i - j| ms.
+  // One-way delay between regions i and j: base + step * |i - j| ms; none inside a region.
   int64_t delay_base_ms = 5;
   int64_t delay_step_ms = 5;
   int64_t jitter_ms = 1;
@@ -139,8 +143,12 @@ class LocalCluster {
   LocalCluster(const LocalCluster&) = delete;
   LocalCluster& operator=(const LocalCluster&) = delete;
 
+  // Nodes in the cluster (regions x nodes_per_region).
   size_t size() const { return nodes_.size(); }
-  const std::string& region(size_t i) const { return options_.regions[i]; }
+  size_t region_count() const { return options_.regions.size(); }
+  // Node i's region: its index (i % region_count()) and its name.
+  size_t region_index(size_t i) const { return i % options_.regions.size(); }
+  const std::string& region(size_t i) const { return options_.regions[region_index(i)]; }
   std::string client_endpoint(size_t i) const;
   std::string config_path(size_t i) const { return nodes_[i].config; }
   std::string log_path(size_t i) const { return nodes_[i].log; }

@@ -7,7 +7,8 @@
 //   geokv partition REGION [--heal] | heal | reload-keys     (admin: docs/security.md)
 //   geokv node drain|undrain|down|remove ID                  (admin: docs/operations.md)
 //   geokv map                 the cluster map: regions, nodes and their states, placement
-//   geokv local --regions us-east,eu-west,ap-northeast [--rtt-ms N]
+//   geokv local --regions us-east,eu-west,ap-northeast [--nodes-per-region N] [--rtt-ms MS]
+//                             N geokvd per region (default 1): node i is in region i % R
 //   geokv demo --endpoints E1,E2,E3 --regions R1,R2,R3
 //   geokv repair DIR    (an embedded store or a node's data dir, not open anywhere)
 #include <cstdio>
@@ -232,11 +233,14 @@ int main(int argc, char** argv) {
 
   geokv::tools::LocalClusterOptions local;
   std::string regions = "us-east,eu-west,ap-northeast";
-  auto* lc = app.add_subcommand("local", "run a multi-region cluster on this machine (Ctrl-C stops it)");
+  auto* lc = app.add_subcommand("local", "run a multi-region cluster on this machine, one or more nodes per region (Ctrl-C stops it)");
   lc->add_option("--regions", regions, "comma-separated region names");
+  lc->add_option("--nodes-per-region", local.nodes_per_region,
+                 "geokvd per region; node ids: one per region in region order, then the second of each, ...")
+      ->check(CLI::Range(1, 64));
   lc->add_option("--rtt-ms", local.rtt_ms, "round trip between regions (default: AWS figures for known names, else 100)");
   lc->add_option("--jitter-ms", local.jitter_ms, "emulated jitter per message");
-  lc->add_option("--base-port", local.base_port, "peers on base+i, clients on base+100+i, metrics on base+200+i");
+  lc->add_option("--base-port", local.base_port, "node i: peers on base+i, clients on base+100+i, metrics on base+200+i");
   lc->add_option("--shards", local.shards, "strong shards")->check(CLI::Range(1, 256));
   lc->add_option("--dir", local.dir, "where data, configs and logs go (default: a new temporary directory)");
   lc->add_option("--ready-file", local.ready_file, "written with the client endpoints once serving");
