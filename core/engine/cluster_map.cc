@@ -69,10 +69,13 @@ flatbuffers::Offset<fb::Node> BuildNode(flatbuffers::FlatBufferBuilder& b, NodeI
 
 flatbuffers::Offset<fb::Shard> BuildShard(flatbuffers::FlatBufferBuilder& b, const ShardPlacement& s) {
   auto replicas = b.CreateVector(s.replicas);
+  auto ids = b.CreateVector(s.replica_ids);
   flatbuffers::Offset<fb::Change> change;
-  if (s.change) change = fb::CreateChange(b, s.change->region, s.change->from, s.change->to);
+  if (s.change) change = fb::CreateChange(b, s.change->region, s.change->from, s.change->to, s.change->replica_id);
   fb::ShardBuilder sb(b);
   sb.add_replicas(replicas);
+  sb.add_replica_ids(ids);
+  sb.add_next_replica_id(s.next_replica_id);
   sb.add_has_preferred(s.preferred_leader.has_value());
   sb.add_preferred_region(s.preferred_leader.value_or(0));
   sb.add_leader_region(s.leader_region);
@@ -88,9 +91,19 @@ StatusOr<ShardPlacement> ReadShard(const fb::Shard* s) {
   p.replicas.assign(s->replicas()->begin(), s->replicas()->end());
   if (s->has_preferred()) p.preferred_leader = s->preferred_region();
   p.leader_region = s->leader_region();
-  if (s->change() != nullptr) p.change = ReplicaChange{s->change()->region(), s->change()->from(), s->change()->to()};
+  if (s->change() != nullptr) {
+    p.change = ReplicaChange{s->change()->region(), s->change()->from(), s->change()->to(), s->change()->replica_id()};
+  }
   p.epoch = s->epoch();
   p.bytes = s->bytes();
+  // A map of an earlier version: every replica id is its region's index.
+  const auto regions = static_cast<uint32_t>(p.replicas.size());
+  if (s->replica_ids() != nullptr) {
+    p.replica_ids.assign(s->replica_ids()->begin(), s->replica_ids()->end());
+  } else {
+    for (uint32_t r = 0; r < regions; ++r) p.replica_ids.push_back(r);
+  }
+  p.next_replica_id = s->replica_ids() != nullptr ? s->next_replica_id() : regions;
   return p;
 }
 
@@ -137,6 +150,23 @@ std::string_view CommandName(const Command& command) {
 const Node* ClusterMap::FindNode(NodeId id) const {
   auto it = nodes_.find(id);
   return it == nodes_.end() ? nullptr : &it->second;
+}
+
+NodeId ClusterMap::NodeOfReplicaId(uint32_t shard, uint32_t replica_id) const {
+  const ShardPlacement& s = shards_[shard];
+  for (size_t r = 0; r < s.replica_ids.size(); ++r) {
+    if (s.replica_ids[r] == replica_id) return s.replicas[r];
+  }
+  return s.change && s.change->replica_id == replica_id ? s.change->to : kNoNode;
+}
+
+std::optional<uint32_t> ClusterMap::ReplicaIdOf(uint32_t shard, NodeId node) const {
+  const ShardPlacement& s = shards_[shard];
+  for (size_t r = 0; r < s.replicas.size(); ++r) {
+    if (s.replicas[r] == node) return s.replica_ids[r];
+  }
+  if (s.change && s.change->to == node) return s.change->replica_id;
+  return std::nullopt;
 }
 
 NodeId ClusterMap::LeaderOf(uint32_t shard) const {
@@ -224,6 +254,9 @@ Status ClusterMap::Check(const Command& command) const {
           const ShardPlacement& s = c.shards[i];
           const std::string where = "shard " + Str(i) + ": ";
           if (s.replicas.size() != regions_.size()) return InvalidArgument(where + "needs one replica per region");
+          if (!s.replica_ids.empty() && !(s.replica_ids.size() == regions_.size() && s.next_replica_id >= regions_.size())) {
+            return InvalidArgument(where + "replica ids must be absent, or one per region below the next id");
+          }
           if (s.change) return InvalidArgument(where + "starts with a change in flight");
           if (s.leader_region >= regions_.size()) return NotFound(where + "no region " + Str(s.leader_region));
           if (s.preferred_leader && *s.preferred_leader >= regions_.size()) return NotFound(where + "no preferred region");
@@ -248,6 +281,9 @@ Status ClusterMap::Check(const Command& command) const {
         if (c.to == c.from) return InvalidArgument("a move needs two distinct nodes");
         if (to->region != c.region) return InvalidArgument("node " + Str(c.to) + " is in another region");
         if (to->state != NodeState::kUp) return InvalidArgument("node " + Str(c.to) + " is not up");
+        if (s.next_replica_id >= kReplicaIdsMax) {
+          return InvalidArgument("shard " + Str(c.shard) + " has used all " + Str(kReplicaIdsMax) + " replica ids");
+        }
         return Status::Ok();
       },
       [&](const FinishMove& c) -> Status {
@@ -333,18 +369,25 @@ Status ClusterMap::Apply(const Command& command) {
       },
       [&](const InitShards& c) {
         shards_ = c.shards;
-        for (ShardPlacement& s : shards_) s.epoch = 1;
+        for (ShardPlacement& s : shards_) {
+          s.epoch = 1;
+          if (s.replica_ids.empty()) {
+            for (uint32_t r = 0; r < s.replicas.size(); ++r) s.replica_ids.push_back(r);
+            s.next_replica_id = static_cast<uint32_t>(s.replicas.size());
+          }
+        }
         Recount();
       },
       [&](const BeginMove& c) {
         ShardPlacement& s = shards_[c.shard];
-        s.change = ReplicaChange{c.region, c.from, c.to};
+        s.change = ReplicaChange{c.region, c.from, c.to, s.next_replica_id++};
         ++s.epoch;
       },
       [&](const FinishMove& c) {
         AddLoad(c.shard, -1);
         ShardPlacement& s = shards_[c.shard];
         s.replicas[s.change->region] = s.change->to;
+        s.replica_ids[s.change->region] = s.change->replica_id;
         s.change.reset();
         ++s.epoch;
         AddLoad(c.shard, +1);
@@ -399,10 +442,18 @@ Status ClusterMap::CheckInvariants() const {
       l.bytes += s.bytes;
       if (r == s.leader_region) ++l.leaders;
     }
+    if (s.replica_ids.size() != regions_.size() || s.next_replica_id > kReplicaIdsMax) return Internal(where() + "replica ids");
+    for (size_t r = 0; r < s.replica_ids.size(); ++r) {
+      if (s.replica_ids[r] >= s.next_replica_id ||
+          std::count(s.replica_ids.begin(), s.replica_ids.end(), s.replica_ids[r]) != 1) {
+        return Internal(where() + "replica id of region " + Str(r));
+      }
+    }
     if (s.change) {
       if (s.change->region >= regions_.size() || s.replicas[s.change->region] != s.change->from) {
         return Internal(where() + "change does not start from the replica");
       }
+      if (s.change->replica_id + 1 != s.next_replica_id) return Internal(where() + "change replica id");
       const Node* to = FindNode(s.change->to);
       if (to == nullptr || to->region != s.change->region || to->state == NodeState::kRemoved) {
         return Internal(where() + "change target");
@@ -489,7 +540,9 @@ StatusOr<ClusterMap> ClusterMap::Decode(std::string_view bytes) {
   map.version_ = m->version();
   // Every reference must hold before loads are counted (Recount follows them).
   for (const ShardPlacement& s : map.shards_) {
-    if (s.replicas.size() != map.regions_.size()) return Corruption("cluster map: shard replica count");
+    if (s.replicas.size() != map.regions_.size() || s.replica_ids.size() != map.regions_.size()) {
+      return Corruption("cluster map: shard replica count");
+    }
     if (s.leader_region >= map.regions_.size()) return Corruption("cluster map: bad leader region");
     for (RegionId r = 0; r < s.replicas.size(); ++r) {
       const Node* node = map.FindNode(s.replicas[r]);

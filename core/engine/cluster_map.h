@@ -95,11 +95,20 @@ struct ReplicaChange {
   RegionId region = 0;
   NodeId from = kNoNode;  // the replica leaving
   NodeId to = kNoNode;    // the learner catching up
+  uint32_t replica_id = 0;  // the learner's Paxos replica id (the shard's next_replica_id)
   bool operator==(const ReplicaChange&) const = default;
 };
 
+// A shard's Paxos group names its replicas by replica ids in [0, kReplicaIdsMax); a move
+// gives its learner a fresh one (never reused, so a message of a replica that left can never
+// reach the one that took its place): a shard takes at most kReplicaIdsMax - regions moves.
+inline constexpr uint32_t kReplicaIdsMax = 64;
+
 struct ShardPlacement {
   std::vector<NodeId> replicas;             // indexed by region id
+  // The Paxos replica id of each region's replica (empty in InitShards: the region indexes).
+  std::vector<uint32_t> replica_ids;
+  uint32_t next_replica_id = 0;             // the id of the next move's learner
   std::optional<RegionId> preferred_leader; // the region whose replica should lead
   RegionId leader_region = 0;               // the region whose replica leads (or should)
   std::optional<ReplicaChange> change;
@@ -162,7 +171,7 @@ class ClusterMap {
   // Errors (the map is unchanged): kNotFound for an unknown region, node or shard;
   // kInvalidArgument for a malformed command (bad address, duplicate id, a transition the
   // table above forbids, a target not `up` or in another region, a report of a shard the
-  // node does not hold); kBusy for a second change to a shard with one in flight, removing a
+  // node does not hold, a move of a shard that used all its replica ids); kBusy for a second change to a shard with one in flight, removing a
   // node that still holds replicas, or shards created twice; kConflict for a stale epoch;
   // kKeyTooLarge for a policy prefix over the key limit.
   Status Check(const Command& command) const;
@@ -178,6 +187,12 @@ class ClusterMap {
   const Node* FindNode(NodeId id) const;
   // The node that holds `shard`'s replica in `region`.
   NodeId ReplicaOf(uint32_t shard, RegionId region) const { return shards_[shard].replicas[region]; }
+  // The node holding Paxos replica `replica_id` of `shard` (a placed replica, or the learner
+  // of the change in flight); kNoNode for none.
+  NodeId NodeOfReplicaId(uint32_t shard, uint32_t replica_id) const;
+  // The Paxos replica id of `node` in `shard` (placed, or the learner of the change in
+  // flight); nullopt for none.
+  std::optional<uint32_t> ReplicaIdOf(uint32_t shard, NodeId node) const;
   NodeId LeaderOf(uint32_t shard) const;
   // Nodes of `region` (every state), by id.
   std::vector<NodeId> NodesIn(RegionId region) const;

@@ -556,7 +556,7 @@ void Engine::SubmitStrong(uint32_t group, Request request, Callback done, Via vi
     // A proxy's map placed the shard here and ours does not (or no longer): it retries.
     if (via != Via::kClient) return reply(Status(Code::kUnavailable, "node " + std::to_string(options_.self) +
                                                                           " holds no replica of " + name));
-    const int32_t holder = ProxyTarget(group);
+    const int32_t holder = ProxyTarget(group, 0);
     if (holder < 0) return reply(Status(Code::kUnavailable, "no node holding a replica of " + name + " is up"));
     stats_.proxied++;
     return StartForward(/*proxy=*/true, group, static_cast<uint32_t>(holder), std::move(request), std::move(done));
@@ -892,27 +892,26 @@ void Engine::StartForward(bool proxy, uint32_t group, uint32_t to, Request reque
   p.forwarded = std::move(copy);
 }
 
-int32_t Engine::ProxyTarget(uint32_t group) const {
-  // This region's holder (the nearest), unless the map says it is not serving: then the
-  // first other region's holder that is.
+int32_t Engine::ProxyTarget(uint32_t group, uint32_t skip) const {
+  // Regions in order from this one (the nearest holder first), `skip` of them passed over;
+  // the first holder the map says serves, else the first holder at all (the map may lag).
   const uint32_t own = RegionOf(options_.self);
   std::optional<uint32_t> fallback;
   for (uint32_t i = 0; i < options_.regions; ++i) {
-    const uint32_t region = (own + i) % options_.regions;
+    const uint32_t region = (own + skip + i) % options_.regions;
     const uint32_t holder = NodeOfReplica(group, region);
     const placement::Node* node = map_.FindNode(holder);
     if (node == nullptr || holder == options_.self) continue;
     if (node->state == placement::NodeState::kUp || node->state == placement::NodeState::kDraining) {
       return static_cast<int32_t>(holder);
     }
-    if (!fallback && region == own) fallback = holder;
+    if (!fallback) fallback = holder;
   }
-  // None is up as far as the map knows (it may lag): this region's holder after all.
   return fallback ? static_cast<int32_t>(*fallback) : -1;
 }
 
 int32_t Engine::ForwardTarget(const Pending& p) const {
-  if (p.proxy) return ProxyTarget(p.group);
+  if (p.proxy) return ProxyTarget(p.group, p.skip);
   return IsLeader(p.group) ? -1 : LeaderOf(p.group);
 }
 
@@ -941,10 +940,14 @@ void Engine::ReforwardStale() {
   const int64_t now = env_.NowUs();
   const int64_t patience_us = static_cast<int64_t>(options_.election_ticks) * options_.tick_us;
   for (auto& [fid, p] : forwards_) {
+    const bool silent = now - p.sent_us >= patience_us;
+    // A proxied request's holder that does not answer (dead, paused, cut off, before the
+    // map says so): the next region's holder takes it, under the same Paxos session.
+    if (p.proxy && silent) p.skip++;
     const int32_t leader = ForwardTarget(p);
     const bool moved = leader >= 0 && static_cast<uint32_t>(leader) != p.sent_to;
     // Forwards are not resent by any protocol below: a lost one is re-sent here too.
-    if (moved || now - p.sent_us >= patience_us) (void)Reforward(p, /*same_target_ok=*/true);
+    if (moved || silent) (void)Reforward(p, /*same_target_ok=*/true);
   }
 }
 
@@ -1008,6 +1011,9 @@ void Engine::StepEnvelope(uint32_t from, std::string_view bytes, bool in_bundle)
       if (refused == Code::kUnavailable || refused == Code::kBusy) {
         // A refusal by a node we no longer wait for says nothing of the copy in flight.
         if (from != it->second.sent_to) return;
+        // A holder that refused (it reaches no leader, or no longer holds the shard): the
+        // next region's may do better.
+        if (it->second.proxy) it->second.skip++;
         if (Reforward(it->second, /*same_target_ok=*/false)) break;
       }
       Pending p = std::move(it->second);
@@ -1684,9 +1690,9 @@ Status Engine::InstallSnapshot(uint32_t group, std::string_view data, uint64_t i
 
 std::vector<std::string> Engine::StatusLines() const {
   std::vector<std::string> out;
-  out.push_back("node " + std::to_string(options_.self) + " (region " + map_.RegionName(RegionOf(options_.self)) +
-                ") of " + std::to_string(nodes_) + " nodes in " + std::to_string(options_.regions) + " regions; " +
-                std::to_string(options_.shards) + " shards");
+  out.push_back("node " + std::to_string(options_.self) + " of " + std::to_string(nodes_) + " nodes in " +
+                std::to_string(options_.regions) + " regions (this one in " + map_.RegionName(RegionOf(options_.self)) +
+                "); " + std::to_string(options_.shards) + " shards");
   const Status gate = DiskGate();
   out.push_back("data directory: disk " + Hex(disk_id_) +
                 (gate.ok() ? "" : lost_disk_known_ != 0 ? " LOST: " + gate.message() : " (new: not yet confirmed by every peer)"));

@@ -296,6 +296,7 @@ class Engine {
     uint64_t request_id = 0;    // echoed in the response
     bool write = false;         // forwards: the request changes state
     bool proxy = false;         // sent to this region's holder of the shard, not to its leader
+    uint32_t skip = 0;          // proxies: regions passed over after silence or a refusal
     // Forwards: what was sent, where, when and how often, so that a forward to a leader
     // that lost leadership, or died, is re-sent to the new leader under the same Paxos
     // session (applied once whichever copy commits).
@@ -360,9 +361,10 @@ class Engine {
   // Sends `request` to node `to`: the group's leader (a forward), or, proxy, the node of
   // this region holding the group's replica; its answer completes `done`.
   void StartForward(bool proxy, uint32_t group, uint32_t to, Request request, Callback done);
-  // Where a request for `group`, which this node holds no replica of, goes: its region's
-  // holder while the map says that node serves, else another region's; -1 for none.
-  int32_t ProxyTarget(uint32_t group) const;
+  // Where a request for `group`, which this node holds no replica of, goes: the first
+  // region's holder the map says serves, in region order from this node's region plus
+  // `skip`; -1 for none.
+  int32_t ProxyTarget(uint32_t group, uint32_t skip) const;
   // Where a forward should go now: the leader this node knows, or for a proxied request
   // its region's holder; -1 for nowhere.
   int32_t ForwardTarget(const Pending& pending) const;

@@ -164,6 +164,47 @@ TEST(ClusterMap, ShardsAndMoves) {
   EXPECT_TRUE(map.CheckInvariants().ok());
 }
 
+// A move's learner gets a fresh Paxos replica id, which becomes the region's on finish; ids
+// are never reused (an abort burns one too), and a shard that used them all moves no more.
+TEST(ClusterMap, MovesGiveLearnersFreshReplicaIds) {
+  ClusterMap map = MakeCluster(3, 2, 1);
+  const ShardPlacement& s = map.shards()[0];
+  EXPECT_EQ(s.replica_ids, (std::vector<uint32_t>{0, 1, 2}));
+  EXPECT_EQ(s.next_replica_id, 3u);
+  NodeId here = s.replicas[1];
+  NodeId there = here == IdOf(1, 0) ? IdOf(1, 1) : IdOf(1, 0);
+  EXPECT_EQ(map.NodeOfReplicaId(0, 1), here);
+  EXPECT_EQ(map.ReplicaIdOf(0, here), std::optional<uint32_t>(1));
+  EXPECT_EQ(map.ReplicaIdOf(0, there), std::nullopt);
+  ASSERT_TRUE(map.Apply(BeginMove{0, s.epoch, 1, here, there}).ok());
+  ASSERT_TRUE(s.change.has_value());
+  EXPECT_EQ(s.change->replica_id, 3u);
+  EXPECT_EQ(map.NodeOfReplicaId(0, 3), there);  // the learner is addressable while it catches up
+  EXPECT_EQ(map.ReplicaIdOf(0, there), std::optional<uint32_t>(3));
+  ASSERT_TRUE(map.Apply(FinishMove{0, s.epoch}).ok());
+  EXPECT_EQ(s.replica_ids, (std::vector<uint32_t>{0, 3, 2}));
+  EXPECT_EQ(map.NodeOfReplicaId(0, 1), kNoNode);  // the replica that left is nobody's
+  EXPECT_EQ(map.NodeOfReplicaId(0, 3), there);
+  EXPECT_TRUE(map.CheckInvariants().ok());
+  // The ids survive a round trip.
+  auto decoded = ClusterMap::Decode(map.Encode());
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  EXPECT_TRUE(*decoded == map);
+  // Moves back and forth (aborts included) until the ids run out.
+  int moves = 0;
+  for (uint32_t id = 4; id < kReplicaIdsMax; ++id, ++moves) {
+    const NodeId from = map.ReplicaOf(0, 1);
+    ASSERT_TRUE(map.Apply(BeginMove{0, s.epoch, 1, from, from == here ? there : here}).ok()) << "id " << id;
+    EXPECT_EQ(s.change->replica_id, id);
+    ASSERT_TRUE(map.Apply(id % 2 == 0 ? Command(AbortMove{0, s.epoch}) : Command(FinishMove{0, s.epoch})).ok());
+  }
+  EXPECT_EQ(moves, static_cast<int>(kReplicaIdsMax) - 4);
+  EXPECT_EQ(s.next_replica_id, kReplicaIdsMax);
+  const NodeId at = map.ReplicaOf(0, 1);
+  ExpectRefused(map, BeginMove{0, s.epoch, 1, at, at == IdOf(1, 0) ? IdOf(1, 1) : IdOf(1, 0)}, Code::kInvalidArgument);
+  EXPECT_TRUE(map.CheckInvariants().ok());
+}
+
 TEST(ClusterMap, RemovalNeedsAnEmptyNode) {
   ClusterMap map = MakeCluster(1, 2, 4);
   const NodeId n = IdOf(0, 0);
