@@ -291,10 +291,8 @@ Status ClusterMap::Check(const Command& command) const {
         const ShardPlacement& s = shards_[c.shard];
         if (!s.change) return NotFound("shard " + Str(c.shard) + " has no change in flight");
         if (s.epoch != c.epoch) return Conflict("shard " + Str(c.shard) + " is at epoch " + Str(s.epoch) + ", not " + Str(c.epoch));
-        const Node* to = FindNode(s.change->to);
-        if (to->state != NodeState::kUp && to->state != NodeState::kSuspect) {
-          return InvalidArgument("node " + Str(to->id) + " is " + std::string(NodeStateName(to->state)) + ": abort the move");
-        }
+        // Whatever the target's state since: the shard's group switched to it before its
+        // leader proposed this (a target that fails afterwards is evacuated like any node).
         return Status::Ok();
       },
       [&](const AbortMove& c) -> Status {

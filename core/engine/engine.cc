@@ -262,10 +262,8 @@ Status Engine::Recover() {
       return bytes.status();
     }
   }
-  // Every group's replica ids are region indexes; this node opens the replicas the map
-  // places on it.
-  paxos::Config c;
-  c.id = RegionOf(options_.self);
+  // This node opens the replicas the map places on it. Genesis voters are ids 0..regions-1.
+  paxos::Config& c = replica_config_;
   c.replicas = options_.regions;
   c.tick_us = options_.tick_us;
   c.heartbeat_ticks = options_.heartbeat_ticks;
@@ -278,22 +276,11 @@ Status Engine::Recover() {
   // A Paxos message and its envelope fit the node's message bound.
   c.message_bytes_max = kMessageBytesMax - kEnvelopeBytesMax;
   command_bytes_max_ = paxos::Replica::CommandBytesMax(c);
+  move_proposed_us_.assign(options_.shards, 0);
   for (uint32_t g = 0; g < total; ++g) {
-    Group& group = groups_[g];
-    if (g == metadata_group()) {
-      c.id = static_cast<uint32_t>(ReplicaIdOf(g, options_.self));  // a learner unless the region's first node
-    } else if (NodeOfReplica(g, c.id) != options_.self) {
-      continue;
-    }
-    auto applied = store.Get(kAppliedTable, GroupKey(g));
-    if (applied.ok()) group.applied = DecodeU64(*applied);
-    group.compacted_at = group.applied;
-    group.log = std::make_unique<PaxosLog>(store, g, &round_batch_, &round_sync_);
-    c.seed = env_.Random();
-    c.preferred_leader = g < options_.preferred_leader.size() ? options_.preferred_leader[g] : std::nullopt;
-    auto replica = paxos::Replica::Open(c, *group.log);
-    if (!replica.ok()) return replica.status();
-    group.replica = std::move(replica).value();
+    // The metadata group everywhere (a learner unless the region's first node).
+    const int32_t id = ReplicaIdOf(g, options_.self);
+    if (id >= 0) GEOKV_RETURN_IF_ERROR(OpenReplica(g, static_cast<uint32_t>(id)));
   }
 
   auto image = crdt_store_.Load();
@@ -314,6 +301,76 @@ Status Engine::Recover() {
   next_tick_us_ = env_.NowUs();
   Process();
   return failed_;
+}
+
+Status Engine::OpenReplica(uint32_t g, uint32_t id) {
+  Group& group = groups_[g];
+  group.applied = 0;
+  auto applied = env_.Store().Get(kAppliedTable, GroupKey(g));
+  if (applied.ok()) {
+    group.applied = DecodeU64(*applied);
+  } else if (!applied.status().IsNotFound()) {
+    return applied.status();
+  }
+  group.compacted_at = group.applied;
+  group.log = std::make_unique<PaxosLog>(env_.Store(), g, &round_batch_, &round_sync_);
+  paxos::Config c = replica_config_;
+  c.id = id;
+  c.seed = env_.Random();
+  c.preferred_leader.reset();
+  if (g < options_.preferred_leader.size() && options_.preferred_leader[g]) {
+    c.preferred_leader = ReplicaInRegion(g, *options_.preferred_leader[g]);
+  }
+  auto replica = paxos::Replica::Open(c, *group.log);
+  if (!replica.ok()) return replica.status();
+  group.replica = std::move(replica).value();
+  return Status::Ok();
+}
+
+void Engine::EraseDeparted() {
+  closing_.clear();
+  for (uint32_t g = 0; g < options_.shards; ++g) {
+    if (!Hosts(g)) continue;
+    const auto id = map_.ReplicaIdOf(g, options_.self);
+    if (id && *id == groups_[g].replica->id()) continue;
+    // The map no longer places this replica here (its move finished elsewhere, or the
+    // move that brought it was aborted): everything of it goes, in the write that persists
+    // the map, so that a restart never reopens it without its data.
+    closing_.push_back(g);
+    if (Status s = groups_[g].log->Erase(&apply_batch_); !s.ok()) return Fail(s);
+    const std::string prefix = GroupKey(g);
+    std::string after;
+    for (;;) {
+      auto rows = env_.Store().Scan(kStrongTable, prefix, after, 1024);
+      if (!rows.ok()) return Fail(rows.status());
+      for (const auto& row : *rows) apply_batch_.Delete(kStrongTable, row.key);
+      if (rows->size() < 1024) break;
+      after = rows->back().key;
+    }
+    for (auto it = overlay_.lower_bound(prefix); it != overlay_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
+      apply_batch_.Delete(kStrongTable, it->first);
+    }
+    apply_batch_.Delete(kAppliedTable, GroupKey(g));
+    apply_batch_.Delete(kAppliedTable, BytesKey(g));
+  }
+}
+
+void Engine::ReconcileReplicas() {
+  for (uint32_t g : closing_) {
+    groups_[g].replica.reset();
+    groups_[g].log.reset();
+    groups_[g].applied = 0;
+    groups_[g].compacted_at = 0;
+    shard_bytes_[g] = 0;
+    stats_.replicas_closed++;
+  }
+  closing_.clear();
+  for (uint32_t g = 0; g < options_.shards; ++g) {
+    const auto id = map_.ReplicaIdOf(g, options_.self);
+    if (!id || Hosts(g)) continue;
+    if (Status s = OpenReplica(g, *id); !s.ok()) return Fail(s);
+    stats_.replicas_opened++;
+  }
 }
 
 // ---- routing ---------------------------------------------------------------------------
@@ -340,8 +397,7 @@ int32_t Engine::LeaderOf(uint32_t group) const {
 
 uint32_t Engine::NodeOfReplica(uint32_t group, uint32_t replica) const {
   if (group == metadata_group()) return replica < meta_nodes_.size() ? meta_nodes_[replica] : placement::kNoNode;
-  if (replica >= options_.regions) return placement::kNoNode;
-  return group < map_.shards().size() ? map_.ReplicaOf(group, replica) : placement::kNoNode;
+  return group < map_.shards().size() ? map_.NodeOfReplicaId(group, replica) : placement::kNoNode;
 }
 
 int32_t Engine::ReplicaIdOf(uint32_t group, uint32_t node) const {
@@ -350,8 +406,16 @@ int32_t Engine::ReplicaIdOf(uint32_t group, uint32_t node) const {
     const auto it = std::find(meta_nodes_.begin(), meta_nodes_.end(), node);
     return static_cast<int32_t>(it - meta_nodes_.begin());
   }
-  const uint32_t region = RegionOf(node);
-  return NodeOfReplica(group, region) == node ? static_cast<int32_t>(region) : -1;
+  const auto id = map_.ReplicaIdOf(group, node);
+  return id ? static_cast<int32_t>(*id) : -1;
+}
+
+uint32_t Engine::ReplicaInRegion(uint32_t group, uint32_t region) const {
+  return group == metadata_group() ? region : map_.shards()[group].replica_ids[region];
+}
+
+uint32_t Engine::HolderIn(uint32_t group, uint32_t region) const {
+  return group == metadata_group() ? meta_nodes_[region] : map_.ReplicaOf(group, region);
 }
 
 Status Engine::CheckRequest(const Request& r) const {
@@ -899,7 +963,7 @@ int32_t Engine::ProxyTarget(uint32_t group, uint32_t skip) const {
   std::optional<uint32_t> fallback;
   for (uint32_t i = 0; i < options_.regions; ++i) {
     const uint32_t region = (own + skip + i) % options_.regions;
-    const uint32_t holder = NodeOfReplica(group, region);
+    const uint32_t holder = HolderIn(group, region);
     const placement::Node* node = map_.FindNode(holder);
     if (node == nullptr || holder == options_.self) continue;
     if (node->state == placement::NodeState::kUp || node->state == placement::NodeState::kDraining) {
@@ -1092,16 +1156,81 @@ void Engine::Tick() {
   TickHealth(now);
   TickDriver(now);
   TickLeadership(now);
+  TickMoves(now);
   TickLoad(now);
+}
+
+void Engine::TickMoves(int64_t now) {
+  using placement::NodeState;
+  for (uint32_t g = 0; g < options_.shards; ++g) {
+    if (!IsLeader(g)) continue;
+    paxos::Replica& replica = *groups_[g].replica;
+    const placement::ShardPlacement& s = map_.shards()[g];
+    const paxos::Membership& m = replica.members();
+    const std::optional<placement::ReplicaChange>& change = s.change;
+    auto placed = [&](uint32_t id) {
+      return std::find(s.replica_ids.begin(), s.replica_ids.end(), id) != s.replica_ids.end() ||
+             (change && change->replica_id == id);
+    };
+    auto propose = [&](const placement::Command& command) {  // to the metadata group, once a second
+      if (now - move_proposed_us_[g] < kMoveRetryUs) return;
+      move_proposed_us_[g] = now;
+      Dispatch(PlacementRequest(command), [](Response) {}, Via::kClient);
+    };
+    // A member the map does not place (the learner of an aborted move; a voter a move
+    // promoted just before its abort committed) leaves the group; the leader hands its
+    // own leadership away first.
+    std::optional<uint32_t> stray;
+    for (uint32_t id = 0; id < paxos::Membership::kIdsMax && !stray; ++id) {
+      if (m.IsMember(id) && !placed(id)) stray = id;
+    }
+    if (stray) {
+      if (*stray == replica.id()) {
+        (void)replica.TransferLeader(ReplicaInRegion(g, (RegionOf(options_.self) + 1) % options_.regions));
+      } else if (replica.ChangeMembers(paxos::MemberChange::kRemove, *stray).ok()) {
+        stats_.member_changes++;
+      }
+      continue;
+    }
+    if (!change) continue;
+    const uint32_t learner = change->replica_id;
+    const uint32_t leaving = s.replica_ids[change->region];
+    const placement::Node* target = map_.FindNode(change->to);
+    const bool target_serves = target != nullptr && (target->state == NodeState::kUp || target->state == NodeState::kSuspect);
+    // 1. The move's target joins as a learner and catches up (by log or snapshot); a
+    // target that stopped serving before it was promoted ends the move.
+    if (!m.IsVoter(learner)) {
+      if (!target_serves) {
+        propose(placement::AbortMove{g, s.epoch});
+      } else if (!m.IsLearner(learner)) {
+        if (replica.ChangeMembers(paxos::MemberChange::kAddLearner, learner).ok()) stats_.member_changes++;
+      } else if (replica.ChangeMembers(paxos::MemberChange::kPromote, learner).ok()) {  // BUSY until caught up
+        stats_.member_changes++;
+      }
+      continue;
+    }
+    // 2. Promoted: the replica it replaces leaves (a leader leaving hands over first).
+    if (m.IsMember(leaving)) {
+      if (leaving == replica.id()) {
+        (void)replica.TransferLeader(learner);
+      } else if (replica.ChangeMembers(paxos::MemberChange::kRemove, leaving).ok()) {
+        stats_.member_changes++;
+      }
+      continue;
+    }
+    // 3. The group has switched: the map follows.
+    propose(placement::FinishMove{g, s.epoch});
+  }
 }
 
 void Engine::TickDriver(int64_t now) {
   if (!detecting_ || now < next_plan_us_) return;  // the metadata leader's job
   next_plan_us_ = now + options_.driver_interval_us;
   for (const placement::Command& command : placement::Plan(map_, options_.driver)) {
-    // Leaderships only: with one node per region there is no replica to move.
-    if (!std::holds_alternative<placement::SetLeader>(command)) continue;
-    stats_.leaders_planned++;
+    // Leaderships (SetLeader) and replica moves (BeginMove: the shards' leaders carry them
+    // out, TickMoves).
+    if (std::holds_alternative<placement::SetLeader>(command)) stats_.leaders_planned++;
+    if (std::holds_alternative<placement::BeginMove>(command)) stats_.moves_planned++;
     Dispatch(PlacementRequest(command), [](Response) {}, Via::kClient);
   }
 }
@@ -1173,9 +1302,11 @@ Status Engine::ApplyMetadata(const Request& c) {
     case Op::kPlacement: {
       auto decoded = placement::DecodeCommand(c.value);
       if (!decoded.ok()) return decoded.status();
-      // What this engine carries out: sizes, and leaderships (replica moves need membership
-      // changes it does not have yet).
-      if (!std::holds_alternative<placement::ReportLoad>(*decoded) && !std::holds_alternative<placement::SetLeader>(*decoded)) {
+      // What this engine carries out: sizes, leaderships and replica moves (not the
+      // commands that change regions, nodes or shards: those come from the genesis map).
+      if (!std::holds_alternative<placement::ReportLoad>(*decoded) && !std::holds_alternative<placement::SetLeader>(*decoded) &&
+          !std::holds_alternative<placement::BeginMove>(*decoded) && !std::holds_alternative<placement::FinishMove>(*decoded) &&
+          !std::holds_alternative<placement::AbortMove>(*decoded)) {
         return InvalidArgument("placement: " + std::string(placement::CommandName(*decoded)) + " is not carried out by this version");
       }
       command = std::move(decoded).value();
@@ -1191,6 +1322,7 @@ Status Engine::ApplyMetadata(const Request& c) {
     return s;
   }
   apply_batch_.Put(kMetaTable, kClusterMapKey, map_.Encode());
+  map_changed_ = true;
   return Status::Ok();
 }
 
@@ -1305,12 +1437,12 @@ void Engine::TickLeadership(int64_t now) {
   using placement::NodeState;
   const placement::Node* self = map_.FindNode(options_.self);
   const bool draining = self != nullptr && self->state == NodeState::kDraining;
-  const uint32_t own = RegionOf(options_.self);  // this node's replica id in every group
+  const uint32_t own = RegionOf(options_.self);
   for (uint32_t g = 0; g < groups_.size(); ++g) {
     if (!Hosts(g)) continue;
     paxos::Replica& replica = *groups_[g].replica;
     auto up = [&](uint32_t region) {  // the node holding the group's replica there
-      const placement::Node* n = map_.FindNode(NodeOfReplica(g, region));
+      const placement::Node* n = map_.FindNode(HolderIn(g, region));
       return n != nullptr && n->state == NodeState::kUp;
     };
     // Leadership goes where the cluster map says (the placement driver's choice: the
@@ -1322,18 +1454,21 @@ void Engine::TickLeadership(int64_t now) {
       preferred = options_.preferred_leader[g];  // the metadata group's, from the options
     }
     if (preferred && !up(*preferred)) preferred.reset();
-    if (replica.preferred_leader() != preferred) (void)replica.SetPreferredLeader(preferred);
+    // The replica there (its id is the region's index only until the shard's first move).
+    std::optional<uint32_t> preferred_id;
+    if (preferred) preferred_id = ReplicaInRegion(g, *preferred);
+    if (replica.preferred_leader() != preferred_id) (void)replica.SetPreferredLeader(preferred_id);
     if (!draining || !replica.IsLeader() || now < handoff_after_us_[g]) continue;
     // A draining node hands each leadership to the preferred region, else to the first
     // other region whose node is up, provided the replica there answers (the map may not
     // know yet that a node died, and a handover to it would stall the group, the metadata
     // group's verdict on that node included); it tries again after an election timeout.
     std::optional<uint32_t> to;
-    if (preferred && replica.PeerHealthy(*preferred)) to = preferred;
+    if (preferred_id && replica.PeerHealthy(*preferred_id)) to = preferred_id;
     for (uint32_t r = 0; r < options_.regions && !to; ++r) {
-      if (r != own && up(r) && replica.PeerHealthy(r)) to = r;
+      if (r != own && up(r) && replica.PeerHealthy(ReplicaInRegion(g, r))) to = ReplicaInRegion(g, r);
     }
-    if (!to || *to == own) continue;
+    if (!to || *to == replica.id()) continue;
     if (replica.TransferLeader(*to).ok()) stats_.leader_handoffs++;
     handoff_after_us_[g] = now + static_cast<int64_t>(options_.election_ticks) * options_.tick_us;
   }
@@ -1450,6 +1585,8 @@ void Engine::Process() {
       }
     }
     if (!failed_.ok()) break;
+    if (map_changed_) EraseDeparted();  // in the write that persists the map
+    if (!failed_.ok()) break;
     if (!apply_batch_.empty()) {
       // Not synced: the Paxos log is durable, and recovery replays what this write loses.
       Status s = env_.Store().Write(apply_batch_, storage::Durability::kNone);
@@ -1471,6 +1608,11 @@ void Engine::Process() {
     }
     for (auto& [g, r] : readies) groups_[g].replica->Advance();
     if (crdt_ready) crdt_->Advance();
+    if (map_changed_) {
+      map_changed_ = false;
+      ReconcileReplicas();
+      if (!failed_.ok()) break;
+    }
 
     // Snapshots keep each shard's log bounded.
     for (uint32_t g = 0; g < groups_.size(); ++g) {

@@ -196,7 +196,10 @@ struct EngineStats {
   uint64_t leader_handoffs = 0;    // leaderships handed away because this node is draining
   uint64_t load_reports = 0;       // shard sizes sent to the metadata group (when they changed)
   uint64_t leaders_planned = 0;
-  uint64_t member_changes = 0;     // Paxos membership changes proposed here (learners added)    // SetLeader commands the placement driver proposed here
+  uint64_t member_changes = 0;     // Paxos membership changes proposed here (learners, moves)
+  uint64_t moves_planned = 0;      // BeginMove commands the placement driver proposed here
+  uint64_t replicas_opened = 0;    // replicas a move placed here
+  uint64_t replicas_closed = 0;    // replicas a move took away (their data erased)    // SetLeader commands the placement driver proposed here
   uint64_t proxied = 0;            // requests for a shard this node holds no replica of, sent to its region's holder
   uint64_t misrouted_messages = 0; // Paxos messages for a group this node holds no replica of (dropped)
   uint64_t envelopes_sent = 0;    // protocol messages (Paxos, CRDT, forwards)
@@ -388,6 +391,24 @@ class Engine {
   // As metadata leader, every driver_interval_us: the placement driver's leadership moves
   // (SetLeader) through the metadata group.
   void TickDriver(int64_t now);
+  // As a shard's leader, carries out the replica change the map has in flight, one Paxos
+  // membership change at a time: the target joins as a learner, catches up, is promoted,
+  // the replica it replaces leaves (the leader hands over first if it is that one), then
+  // FinishMove; AbortMove if the target stops serving before its promotion. Members the
+  // map does not place leave the group.
+  void TickMoves(int64_t now);
+  static constexpr int64_t kMoveRetryUs = 1'000'000;
+  // Opens this node's replica of `group` as replica `id` (at recovery, or when a move
+  // places one here).
+  Status OpenReplica(uint32_t group, uint32_t id);
+  // When a round applied a map change, before the write that persists it: erases (in that
+  // write) every replica the map no longer places here. ReconcileReplicas, at the end of
+  // the round, then closes them and opens the replicas the map newly places here.
+  void EraseDeparted();
+  void ReconcileReplicas();
+  // The replica id of `group`'s replica in `region`, and the node holding it.
+  uint32_t ReplicaInRegion(uint32_t group, uint32_t region) const;
+  uint32_t HolderIn(uint32_t group, uint32_t region) const;
   // Commits the sizes of the shards this node leads when they changed materially
   // (placement::LoadReporter), every load_report_us.
   void TickLoad(int64_t now);
@@ -438,6 +459,10 @@ class Engine {
   int64_t next_load_report_us_ = 0;
   int64_t next_plan_us_ = 0;
   std::vector<Group> groups_;  // shards, then the metadata group
+  paxos::Config replica_config_;  // every replica's, but its id, seed and preferred leader
+  bool map_changed_ = false;      // this round applied a cluster map change
+  std::vector<uint32_t> closing_; // replicas EraseDeparted erased, closed at the round's end
+  std::vector<int64_t> move_proposed_us_;  // per shard: its leader's last FinishMove/AbortMove
   storage::WriteBatch round_batch_;   // the current round's persistence (all protocols)
   struct Outgoing {
     uint8_t channel;

@@ -128,6 +128,22 @@ Status PaxosLog::SaveSnapshot(const paxos::Snapshot& snapshot) {
   return Status::Ok();
 }
 
+Status PaxosLog::Erase(storage::WriteBatch* out) const {
+  std::string prefix;
+  AppendBigEndian(prefix, group_, 4);
+  std::string after;
+  for (;;) {
+    auto rows = store_.Scan(kLogTable, prefix, after, 1024);
+    if (!rows.ok()) return rows.status();
+    for (const auto& row : *rows) out->Delete(kLogTable, row.key);
+    if (rows->size() < 1024) break;
+    after = rows->back().key;
+  }
+  out->Delete(kStateTable, StateKey('h'));
+  out->Delete(kStateTable, StateKey('s'));
+  return Status::Ok();
+}
+
 Status PaxosLog::Sync() {
   *sync_needed_ = true;
   return Status::Ok();

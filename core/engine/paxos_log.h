@@ -35,6 +35,9 @@ class PaxosLog final : public paxos::Storage {
   Status Save(const paxos::HardState* hs, const std::vector<paxos::Entry>& entries) override;
   Status SaveSnapshot(const paxos::Snapshot& snapshot) override;
   Status Sync() override;
+  // Adds to `out` the deletion of everything this group keeps (its promises, log and
+  // snapshot): the node no longer holds a replica of the group.
+  Status Erase(storage::WriteBatch* out) const;
 
  private:
   std::string EntryKey(uint64_t slot) const;

@@ -230,8 +230,12 @@ class Cluster {
         result_.leader_handoffs += n.engine->stats().leader_handoffs;
         result_.verdicts += n.engine->stats().verdicts_proposed;
         result_.leaders_planned += n.engine->stats().leaders_planned;
+        result_.member_changes += n.engine->stats().member_changes;
+        result_.replicas_moved += n.engine->stats().replicas_closed;
       }
     }
+    result_.member_changes += member_changes_;
+    result_.replicas_moved += replicas_moved_;
     result_.reforwards += reforwards_;
     result_.leader_handoffs += leader_handoffs_;
     result_.verdicts += verdicts_;
@@ -355,6 +359,8 @@ class Cluster {
     leader_handoffs_ += n.engine->stats().leader_handoffs;
     verdicts_ += n.engine->stats().verdicts_proposed;
     leaders_planned_ += n.engine->stats().leaders_planned;
+    member_changes_ += n.engine->stats().member_changes;
+    replicas_moved_ += n.engine->stats().replicas_closed;
     result_.crashes++;
     n.engine.reset();  // pending callbacks die with it: those clients time out
     n.inbox = Engine::RoundInputs{};
@@ -935,6 +941,7 @@ class Cluster {
   std::map<int, bool> final_reads_started_;
   uint64_t reforwards_ = 0;  // of engines that crashed since
   uint64_t leader_handoffs_ = 0, verdicts_ = 0, leaders_planned_ = 0;  // likewise
+  uint64_t member_changes_ = 0, replicas_moved_ = 0;                   // likewise
   int bulk_done_ = 0;
   uint64_t bulk_token_ = 0;
   std::map<int, int> bulk_last_;                // key -> last acknowledged write

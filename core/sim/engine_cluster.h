@@ -87,6 +87,8 @@ struct EngineSimResult {
   uint64_t leader_handoffs = 0;  // leaderships a draining node handed away (likewise)
   uint64_t verdicts = 0;         // node states the failure detectors proposed (likewise)
   uint64_t leaders_planned = 0;  // SetLeader commands the placement drivers proposed (likewise)
+  uint64_t member_changes = 0;   // Paxos membership changes proposed (learners, moves; likewise)
+  uint64_t replicas_moved = 0;   // replicas closed on a node a move took them from (likewise)
   int shards_used = 0;  // strong shards that acknowledged a write (keys must spread)
 };
 

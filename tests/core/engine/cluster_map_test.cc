@@ -146,7 +146,7 @@ TEST(ClusterMap, ShardsAndMoves) {
   ExpectRefused(map, SetLeader{0, e, 2}, Code::kBusy);
   // The nodes of a change in flight cannot be removed.
   ASSERT_TRUE(map.Apply(SetNodeState{other, NodeState::kDraining}).ok());
-  ExpectRefused(map, FinishMove{0, e}, Code::kInvalidArgument);  // the target left: abort
+  ExpectRefused(map, SetNodeState{other, NodeState::kRemoved}, Code::kBusy);
   ASSERT_TRUE(map.Apply(SetNodeState{other, NodeState::kUp}).ok());
   ExpectRefused(map, FinishMove{0, e - 1}, Code::kConflict);
   ASSERT_TRUE(map.Apply(FinishMove{0, e}).ok());

@@ -7,6 +7,8 @@
 // its peers and refuses its clients).
 #include <gtest/gtest.h>
 
+#include <bit>
+
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -578,6 +580,66 @@ TEST(EngineNodes, LearnersOfTheMetadataGroupTakePartInHealth) {
   c.Resume(3);
   c.Run(5'000'000);
   EXPECT_EQ(c.StateIn(1, 3), NodeState::kUp);
+}
+
+// Draining a node moves its replicas to the other node of its region, one Paxos membership
+// change at a time (learner, promotion, removal, FinishMove): every key stays readable from
+// every node, the drained node erases what it held, and can then be removed.
+TEST(EngineNodes, DrainMovesEveryReplicaToTheRegionsOtherNodeThenRemoveSucceeds) {
+  Cluster c(false, /*prefer=*/false, /*shards=*/8, false, /*new_cluster=*/true, /*per_region=*/2);
+  c.Run(3'000'000);
+  std::vector<std::string> keys;
+  for (int k = 0; k < 32; ++k) {
+    keys.push_back("m/" + std::to_string(k));
+    ASSERT_TRUE(c.Call(k % 6, PutRequest(keys.back(), "v" + std::to_string(k))).status.ok()) << keys.back();
+  }
+  ASSERT_EQ(c.engine(0).cluster_map().FindNode(4)->load.shards, 4u);
+  EXPECT_EQ(c.SetState(2, "4", "removed").status.code(), Code::kInvalidArgument);  // drain first
+  ASSERT_TRUE(c.SetState(2, "4", "draining").status.ok());
+  for (int i = 0; i < 120 && c.engine(0).cluster_map().FindNode(4)->load.shards != 0; ++i) c.Run(1'000'000);
+  c.Run(2'000'000);
+  const auto& map = c.engine(0).cluster_map();
+  ASSERT_TRUE(map.CheckInvariants().ok());
+  EXPECT_EQ(map.FindNode(4)->load.shards, 0u);
+  EXPECT_EQ(map.FindNode(1)->load.shards, 8u);
+  uint64_t changes = 0;
+  for (uint32_t n = 0; n < c.nodes(); ++n) changes += c.engine(n).stats().member_changes;
+  EXPECT_GE(changes, 4u * 2);  // per move: a learner added, promoted, the replica it replaces removed
+  for (uint32_t s = 0; s < 8; ++s) {
+    EXPECT_FALSE(map.shards()[s].change.has_value()) << "shard " << s;
+    EXPECT_FALSE(c.engine(4).Hosts(s)) << "shard " << s;
+    EXPECT_TRUE(c.engine(1).Hosts(s)) << "shard " << s;
+    // The group is the map's: three voters, no learner.
+    for (uint32_t r = 0; r < 3; ++r) {
+      const uint32_t holder = map.ReplicaOf(s, r);
+      const auto& members = c.engine(holder).replica(s).members();
+      EXPECT_EQ(std::popcount(members.voters), 3) << "shard " << s;
+      EXPECT_EQ(members.learners, 0u) << "shard " << s;
+      for (uint32_t id : map.shards()[s].replica_ids) EXPECT_TRUE(members.IsVoter(id)) << "shard " << s << " id " << id;
+    }
+  }
+  for (uint32_t n = 0; n < c.nodes(); ++n) EXPECT_TRUE(c.engine(n).cluster_map() == map) << "node " << n;
+  // Every key, from every node (node 4 proxies: it holds nothing now), and the moved
+  // replicas hold the data while node 4 erased its own.
+  for (const std::string& key : keys) {
+    auto moved = c.engine(1).ReadStrongForTest(key);
+    ASSERT_TRUE(moved.ok()) << key;
+    EXPECT_EQ(*moved, "v" + key.substr(2)) << key;
+    EXPECT_FALSE(c.engine(4).ReadStrongForTest(key).ok()) << key;
+    for (uint32_t n = 0; n < c.nodes(); ++n) {
+      Response r = c.Call(n, GetRequest(key));
+      EXPECT_TRUE(r.status.ok()) << key << " at node " << n << ": " << r.status.ToString();
+      EXPECT_EQ(r.value, "v" + key.substr(2)) << key << " at node " << n;
+    }
+  }
+  // Holding nothing, it can be removed; writes go on.
+  ASSERT_TRUE(c.SetState(0, "4", "removed").status.ok());
+  c.Run(1'000'000);
+  EXPECT_EQ(c.StateIn(5, 4), NodeState::kRemoved);
+  for (uint32_t n = 0; n < c.nodes(); ++n) {
+    if (n == 4) continue;
+    EXPECT_TRUE(c.Call(n, PutRequest(keys[n], "after")).status.ok()) << "node " << n;
+  }
 }
 
 }  // namespace

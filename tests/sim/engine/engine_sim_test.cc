@@ -52,6 +52,8 @@ std::vector<uint64_t> RunSeeds(const std::vector<uint64_t>& seeds, const std::st
     total.leader_handoffs += r.leader_handoffs;
     total.verdicts += r.verdicts;
     total.leaders_planned += r.leaders_planned;
+    total.member_changes += r.member_changes;
+    total.replicas_moved += r.replicas_moved;
     total.disks_lost += r.disks_lost;
     total.foreign_disk_messages += r.foreign_disk_messages;
     PaxosSimResult h;
@@ -62,13 +64,14 @@ std::vector<uint64_t> RunSeeds(const std::vector<uint64_t>& seeds, const std::st
   std::printf("%s: %zu seeds: strong ok %llu unknown %llu, eventual ok %llu; crashes %llu, pauses %llu, "
               "fail-stops %llu, snapshots %llu, forwards re-sent %llu, leaderships handed off %llu, "
               "node verdicts %llu, leaderships planned %llu, data directories lost %llu (peer messages "
-              "dropped from them %llu)\n",
+              "dropped from them %llu), membership changes %llu, replicas moved %llu\n",
               name.c_str(), seeds.size(), (unsigned long long)total.strong_ok, (unsigned long long)total.strong_unknown,
               (unsigned long long)total.eventual_ok, (unsigned long long)total.crashes, (unsigned long long)total.pauses,
               (unsigned long long)total.fail_stops, (unsigned long long)total.snapshots,
               (unsigned long long)total.reforwards, (unsigned long long)total.leader_handoffs,
               (unsigned long long)total.verdicts, (unsigned long long)total.leaders_planned,
-              (unsigned long long)total.disks_lost, (unsigned long long)total.foreign_disk_messages);
+              (unsigned long long)total.disks_lost, (unsigned long long)total.foreign_disk_messages,
+              (unsigned long long)total.member_changes, (unsigned long long)total.replicas_moved);
   if (expect_ok) {
     EXPECT_GT(spread * 2, seeds.size()) << "strong keys do not spread over the shards";
     // Leaders die and pause under forwarded writes: the re-send path must run.
@@ -88,6 +91,10 @@ std::vector<uint64_t> RunSeeds(const std::vector<uint64_t>& seeds, const std::st
         EXPECT_GT(total.verdicts, 0u) << "no failure detector ever proposed a node state";
       }
       EXPECT_GT(total.leaders_planned, 0u) << "no placement driver ever moved a planned leadership";
+      // With several nodes per region, the drained node's replicas move to the others.
+      if (base.nodes_per_region > 1) {
+        EXPECT_GT(total.replicas_moved, 0u) << "no replica ever moved";
+      }
     }
   }
   // Named by the first seed too: soak chunks of one shard run side by side.
