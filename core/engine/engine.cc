@@ -332,7 +332,11 @@ void Engine::EraseDeparted() {
   for (uint32_t g = 0; g < options_.shards; ++g) {
     if (!Hosts(g)) continue;
     const auto id = map_.ReplicaIdOf(g, options_.self);
-    if (id && *id == groups_[g].replica->id()) continue;
+    const placement::ShardPlacement& s = map_.shards()[g];
+    const bool unsafe_erase = options_.unsafe_erase_at_move_start && s.change && s.change->from == options_.self &&
+                              erased_at_epoch_[g] != s.epoch;
+    if (unsafe_erase) erased_at_epoch_[g] = s.epoch;
+    if (id && *id == groups_[g].replica->id() && !unsafe_erase) continue;
     // The map no longer places this replica here (its move finished elsewhere, or the
     // move that brought it was aborted): everything of it goes, in the write that persists
     // the map, so that a restart never reopens it without its data.
@@ -1566,8 +1570,12 @@ void Engine::Process() {
           break;
         }
       }
+      // Slots applied before a restart are skipped. A slot may hold several commands: the
+      // applied slot is persisted once per round, so a slot is applied whole or not at all,
+      // and the test is against the slot applied before this Ready, not the one just set.
+      const uint64_t applied_before = group.applied;
       for (const auto& a : r.apply) {
-        if (a.slot <= group.applied) continue;  // applied before a restart
+        if (a.slot <= applied_before) continue;
         Response resp = a.duplicate ? AnswerDuplicate(a) : ApplyCommand(g, a);
         group.applied = a.slot;
         stats_.strong_applied++;
@@ -1802,6 +1810,7 @@ Status Engine::InstallSnapshot(uint32_t group, std::string_view data, uint64_t i
       map_ = std::move(m).value();
     }
     apply_batch_.Put(kMetaTable, kClusterMapKey, map_.Encode());
+    map_changed_ = true;  // the replicas this node holds follow
   } else {
     // Replace the shard's state: drop every key, then write the snapshot's.
     const std::string prefix = GroupKey(group);

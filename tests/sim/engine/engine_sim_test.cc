@@ -121,6 +121,13 @@ TEST(EngineSim, SeedsWithFaults) {
 // linearizable and converge; the map and the policy converge. (The eventual checks are
 // skipped once a node is ignored: engine_cluster.h, docs/operations.md.) Seeds: a fifth of
 // GEOKV_SIM_SEEDS, in shard 0.
+// Two nodes per region, eight shards, twelve clients.
+void TwoPerRegion(EngineSimOptions* o) {
+  o->nodes_per_region = 2;
+  o->shards = 8;
+  o->clients = 12;
+}
+
 // The seeds of a scenario that runs in shard 0 only: a fifth of GEOKV_SIM_SEEDS (at least
 // 20), or GEOKV_SEED.
 std::vector<uint64_t> FifthOfTheSeeds() {
@@ -154,10 +161,21 @@ TEST(EngineSim, LostDataDirectoriesAreIgnored) {
 TEST(EngineSim, TwoNodesPerRegion) {
   if (SuiteShard() != 0) GTEST_SKIP() << "runs in shard 0";
   EngineSimOptions o = Options(1);
-  o.nodes_per_region = 2;
-  o.shards = 8;
-  o.clients = 12;
+  TwoPerRegion(&o);
   for (uint64_t seed : RunSeeds(FifthOfTheSeeds(), "engine_two_per_region", o, true)) {
+    ADD_FAILURE() << "GEOKV_SEED=" << seed << " strong history is not linearizable (Porcupine)";
+  }
+}
+
+// Commands proposed while a membership change is in flight queue, and then share a slot.
+// The engine applied only the first command of such a slot (it skipped the rest as applied
+// before a restart, while Paxos recorded their sessions): a put re-sent under its session
+// was then answered as a repeat and never took effect. These seeds (two nodes per region,
+// moves) caught it; Porcupine rejected all three.
+TEST(EngineSim, EveryCommandOfASharedSlotIsApplied) {
+  EngineSimOptions o = Options(1);
+  TwoPerRegion(&o);
+  for (uint64_t seed : RunSeeds({206, 385, 472}, "engine_shared_slots", o, true)) {
     ADD_FAILURE() << "GEOKV_SEED=" << seed << " strong history is not linearizable (Porcupine)";
   }
 }
@@ -215,11 +233,13 @@ struct Mutant {
   void (*apply)(EngineSimOptions*);  // the broken variant
   uint64_t seed;
   bool disk_loss = false;  // the fault that exposes it, in the clean run too
+  bool two_per_region = false;  // the topology that exposes it, likewise
 };
 
 void CheckMutant(const Mutant& m) {
   EngineSimOptions clean = Options(1);
   clean.disk_loss = m.disk_loss;
+  if (m.two_per_region) TwoPerRegion(&clean);
   EngineSimOptions broken = clean;
   m.apply(&broken);
   if (const char* search = std::getenv("GEOKV_MUTANT_SEARCH")) {
@@ -262,6 +282,11 @@ TEST(EngineSim, IgnoredStorageErrorsAreCaught) {
 
 // A node back on an empty disk that its peers trust again: forgotten promises and accepts,
 // CRDT sequence numbers and dots reused, reads from an empty state.
+// The replica a move takes away is wiped when the move starts, while still a voter.
+TEST(EngineSim, ErasingAMovingReplicaEarlyIsCaught) {
+  CheckMutant({"erase_at_move_start", [](EngineSimOptions* o) { o->unsafe_erase_at_move_start = true; }, 1, false, true});
+}
+
 TEST(EngineSim, TrustingALostDataDirectoryIsCaught) {
   CheckMutant({"trust_any_disk", [](EngineSimOptions* o) { o->unsafe_trust_any_disk = true; }, 45, true});
 }
