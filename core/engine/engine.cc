@@ -332,11 +332,7 @@ void Engine::EraseDeparted() {
   for (uint32_t g = 0; g < options_.shards; ++g) {
     if (!Hosts(g)) continue;
     const auto id = map_.ReplicaIdOf(g, options_.self);
-    const placement::ShardPlacement& s = map_.shards()[g];
-    const bool unsafe_erase = options_.unsafe_erase_at_move_start && s.change && s.change->from == options_.self &&
-                              erased_at_epoch_[g] != s.epoch;
-    if (unsafe_erase) erased_at_epoch_[g] = s.epoch;
-    if (id && *id == groups_[g].replica->id() && !unsafe_erase) continue;
+    if (id && *id == groups_[g].replica->id()) continue;
     // The map no longer places this replica here (its move finished elsewhere, or the
     // move that brought it was aborted): everything of it goes, in the write that persists
     // the map, so that a restart never reopens it without its data.
@@ -1575,7 +1571,7 @@ void Engine::Process() {
       // and the test is against the slot applied before this Ready, not the one just set.
       const uint64_t applied_before = group.applied;
       for (const auto& a : r.apply) {
-        if (a.slot <= applied_before) continue;
+        if (a.slot <= (options_.unsafe_apply_first_of_shared_slot ? group.applied : applied_before)) continue;
         Response resp = a.duplicate ? AnswerDuplicate(a) : ApplyCommand(g, a);
         group.applied = a.slot;
         stats_.strong_applied++;

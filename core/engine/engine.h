@@ -175,10 +175,10 @@ struct EngineOptions {
   // was lost rejoins with forgotten promises and serves from an empty state; the tests must
   // catch it.
   bool unsafe_trust_any_disk = false;
-  // TEST ONLY: a replica that a move takes away is erased (and reopened empty) as soon as
-  // the move begins, while it is still a voter: it forgets its promises and its data; the
-  // simulator must catch it.
-  bool unsafe_erase_at_move_start = false;
+  // TEST ONLY (the old behaviour): of a slot holding several commands, only the first is
+  // applied; Paxos records the others' sessions, so a retry is answered as a repeat and
+  // never takes effect. The simulator must catch it.
+  bool unsafe_apply_first_of_shared_slot = false;
 };
 
 struct EngineStats {
@@ -467,7 +467,6 @@ class Engine {
   bool map_changed_ = false;      // this round applied a cluster map change
   std::vector<uint32_t> closing_; // replicas EraseDeparted erased, closed at the round's end
   std::vector<int64_t> move_proposed_us_;  // per shard: its leader's last FinishMove/AbortMove
-  std::map<uint32_t, uint64_t> erased_at_epoch_;  // unsafe_erase_at_move_start only
   storage::WriteBatch round_batch_;   // the current round's persistence (all protocols)
   struct Outgoing {
     uint8_t channel;

@@ -144,7 +144,7 @@ class Cluster {
     options_.unsafe_forward_ids_restart = o.unsafe_forward_ids_restart;
     options_.unsafe_ignore_storage_errors = o.unsafe_ignore_storage_errors;
     options_.unsafe_trust_any_disk = o.unsafe_trust_any_disk;
-    options_.unsafe_erase_at_move_start = o.unsafe_erase_at_move_start;
+    options_.unsafe_apply_first_of_shared_slot = o.unsafe_apply_first_of_shared_slot;
     options_.policy = Policy(Mode::kStrong);
     (void)options_.policy.Set("c/", Mode::kCounter);
     (void)options_.policy.Set("set/", Mode::kSet);

@@ -70,7 +70,7 @@ struct EngineSimOptions {
   bool unsafe_forward_ids_restart = false;   // TEST ONLY: old replies complete new requests
   bool unsafe_ignore_storage_errors = false; // TEST ONLY: acknowledges what was not written
   bool unsafe_trust_any_disk = false;        // TEST ONLY: a lost directory rejoins and serves
-  bool unsafe_erase_at_move_start = false;   // TEST ONLY: a moving replica forgets its promises
+  bool unsafe_apply_first_of_shared_slot = false;  // TEST ONLY: retries of lost commands are repeats
 };
 
 struct EngineSimResult {
