@@ -60,7 +60,7 @@ std::vector<BadConfig> Cases() {
       {"unknown_top_level_field", "bogus = 1\n" + v, "bogus"},
       {"shards_wrong_type", Replace(v, "shards = 2", "shards = \"two\""), "cluster.shards"},
       {"shards_out_of_range", Replace(v, "shards = 2", "shards = 0"), "cluster.shards"},
-      {"duplicate_region", Replace(v, "region = \"eu-west\"", "region = \"us-east\""), "cluster.nodes[1].region"},
+      {"duplicate_node_id", Replace(v, "[[cluster.nodes]]\nid = 1\n", "[[cluster.nodes]]\nid = 0\n"), "cluster.nodes"},
       {"self_not_a_node", Replace(v, "[node]\nid = 0\n", "[node]\nid = 5\n"), "node.id"},
       {"bad_policy_mode", v + "[policy]\nrules = { \"x/\" = \"eventual\" }\n", "policy.rules"},
       {"wan_unknown_region", v + "[wan]\nenabled = true\nlinks = { \"mars\" = { delay_ms = 5 } }\n", "wan.links.mars"},

@@ -397,5 +397,83 @@ TEST(Nodes, TwoNodesPerRegionServeEveryKeyAndSurviveAKill) {
   }
 }
 
+// Drain and remove a node under strong load: node 4's replicas move to node 1 (eu-west's
+// other node), each move a learner that catches up and a membership change in the shard's
+// log, while clients on the five other nodes write. Then node 4 is removed and stopped, and
+// the history is linearizable with nothing acknowledged lost.
+TEST(Nodes, DrainMovesEveryReplicaAwayThenTheNodeIsRemovedUnderLoad) {
+  ReplayNote note{"Nodes.*", ""};
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  ClusterOptions options;
+  options.nodes_per_region = kPerRegion;
+  options.shards = kShards;
+  LocalCluster cluster(dir.path(), options);
+  ASSERT_EQ(cluster.StartAll(), "");
+  std::optional<placement::ClusterMap> map;
+  ASSERT_TRUE(WaitFor([&] { return (map = MapFrom(cluster, 0)) && AllUpAndPlaced(*map, cluster.size()); }, seconds(60)));
+  const uint32_t before = map->FindNode(kVictim)->load.shards;
+  ASSERT_GT(before, 0u);
+  const std::vector<std::string> keys = OneKeyPerShard(*map);
+
+  Recorder rec;
+  std::vector<std::unique_ptr<Client>> clients;
+  Workers workers;
+  for (size_t i = 0; i < cluster.size(); ++i) {
+    if (i == kVictim) continue;
+    clients.push_back(cluster.ClientFor(i, 2000));
+    ASSERT_TRUE(clients.back());
+    workers.threads.emplace_back(RegisterWorker, std::ref(*clients.back()), static_cast<int>(i),
+                                 static_cast<int>(cluster.region_index(i)), 9000 + i, keys, 30, std::ref(rec),
+                                 std::cref(workers.stop));
+  }
+  ASSERT_TRUE(WaitFor([&] { return rec.AckedWritesSince(0) >= 50; }, seconds(60)));
+
+  // Drain: the placement driver moves node 4's replicas to node 1, a few at a time.
+  auto admin = cluster.ClientFor(0, 5000);
+  ASSERT_TRUE(admin);
+  auto set_state = [&](const std::string& state) {
+    Request r;
+    r.op = Op::kNodeState;
+    r.key = std::to_string(kVictim);
+    r.value = state;
+    return admin->Call(r);
+  };
+  ASSERT_TRUE(WaitFor([&] { return set_state("draining").status.ok(); }, seconds(30)));
+  const int64_t drained_us = rec.NowUs();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        map = MapFrom(cluster, 0);
+        if (!map) return false;
+        for (const auto& shard : map->shards()) {
+          if (shard.change) return false;
+        }
+        return map->FindNode(kVictim)->load.shards == 0;
+      },
+      seconds(120), milliseconds(500)))
+      << "node " << kVictim << " still holds replicas";
+  uint32_t moved_ids = 0;  // replica ids beyond the genesis ones: one per move
+  for (const auto& shard : map->shards()) moved_ids += shard.next_replica_id - static_cast<uint32_t>(options.regions.size());
+  EXPECT_GE(moved_ids, before);
+  EXPECT_EQ(map->FindNode(1)->load.shards, static_cast<uint32_t>(kShards));
+  const size_t during = rec.AckedWritesSince(drained_us);
+  std::printf("[drain] %.1f s: node %zu's %u replicas moved to node 1 (%u moves); %zu strong writes acknowledged meanwhile\n",
+              rec.NowUs() / 1e6, kVictim, before, moved_ids, during);
+
+  // Holding nothing, it is removed and stopped; the others go on.
+  ASSERT_TRUE(WaitFor([&] { return set_state("removed").status.ok(); }, seconds(30)));
+  cluster.KillNode(kVictim);
+  const int64_t removed_us = rec.NowUs();
+  ASSERT_TRUE(WaitFor([&] { return rec.AckedWritesSince(removed_us) >= 30; }, seconds(60)));
+  workers.Join();
+  ASSERT_TRUE(WaitFor([&] { return (map = MapFrom(cluster, 5)) && map->FindNode(kVictim)->state == placement::NodeState::kRemoved; },
+                      seconds(30)));
+  std::string verdict = "not run";
+  FinalChecks(cluster, rec, keys, /*shards=*/0, "drain", &verdict, /*outside=*/{kVictim});
+  EXPECT_EQ(verdict, "");
+  // Node 1 lists every shard now.
+  EXPECT_EQ(ShardsListed(cluster.Status(1)).size(), static_cast<size_t>(kShards));
+}
+
 }  // namespace
 }  // namespace geokv::integration
