@@ -1582,7 +1582,10 @@ void Engine::Process() {
           proposals_.erase(it);
         }
       }
-      if (!r.apply.empty() || r.install_snapshot) {
+      // Slots without commands (no-ops, membership changes) count as applied too.
+      const bool advanced = group.replica->applied_index() > group.applied;
+      if (advanced) group.applied = group.replica->applied_index();
+      if (!r.apply.empty() || r.install_snapshot || advanced) {
         apply_batch_.Put(kAppliedTable, GroupKey(g), EncodeU64(group.applied));
         // The shard's size as of that slot, in the same write (recovery replays from there).
         if (g < shard_bytes_.size()) apply_batch_.Put(kAppliedTable, BytesKey(g), EncodeU64(shard_bytes_[g]));
