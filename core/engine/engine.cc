@@ -1841,8 +1841,8 @@ Status Engine::InstallSnapshot(uint32_t group, std::string_view data, uint64_t i
 std::vector<std::string> Engine::StatusLines() const {
   std::vector<std::string> out;
   out.push_back("node " + std::to_string(options_.self) + " of " + std::to_string(nodes_) + " nodes in " +
-                std::to_string(options_.regions) + " regions (this one in " + map_.RegionName(RegionOf(options_.self)) +
-                "); " + std::to_string(options_.shards) + " shards");
+                std::to_string(options_.regions) + " regions, this one in " + map_.RegionName(RegionOf(options_.self)) +
+                "; " + std::to_string(options_.shards) + " shards");
   const Status gate = DiskGate();
   out.push_back("data directory: disk " + Hex(disk_id_) +
                 (gate.ok() ? "" : lost_disk_known_ != 0 ? " LOST: " + gate.message() : " (new: not yet confirmed by every peer)"));

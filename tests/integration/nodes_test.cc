@@ -196,7 +196,7 @@ TEST(Nodes, TwoNodesPerRegionServeEveryKeyAndSurviveAKill) {
     std::string out;
     auto st = RunProgram({GeokvCliPath(), "-e", cluster.client_endpoint(3), "status"}, seconds(30), &out);
     ASSERT_TRUE(st.has_value() && WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << out;
-    EXPECT_EQ(out.rfind("node 3 of 6 nodes in 3 regions (this one in us-east); 8 shards\n", 0), 0u) << out;
+    EXPECT_EQ(out.rfind("node 3 of 6 nodes in 3 regions, this one in us-east; 8 shards\n", 0), 0u) << out;
     std::vector<std::string> lines;
     for (size_t at = 0, end; at < out.size(); at = end + 1) {
       end = out.find('\n', at);
@@ -389,7 +389,7 @@ TEST(Nodes, TwoNodesPerRegionServeEveryKeyAndSurviveAKill) {
   std::string out;
   auto st = RunProgram({GeokvCliPath(), "-e", cluster.client_endpoint(kVictim), "status"}, seconds(30), &out);
   ASSERT_TRUE(st.has_value() && WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << out;
-  EXPECT_EQ(out.rfind("node 4 of 6 nodes in 3 regions (this one in eu-west); 8 shards\n", 0), 0u) << out;
+  EXPECT_EQ(out.rfind("node 4 of 6 nodes in 3 regions, this one in eu-west; 8 shards\n", 0), 0u) << out;
   EXPECT_NE(out.find(", 6 nodes, 8 shards"), std::string::npos) << out;
   for (size_t i = 0; i < cluster.size(); ++i) {
     const std::string line = "node " + std::to_string(i) + " (" + cluster.region(i) + "): up,";
