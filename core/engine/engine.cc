@@ -1,6 +1,7 @@
 #include "core/engine/engine.h"
 
 #include <algorithm>
+#include <bit>
 #include <charconv>
 #include <cstdio>
 #include <utility>
@@ -1181,8 +1182,9 @@ void Engine::TickMoves(int64_t now) {
     // promoted just before its abort committed) leaves the group; the leader hands its
     // own leadership away first.
     std::optional<uint32_t> stray;
-    for (uint32_t id = 0; id < paxos::Membership::kIdsMax && !stray; ++id) {
-      if (m.IsMember(id) && !placed(id)) stray = id;
+    for (uint64_t members = m.voters | m.learners; members != 0 && !stray; members &= members - 1) {
+      const auto id = static_cast<uint32_t>(std::countr_zero(members));
+      if (!placed(id)) stray = id;
     }
     if (stray) {
       if (*stray == replica.id()) {
