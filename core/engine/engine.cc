@@ -1882,6 +1882,14 @@ std::vector<std::string> Engine::StatusLines() const {
     if (id == options_.self) line += " (this node)";
     out.push_back(std::move(line));
   }
+  // Replica moves in flight (the placement driver's, carried out by the shards' leaders).
+  for (uint32_t g = 0; g < map_.shards().size(); ++g) {
+    const auto& change = map_.shards()[g].change;
+    if (!change) continue;
+    out.push_back("move: shard " + std::to_string(g) + " in " + map_.RegionName(change->region) + ", node " +
+                  std::to_string(change->from) + " -> node " + std::to_string(change->to) + " (replica " +
+                  std::to_string(change->replica_id) + ")");
+  }
   const auto& p = crdt_->progress();
   std::string applied;
   for (size_t i = 0; i < p.applied.size(); ++i) applied += (i ? "," : "") + std::to_string(p.applied[i]);

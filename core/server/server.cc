@@ -851,6 +851,20 @@ void Server::Impl::RefreshMetrics() {
   m << "# TYPE geokv_detector_restarts_total counter\ngeokv_detector_restarts_total " << es.detector_restarts << "\n";
   m << "# HELP geokv_leader_handoffs_total Leaderships this node handed away while draining.\n"
        "# TYPE geokv_leader_handoffs_total counter\ngeokv_leader_handoffs_total " << es.leader_handoffs << "\n";
+  m << "# HELP geokv_moves_planned_total Replica moves the placement driver proposed while this node led the metadata group.\n"
+       "# TYPE geokv_moves_planned_total counter\ngeokv_moves_planned_total " << es.moves_planned << "\n";
+  m << "# HELP geokv_member_changes_total Paxos membership changes this node proposed as a group's leader.\n"
+       "# TYPE geokv_member_changes_total counter\ngeokv_member_changes_total " << es.member_changes << "\n";
+  m << "# HELP geokv_replicas_moved_total Replicas moves placed on this node (in) and took from it (out, data erased).\n"
+       "# TYPE geokv_replicas_moved_total counter\n"
+    << "geokv_replicas_moved_total{dir=\"in\"} " << es.replicas_opened << "\n"
+    << "geokv_replicas_moved_total{dir=\"out\"} " << es.replicas_closed << "\n";
+  {
+    uint32_t in_flight = 0;
+    for (const auto& shard : engine->cluster_map().shards()) in_flight += shard.change ? 1 : 0;
+    m << "# HELP geokv_moves_in_flight Replica moves the cluster map has in flight.\n"
+         "# TYPE geokv_moves_in_flight gauge\ngeokv_moves_in_flight " << in_flight << "\n";
+  }
   const auto& ds = engine->disseminator().stats();
   m << "# TYPE geokv_crdt_batches_sealed_total counter\ngeokv_crdt_batches_sealed_total " << ds.batches_sealed << "\n";
   m << "# TYPE geokv_crdt_batches_applied_total counter\ngeokv_crdt_batches_applied_total " << ds.batches_applied << "\n";

@@ -596,6 +596,13 @@ TEST(EngineNodes, DrainMovesEveryReplicaToTheRegionsOtherNodeThenRemoveSucceeds)
   ASSERT_EQ(c.engine(0).cluster_map().FindNode(4)->load.shards, 4u);
   EXPECT_EQ(c.SetState(2, "4", "removed").status.code(), Code::kInvalidArgument);  // drain first
   ASSERT_TRUE(c.SetState(2, "4", "draining").status.ok());
+  // Status names each move in flight.
+  bool listed = false;
+  for (int i = 0; i < 1200 && !listed; ++i) {
+    c.Run(100'000);
+    for (const auto& line : c.engine(3).StatusLines()) listed |= line.rfind("move: shard ", 0) == 0 && line.find("node 4 -> node 1") != std::string::npos;
+  }
+  EXPECT_TRUE(listed) << "no status line showed a move off node 4";
   for (int i = 0; i < 120 && c.engine(0).cluster_map().FindNode(4)->load.shards != 0; ++i) c.Run(1'000'000);
   c.Run(2'000'000);
   const auto& map = c.engine(0).cluster_map();
