@@ -1173,6 +1173,13 @@ void Engine::TickMoves(int64_t now) {
       return std::find(s.replica_ids.begin(), s.replica_ids.end(), id) != s.replica_ids.end() ||
              (change && change->replica_id == id);
     };
+    // A leader that must leave hands over to a replica that answers, once per election
+    // timeout (a transfer blocks proposals until it completes or times out).
+    auto hand_over = [&](uint32_t to) {
+      if (now < handoff_after_us_[g] || !replica.PeerHealthy(to)) return;
+      if (replica.TransferLeader(to).ok()) stats_.leader_handoffs++;
+      handoff_after_us_[g] = now + static_cast<int64_t>(options_.election_ticks) * options_.tick_us;
+    };
     auto propose = [&](const placement::Command& command) {  // to the metadata group, once a second
       if (now - move_proposed_us_[g] < kMoveRetryUs) return;
       move_proposed_us_[g] = now;
@@ -1188,7 +1195,12 @@ void Engine::TickMoves(int64_t now) {
     }
     if (stray) {
       if (*stray == replica.id()) {
-        (void)replica.TransferLeader(ReplicaInRegion(g, (RegionOf(options_.self) + 1) % options_.regions));
+        for (uint32_t id : s.replica_ids) {
+          if (id != replica.id() && replica.PeerHealthy(id)) {
+            hand_over(id);
+            break;
+          }
+        }
       } else if (replica.ChangeMembers(paxos::MemberChange::kRemove, *stray).ok()) {
         stats_.member_changes++;
       }
@@ -1214,7 +1226,7 @@ void Engine::TickMoves(int64_t now) {
     // 2. Promoted: the replica it replaces leaves (a leader leaving hands over first).
     if (m.IsMember(leaving)) {
       if (leaving == replica.id()) {
-        (void)replica.TransferLeader(learner);
+        hand_over(learner);
       } else if (replica.ChangeMembers(paxos::MemberChange::kRemove, leaving).ok()) {
         stats_.member_changes++;
       }

@@ -197,7 +197,7 @@ struct EngineStats {
   uint64_t foreign_disk_messages = 0;  // dropped: from a peer whose data directory changed
   uint64_t verdicts_proposed = 0;  // node states the failure detector proposed (as metadata leader)
   uint64_t detector_restarts = 0;  // the metadata leader took over or resumed after a pause
-  uint64_t leader_handoffs = 0;    // leaderships handed away because this node is draining
+  uint64_t leader_handoffs = 0;    // leaderships handed away (draining, or a move replacing this replica)
   uint64_t load_reports = 0;       // shard sizes sent to the metadata group (when they changed)
   uint64_t leaders_planned = 0;
   uint64_t member_changes = 0;     // Paxos membership changes proposed here (learners, moves)
