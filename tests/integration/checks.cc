@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <random>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -140,6 +142,94 @@ void FinalChecks(LocalCluster& cluster, Recorder& rec, const std::vector<std::st
       },
       seconds(30), milliseconds(200)))
       << "replicas did not converge:" << last;
+}
+
+void EventualWorker(Client& client, int node, const EventualKeys& keys, EventualTally& tally,
+                    const std::atomic<bool>& stop) {
+  // Whether `r` may have taken effect; an answer that is neither is reported.
+  auto note = [&](const Response& r, const char* what, const std::function<void(bool acked)>& took_effect) {
+    if (r.status.ok()) {
+      took_effect(true);
+      tally.acked_by_node[node]++;
+    } else if (r.status.code() == Code::kTimeout) {
+      took_effect(false);
+    } else if (r.status.code() != Code::kUnavailable && r.status.code() != Code::kBusy) {
+      tally.unexpected.push_back(std::string(what) + " at node " + std::to_string(node) + ": " + r.status.ToString());
+    }
+  };
+  for (int i = 0; !stop.load(); ++i) {
+    const int64_t delta = 1 + i % 5;
+    const std::string element = "n" + std::to_string(node) + "-" + std::to_string(i);
+    const Response add = client.Call(Add(keys.counter, delta));
+    const Response sadd = client.Call(SetAdd(keys.set, element));
+    std::optional<Response> put;
+    std::string lww_key;
+    if (!keys.lww.empty()) {
+      lww_key = keys.lww[static_cast<size_t>(i) % keys.lww.size()];
+      put = client.Call(Put(lww_key, element));
+    }
+    {
+      std::lock_guard lock(tally.mu);
+      note(add, "counter add", [&](bool acked) { (acked ? tally.acked : tally.unknown) += delta; });
+      note(sadd, "set add", [&](bool acked) { (acked ? tally.acked_elements : tally.unknown_elements).insert(element); });
+      if (put) note(*put, "lww put", [&](bool) { tally.lww_sent[lww_key].insert(element); });
+    }
+    std::this_thread::sleep_for(milliseconds(25));
+  }
+}
+
+void ExpectEventualConverged(LocalCluster& cluster, const EventualKeys& keys, EventualTally& tally,
+                             const std::string& name, const std::vector<size_t>& outside) {
+  std::lock_guard lock(tally.mu);
+  for (const auto& u : tally.unexpected) ADD_FAILURE() << "unexpected eventual answer: " << u;
+  size_t lww_values = 0;
+  for (const auto& [key, values] : tally.lww_sent) lww_values += values.size();
+  std::printf("[%s] counter: %lld acknowledged, %lld unknown; set: %zu acknowledged, %zu unknown; lww: %zu values\n",
+              name.c_str(), static_cast<long long>(tally.acked), static_cast<long long>(tally.unknown),
+              tally.acked_elements.size(), tally.unknown_elements.size(), lww_values);
+  std::optional<int64_t> counter0;
+  std::optional<std::set<std::string>> set0;
+  std::map<std::string, std::string> lww0;
+  for (size_t i = 0; i < cluster.size(); ++i) {
+    if (std::find(outside.begin(), outside.end(), i) != outside.end()) continue;
+    auto c = cluster.ClientFor(i, 3000);
+    ASSERT_TRUE(c);
+    std::optional<int64_t> counter;
+    std::optional<std::set<std::string>> set;
+    std::map<std::string, std::string> lww;
+    const bool converged = WaitFor(
+        [&] {
+          counter = ReadCounter(*c, keys.counter);
+          set = ReadSet(*c, keys.set);
+          if (!counter || !set) return false;
+          lww.clear();
+          for (const auto& key : keys.lww) {
+            const Response r = c->Call(Get(key));
+            if (!r.status.ok()) return false;
+            if (tally.lww_sent[key].count(r.value) == 0) return false;
+            lww[key] = r.value;
+          }
+          if (counter0 && (counter != counter0 || set != set0 || lww != lww0)) return false;
+          if (*counter < tally.acked || *counter > tally.acked + tally.unknown) return false;
+          for (const auto& e : tally.acked_elements) {
+            if (set->count(e) == 0) return false;
+          }
+          for (const auto& e : *set) {
+            if (tally.acked_elements.count(e) == 0 && tally.unknown_elements.count(e) == 0) return false;
+          }
+          return true;
+        },
+        seconds(60), milliseconds(200));
+    EXPECT_TRUE(converged) << "node " << i << ": counter " << counter.value_or(-1) << " (acknowledged " << tally.acked
+                           << ", unknown " << tally.unknown << "), set of "
+                           << (set ? static_cast<int64_t>(set->size()) : -1) << " elements ("
+                           << tally.acked_elements.size() << " acknowledged)";
+    if (!counter0) {
+      counter0 = counter;
+      set0 = set;
+      lww0 = lww;
+    }
+  }
 }
 
 }  // namespace geokv::integration

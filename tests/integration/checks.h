@@ -7,7 +7,10 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
+#include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <utility>
@@ -63,6 +66,35 @@ std::optional<std::pair<uint64_t, uint64_t>> ShardProgress(const std::vector<std
 void FinalChecks(LocalCluster& cluster, Recorder& rec, const std::vector<std::string>& keys, int shards,
                  const std::string& name, std::string* porcupine_verdict = nullptr,
                  const std::vector<size_t>& outside = {});
+
+// Eventual-mode traffic next to the strong one: increments of one counter, fresh elements of
+// one set and values of lww keys, each acknowledged, unknown (timed out: it may still land)
+// or refused (nothing happened).
+struct EventualKeys {
+  std::string counter;
+  std::string set;
+  std::vector<std::string> lww;  // may be empty
+};
+struct EventualTally {
+  std::mutex mu;
+  int64_t acked = 0, unknown = 0;
+  std::set<std::string> acked_elements, unknown_elements;
+  std::map<std::string, std::set<std::string>> lww_sent;  // per key: values acknowledged or unknown
+  std::map<int, size_t> acked_by_node;                     // acknowledged calls per node
+  std::vector<std::string> unexpected;                     // answers that are none of the three
+};
+
+// One client's loop of counter add, set add and lww put (keys in turn) through `client`
+// (node `node`) until `stop`, tallied in `tally`.
+void EventualWorker(Client& client, int node, const EventualKeys& keys, EventualTally& tally,
+                    const std::atomic<bool>& stop);
+
+// After the workers stopped: no unexpected answer, and every node but those in `outside`
+// converges (within 60 s) to one state: the counter between the acknowledged sum and that
+// plus the unknown one, every acknowledged element and no element never sent, the same lww
+// values, each one that was sent. Prints the tally as "[name] ...".
+void ExpectEventualConverged(LocalCluster& cluster, const EventualKeys& keys, EventualTally& tally,
+                             const std::string& name, const std::vector<size_t>& outside = {});
 
 }  // namespace geokv::integration
 

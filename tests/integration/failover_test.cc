@@ -141,43 +141,9 @@ TEST(Failover, KillLeaderUnderAcknowledgedStrongWrites) {
   FinalChecks(cluster, rec, KeyNames(kKeys), 1, "failover");
 }
 
-// CRDT traffic next to the strong one: counter increments and set elements, each
-// acknowledged, unknown (timed out: it may still land) or refused.
-struct CrdtTally {
-  std::mutex mu;
-  int64_t acked = 0, unknown = 0;
-  std::set<std::string> acked_elements, unknown_elements;
-  std::vector<std::string> unexpected;
-};
-
-constexpr char kChaosCounter[] = "counter/chaos";
-constexpr char kChaosSet[] = "set/chaos";
-
-void CrdtWorker(Client& client, int region, CrdtTally& tally, const std::atomic<bool>& stop) {
-  for (int i = 0; !stop.load(); ++i) {
-    const int64_t delta = 1 + i % 7;
-    Response r = client.Call(Add(kChaosCounter, delta));
-    const std::string element = "r" + std::to_string(region) + "-" + std::to_string(i);
-    Response s = client.Call(SetAdd(kChaosSet, element));
-    {
-      std::lock_guard lock(tally.mu);
-      if (r.status.ok()) {
-        tally.acked += delta;
-      } else if (r.status.code() == Code::kTimeout) {
-        tally.unknown += delta;
-      } else if (r.status.code() != Code::kUnavailable && r.status.code() != Code::kBusy) {
-        tally.unexpected.push_back("counter add: " + r.status.ToString());
-      }
-      if (s.status.ok()) {
-        tally.acked_elements.insert(element);
-      } else if (s.status.code() == Code::kTimeout) {
-        tally.unknown_elements.insert(element);
-      } else if (s.status.code() != Code::kUnavailable && s.status.code() != Code::kBusy) {
-        tally.unexpected.push_back("set add: " + s.status.ToString());
-      }
-    }
-    std::this_thread::sleep_for(milliseconds(20));
-  }
+const EventualKeys& ChaosKeys() {
+  static const EventualKeys keys{"counter/chaos", "set/chaos", {}};
+  return keys;
 }
 
 // Several shards led from different regions, strong and CRDT traffic from every region,
@@ -208,7 +174,7 @@ TEST(Failover, RandomKillsAndPartitionsAcrossShards) {
   }
 
   Recorder rec;
-  CrdtTally tally;
+  EventualTally tally;
   std::vector<std::unique_ptr<Client>> clients;
   Workers workers;
   int id = 0;
@@ -222,8 +188,8 @@ TEST(Failover, RandomKillsAndPartitionsAcrossShards) {
     }
     clients.push_back(cluster.ClientFor(region, 3000));
     ASSERT_TRUE(clients.back());
-    workers.threads.emplace_back(CrdtWorker, std::ref(*clients.back()), static_cast<int>(region), std::ref(tally),
-                                 std::cref(workers.stop));
+    workers.threads.emplace_back(EventualWorker, std::ref(*clients.back()), static_cast<int>(region),
+                                 std::cref(ChaosKeys()), std::ref(tally), std::cref(workers.stop));
   }
 
   for (int f = 0; f < kFaults; ++f) {
@@ -267,45 +233,7 @@ TEST(Failover, RandomKillsAndPartitionsAcrossShards) {
 
   // CRDTs: every region converges to one state that holds every acknowledged increment and
   // element, and nothing that was never sent.
-  std::lock_guard lock(tally.mu);
-  for (const auto& u : tally.unexpected) ADD_FAILURE() << "unexpected CRDT answer: " << u;
-  std::printf("[chaos] counter: %lld acknowledged, %lld unknown; set: %zu acknowledged, %zu unknown\n",
-              static_cast<long long>(tally.acked), static_cast<long long>(tally.unknown), tally.acked_elements.size(),
-              tally.unknown_elements.size());
-  std::optional<int64_t> counter0;
-  std::optional<std::set<std::string>> set0;
-  for (size_t i = 0; i < cluster.size(); ++i) {
-    auto c = cluster.ClientFor(i, 3000);
-    ASSERT_TRUE(c);
-    std::optional<int64_t> counter;
-    std::optional<std::set<std::string>> set;
-    const bool converged = WaitFor(
-        [&] {
-          Response r = c->Call(Get(kChaosCounter));
-          Response s = c->Call(SetMembers(kChaosSet));
-          if (!r.status.ok() || !s.status.ok()) return false;
-          counter = r.number;
-          set = std::set<std::string>(s.values.begin(), s.values.end());
-          if (counter0 && (counter != counter0 || set != set0)) return false;
-          if (*counter < tally.acked || *counter > tally.acked + tally.unknown) return false;
-          for (const auto& e : tally.acked_elements) {
-            if (set->count(e) == 0) return false;
-          }
-          for (const auto& e : *set) {
-            if (tally.acked_elements.count(e) == 0 && tally.unknown_elements.count(e) == 0) return false;
-          }
-          return true;
-        },
-        seconds(60), milliseconds(200));
-    EXPECT_TRUE(converged) << "region " << i << ": counter " << counter.value_or(-1) << " (acknowledged "
-                           << tally.acked << ", unknown " << tally.unknown << "), set of "
-                           << (set ? static_cast<int64_t>(set->size()) : -1) << " elements ("
-                           << tally.acked_elements.size() << " acknowledged)";
-    if (!counter0) {
-      counter0 = counter;
-      set0 = set;
-    }
-  }
+  ExpectEventualConverged(cluster, ChaosKeys(), tally, "chaos");
 }
 
 }  // namespace

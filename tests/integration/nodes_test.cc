@@ -33,10 +33,8 @@ constexpr int kPerRegion = 2;
 constexpr int kShards = 8;
 constexpr size_t kVictim = 4;  // eu-west's second node
 
-constexpr char kCounter[] = "counter/nodes";
-constexpr char kSet[] = "set/nodes";
-const std::vector<std::string>& LwwKeys() {
-  static const std::vector<std::string> keys = {"lww/nodes-0", "lww/nodes-1"};
+const EventualKeys& Eventual() {
+  static const EventualKeys keys{"counter/nodes", "set/nodes", {"lww/nodes-0", "lww/nodes-1"}};
   return keys;
 }
 
@@ -101,46 +99,6 @@ size_t AckedWritesBy(const Recorder& rec, int client, int64_t from_us) {
     if (op.client == client && op.op != "get" && !op.unknown && op.call_us >= from_us) n++;
   }
   return n;
-}
-
-// Eventual-mode traffic: counter increments, set elements and lww values, each
-// acknowledged, unknown (timed out: it may still land) or refused (nothing happened).
-struct EventualTally {
-  std::mutex mu;
-  int64_t acked = 0, unknown = 0;
-  std::set<std::string> acked_elements, unknown_elements;
-  std::map<std::string, std::set<std::string>> lww_sent;  // per key: values acknowledged or unknown
-  std::map<int, size_t> acked_by_node;                     // acknowledged calls per node
-  std::vector<std::string> unexpected;
-};
-
-void EventualWorker(Client& client, int node, EventualTally& tally, const std::atomic<bool>& stop) {
-  // Whether `r` may have taken effect; an answer that is neither is reported.
-  auto note = [&](const Response& r, const char* what, const std::function<void(bool acked)>& took_effect) {
-    if (r.status.ok()) {
-      took_effect(true);
-      tally.acked_by_node[node]++;
-    } else if (r.status.code() == Code::kTimeout) {
-      took_effect(false);
-    } else if (r.status.code() != Code::kUnavailable && r.status.code() != Code::kBusy) {
-      tally.unexpected.push_back(std::string(what) + " at node " + std::to_string(node) + ": " + r.status.ToString());
-    }
-  };
-  for (int i = 0; !stop.load(); ++i) {
-    const int64_t delta = 1 + i % 5;
-    const std::string element = "n" + std::to_string(node) + "-" + std::to_string(i);
-    const std::string& lww_key = LwwKeys()[static_cast<size_t>(i) % LwwKeys().size()];
-    const Response add = client.Call(Add(kCounter, delta));
-    const Response sadd = client.Call(SetAdd(kSet, element));
-    const Response put = client.Call(Put(lww_key, element));
-    {
-      std::lock_guard lock(tally.mu);
-      note(add, "counter add", [&](bool acked) { (acked ? tally.acked : tally.unknown) += delta; });
-      note(sadd, "set add", [&](bool acked) { (acked ? tally.acked_elements : tally.unknown_elements).insert(element); });
-      note(put, "lww put", [&](bool) { tally.lww_sent[lww_key].insert(element); });
-    }
-    std::this_thread::sleep_for(milliseconds(25));
-  }
 }
 
 TEST(Nodes, TwoNodesPerRegionServeEveryKeyAndSurviveAKill) {
@@ -231,8 +189,8 @@ TEST(Nodes, TwoNodesPerRegionServeEveryKeyAndSurviveAKill) {
                                  30, std::ref(rec), std::cref(workers.stop));
     clients.push_back(cluster.ClientFor(i, 2000));
     ASSERT_TRUE(clients.back());
-    workers.threads.emplace_back(EventualWorker, std::ref(*clients.back()), node, std::ref(tally),
-                                 std::cref(workers.stop));
+    workers.threads.emplace_back(EventualWorker, std::ref(*clients.back()), node, std::cref(Eventual()),
+                                 std::ref(tally), std::cref(workers.stop));
   }
   // Writes flow through every node, the second ones included.
   ASSERT_TRUE(WaitFor(
@@ -328,58 +286,10 @@ TEST(Nodes, TwoNodesPerRegionServeEveryKeyAndSurviveAKill) {
       << "replicas did not converge:" << last;
 
   // Eventual keys: every node converges to one state holding every acknowledged increment,
-  // element and a value that was written.
-  std::lock_guard lock(tally.mu);
-  for (const auto& u : tally.unexpected) ADD_FAILURE() << "unexpected eventual answer: " << u;
-  size_t lww_values = 0;
-  for (const auto& [key, values] : tally.lww_sent) lww_values += values.size();
-  std::printf("[nodes] counter: %lld acknowledged, %lld unknown; set: %zu acknowledged, %zu unknown; lww: %zu values\n",
-              static_cast<long long>(tally.acked), static_cast<long long>(tally.unknown), tally.acked_elements.size(),
-              tally.unknown_elements.size(), lww_values);
+  // element and a value that was written; every node acknowledged some.
+  ExpectEventualConverged(cluster, Eventual(), tally, "nodes");
   for (size_t i = 0; i < cluster.size(); ++i) {
     EXPECT_GT(tally.acked_by_node[static_cast<int>(i)], 0u) << "node " << i << " acknowledged no eventual write";
-  }
-  std::optional<int64_t> counter0;
-  std::optional<std::set<std::string>> set0;
-  std::map<std::string, std::string> lww0;
-  for (size_t i = 0; i < cluster.size(); ++i) {
-    auto c = cluster.ClientFor(i, 3000);
-    ASSERT_TRUE(c);
-    std::optional<int64_t> counter;
-    std::optional<std::set<std::string>> set;
-    std::map<std::string, std::string> lww;
-    const bool converged = WaitFor(
-        [&] {
-          counter = ReadCounter(*c, kCounter);
-          set = ReadSet(*c, kSet);
-          if (!counter || !set) return false;
-          lww.clear();
-          for (const auto& key : LwwKeys()) {
-            const Response r = c->Call(Get(key));
-            if (!r.status.ok()) return false;
-            if (tally.lww_sent[key].count(r.value) == 0) return false;
-            lww[key] = r.value;
-          }
-          if (counter0 && (counter != counter0 || set != set0 || lww != lww0)) return false;
-          if (*counter < tally.acked || *counter > tally.acked + tally.unknown) return false;
-          for (const auto& e : tally.acked_elements) {
-            if (set->count(e) == 0) return false;
-          }
-          for (const auto& e : *set) {
-            if (tally.acked_elements.count(e) == 0 && tally.unknown_elements.count(e) == 0) return false;
-          }
-          return true;
-        },
-        seconds(60), milliseconds(200));
-    EXPECT_TRUE(converged) << "node " << i << ": counter " << counter.value_or(-1) << " (acknowledged " << tally.acked
-                           << ", unknown " << tally.unknown << "), set of "
-                           << (set ? static_cast<int64_t>(set->size()) : -1) << " elements ("
-                           << tally.acked_elements.size() << " acknowledged)";
-    if (!counter0) {
-      counter0 = counter;
-      set0 = set;
-      lww0 = lww;
-    }
   }
 
   // Six nodes, up, in status (the restarted node's own view too) and in the map.
