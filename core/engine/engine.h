@@ -116,6 +116,13 @@ struct EngineMember {
   std::string region_name;     // the region's name (its first node's counts; empty: "region-<i>")
   std::string peer_address;    // where its peers reach it
   std::string client_address;  // where its clients reach it
+  // Added to the running cluster (geokv node add), so not in the genesis map. A node whose
+  // own entry says so joins: it starts from the metadata group's map, not the genesis one,
+  // and its eventual keys from state transfers of the other nodes.
+  bool added = false;
+  // Gone for good (dead, to be removed from the map): a joining node does not wait for it
+  // to confirm its data directory.
+  bool removed = false;
 };
 
 struct EngineOptions {

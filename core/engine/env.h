@@ -29,6 +29,12 @@ class Env {
   // Queues `bytes` for node `to`; never blocks. Delivery is best effort: the protocols
   // resend what matters.
   virtual void Send(uint32_t to, std::string bytes) = 0;
+  // Makes node `node` (of region `region`, reachable at `peer_address`) a peer that Send
+  // reaches. The engine calls it for every node of its cluster map when it opens and
+  // whenever the map gains a node: a node added to a running cluster. Idempotent: a node
+  // the host already reaches keeps its connection. Failures (a peer the host may not
+  // admit, e.g. without its CURVE key) are the host's to report; Sends to it are lost.
+  virtual void ConnectPeer(uint32_t node, const std::string& region, const std::string& peer_address) = 0;
   // The node's durable store.
   virtual storage::Storage& Store() = 0;
   // A random number (seeded in the simulator, from the OS in production).

@@ -32,8 +32,11 @@ enum class Op : uint8_t {
                     // ReportLoad, the metadata leader's SetLeader)
   kClusterMap = 21, // the cluster map as the answering node applied it: value = its
                     // FlatBuffers encoding (placement::ClusterMap::Decode), number = version
+  kNodeAdd = 22,    // admin: adds a node to the running cluster (committed in the metadata
+                    // group): key = its id (decimal; the next unused one), value =
+                    // "<region name> <peer address> <client address>" (single spaces)
 };
-inline constexpr uint8_t kOpMax = 21;
+inline constexpr uint8_t kOpMax = 22;
 std::string_view OpName(Op op);
 
 struct Request {

@@ -74,6 +74,15 @@ class ProdEnv final : public Env {
     // kBusy: the peer's queue is full. The protocols resend what matters; count it.
     if (!transport_.Send(to, bytes).ok()) send_failures_++;
   }
+  // A node added to the running cluster: connects to it unless the transport already
+  // does (every node of the config is connected at start).
+  void ConnectPeer(uint32_t node, const std::string& region, const std::string& peer_address) override {
+    if (transport_.Peers().count(node) != 0) return;
+    transport::Peer peer;
+    peer.endpoint = peer_address;
+    peer.region = region;
+    if (!transport_.AddPeer(node, peer).ok()) send_failures_++;
+  }
   storage::Storage& Store() override { return store_; }
   uint64_t Random() override { return rng_(); }
   uint64_t send_failures() const { return send_failures_; }

@@ -47,6 +47,8 @@ class SimEnv final : public Env, public storage::Storage {
   void Send(uint32_t to, std::string bytes) override {
     net_.Send(id_, static_cast<int>(to), std::move(bytes), busy_us_);
   }
+  // The simulated network reaches every node, spares included, from the start.
+  void ConnectPeer(uint32_t, const std::string&, const std::string&) override {}
   storage::Storage& Store() override { return *this; }
   uint64_t Random() override { return net_.Rng()(); }
 

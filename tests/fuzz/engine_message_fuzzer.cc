@@ -20,6 +20,7 @@ class FuzzEnv final : public geokv::Env {
   int64_t NowUs() override { return now_us += 1000; }
   int64_t WallUs() override { return 1'700'000'000'000'000 + now_us; }
   void Send(uint32_t, std::string) override {}
+  void ConnectPeer(uint32_t, const std::string&, const std::string&) override {}
   geokv::storage::Storage& Store() override { return store; }
   uint64_t Random() override { return ++counter; }
   int64_t now_us = 0;

@@ -34,6 +34,8 @@ class NodeEnv final : public Env {
   int64_t NowUs() override;
   int64_t WallUs() override { return 1'800'000'000'000'000 + NowUs(); }
   void Send(uint32_t to, std::string bytes) override;
+  // Every node of the test cluster is reachable from the start.
+  void ConnectPeer(uint32_t, const std::string&, const std::string&) override {}
   storage::Storage& Store() override { return *store_; }
   // A new, empty data directory (the old one was lost).
   void Wipe() { store_ = std::make_unique<storage::MemoryStorage>(); }

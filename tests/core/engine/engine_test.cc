@@ -25,6 +25,7 @@ class TestEnv final : public Env, public storage::Storage {
   int64_t NowUs() override { return now_us; }
   int64_t WallUs() override { return 1'800'000'000'000'000 + now_us; }
   void Send(uint32_t, std::string) override { sent++; }
+  void ConnectPeer(uint32_t, const std::string&, const std::string&) override {}
   storage::Storage& Store() override { return *this; }
   uint64_t Random() override { return ++random; }
 
