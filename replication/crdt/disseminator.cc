@@ -819,6 +819,10 @@ void Disseminator::OnTransferData(ReplicaId origin, const void* raw) {
     // Persisted with the states just joined (same Ready), so a restart resumes the join
     // with this origin done and its horizon kept.
     progress_.gc_horizon = std::max(progress_.gc_horizon, t.gc_horizon);
+    // Our first writes must be stamped above what was collected: the others ignore a
+    // write to an absent key at or below their horizon as stale (our wall clock may lag).
+    clock_.Observe(t.gc_horizon, WallMs());
+    clock_.Observe(t.hlc, WallMs());
     JoinDone(origin);
   }
 }

@@ -79,12 +79,16 @@
 //    collection before a replica learned of the newcomer is covered: whoever collected
 //    carries the horizon in its digest, and every other non-retired replica had applied
 //    the delete (that is what allowed the collection), so its transferred state holds the
-//    tombstone or a horizon above it. No digest misses a later collection: a replica
-//    drops the newcomer's messages until it knows the new id, and from then on collects
-//    nothing until the newcomer gossips a W, which stays zero while it joins. After
-//    joining, a batch at or below a transfer's sequence number is a duplicate, a later
-//    one holding a put below a collected stamp is filtered by the adopted horizon, and
-//    everything else is ordinary traffic. While joining, deltas are dropped
+//    tombstone or a horizon above it. No digest misses a collection either: a replica
+//    serves the newcomer only once it knows the new id, and from then on its own W is
+//    zero (LocalStable takes the minimum over origins, and the newcomer's last batch
+//    stamp is zero until, joined, it seals one; the newcomer's own W stays zero while it
+//    joins). So a collection of t anywhere, before or after that digest, relied on this
+//    replica's W >= t gossiped before it knew the newcomer, when it had applied the
+//    delete already. After joining, every batch at or below a transfer's sequence number
+//    is a duplicate, and every later one is stamped above what was collected before the
+//    digest; adopting the greatest horizon keeps the stale-write filter as strong as
+//    anyone's. Everything else is ordinary traffic. While joining, deltas are dropped
 //    unacknowledged (origins resend), transfers are retried on transfer_timeout_us, no
 //    heartbeat is sealed, and the origins still to transfer from are persisted in
 //    Progress (a restart resumes the join). A replica retired meanwhile is no longer
