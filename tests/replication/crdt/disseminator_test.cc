@@ -680,6 +680,15 @@ TEST(DisseminatorMembership, JoinWithoutTransferMutantResurrectsTheDelete) {
   EXPECT_TRUE(resurrected) << "the mutant failed for another reason";
 }
 
+// Each of `regions` has dropped `key` and collected `collected` tombstones in all.
+void ExpectCollected(Cluster& c, std::initializer_list<ReplicaId> regions, const std::string& key,
+                     uint64_t collected) {
+  for (ReplicaId i : regions) {
+    EXPECT_EQ(c.node(i).Get(key), nullptr) << "region " << i;
+    EXPECT_EQ(c.node(i).stats().tombstones_collected, collected) << "region " << i;
+  }
+}
+
 TEST(DisseminatorMembership, CollectionWaitsForANewReplicaAndResumesOnceItHasJoined) {
   Cluster c(2);
   c.Tick(1000);
@@ -700,10 +709,7 @@ TEST(DisseminatorMembership, CollectionWaitsForANewReplicaAndResumesOnceItHasJoi
   // Reachable: it joins (taking the tombstone by transfer), gossips, and everyone collects.
   c.RunFor(5000000);
   EXPECT_FALSE(c.node(j).joining());
-  for (int i = 0; i < 3; ++i) {
-    EXPECT_EQ(c.node(i).Get("k"), nullptr) << "region " << i;
-    EXPECT_EQ(c.node(i).stats().tombstones_collected, 1u) << "region " << i;
-  }
+  ExpectCollected(c, {0, 1, j}, "k", 1);
 }
 
 TEST(DisseminatorMembership, RetiredReplicaNoLongerBlocksCollectionAndIsIgnored) {
@@ -726,11 +732,9 @@ TEST(DisseminatorMembership, RetiredReplicaNoLongerBlocksCollectionAndIsIgnored)
     EXPECT_FALSE(c.node(i).retired(static_cast<ReplicaId>(i)));
   }
   c.RunFor(3000000, dead);
-  for (int i = 0; i < 2; ++i) {
-    EXPECT_EQ(c.node(i).stats().tombstones_collected, 1u) << "region " << i;
-    EXPECT_EQ(c.node(i).Get("k"), nullptr) << "region " << i;
-    EXPECT_EQ(c.node(i).log_size(), 0u) << "region " << i;
-  }
+  ExpectCollected(c, {0, 1}, "k", 1);
+  EXPECT_EQ(c.node(0).log_size(), 0u);
+  EXPECT_EQ(c.node(1).log_size(), 0u);
   // Region 2 comes back as a zombie: nothing is sent to it and its messages are dropped.
   ASSERT_TRUE(c.node(2).AddCounter("n", 100).ok());
   int sent_to_2 = 0;
@@ -755,10 +759,9 @@ TEST(DisseminatorMembership, RetiredReplicaNoLongerBlocksCollectionAndIsIgnored)
   c.RunFor(5000000, dead);
   EXPECT_FALSE(c.node(j).joining());
   EXPECT_EQ(c.Encoded(j, "n"), c.Encoded(0, "n"));
-  for (ReplicaId i : {0u, 1u, j}) {
-    EXPECT_EQ(c.node(i).Get("r"), nullptr) << "region " << i;
-    EXPECT_EQ(c.node(i).stats().messages_bad, 0u) << "region " << i;
-  }
+  ExpectCollected(c, {0}, "r", 1);  // its stats restarted with it
+  ExpectCollected(c, {1}, "r", 2);
+  EXPECT_EQ(c.node(j).Get("r"), nullptr);
 }
 
 TEST(DisseminatorMembership, JoinSurvivesARestartMidJoin) {
