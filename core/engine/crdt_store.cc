@@ -88,6 +88,7 @@ Status DecodeIds(crdt::Decoder* dec, std::vector<crdt::ReplicaId>* ids) {
 // them keeps the old encoding (and stays readable by older builds); an old encoding,
 // without the tail, reads as nothing retired and not joining.
 constexpr uint64_t kProgressTailMembership = 1;
+constexpr uint64_t kProgressTailRelay = 2;  // the same, then relay_pending
 
 std::string EncodeProgress(const crdt::Progress& p) {
   crdt::Encoder enc;
@@ -96,7 +97,12 @@ std::string EncodeProgress(const crdt::Progress& p) {
   EncodeCounts(&enc, p.acked);
   enc.PutSigned(p.hlc_high_water_ms);
   p.gc_horizon.EncodeTo(&enc);
-  if (!p.retired.empty() || !p.join_pending.empty()) {
+  if (!p.relay_pending.empty()) {
+    enc.PutVarint(kProgressTailRelay);
+    EncodeIds(&enc, p.retired);
+    EncodeIds(&enc, p.join_pending);
+    EncodeIds(&enc, p.relay_pending);
+  } else if (!p.retired.empty() || !p.join_pending.empty()) {
     enc.PutVarint(kProgressTailMembership);
     EncodeIds(&enc, p.retired);
     EncodeIds(&enc, p.join_pending);
@@ -114,9 +120,12 @@ Status DecodeProgress(std::string_view bytes, crdt::Progress* p) {
   if (!dec.done()) {
     uint64_t tail = 0;
     GEOKV_RETURN_IF_ERROR(dec.GetVarint(&tail));
-    if (tail != kProgressTailMembership) return Corruption("unknown progress tail " + std::to_string(tail));
+    if (tail != kProgressTailMembership && tail != kProgressTailRelay) {
+      return Corruption("unknown progress tail " + std::to_string(tail));
+    }
     GEOKV_RETURN_IF_ERROR(DecodeIds(&dec, &p->retired));
     GEOKV_RETURN_IF_ERROR(DecodeIds(&dec, &p->join_pending));
+    if (tail == kProgressTailRelay) GEOKV_RETURN_IF_ERROR(DecodeIds(&dec, &p->relay_pending));
   }
   return dec.Finish();
 }

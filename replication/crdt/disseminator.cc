@@ -815,6 +815,8 @@ void Disseminator::OnTransferData(ReplicaId origin, const void* raw) {
   MarkProgress();
   DrainReorder(origin);
   ack_due_[origin] = true;
+  auto& relay = progress_.relay_pending;
+  relay.erase(std::remove(relay.begin(), relay.end(), origin), relay.end());
   if (joining()) {
     // Persisted with the states just joined (same Ready), so a restart resumes the join
     // with this origin done and its horizon kept.
@@ -871,6 +873,15 @@ void Disseminator::RetireReplica(ReplicaId id) {
   MarkProgress();
   TruncateLog();  // it no longer holds the log
   if (joining()) JoinDone(id);
+  // Relay: what it shipped to some survivors only reaches every survivor through a
+  // transfer from each of them (see "Membership").
+  auto& relay = progress_.relay_pending;
+  relay.erase(std::remove(relay.begin(), relay.end(), id), relay.end());
+  for (ReplicaId p = 0; p < regions_; ++p) {
+    if (p == options_.self || retired_[p] || std::find(relay.begin(), relay.end(), p) != relay.end()) continue;
+    relay.insert(std::upper_bound(relay.begin(), relay.end(), p), p);
+    transfers_[p] = Transfer{};  // a transfer started before the retirement may predate what we need
+  }
 }
 
 void Disseminator::JoinDone(ReplicaId origin) {
@@ -892,7 +903,7 @@ void Disseminator::JoinDone(ReplicaId origin) {
 
 HlcTimestamp Disseminator::LocalStable() const {
   // A joining replica has applied nothing yet: minimal, so nobody collects past it.
-  if (joining()) return HlcTimestamp{};
+  if (joining() || !progress_.relay_pending.empty()) return HlcTimestamp{};
   HlcTimestamp w = last_batch_hlc_[options_.self];
   for (ReplicaId o = 0; o < regions_; ++o) {
     if (!retired_[o]) w = std::min(w, last_batch_hlc_[o]);
@@ -962,6 +973,10 @@ void Disseminator::Tick(int64_t now_us) {
   }
   // Join: one transfer from every origin still pending (retried on the timeout above).
   for (ReplicaId o : progress_.join_pending) {
+    if (!transfers_[o].active) StartTransfer(o);
+  }
+  // Relay after a retirement: likewise.
+  for (ReplicaId o : progress_.relay_pending) {
     if (!transfers_[o].active) StartTransfer(o);
   }
 }

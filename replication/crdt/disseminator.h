@@ -65,8 +65,16 @@
 //    its W. A retired replica is sent nothing, its messages are dropped (counted), no
 //    transfer is taken from it, it no longer holds the log, and it is left out of both
 //    minimums (LocalStable over origins, the global one over known_stable_), so
-//    collection resumes. Its batches that reached nobody are lost with it; those that
-//    reached anyone spread from there by transfers.
+//    collection resumes. Its batches that reached nobody are lost with it. Those that
+//    reached some replicas only are relayed: every replica that retires it then takes a
+//    state transfer from every other non-retired replica (Progress::relay_pending,
+//    persisted), and its own W stays zero until they complete, so nothing the retired
+//    replica wrote is collected anywhere before every survivor holds it (a survivor that
+//    collected a tombstone the retired replica shipped to it alone relied on our W, which
+//    was below that tombstone while we held the retired replica's earlier batches only).
+//    A batch of the retired replica still in flight to a survivor after the survivors
+//    exchanged their states is not relayed: retire a replica once it has been dead for
+//    longer than messages travel.
 //
 //  * Joining (DisseminatorOptions::join). A replica added to a running cluster with an
 //    empty disk must not apply any origin's delta batch, nor accept a local operation
@@ -188,6 +196,9 @@ struct Progress {
   // While joining: the origins whose state transfer is still to complete, ascending.
   // Empty = not joining.
   std::vector<ReplicaId> join_pending;
+  // After a retirement: the replicas whose state transfer is still to complete, ascending
+  // (see "Membership": the survivors relay what the retired replica shipped to some).
+  std::vector<ReplicaId> relay_pending;
 };
 
 // What a restarted region recovers from its storage.

@@ -832,6 +832,43 @@ TEST(DisseminatorMembership, WriterAboveItsNewShareIsRefusedNotTruncated) {
 }
 
 }  // namespace
+
+// A replica dies after shipping a batch to one survivor only: once the survivors retire
+// it, they relay that batch to each other (state transfers), and neither collects
+// anything the dead replica wrote before both hold it.
+TEST(DisseminatorMembership, RetirementRelaysWhatTheDeadReplicaShippedToSomeOnly) {
+  Cluster c(3);
+  c.Tick(1000);
+  ASSERT_TRUE(c.node(2).PutLww("k", "v").ok());
+  c.RunFor(50000);
+  ASSERT_EQ(c.Encoded(0, "k"), c.Encoded(1, "k"));
+  // Region 2's next batches reach region 0 only; then it dies.
+  ASSERT_TRUE(c.node(2).DeleteLww("k").ok());
+  ASSERT_TRUE(c.node(2).AddCounter("n", 7).ok());
+  ASSERT_TRUE(c.node(2).SetAdd("s", "x").ok());
+  c.RunFor(1000000, [](const Envelope& e) { return (e.from == 2 && e.to == 1) || e.to == 2; });
+  auto dead = [](const Envelope& e) { return e.to == 2 || e.from == 2; };
+  ASSERT_EQ(c.node(0).Get("n")->As<PnCounter>()->Value(), 7);
+  ASSERT_EQ(c.node(1).Get("n"), nullptr);
+  for (int i = 0; i < 2; ++i) c.node(i).RetireReplica(2);
+  EXPECT_FALSE(c.node(0).progress().relay_pending.empty());
+  // Region 1 persists the retirement, then restarts before its relay completes.
+  c.RunFor(1000, [](const Envelope&) { return true; });
+  c.Restart(1);
+  EXPECT_EQ(c.node(1).progress().relay_pending, std::vector<ReplicaId>{0});
+  c.RunFor(5000000, dead);
+  EXPECT_TRUE(c.node(0).progress().relay_pending.empty());
+  EXPECT_TRUE(c.node(1).progress().relay_pending.empty());
+  ASSERT_NE(c.node(1).Get("n"), nullptr);
+  EXPECT_EQ(c.node(1).Get("n")->As<PnCounter>()->Value(), 7);
+  EXPECT_TRUE(c.node(1).Get("s")->As<OrSet>()->Contains("x"));
+  for (const char* key : {"n", "s"}) EXPECT_EQ(c.Encoded(0, key), c.Encoded(1, key)) << key;
+  // The delete reached region 1 (as a tombstone, or collected by both).
+  EXPECT_TRUE(c.node(1).Get("k") == nullptr || c.node(1).Get("k")->As<LwwRegister>()->deleted());
+  EXPECT_TRUE(c.node(0).Get("k") == nullptr || c.node(0).Get("k")->As<LwwRegister>()->deleted());
+}
+
+
 }  // namespace geokv::crdt
 
 
