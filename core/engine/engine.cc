@@ -186,7 +186,7 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options, Env
     e->node_regions_.push_back(region);
     if (e->meta_nodes_[region] == placement::kNoNode) {
       // The metadata group's voters are in the genesis map.
-      if (options.members[n].added) {
+      if (!options.members.empty() && options.members[n].added) {
         return InvalidArgument("node " + std::to_string(n) + " is the first of region " + std::to_string(region) +
                                " and cannot be an added node");
       }
@@ -1294,21 +1294,29 @@ void Engine::TickMoves(int64_t now) {
       }
       continue;
     }
-    // 2. Promoted: the replica it replaces leaves (a leader leaving hands over first).
+    // 2. Promoted: the replica it replaces leaves (a leader leaving hands over first). A
+    // target that stopped serving meanwhile ends the move while the replica it was to
+    // replace is still a member (and no removal of it is in flight): it then leaves as a
+    // member the map does not place.
     if (m.IsMember(leaving)) {
-      if (leaving == replica.id()) {
+      if (!target_serves) {
+        if (!replica.ChangeInFlight()) propose(placement::AbortMove{g, s.epoch});
+      } else if (leaving == replica.id()) {
         hand_over(learner);
       } else if (replica.ChangeMembers(paxos::MemberChange::kRemove, leaving).ok()) {
         stats_.member_changes++;
       }
       continue;
     }
-    // 3. The group has switched: the map follows, once the removal is chosen. members()
-    // shows a change from the moment its leader proposes it; a leader that loses office
-    // before it is chosen may leave it unchosen, and a map that had moved on would then
-    // erase a replica the group still counts as a voter (a quorum lost for good at the
-    // next failure).
-    if (replica.applied_members().IsMember(leaving) && !options_.unsafe_finish_move_before_chosen) continue;
+    // 3. The group has switched: the map follows (and the replaced node erases its
+    // replica) once a quorum of the new voters knows the removal was chosen. Before that,
+    // a voter that accepted the removal without learning its commit still counts the old
+    // voters: with the leader gone it could re-choose the removal only with the replaced
+    // replica's vote, and a map that had moved on has erased it (the group stuck for good).
+    if (!options_.unsafe_finish_move_unsettled &&
+        (replica.applied_members().IsMember(leaving) || !replica.MembershipSettled())) {
+      continue;
+    }
     propose(placement::FinishMove{g, s.epoch});
   }
 }

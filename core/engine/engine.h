@@ -49,9 +49,18 @@
 //     client operation but status with UNAVAILABLE, saying why.
 // So every node must be reachable when a cluster is created (each new directory waits for
 // every peer), unless the nodes are started as a new cluster (EngineOptions::new_cluster,
-// geokvd --new-cluster), which only the creator of a cluster may assert. Replacing a node
-// on an empty disk needs membership changes in every group and
-// fresh CRDT identities (docs/operations.md); until then the unsafe case is a refusal.
+// geokvd --new-cluster), which only the creator of a cluster may assert. A node on an empty
+// disk never comes back under its old id; it is replaced by a new node (below).
+//
+// Adding a node (Op::kNodeAdd, admin): the metadata group commits AddNode (the next id, an
+// existing region); every node applying it grows its per-node state (GrowNodes) and
+// connects to it (Env::ConnectPeer). The new node runs with EngineMember::added for itself:
+// its map starts as the genesis one (the members that are not `added`) and follows the
+// metadata group as a learner; its new directory waits for the metadata voters only; its
+// CRDT replica joins by state transfers (crdt::DisseminatorOptions::join). The placement
+// driver then moves replicas onto it. A removed node's CRDT replica is retired everywhere
+// (the survivors relay what it shipped to some of them only). docs/placement.md, "Adding
+// and replacing nodes".
 //
 // The metadata group replicates the cluster map (placement::ClusterMap): the regions, the
 // nodes with their addresses and states, the placement of every shard, and the policy. A new
@@ -183,11 +192,11 @@ struct EngineOptions {
   // applied; Paxos records the others' sessions, so a retry is answered as a repeat and
   // never takes effect. The simulator must catch it.
   bool unsafe_apply_first_of_shared_slot = false;
-  // TEST ONLY (the old behaviour): a move's FinishMove is proposed once the leader has
-  // proposed the removal of the replaced replica, before the removal is chosen; a leader
-  // change can then leave the group with a voter the map has erased. The simulator must
-  // catch it.
-  bool unsafe_finish_move_before_chosen = false;
+  // TEST ONLY (the old behaviour): a move's FinishMove is proposed as soon as the leader
+  // has committed the removal of the replaced replica, before a quorum of the new voters
+  // knows it; the leader's death then leaves voters that still count the erased replica
+  // (paxos::Replica::MembershipSettled). The simulator must catch it.
+  bool unsafe_finish_move_unsettled = false;
 };
 
 struct EngineStats {

@@ -151,7 +151,7 @@ class Cluster {
     options_.unsafe_ignore_storage_errors = o.unsafe_ignore_storage_errors;
     options_.unsafe_trust_any_disk = o.unsafe_trust_any_disk;
     options_.unsafe_apply_first_of_shared_slot = o.unsafe_apply_first_of_shared_slot;
-    options_.unsafe_finish_move_before_chosen = o.unsafe_finish_move_before_chosen;
+    options_.unsafe_finish_move_unsettled = o.unsafe_finish_move_unsettled;
     options_.policy = Policy(Mode::kStrong);
     (void)options_.policy.Set("c/", Mode::kCounter);
     (void)options_.policy.Set("set/", Mode::kSet);
@@ -216,7 +216,7 @@ class Cluster {
       net_.RunUntil(net_.Now() + 15'000'000);
       // A drain attempt whose outcome was unknown may have committed after the undrain (as
       // a timed-out write may take effect late): the operator looks and says "up" once more.
-      admin_.push_back(Admin{admin_.back().request, 0});
+      admin_.push_back(Admin{undrain, 0});
       SubmitAdmin(admin_.size() - 1);
       for (int s = 0; s < 30 && !admin_.back().done; ++s) net_.RunUntil(net_.Now() + 1'000'000);
       if (!admin_.back().done) Fail("the final undrain was never acknowledged (last: " + admin_.back().error + ")");

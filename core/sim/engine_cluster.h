@@ -77,7 +77,7 @@ struct EngineSimOptions {
   bool unsafe_ignore_storage_errors = false; // TEST ONLY: acknowledges what was not written
   bool unsafe_trust_any_disk = false;        // TEST ONLY: a lost directory rejoins and serves
   bool unsafe_apply_first_of_shared_slot = false;  // TEST ONLY: retries of lost commands are repeats
-  bool unsafe_finish_move_before_chosen = false;   // TEST ONLY: the map erases a voter the group keeps
+  bool unsafe_finish_move_unsettled = false;  // TEST ONLY: the map erases a voter still needed
 };
 
 struct EngineSimResult {

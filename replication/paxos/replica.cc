@@ -66,6 +66,7 @@ StatusOr<std::unique_ptr<Replica>> Replica::Open(const Config& config, const Sto
     e.chosen = true;
     if (e.members) r->members_ = *e.members;
   }
+  r->members_slot_ = r->hs_.commit;  // when the membership was chosen is not kept: now, at the latest
   r->max_round_seen_ = r->hs_.promised.round;
   return r;
 }
@@ -733,6 +734,16 @@ void Replica::InstallSnapshot(const Snapshot& s) {
   if (m != members_) ApplyMembers(m);
 }
 
+bool Replica::MembershipSettled() const {
+  if (role_ != Role::kLeader) return false;
+  int known = 0;
+  for (uint32_t p = 0; p < Membership::kIdsMax; ++p) {
+    if (!members_.IsVoter(p)) continue;
+    if ((p == cfg_.id ? hs_.commit : peers_[p].commit) >= members_slot_) ++known;
+  }
+  return known >= members_.Quorum();
+}
+
 bool Replica::Counts(uint32_t id) const {
   return members_.IsVoter(id) || (cfg_.unsafe_learners_count && members_.IsLearner(id));
 }
@@ -743,6 +754,7 @@ void Replica::ApplyMembers(const Membership& m) {
   // that they know they left and never campaign.
   departed_ = (members_.voters | members_.learners) & ~(m.voters | m.learners);
   departed_slot_ = hs_.commit;
+  members_slot_ = hs_.commit;
   departed_until_tick_ = ticks_ + 100 * static_cast<uint64_t>(cfg_.election_ticks);
   members_ = m;
   change_slot_ = 0;

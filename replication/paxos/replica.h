@@ -259,6 +259,15 @@ class Replica {
   // removing the leader itself (transfer leadership first). The change is done once
   // members() shows it.
   Status ChangeMembers(MemberChange change, uint32_t id);
+  // Leader only (false elsewhere): whether a quorum of the current voters is known to have
+  // committed the slot that chose the current membership. Until then a replica that the
+  // change removed may still be needed: a voter that accepted the change but never learned
+  // it was chosen still counts the old membership, and with the leader gone it can only
+  // re-choose the change with a quorum of the old voters. So a replica a change removed
+  // may be destroyed only once this holds (the engine's moves wait for it).
+  bool MembershipSettled() const;
+  // Leader only: a membership change it proposed is not chosen yet.
+  bool ChangeInFlight() const { return change_slot_ != 0; }
   // Takes a snapshot: `data` is the application state after applying everything up to
   // applied_index() (call it after Advance()). Drops the log up to there (or, while a peer
   // is being sent an older snapshot, up to that one's index, so that the peer can continue
@@ -414,6 +423,7 @@ class Replica {
   uint64_t change_slot_ = 0;            // leader: slot of its uncommitted change (0: none)
   uint64_t departed_ = 0;               // removed by the last change, not yet told so
   uint64_t departed_slot_ = 0;          // that change's slot
+  uint64_t members_slot_ = 0;           // the commit index when members_ took effect here
   uint64_t departed_until_tick_ = 0;    // stop telling them then
 
   std::mt19937_64 rng_;

@@ -137,6 +137,12 @@ void TwoPerRegion(EngineSimOptions* o) {
   o->clients = 12;
 }
 
+// One node per region, then one more per region added, and one of those replaced.
+void Grow(EngineSimOptions* o) {
+  o->grow = true;
+  o->shards = 8;
+}
+
 // The seeds of a scenario that runs in shard 0 only: a fifth of GEOKV_SIM_SEEDS (at least
 // 20), or GEOKV_SEED.
 std::vector<uint64_t> FifthOfTheSeeds() {
@@ -187,8 +193,7 @@ TEST(EngineSim, TwoNodesPerRegion) {
 TEST(EngineSim, GrowAndReplace) {
   if (SuiteShard() != 0) GTEST_SKIP() << "runs in shard 0";
   EngineSimOptions o = Options(1);
-  o.grow = true;
-  o.shards = 8;
+  Grow(&o);
   for (uint64_t seed : RunSeeds(FifthOfTheSeeds(), "engine_grow_and_replace", o, true)) {
     ADD_FAILURE() << "GEOKV_SEED=" << seed << " strong history is not linearizable (Porcupine)";
   }
@@ -248,12 +253,14 @@ struct Mutant {
   uint64_t seed;
   bool disk_loss = false;  // the fault that exposes it, in the clean run too
   bool two_per_region = false;  // the topology that exposes it, likewise
+  bool grow = false;            // the growth and replacement that expose it, likewise
 };
 
 void CheckMutant(const Mutant& m) {
   EngineSimOptions clean = Options(1);
   clean.disk_loss = m.disk_loss;
   if (m.two_per_region) TwoPerRegion(&clean);
+  if (m.grow) Grow(&clean);
   EngineSimOptions broken = clean;
   m.apply(&broken);
   if (const char* search = std::getenv("GEOKV_MUTANT_SEARCH")) {
@@ -301,6 +308,14 @@ TEST(EngineSim, IgnoredStorageErrorsAreCaught) {
 TEST(EngineSim, ApplyingOnlyTheFirstCommandOfASharedSlotIsCaught) {
   CheckMutant({"apply_first_of_shared_slot", [](EngineSimOptions* o) { o->unsafe_apply_first_of_shared_slot = true; },
                206, false, true});
+}
+
+// A move finished (the replaced node erases its replica) as soon as its leader committed
+// the removal: the leader dies with the voters that did not learn the commit still
+// counting the erased replica, and the shard never elects a leader again.
+TEST(EngineSim, FinishingAMoveBeforeTheVotersKnowIsCaught) {
+  CheckMutant({"finish_move_unsettled", [](EngineSimOptions* o) { o->unsafe_finish_move_unsettled = true; }, 78,
+               false, false, true});
 }
 
 TEST(EngineSim, TrustingALostDataDirectoryIsCaught) {
