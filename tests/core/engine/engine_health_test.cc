@@ -190,7 +190,10 @@ class Cluster {
 
 int64_t NodeEnv::NowUs() { return cluster_.now_us; }
 // A stopped process still has its socket: messages to it queue, as ZeroMQ queues them.
-void NodeEnv::Send(uint32_t to, std::string bytes) { cluster_.inbox_[to].push_back({self_, std::move(bytes)}); }
+// A node added to the map that never started has no socket: what is sent to it is lost.
+void NodeEnv::Send(uint32_t to, std::string bytes) {
+  if (to < cluster_.inbox_.size()) cluster_.inbox_[to].push_back({self_, std::move(bytes)});
+}
 
 TEST(EngineHealth, GenesisMapListsEveryNodeUpWithItsAddresses) {
   Cluster c;
@@ -364,6 +367,50 @@ TEST(EngineHealth, BadNodeStateRequestsGetSpecificErrors) {
   ASSERT_TRUE(c.SetState(1, "2", "up").status.ok());
   c.Run(500'000);  // the other nodes apply it with the metadata leader's next heartbeats
   for (uint32_t at = 0; at < c.nodes(); ++at) EXPECT_EQ(c.StateIn(at, 2), NodeState::kUp);
+}
+
+// Adding a node: the id must be the next one, the region must exist, the value must name
+// a region and two addresses; each refusal is specific and changes nothing. A valid add
+// commits (a retry of it too), every node applies it and grows, and its state is joining.
+TEST(EngineHealth, NodeAddIsValidatedAndEveryNodeAppliesIt) {
+  Cluster c;
+  c.Run(3'000'000);
+  auto add = [&](uint32_t at, const std::string& id, const std::string& value) {
+    Request r;
+    r.op = Op::kNodeAdd;
+    r.key = id;
+    r.value = value;
+    Response out = c.Call(at, r);
+    for (int i = 0; i < 5 && (out.status.code() == Code::kTimeout || out.status.code() == Code::kUnavailable); ++i) {
+      c.Run(500'000);
+      out = c.Call(at, r);
+    }
+    return out.status;
+  };
+  EXPECT_EQ(add(0, "x", "eu-west tcp://a tcp://b").code(), Code::kInvalidArgument);
+  EXPECT_EQ(add(0, "3", "eu-west tcp://a").code(), Code::kInvalidArgument) << "two addresses";
+  EXPECT_EQ(add(0, "3", "eu-west  tcp://a tcp://b").code(), Code::kInvalidArgument) << "an empty field";
+  EXPECT_EQ(add(0, "3", "mars tcp://a tcp://b").code(), Code::kInvalidArgument) << "no such region";
+  EXPECT_EQ(add(1, "4", "eu-west tcp://a tcp://b").code(), Code::kInvalidArgument) << "not the next id";
+  EXPECT_EQ(add(1, "64", "eu-west tcp://a tcp://b").code(), Code::kInvalidArgument) << "not the next id";
+  for (uint32_t at = 0; at < c.nodes(); ++at) EXPECT_EQ(c.engine(at).cluster_map().nodes().size(), 3u);
+  ASSERT_TRUE(add(2, "3", "eu-west tcp://peer-3 tcp://client-3").ok());
+  EXPECT_TRUE(add(0, "3", "eu-west tcp://peer-3 tcp://client-3").ok()) << "a retry of an add that committed";
+  EXPECT_EQ(add(0, "3", "us-east tcp://peer-3 tcp://client-3").code(), Code::kInvalidArgument) << "id 3 is taken";
+  c.Run(500'000);
+  for (uint32_t at = 0; at < c.nodes(); ++at) {
+    const placement::Node* n = c.engine(at).cluster_map().FindNode(3);
+    ASSERT_NE(n, nullptr) << "node " << at;
+    EXPECT_EQ(n->region, 1u);
+    EXPECT_EQ(n->peer_address, "tcp://peer-3");
+    EXPECT_EQ(n->state, NodeState::kJoining) << "it has not started";
+    EXPECT_EQ(c.engine(at).disseminator().replicas(), 4u) << "node " << at << " grew its CRDT replica set";
+  }
+  // A node that never came up is marked down, then removed (it holds no replica).
+  ASSERT_TRUE(c.SetState(0, "3", "down").status.ok());
+  ASSERT_TRUE(c.SetState(0, "3", "removed").status.ok());
+  c.Run(500'000);
+  for (uint32_t at = 0; at < c.nodes(); ++at) EXPECT_TRUE(c.engine(at).disseminator().retired(3)) << "node " << at;
 }
 
 // ---- data directory identity ----------------------------------------------------------
