@@ -181,8 +181,15 @@ void Replica::Tick(int64_t now_us) {
       if (++election_elapsed_ >= election_timeout_) Campaign();  // a new round
       break;
     case Role::kFollower:
-      // A learner, or a replica removed (or not yet added), never campaigns.
-      if (!members_.IsVoter(cfg_.id)) break;
+      // A learner, or a replica removed (or not yet added), never campaigns; but its
+      // knowledge of the leader ages like a voter's. A learner promoted by a slot it has
+      // not learned yet is a voter to the others: if it kept believing in a dead leader,
+      // it would refuse their pre-votes and prepares forever (stickiness), and a group
+      // whose other live voters need its vote would never elect a leader again.
+      if (!members_.IsVoter(cfg_.id)) {
+        election_elapsed_ = std::min(election_elapsed_ + 1, election_timeout_);
+        break;
+      }
       if (++election_elapsed_ >= election_timeout_) {
         if (LeaseBlocks(cfg_.id, Ballot{})) break;  // retry next tick
         Campaign();
