@@ -1516,12 +1516,15 @@ void Engine::TickHealth(int64_t now) {
   paxos::Replica& meta = *groups_[metadata_group()].replica;
   // Every node follows the cluster map: the metadata leader adds the nodes that are not
   // members of its group as learners, one change at a time (refused, and tried again at
-  // the next tick, while another is in flight).
+  // the next tick, while another is in flight); a removed node's learner leaves it.
   for (uint32_t id = 0; id < meta_nodes_.size(); ++id) {
-    if (meta.members().IsMember(id)) continue;
-    if (const placement::Node* n = map_.FindNode(meta_nodes_[id]); n == nullptr || n->state == placement::NodeState::kRemoved) {
-      continue;
+    const placement::Node* n = map_.FindNode(meta_nodes_[id]);
+    const bool removed = n != nullptr && n->state == placement::NodeState::kRemoved;
+    if (removed && meta.members().IsLearner(id)) {
+      if (meta.ChangeMembers(paxos::MemberChange::kRemove, id).ok()) stats_.member_changes++;
+      break;
     }
+    if (meta.members().IsMember(id) || n == nullptr || removed) continue;
     if (meta.ChangeMembers(paxos::MemberChange::kAddLearner, id).ok()) stats_.member_changes++;
     break;
   }
