@@ -193,20 +193,49 @@ int PickPort() {
 
 LocalCluster::LocalCluster(std::string dir, ClusterOptions options)
     : dir_(std::move(dir)), options_(std::move(options)) {
-  nodes_.resize(options_.regions.size() * static_cast<size_t>(std::max(options_.nodes_per_region, 1)));
-  for (size_t i = 0; i < nodes_.size(); ++i) {
-    Node& n = nodes_[i];
+  const size_t genesis = options_.regions.size() * static_cast<size_t>(std::max(options_.nodes_per_region, 1));
+  for (size_t i = 0; i < genesis; ++i) NewNode(i % options_.regions.size());
+  for (size_t i = 0; i < nodes_.size(); ++i) WriteFile(nodes_[i].config, WriteConfig(i));
+}
+
+size_t LocalCluster::NewNode(size_t region_index, std::optional<size_t> ports_of) {
+  const size_t i = nodes_.size();
+  Node& n = nodes_.emplace_back();
+  n.region = region_index;
+  if (ports_of) {
+    n.peer_port = nodes_[*ports_of].peer_port;
+    n.client_port = nodes_[*ports_of].client_port;
+    n.metrics_port = nodes_[*ports_of].metrics_port;
+  } else {
     n.peer_port = PickPort();
     n.client_port = PickPort();
     if (options_.metrics) n.metrics_port = PickPort();
-    const std::string base = dir_ + "/n" + std::to_string(i);
-    fs::create_directories(base + "/data");
-    n.config = base + "/geokvd.toml";
-    n.log = base + "/geokvd.log";
-    n.data = base + "/data";
-    n.child = std::make_unique<Child>();
   }
-  for (size_t i = 0; i < nodes_.size(); ++i) WriteFile(nodes_[i].config, WriteConfig(i));
+  const std::string base = dir_ + "/n" + std::to_string(i);
+  fs::create_directories(base + "/data");
+  n.config = base + "/geokvd.toml";
+  n.log = base + "/geokvd.log";
+  n.data = base + "/data";
+  n.child = std::make_unique<Child>();
+  return i;
+}
+
+size_t LocalCluster::AddNode(size_t region_index) {
+  if (options_.curve) ADD_FAILURE() << "LocalCluster::AddNode: not with CURVE (no keys for the new node)";
+  const size_t i = NewNode(region_index);
+  nodes_[i].added = true;
+  WriteFile(nodes_[i].config, WriteConfig(i));
+  return i;
+}
+
+size_t LocalCluster::AddReplacement(size_t old) {
+  if (options_.curve) ADD_FAILURE() << "LocalCluster::AddReplacement: not with CURVE (no keys for the new node)";
+  if (running(old)) ADD_FAILURE() << "LocalCluster::AddReplacement: node " << old << " is still running";
+  nodes_[old].removed = true;
+  const size_t i = NewNode(nodes_[old].region, old);
+  nodes_[i].added = true;
+  WriteFile(nodes_[i].config, WriteConfig(i));
+  return i;
 }
 
 LocalCluster::~LocalCluster() {
@@ -239,6 +268,12 @@ std::string LocalCluster::WriteConfig(size_t self) const {
   for (size_t i = 0; i < nodes_.size(); ++i) {
     t << "[[cluster.nodes]]\nid = " << i << "\nregion = \"" << region(i) << "\"\npeer_endpoint = \""
       << ep(nodes_[i].peer_port) << "\"\nclient_endpoint = \"" << ep(nodes_[i].client_port) << "\"\n";
+    // A node is one or the other: a replaced node is removed, whether it was added or not.
+    if (nodes_[i].removed) {
+      t << "removed = true\n";
+    } else if (nodes_[i].added) {
+      t << "added = true\n";
+    }
     if (options_.curve) t << "curve_public_key = \"" << options_.curve->public_keys[i] << "\"\n";
   }
   t << "[policy]\ndefault = \"strong\"\nrules = { " << options_.policy_rules << " }\n";
@@ -302,7 +337,8 @@ bool LocalCluster::StartNode(size_t i) {
     }
   }
   std::vector<std::string> argv = {GeokvdPath(), "--config", nodes_[i].config};
-  if (!nodes_[i].started) argv.push_back("--new-cluster");
+  // Only the genesis nodes create the cluster; an added node joins it.
+  if (!nodes_[i].started && !nodes_[i].added) argv.push_back("--new-cluster");
   nodes_[i].started = true;
   return nodes_[i].child->Start(argv, nodes_[i].log, env);
 }
