@@ -249,7 +249,6 @@ LocalCluster::~LocalCluster() {
 }
 
 std::string LocalCluster::WriteConfig(size_t self) const {
-  const auto ep = [](int port) { return "tcp://127.0.0.1:" + std::to_string(port); };
   std::ostringstream t;
   t << "data_dir = \"" << nodes_[self].data << "\"\n";
   t << "[storage]\ndurability = \"sync\"\n";
@@ -267,7 +266,7 @@ std::string LocalCluster::WriteConfig(size_t self) const {
   t << "]\n";
   for (size_t i = 0; i < nodes_.size(); ++i) {
     t << "[[cluster.nodes]]\nid = " << i << "\nregion = \"" << region(i) << "\"\npeer_endpoint = \""
-      << ep(nodes_[i].peer_port) << "\"\nclient_endpoint = \"" << ep(nodes_[i].client_port) << "\"\n";
+      << peer_endpoint(i) << "\"\nclient_endpoint = \"" << client_endpoint(i) << "\"\n";
     // A node is one or the other: a replaced node is removed, whether it was added or not.
     if (nodes_[i].removed) {
       t << "removed = true\n";
@@ -303,6 +302,10 @@ std::string LocalCluster::WriteConfig(size_t self) const {
 
 std::string LocalCluster::client_endpoint(size_t i) const {
   return "tcp://127.0.0.1:" + std::to_string(nodes_[i].client_port);
+}
+
+std::string LocalCluster::peer_endpoint(size_t i) const {
+  return "tcp://127.0.0.1:" + std::to_string(nodes_[i].peer_port);
 }
 
 std::vector<std::string> LocalCluster::client_endpoints() const {

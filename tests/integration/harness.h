@@ -151,6 +151,7 @@ class LocalCluster {
   size_t region_index(size_t i) const { return nodes_[i].region; }
   const std::string& region(size_t i) const { return options_.regions[region_index(i)]; }
   std::string client_endpoint(size_t i) const;
+  std::string peer_endpoint(size_t i) const;
   std::string config_path(size_t i) const { return nodes_[i].config; }
   std::string log_path(size_t i) const { return nodes_[i].log; }
   std::string data_dir(size_t i) const { return nodes_[i].data; }
