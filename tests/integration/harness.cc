@@ -220,13 +220,29 @@ size_t LocalCluster::NewNode(size_t region_index, std::optional<size_t> ports_of
   return i;
 }
 
-size_t LocalCluster::AddNode(size_t region_index) {
-  if (options_.curve) ADD_FAILURE() << "LocalCluster::AddNode: not with CURVE (no keys for the new node)";
+size_t LocalCluster::AddNode(size_t region_index, const std::optional<ClusterOptions::CurveNode>& curve) {
+  if (options_.curve.has_value() != curve.has_value()) {
+    ADD_FAILURE() << "LocalCluster::AddNode: CURVE key files are needed exactly when the cluster runs CURVE";
+  }
   const size_t i = NewNode(region_index);
   nodes_[i].added = true;
+  if (options_.curve && curve) {
+    ClusterOptions::Curve& c = *options_.curve;
+    // Per-node vectors: the new node's entry at index i.
+    c.secret_key_files.resize(i + 1);
+    c.public_key_files.resize(i + 1);
+    c.public_keys.resize(i + 1);
+    c.allowed_keys_files.resize(i + 1);
+    c.secret_key_files[i] = curve->secret_key_file;
+    c.public_key_files[i] = curve->public_key_file;
+    c.public_keys[i] = curve->public_key;
+    c.allowed_keys_files[i] = curve->allowed_keys_file;
+  }
   WriteFile(nodes_[i].config, WriteConfig(i));
   return i;
 }
+
+void LocalCluster::RewriteConfig(size_t i) { WriteFile(nodes_[i].config, WriteConfig(i)); }
 
 size_t LocalCluster::AddReplacement(size_t old) {
   if (options_.curve) ADD_FAILURE() << "LocalCluster::AddReplacement: not with CURVE (no keys for the new node)";

@@ -122,6 +122,10 @@ struct ClusterOptions {
     std::vector<std::string> allowed_keys_files;   // per node
   };
   std::optional<Curve> curve;
+  // One node's entries of Curve (LocalCluster::AddNode).
+  struct CurveNode {
+    std::string secret_key_file, public_key_file, public_key, allowed_keys_file;
+  };
   // TEST ONLY, per node: [wan] clock_offset_ms, shifts the node's wall clock (0 or missing:
   // not written, so binaries that predate the field still start).
   std::vector<int64_t> clock_offset_ms;
@@ -165,12 +169,16 @@ class LocalCluster {
   // the others, an empty data directory, and a config listing every node, with `added =
   // true` for it and every node added before it and `removed = true` for every node
   // replaced so far. Neither announces it (that is `geokv node add`) nor starts it
-  // (StartNode, without --new-cluster); the other nodes' configs stay as they are. Not with
-  // CURVE (ADD_FAILURE). Returns its id.
-  size_t AddNode(size_t region_index);
+  // (StartNode, without --new-cluster); the other nodes' configs stay as they are. With
+  // CURVE, `curve` gives its key files (ADD_FAILURE without). Returns its id.
+  size_t AddNode(size_t region_index, const std::optional<ClusterOptions::CurveNode>& curve = std::nullopt);
+  // Writes node i's config again, listing every node known now (what a test appended to it
+  // is gone): e.g. an existing node learning an added node's CURVE key before a reload.
+  void RewriteConfig(size_t i);
   // The replacement of node `old` (dead: not running) on an empty disk: AddNode in its
   // region, on its peer and client ports (the same address), and `old` is `removed = true`
-  // in the new node's config (and in those written later). Returns the new node's id.
+  // in the new node's config (and in those written later). Not with CURVE. Returns the new
+  // node's id.
   size_t AddReplacement(size_t old);
   // Whether node i was added to the running cluster, or replaced.
   bool added(size_t i) const { return nodes_[i].added; }
