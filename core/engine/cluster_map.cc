@@ -127,7 +127,7 @@ std::string_view NodeStateName(NodeState state) {
 bool TransitionAllowed(NodeState from, NodeState to) {
   using S = NodeState;
   switch (from) {
-    case S::kJoining: return to == S::kUp || to == S::kRemoved;
+    case S::kJoining: return to == S::kUp || to == S::kDown || to == S::kRemoved;  // down: died while joining
     case S::kUp: return to == S::kSuspect || to == S::kDown || to == S::kDraining;
     case S::kSuspect: return to == S::kUp || to == S::kDown || to == S::kDraining;
     case S::kDown: return to == S::kUp || to == S::kDraining || to == S::kRemoved;

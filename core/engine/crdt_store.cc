@@ -68,6 +68,27 @@ Status DecodeCounts(crdt::Decoder* dec, std::vector<uint64_t>* v) {
   return Status::Ok();
 }
 
+void EncodeIds(crdt::Encoder* enc, const std::vector<crdt::ReplicaId>& ids) {
+  enc->PutVarint(ids.size());
+  for (crdt::ReplicaId id : ids) enc->PutVarint(id);
+}
+
+Status DecodeIds(crdt::Decoder* dec, std::vector<crdt::ReplicaId>* ids) {
+  std::vector<uint64_t> raw;
+  GEOKV_RETURN_IF_ERROR(DecodeCounts(dec, &raw));
+  for (uint64_t id : raw) {
+    if (id >= crdt::kReplicasMax) return Corruption("replica id " + std::to_string(id) + " out of range");
+    ids->push_back(static_cast<crdt::ReplicaId>(id));
+  }
+  return Status::Ok();
+}
+
+// Membership fields (retired, join_pending) follow as an optional tail, tagged with its
+// version. It is written only when one of them is not empty, so a node that never used
+// them keeps the old encoding (and stays readable by older builds); an old encoding,
+// without the tail, reads as nothing retired and not joining.
+constexpr uint64_t kProgressTailMembership = 1;
+
 std::string EncodeProgress(const crdt::Progress& p) {
   crdt::Encoder enc;
   enc.PutVarint(p.next_seq);
@@ -75,6 +96,11 @@ std::string EncodeProgress(const crdt::Progress& p) {
   EncodeCounts(&enc, p.acked);
   enc.PutSigned(p.hlc_high_water_ms);
   p.gc_horizon.EncodeTo(&enc);
+  if (!p.retired.empty() || !p.join_pending.empty()) {
+    enc.PutVarint(kProgressTailMembership);
+    EncodeIds(&enc, p.retired);
+    EncodeIds(&enc, p.join_pending);
+  }
   return enc.Release();
 }
 
@@ -85,6 +111,13 @@ Status DecodeProgress(std::string_view bytes, crdt::Progress* p) {
   GEOKV_RETURN_IF_ERROR(DecodeCounts(&dec, &p->acked));
   GEOKV_RETURN_IF_ERROR(dec.GetSigned(&p->hlc_high_water_ms));
   GEOKV_RETURN_IF_ERROR(p->gc_horizon.DecodeFrom(&dec));
+  if (!dec.done()) {
+    uint64_t tail = 0;
+    GEOKV_RETURN_IF_ERROR(dec.GetVarint(&tail));
+    if (tail != kProgressTailMembership) return Corruption("unknown progress tail " + std::to_string(tail));
+    GEOKV_RETURN_IF_ERROR(DecodeIds(&dec, &p->retired));
+    GEOKV_RETURN_IF_ERROR(DecodeIds(&dec, &p->join_pending));
+  }
   return dec.Finish();
 }
 

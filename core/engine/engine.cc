@@ -184,7 +184,14 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options, Env
                              std::to_string(options.regions));
     }
     e->node_regions_.push_back(region);
-    if (e->meta_nodes_[region] == placement::kNoNode) e->meta_nodes_[region] = n;
+    if (e->meta_nodes_[region] == placement::kNoNode) {
+      // The metadata group's voters are in the genesis map.
+      if (options.members[n].added) {
+        return InvalidArgument("node " + std::to_string(n) + " is the first of region " + std::to_string(region) +
+                               " and cannot be an added node");
+      }
+      e->meta_nodes_[region] = n;
+    }
   }
   for (uint32_t r = 0; r < options.regions; ++r) {
     if (e->meta_nodes_[r] == placement::kNoNode) return InvalidArgument("region " + std::to_string(r) + " has no node");
@@ -230,19 +237,29 @@ Status Engine::Recover() {
   } else {
     return stored.status();
   }
-  if (map_.regions().size() != options_.regions || map_.shards().size() != options_.shards ||
-      map_.nodes().size() != nodes_) {
-    return InvalidArgument("the stored cluster map has " + std::to_string(map_.regions().size()) + " regions, " +
-                           std::to_string(map_.nodes().size()) + " nodes and " + std::to_string(map_.shards().size()) +
-                           " shards; this node is configured with " + std::to_string(options_.regions) + ", " +
-                           std::to_string(nodes_) + " and " + std::to_string(options_.shards));
+  if (map_.regions().size() != options_.regions || map_.shards().size() != options_.shards) {
+    return InvalidArgument("the stored cluster map has " + std::to_string(map_.regions().size()) + " regions and " +
+                           std::to_string(map_.shards().size()) + " shards; this node is configured with " +
+                           std::to_string(options_.regions) + " and " + std::to_string(options_.shards));
+  }
+  // The map may list nodes added since this node's configuration was written; the
+  // configuration may list added nodes the map does not have yet (a joining node's map
+  // starts as the genesis one). Every other node is in both, in the same region.
+  for (uint32_t id = static_cast<uint32_t>(map_.nodes().size()); id < nodes_; ++id) {
+    if (!options_.members[id].added) {
+      return InvalidArgument("node " + std::to_string(id) + " is configured but the stored cluster map has " +
+                             std::to_string(map_.nodes().size()) + " nodes (a node added to a running cluster is "
+                             "configured with added = true)");
+    }
   }
   for (const auto& [id, node] : map_.nodes()) {
-    if (id >= nodes_ || node.region != node_regions_[id]) {
+    if (id < nodes_ && node.region != node_regions_[id]) {
       return InvalidArgument("the stored cluster map has node " + std::to_string(id) + " in region " +
                              std::to_string(node.region) + "; this node is configured otherwise");
     }
   }
+  joining_ = fresh && !options_.members.empty() && options_.members[options_.self].added;
+  GrowNodes();
 
   GEOKV_RETURN_IF_ERROR(LoadDiskIds(fresh));
 
@@ -295,7 +312,11 @@ Status Engine::Recover() {
   d.limits.value_bytes_max = options_.limits.value_bytes_max;
   // A CRDT message and its envelope must fit the node's message bound.
   d.message_bytes_max = kMessageBytesMax - kEnvelopeBytesMax;
+  // A node added to a running cluster takes its eventual keys from state transfers of
+  // every other node before it applies or accepts anything (crdt::DisseminatorOptions::join).
+  d.join = joining_;
   crdt_ = std::make_unique<crdt::Disseminator>(d, std::move(image).value());
+  FollowMapNodes();
   // A stored CRDT state that does not decode is kept on disk untouched; the node refuses to
   // start rather than serve without it.
   if (!crdt_->open_status().ok()) return crdt_->open_status();
@@ -353,6 +374,40 @@ void Engine::EraseDeparted() {
     }
     apply_batch_.Delete(kAppliedTable, GroupKey(g));
     apply_batch_.Delete(kAppliedTable, BytesKey(g));
+  }
+}
+
+void Engine::GrowNodes() {
+  const auto listed = static_cast<uint32_t>(map_.nodes().size());
+  if (listed <= nodes_) return;
+  for (uint32_t id = nodes_; id < listed; ++id) {
+    const placement::Node* node = map_.FindNode(id);
+    node_regions_.push_back(node != nullptr ? node->region : 0);
+    meta_nodes_.push_back(id);  // a learner of the metadata group, ids in node order
+  }
+  nodes_ = listed;
+  peer_disks_.resize(nodes_, 0);
+  seen_disks_.resize(nodes_, 0);
+  foreign_disks_.resize(nodes_, 0);
+  echoed_.resize(nodes_, false);
+  if (crdt_) {
+    if (Status s = crdt_->AddReplicas(nodes_); !s.ok()) return Fail(s);
+  }
+}
+
+void Engine::FollowMapNodes() {
+  GrowNodes();
+  if (!failed_.ok()) return;
+  for (const auto& [id, node] : map_.nodes()) {
+    if (id == options_.self) continue;
+    if (node.state == placement::NodeState::kRemoved) {
+      // Gone for good: its eventual-key stability no longer holds collection back, and a
+      // new directory here does not wait for it.
+      if (crdt_) crdt_->RetireReplica(id);
+      if (id < echoed_.size()) echoed_[id] = true;
+      continue;
+    }
+    if (connected_.insert(id).second) env_.ConnectPeer(id, map_.regions()[node.region].name, node.peer_address);
   }
 }
 
@@ -511,6 +566,11 @@ void Engine::Dispatch(Request request, Callback done, Via via) {
         return reply(InvalidArgument("node-state: \"" + request.value +
                                      "\" is not a state an operator sets (draining, up, down, removed)"));
       }
+      return SubmitStrong(metadata_group(), std::move(request), std::move(done), via);
+    }
+    case Op::kNodeAdd: {
+      auto add = ParseNodeAdd(request);
+      if (!add.ok()) return reply(add.status());
       return SubmitStrong(metadata_group(), std::move(request), std::move(done), via);
     }
     case Op::kPlacement:
@@ -824,6 +884,17 @@ Status Engine::LoadDiskIds(bool fresh) {
   foreign_disks_.assign(nodes_, 0);
   echoed_.assign(nodes_, false);
   echoed_[options_.self] = true;
+  // A node added to a running cluster waits for the metadata group's voters only: every
+  // node joins through them (they record a joined node's id from its first established
+  // message, so they refuse an earlier life's id), while other nodes may be down for good
+  // (the one it replaces) or joining themselves.
+  if (!options_.members.empty() && options_.members[options_.self].added) {
+    for (uint32_t n = 0; n < nodes_; ++n) {
+      if (std::find(meta_nodes_.begin(), meta_nodes_.begin() + options_.regions, n) == meta_nodes_.begin() + options_.regions) {
+        echoed_[n] = true;
+      }
+    }
+  }
   auto id = store.Get(kMetaTable, kDiskIdKey);
   if (id.ok()) {
     disk_id_ = DecodeU64(*id);
@@ -1232,7 +1303,12 @@ void Engine::TickMoves(int64_t now) {
       }
       continue;
     }
-    // 3. The group has switched: the map follows.
+    // 3. The group has switched: the map follows, once the removal is chosen. members()
+    // shows a change from the moment its leader proposes it; a leader that loses office
+    // before it is chosen may leave it unchosen, and a map that had moved on would then
+    // erase a replica the group still counts as a voter (a quorum lost for good at the
+    // next failure).
+    if (replica.applied_members().IsMember(leaving) && !options_.unsafe_finish_move_before_chosen) continue;
     propose(placement::FinishMove{g, s.epoch});
   }
 }
@@ -1267,6 +1343,25 @@ void Engine::TickLoad(int64_t now) {
 
 // ---- the cluster map and health ----------------------------------------------------------
 
+StatusOr<placement::AddNode> Engine::ParseNodeAdd(const Request& r) const {
+  const auto id = ParseNodeId(r.key);
+  if (!id) return InvalidArgument("node-add: \"" + r.key + "\" is not a node id");
+  std::vector<std::string> fields;
+  for (size_t at = 0; at <= r.value.size();) {
+    const size_t end = std::min(r.value.find(' ', at), r.value.size());
+    fields.emplace_back(r.value.substr(at, end - at));
+    at = end + 1;
+  }
+  if (fields.size() != 3 || fields[0].empty() || fields[1].empty() || fields[2].empty()) {
+    return InvalidArgument("node-add: the value is \"<region> <peer address> <client address>\", not \"" +
+                           r.value.substr(0, 200) + "\"");
+  }
+  for (const placement::Region& region : map_.regions()) {
+    if (region.name == fields[0]) return placement::AddNode{*id, region.id, fields[1], fields[2]};
+  }
+  return InvalidArgument("node-add: the cluster has no region \"" + fields[0] + "\" (nodes join existing regions)");
+}
+
 StatusOr<placement::ClusterMap> Engine::GenesisMap(const Policy& policy) const {
   using namespace placement;
   ClusterMap m;
@@ -1282,6 +1377,7 @@ StatusOr<placement::ClusterMap> Engine::GenesisMap(const Policy& policy) const {
   for (uint32_t r = 0; r < options_.regions; ++r) GEOKV_RETURN_IF_ERROR(m.Apply(AddRegion{member(meta_nodes_[r]).region_name}));
   for (uint32_t i = 0; i < nodes_; ++i) {
     const EngineMember e = member(i);
+    if (e.added) continue;  // ids are dense: added nodes come after the genesis ones
     GEOKV_RETURN_IF_ERROR(m.Apply(AddNode{i, e.region, e.peer_address, e.client_address}));
     GEOKV_RETURN_IF_ERROR(m.Apply(SetNodeState{i, NodeState::kUp}));
   }
@@ -1311,6 +1407,27 @@ Status Engine::ApplyMetadata(const Request& c) {
       // Idempotent: an operator's retry (or a verdict proposed twice) changes nothing.
       if (const placement::Node* n = map_.FindNode(*node); n != nullptr && n->state == *state) return Status::Ok();
       command = placement::SetNodeState{*node, *state};
+      break;
+    }
+    case Op::kNodeAdd: {
+      auto add = ParseNodeAdd(c);
+      if (!add.ok()) return add.status();
+      // Idempotent: an operator's retry of an add that committed changes nothing.
+      if (const placement::Node* n = map_.FindNode(add->id);
+          n != nullptr && n->region == add->region && n->peer_address == add->peer_address &&
+          n->client_address == add->client_address) {
+        return Status::Ok();
+      }
+      // Node ids are dense and never reused: a node's Paxos replica ids, CRDT dots and data
+      // directory records are its id's.
+      if (add->id != map_.nodes().size()) {
+        return InvalidArgument("node-add: node " + std::to_string(add->id) + " is not the next node id (" +
+                               std::to_string(map_.nodes().size()) + ")");
+      }
+      if (add->id >= EngineOptions::kNodesMax) {
+        return InvalidArgument("node-add: a cluster has at most " + std::to_string(EngineOptions::kNodesMax) + " nodes");
+      }
+      command = std::move(add).value();
       break;
     }
     case Op::kPlacement: {
@@ -1394,6 +1511,9 @@ void Engine::TickHealth(int64_t now) {
   // the next tick, while another is in flight).
   for (uint32_t id = 0; id < meta_nodes_.size(); ++id) {
     if (meta.members().IsMember(id)) continue;
+    if (const placement::Node* n = map_.FindNode(meta_nodes_[id]); n == nullptr || n->state == placement::NodeState::kRemoved) {
+      continue;
+    }
     if (meta.ChangeMembers(paxos::MemberChange::kAddLearner, id).ok()) stats_.member_changes++;
     break;
   }
@@ -1631,6 +1751,7 @@ void Engine::Process() {
     if (crdt_ready) crdt_->Advance();
     if (map_changed_) {
       map_changed_ = false;
+      FollowMapNodes();
       ReconcileReplicas();
       if (!failed_.ok()) break;
     }
@@ -1869,9 +1990,19 @@ std::vector<std::string> Engine::StatusLines() const {
   for (uint32_t g = 0; g < groups_.size(); ++g) {
     if (!Hosts(g)) continue;  // the shards this node holds a replica of
     const auto& r = *groups_[g].replica;
+    // Replica ids of the group's members as this replica knows them.
+    auto ids = [](uint64_t mask) {
+      std::string s;
+      for (uint32_t id = 0; id < paxos::Membership::kIdsMax; ++id) {
+        if ((mask >> id) & 1) s += (s.empty() ? "" : ",") + std::to_string(id);
+      }
+      return "[" + s + "]";
+    };
     out.push_back(std::string(g == options_.shards ? "meta" : "shard " + std::to_string(g)) +
                   ": leader=" + std::to_string(LeaderOf(g)) + (r.IsLeader() ? " (this node)" : "") +
-                  " commit=" + std::to_string(r.commit_index()) + " applied=" + std::to_string(groups_[g].applied));
+                  " commit=" + std::to_string(r.commit_index()) + " applied=" + std::to_string(groups_[g].applied) +
+                  " replica=" + std::to_string(r.id()) + " voters=" + ids(r.members().voters) +
+                  (r.members().learners != 0 ? " learners=" + ids(r.members().learners) : ""));
   }
   // The cluster map as applied here; loads as this node sees them (leaderships from its
   // replicas' view, shards from the placement).
@@ -1906,7 +2037,10 @@ std::vector<std::string> Engine::StatusLines() const {
   std::string applied;
   for (size_t i = 0; i < p.applied.size(); ++i) applied += (i ? "," : "") + std::to_string(p.applied[i]);
   out.push_back("crdt: keys=" + std::to_string(crdt_->states().size()) + " next_batch=" + std::to_string(p.next_seq) +
-                " applied_per_origin=[" + applied + "] log=" + std::to_string(crdt_->log_size()));
+                " applied_per_origin=[" + applied + "] log=" + std::to_string(crdt_->log_size()) +
+                (crdt_->joining() ? " (joining: state transfers from the other nodes in progress; eventual operations "
+                                    "are refused until they complete)"
+                                  : ""));
   return out;
 }
 

@@ -120,9 +120,6 @@ struct EngineMember {
   // own entry says so joins: it starts from the metadata group's map, not the genesis one,
   // and its eventual keys from state transfers of the other nodes.
   bool added = false;
-  // Gone for good (dead, to be removed from the map): a joining node does not wait for it
-  // to confirm its data directory.
-  bool removed = false;
 };
 
 struct EngineOptions {
@@ -186,6 +183,11 @@ struct EngineOptions {
   // applied; Paxos records the others' sessions, so a retry is answered as a repeat and
   // never takes effect. The simulator must catch it.
   bool unsafe_apply_first_of_shared_slot = false;
+  // TEST ONLY (the old behaviour): a move's FinishMove is proposed once the leader has
+  // proposed the removal of the replaced replica, before the removal is chosen; a leader
+  // change can then leave the group with a voter the map has erased. The simulator must
+  // catch it.
+  bool unsafe_finish_move_before_chosen = false;
 };
 
 struct EngineStats {
@@ -417,6 +419,16 @@ class Engine {
   // the round, then closes them and opens the replicas the map newly places here.
   void EraseDeparted();
   void ReconcileReplicas();
+  // Nodes added to the running cluster: grows this node's per-node state (node count,
+  // regions, metadata learner ids, data directory records, CRDT replicas) to the map's
+  // node count.
+  void GrowNodes();
+  // After the map changed (and at open): GrowNodes, connects to every node the map lists
+  // (Env::ConnectPeer, once per node), and retires the CRDT replicas of removed nodes.
+  void FollowMapNodes();
+  // The AddNode of a kNodeAdd request (its region named in the value); kInvalidArgument
+  // when malformed or naming no region of the map.
+  StatusOr<placement::AddNode> ParseNodeAdd(const Request& request) const;
   // The replica id of `group`'s replica in `region`, and the node holding it.
   uint32_t ReplicaInRegion(uint32_t group, uint32_t region) const;
   uint32_t HolderIn(uint32_t group, uint32_t region) const;
@@ -453,6 +465,10 @@ class Engine {
   // The metadata group's replica ids: region r's first node is voter r; the other nodes
   // are learners with ids from `regions` up, in node id order.
   std::vector<uint32_t> meta_nodes_;
+  // This node was added to a running cluster and opened a new directory: its CRDT replica
+  // joins by state transfers (crdt::DisseminatorOptions::join).
+  bool joining_ = false;
+  std::set<uint32_t> connected_;  // nodes FollowMapNodes has passed to Env::ConnectPeer
 
   placement::ClusterMap map_;  // the metadata group's state (the policy included)
   placement::FailureDetector detector_;  // run while this node leads the metadata group

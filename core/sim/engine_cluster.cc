@@ -112,12 +112,14 @@ struct Node {
 class Cluster {
  public:
   explicit Cluster(const EngineSimOptions& o)
-      : o_(o), nodes_count_(o.regions * o.nodes_per_region), net_(Network::Aws(o.seed, o.regions, o.nodes_per_region)) {
+      : o_(o),
+        nodes_count_(o.regions * o.nodes_per_region),
+        net_(Network::Aws(o.seed, o.regions, o.nodes_per_region + (o.grow ? 2 : 0))) {
     result_.seed = o.seed;
     std::uniform_real_distribution<double> drift(1.0 - o.clock_drift_max, 1.0 + o.clock_drift_max);
     net_.SetRedelivery(true);  // as ZeroMQ: queued messages reach the next incarnation
-    nodes_.resize(nodes_count_);
-    for (int i = 0; i < nodes_count_; ++i) {
+    nodes_.resize(net_.size());
+    for (int i = 0; i < net_.size(); ++i) {
       const double rate = drift(net_.Rng());
       const Time boot = static_cast<Time>(net_.Rng()() % 1'000'000'000'000);
       const Time wall = o.wall_clock_offset_max_us > 0
@@ -132,12 +134,14 @@ class Cluster {
       });
     }
     options_.regions = o.regions;
-    if (o.nodes_per_region > 1) {
-      for (int i = 0; i < nodes_count_; ++i) {
+    if (o.nodes_per_region > 1 || o.grow) {
+      for (int i = 0; i < net_.size(); ++i) {
         const auto region = static_cast<uint32_t>(i % o.regions);
-        options_.members.push_back({region, net_.region(i), "node-" + std::to_string(i), "node-" + std::to_string(i)});
+        options_.members.push_back({region, net_.region(i), "node-" + std::to_string(i), "node-" + std::to_string(i),
+                                    /*added=*/i >= nodes_count_});
       }
     }
+    for (int i = 0; i < nodes_count_; ++i) members_.push_back(i);
     options_.shards = o.shards;
     options_.compact_every_slots = o.compact_every_slots;
     options_.request_timeout_ms = 1500;
@@ -147,6 +151,7 @@ class Cluster {
     options_.unsafe_ignore_storage_errors = o.unsafe_ignore_storage_errors;
     options_.unsafe_trust_any_disk = o.unsafe_trust_any_disk;
     options_.unsafe_apply_first_of_shared_slot = o.unsafe_apply_first_of_shared_slot;
+    options_.unsafe_finish_move_before_chosen = o.unsafe_finish_move_before_chosen;
     options_.policy = Policy(Mode::kStrong);
     (void)options_.policy.Set("c/", Mode::kCounter);
     (void)options_.policy.Set("set/", Mode::kSet);
@@ -156,6 +161,7 @@ class Cluster {
 
   EngineSimResult Run() {
     for (int i = 0; i < nodes_count_; ++i) Start(i);
+    if (o_.grow) PlanGrowth();
     if (o_.faults) {
       net_.SetFaults(Faults{0.03, 0.02, 20'000});
       ScheduleNemesis(300'000);
@@ -183,6 +189,7 @@ class Cluster {
     admin_.push_back(Admin{drain, o_.fault_phase_us / 4});
     admin_.push_back(Admin{policy, o_.fault_phase_us / 2});
     admin_.push_back(Admin{undrain, o_.fault_phase_us * 3 / 4});
+    if (o_.grow) PlanReplacement();
     net_.At(admin_[0].at_us, [this] { SubmitAdmin(0); });
 
     while (net_.Now() < o_.deadline_us && !(AllClientsDone() && net_.Now() > o_.fault_phase_us)) {
@@ -238,6 +245,8 @@ class Cluster {
       }
     }
     result_.member_changes += member_changes_;
+    result_.nodes_added = nodes_added_;
+    result_.nodes_removed = nodes_removed_;
     result_.replicas_moved += replicas_moved_;
     result_.reforwards += reforwards_;
     result_.leader_handoffs += leader_handoffs_;
@@ -302,7 +311,7 @@ class Cluster {
   void Restart(int i, Time after_us) {
     const uint64_t incarnation = nodes_[i].incarnation;
     net_.At(net_.Now() + after_us, [this, i, incarnation] {
-      if (!nodes_[i].engine && nodes_[i].incarnation == incarnation) Start(i);
+      if (!nodes_[i].engine && nodes_[i].incarnation == incarnation && i != dead_) Start(i);
     });
   }
 
@@ -352,7 +361,95 @@ class Cluster {
   EngineOptions options_with_self(int i) const {
     EngineOptions e = options_;
     e.self = static_cast<uint32_t>(i);
+    if (o_.grow) {
+      // Each node's configuration as its operator wrote it: the cluster's creation lists
+      // the genesis nodes; an added node's lists the nodes up to itself.
+      e.members.resize(std::max(nodes_count_, i + 1));
+    }
     return e;
+  }
+
+  // grow: the operator adds one node per region (ids nodes_count_ .. + regions - 1, node
+  // i in region i % regions), each started once its addition is acknowledged.
+  void PlanGrowth() {
+    for (int r = 0; r < o_.regions; ++r) {
+      const int id = nodes_count_ + r;
+      Admin add(AddRequest(id), o_.fault_phase_us / 8);
+      add.after = [this, id] {
+        members_.push_back(id);
+        nodes_added_++;
+        Start(id);
+        // The clients of the region's first node turn to it.
+        for (Client& c : clients_) {
+          if (c.node == id % o_.regions) SwitchNode(c, id);
+        }
+      };
+      admin_.push_back(std::move(add));
+    }
+  }
+
+  // grow: the first added node dies for good (its disk with it); the operator marks it
+  // down, adds a replacement on an empty disk in its region, and removes the dead node
+  // once the map no longer places a replica on it (refused until then: retried).
+  void PlanReplacement() {
+    const int dead = nodes_count_;
+    const int spare = nodes_count_ + o_.regions;  // in region dead % regions too
+    Request down;
+    down.op = Op::kNodeState;
+    down.key = std::to_string(dead);
+    down.value = "down";
+    Admin kill(down, o_.fault_phase_us * 7 / 8);
+    kill.before = [this, dead] {
+      if (dead_ >= 0) return;
+      dead_ = dead;
+      Crash(dead);
+      members_.erase(std::find(members_.begin(), members_.end(), dead));
+      // What it acknowledged and had not shipped died with it: no longer owed.
+      for (const auto& [key, sum] : acked_by_[dead]) at_risk_sum_[key] += sum;
+      for (const auto& [key, elements] : added_by_[dead]) at_risk_elements_[key].insert(elements.begin(), elements.end());
+      for (const auto& [key, elements] : removed_by_[dead]) {
+        at_risk_removals_[key].insert(elements.begin(), elements.end());
+      }
+      for (Client& c : clients_) {
+        if (c.node == dead) SwitchNode(c, dead % o_.regions);
+      }
+    };
+    admin_.push_back(std::move(kill));
+    Admin add(AddRequest(spare), 0);
+    add.after = [this, spare] {
+      members_.push_back(spare);
+      nodes_added_++;
+      Start(spare);
+    };
+    admin_.push_back(std::move(add));
+    Request remove = down;
+    remove.value = "removed";
+    Admin gone(remove, 0);
+    gone.after = [this] { nodes_removed_++; };
+    admin_.push_back(std::move(gone));
+  }
+
+  // A client turns to another node. A set removal removes the adds its node has seen, and
+  // the new node may not have seen the client's latest ones yet: the client removes only
+  // elements it adds from now on.
+  void SwitchNode(Client& c, int node) {
+    c.node = node;
+    for (auto it = my_elements_.begin(); it != my_elements_.end();) {
+      it = it->first.first == c.id ? my_elements_.erase(it) : std::next(it);
+    }
+  }
+
+  Request AddRequest(int id) const {
+    Request r;
+    r.op = Op::kNodeAdd;
+    r.key = std::to_string(id);
+    r.value = net_.region(id) + " node-" + std::to_string(id) + " node-" + std::to_string(id);
+    return r;
+  }
+
+  // A node the nemesis may strike: one that runs in the cluster (every node, unless grow).
+  int Victim(uint64_t draw) const {
+    return o_.grow ? members_[draw % members_.size()] : static_cast<int>(draw % nodes_count_);
   }
 
   void Crash(int i) {
@@ -378,7 +475,7 @@ class Cluster {
   void Heal() {
     net_.HealAll();
     net_.SetFaults(Faults{});
-    for (int i = 0; i < nodes_count_; ++i) {
+    for (int i : members_) {
       nodes_[i].env->FailNextWrites(0);
       if (!nodes_[i].engine) Start(i);
     }
@@ -388,7 +485,7 @@ class Cluster {
     net_.At(net_.Now() + after_us, [this] {
       if (net_.Now() >= o_.fault_phase_us) return;
       auto& rng = net_.Rng();
-      int victim = static_cast<int>(rng() % nodes_count_);
+      int victim = Victim(rng());
       switch (rng() % 9) {
         case 0:  // isolate a node (with one node per region, its region)
           for (int j = 0; j < nodes_count_; ++j) {
@@ -396,7 +493,8 @@ class Cluster {
           }
           break;
         case 1: {  // asymmetric: the victim cannot send to one peer
-          const int other = (victim + 1 + static_cast<int>(rng() % (nodes_count_ - 1))) % nodes_count_;
+          int other = o_.grow ? Victim(rng()) : (victim + 1 + static_cast<int>(rng() % (nodes_count_ - 1))) % nodes_count_;
+          if (other == victim) break;
           net_.Block(victim, other, true);
           break;
         }
@@ -708,7 +806,11 @@ class Cluster {
         const std::string key = req.key, element = req.value;
         removing_[key].insert(element);
         return Call(c, req, [this, key, element, next](const Response* r) {
-          if (r && r->status.ok()) { removed_[key].insert(element); result_.eventual_ok++; }
+          if (r && r->status.ok()) {
+            removed_[key].insert(element);
+            removed_by_[answered_by_][key].insert(element);
+            result_.eventual_ok++;
+          }
           next();
         });
       }
@@ -746,6 +848,7 @@ class Cluster {
   void SubmitAdmin(size_t i) {
     Admin& a = admin_[i];
     if (a.done) return;
+    if (a.before) std::exchange(a.before, nullptr)();
     // Any region may take it: a follower forwards it to the metadata leader. A node that
     // crashes never answers, so the attempt also times out on the caller's side.
     const uint64_t token = ++a.token;
@@ -764,6 +867,7 @@ class Cluster {
       if (r.status.ok()) {
         a.done = true;
         if (a.request.op == Op::kPolicySet) policy_done_ = true;
+        if (a.after) std::exchange(a.after, nullptr)();
         if (i + 1 < admin_.size()) net_.At(std::max(net_.Now(), admin_[i + 1].at_us), [this, i] { SubmitAdmin(i + 1); });
       } else {
         a.error = r.status.ToString();
@@ -807,7 +911,20 @@ class Cluster {
       const auto* set = v ? v->As<crdt::OrSet>() : nullptr;
       for (const auto& e : elements) {
         const bool present = set && set->Contains(e);
-        if (removed_[key].count(e) != 0 && present) return std::string("removed element " + e + " of " + key + " came back");
+        if (removed_[key].count(e) != 0 && present && at_risk_removals_[key].count(e) == 0) {
+          std::string by;
+          for (const auto& [node, m] : removed_by_) {
+            if (m.count(key) && m.at(key).count(e)) by += " " + std::to_string(node);
+          }
+          std::string where;
+          for (size_t i = 0; i < engines.size(); ++i) {
+            const crdt::CrdtValue* w = engines[i]->disseminator().Get(key);
+            const auto* ws = w ? w->As<crdt::OrSet>() : nullptr;
+            where += " " + std::to_string(region_of[i]) + (ws && ws->Contains(e) ? "+" : "-");
+          }
+          return std::string("removed element " + e + " of " + key + " came back (removal acknowledged by node" + by +
+                             "; present:" + where + ")");
+        }
         if (removing_[key].count(e) == 0 && !present && at_risk_elements_[key].count(e) == 0) {
           return std::string("acknowledged element " + e + " of " + key + " lost");
         }
@@ -820,13 +937,13 @@ class Cluster {
   std::string ConvergenceProblem() {
     std::vector<Engine*> engines;
     std::vector<int> region_of;  // engines[k] runs in region region_of[k]
-    for (size_t i = 0; i < nodes_.size(); ++i) {
+    for (int i : members_) {
       const Node& n = nodes_[i];
-      if (!n.engine) return std::string("a node is down after healing");
+      if (!n.engine) return "node " + std::to_string(i) + " is down after healing";
       // A node that lost its data directory is out of the cluster, and knows it, and has
       // acknowledged nothing since: unless no peer had recorded its earlier directory (that
       // life never took part), and then it is a node like the others.
-      if (static_cast<int>(i) == lost_ && n.engine->data_directory_lost()) {
+      if (i == lost_ && n.engine->data_directory_lost()) {
         rejected_ = true;
         if (!lost_ack_.empty()) {
           return "node " + std::to_string(i) + " acknowledged a client operation after it lost its data directory (" +
@@ -893,7 +1010,8 @@ class Cluster {
                ") and region " + std::to_string(region_of[i]) + " (version " + std::to_string(engines[i]->cluster_map().version()) + ")";
       }
       for (const auto& [id, node] : engines[i]->cluster_map().nodes()) {
-        if (node.state != placement::NodeState::kUp && static_cast<int>(id) != lost_) {
+        const bool gone = static_cast<int>(id) == dead_ && node.state == placement::NodeState::kRemoved;
+        if (node.state != placement::NodeState::kUp && static_cast<int>(id) != lost_ && !gone) {
           return "region " + std::to_string(region_of[i]) + "'s map has node " + std::to_string(id) + " " +
                  std::string(placement::NodeStateName(node.state)) + " after healing";
         }
@@ -953,6 +1071,8 @@ class Cluster {
     Admin(Request r, Time at) : request(std::move(r)), at_us(at) {}
     Request request;
     Time at_us = 0;      // not before
+    std::function<void()> before;  // run when the step is first submitted
+    std::function<void()> after;   // run when it is acknowledged
     bool done = false;
     std::string error;   // the last refusal
     uint64_t token = 0;  // the attempt in flight
@@ -960,6 +1080,11 @@ class Cluster {
   std::vector<Admin> admin_;
   bool policy_done_ = false;
   int lost_ = -1;  // the node that lost its data directory (-1: none)
+  // grow: the nodes that run in the cluster (started, not dead for good), the one that
+  // died for good (-1: none yet), and the additions and removals acknowledged.
+  std::vector<int> members_;
+  int dead_ = -1;
+  uint64_t nodes_added_ = 0, nodes_removed_ = 0;
   std::string lost_ack_;   // the first operation it acknowledged after that
   int answered_by_ = -1;   // the node that answered the response being handled
   // Eventual writes acknowledged per node; those of a node that then lost its disk.
@@ -967,6 +1092,9 @@ class Cluster {
   std::map<int, std::map<std::string, std::set<std::string>>> added_by_;
   std::map<std::string, int64_t> at_risk_sum_;
   std::map<std::string, std::set<std::string>> at_risk_elements_;
+  // Set removals acknowledged per node; those of the node that died for good (grow).
+  std::map<int, std::map<std::string, std::set<std::string>>> removed_by_;
+  std::map<std::string, std::set<std::string>> at_risk_removals_;
   bool rejected_ = false;  // it knows its peers ignore it
   std::map<std::string, int64_t> acked_sum_, attempted_;
   std::map<std::string, std::set<std::string>> added_, removed_, removing_;

@@ -36,6 +36,12 @@ struct EngineSimOptions {
   // Nodes per region: node i is in region i % regions, and each shard's replica in a
   // region is on one of its nodes (the map spreads them); nodes of a region are 1 ms apart.
   int nodes_per_region = 1;
+  // Grows and replaces: early in the run an operator adds one node per region to the
+  // running cluster (geokv node add; each starts on an empty disk and joins), and later
+  // one of them dies for good: the operator marks it down, adds a replacement in its region
+  // on an empty disk, and removes it once its replicas have moved away. Clients of each
+  // region's first node turn to its added node while it serves.
+  bool grow = false;
   int shards = 3;
   int clients = 9;             // client c talks to node c % nodes (in region c % regions)
   int strong_keys = 3;
@@ -71,6 +77,7 @@ struct EngineSimOptions {
   bool unsafe_ignore_storage_errors = false; // TEST ONLY: acknowledges what was not written
   bool unsafe_trust_any_disk = false;        // TEST ONLY: a lost directory rejoins and serves
   bool unsafe_apply_first_of_shared_slot = false;  // TEST ONLY: retries of lost commands are repeats
+  bool unsafe_finish_move_before_chosen = false;   // TEST ONLY: the map erases a voter the group keeps
 };
 
 struct EngineSimResult {
@@ -90,6 +97,8 @@ struct EngineSimResult {
   uint64_t leaders_planned = 0;  // SetLeader commands the placement drivers proposed (likewise)
   uint64_t member_changes = 0;   // Paxos membership changes proposed (learners, moves; likewise)
   uint64_t replicas_moved = 0;   // replicas closed on a node a move took them from (likewise)
+  uint64_t nodes_added = 0;      // nodes added to the running cluster and started (grow)
+  uint64_t nodes_removed = 0;    // nodes removed from the map after dying (grow)
   int shards_used = 0;  // strong shards that acknowledged a write (keys must spread)
 };
 

@@ -107,6 +107,7 @@ Status DecodeEntries(const flatbuffers::Vector<flatbuffers::Offset<fbw::KeyState
 
 Disseminator::Disseminator(DisseminatorOptions options, DurableImage image)
     : options_(options),
+      regions_(options.regions),
       limits_(options.limits.ForCluster(options.regions, options.key_bytes_max, options.message_bytes_max)),
       // Window 1 ms: timestamps leave this machine only through a Ready, which persists
       // the mark first, so the mark can track the clock exactly and a restart starts at
@@ -116,9 +117,20 @@ Disseminator::Disseminator(DisseminatorOptions options, DurableImage image)
   assert(options_.regions >= 1 && options_.regions <= kReplicasMax);
   assert(options_.self < options_.regions);
   const size_t n = options_.regions;
+  const bool fresh = !image.progress;
   if (image.progress) progress_ = *image.progress;
   progress_.applied.resize(n, 0);
   progress_.acked.resize(n, 0);
+  retired_.assign(n, false);
+  for (ReplicaId r : progress_.retired) {
+    if (r < n) retired_[r] = true;
+  }
+  if (fresh && options_.join && !options_.unsafe_join_without_transfer) {
+    for (ReplicaId r = 0; r < n; ++r) {
+      if (r != options_.self) progress_.join_pending.push_back(r);
+    }
+    MarkProgress();  // the first Ready persists the join, before any transfer is asked for
+  }
   for (auto& [key, bytes] : image.states) {
     // Decoding accepts everything this node can hold (limits.h), so a failure here is
     // storage corruption or limits lowered below the data: never drop the key silently.
@@ -193,10 +205,10 @@ Status Disseminator::CheckReadContext(const CausalContext& read) const {
                            " out-of-order dots (limit " + std::to_string(kCloudDotsMax) + ")");
   }
   for (const auto& [r, n] : read.vv()) {
-    if (r >= options_.regions) return InvalidArgument("read context names region " + std::to_string(r));
+    if (r >= regions_) return InvalidArgument("read context names region " + std::to_string(r));
   }
   for (const Dot& d : read.cloud()) {
-    if (d.replica >= options_.regions) return InvalidArgument("read context names region " + std::to_string(d.replica));
+    if (d.replica >= regions_) return InvalidArgument("read context names region " + std::to_string(d.replica));
   }
   return Status::Ok();
 }
@@ -220,6 +232,10 @@ void Disseminator::NoteJoinedSize(const CrdtValue& v) {
 }
 
 StatusOr<CrdtValue*> Disseminator::Mutable(std::string_view key, CrdtType type) {
+  if (joining()) {
+    return Status(Code::kUnavailable, "joining: waiting for state transfers from " +
+                                          std::to_string(progress_.join_pending.size()) + " replicas");
+  }
   GEOKV_RETURN_IF_ERROR(CheckKey(key));
   if (auto u = unreadable_.find(key); u != unreadable_.end()) return open_status_;
   auto it = states_.find(key);
@@ -386,8 +402,8 @@ void Disseminator::SealBatch(bool heartbeat) {
   log_.push_back(std::move(b));
   ++stats_.batches_sealed;
   MarkProgress();
-  for (ReplicaId p = 0; p < options_.regions; ++p) {
-    if (p == options_.self) continue;
+  for (ReplicaId p = 0; p < regions_; ++p) {
+    if (p == options_.self || retired_[p]) continue;
     // Stream to peers that are in sync; others catch up on ack or resend.
     if (sent_upto_[p] + 1 == log_.back().seq) SendDeltas(p, false);
   }
@@ -426,8 +442,8 @@ void Disseminator::SendDeltas(ReplicaId peer, bool force) {
 
 void Disseminator::TruncateLog() {
   uint64_t min_acked = progress_.next_seq - 1;
-  for (ReplicaId p = 0; p < options_.regions; ++p) {
-    if (p != options_.self) min_acked = std::min(min_acked, progress_.acked[p]);
+  for (ReplicaId p = 0; p < regions_; ++p) {
+    if (p != options_.self && !retired_[p]) min_acked = std::min(min_acked, progress_.acked[p]);
   }
   bool changed = false;
   while (!log_.empty() && (log_.front().seq <= min_acked || log_.size() > options_.retention_batches)) {
@@ -449,9 +465,12 @@ void Disseminator::SendAck(ReplicaId origin) {
 // ---------------------------------------------------------------- receiving
 
 void Disseminator::Step(ReplicaId from, std::string_view bytes) {
-  if (from >= options_.regions || from == options_.self ||
-      bytes.size() > options_.message_bytes_max + (1u << 16)) {
+  if (from >= regions_ || from == options_.self || bytes.size() > options_.message_bytes_max + (1u << 16)) {
     ++stats_.messages_bad;
+    return;
+  }
+  if (retired_[from]) {
+    ++stats_.messages_from_retired;
     return;
   }
   flatbuffers::Verifier verifier(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
@@ -505,6 +524,11 @@ void Disseminator::OnDeltas(ReplicaId origin, const void* raw) {
     }
   }
   if (m->stable()) NoteStable(origin, m->stable()->physical_ms(), m->stable()->logical(), m->stable()->node());
+  if (joining()) {
+    // Not even buffered: the join's transfers cover them or the origin resends them.
+    stats_.batches_dropped_joining += batches.size();
+    return;
+  }
   uint64_t& applied = progress_.applied[origin];
   for (DeltaBatch& batch : batches) {
     if (batch.seq <= applied) {
@@ -674,7 +698,9 @@ void Disseminator::OnTransferRequest(ReplicaId peer, const void* raw) {
   }
   auto vec = b.CreateVector(out);
   const HlcTimestamp sealed = last_batch_hlc_[options_.self];
-  auto body = fbw::CreateTransferDigest(b, m->transfer_id(), seq, vec, sealed.physical_ms, sealed.logical);
+  const HlcTimestamp& h = progress_.gc_horizon;
+  fbw::Stable horizon(h.physical_ms, h.logical, h.node);
+  auto body = fbw::CreateTransferDigest(b, m->transfer_id(), seq, vec, sealed.physical_ms, sealed.logical, &horizon);
   Send(peer, Finish(b, options_.self, fbw::Body::TransferDigest, body));
 }
 
@@ -703,6 +729,7 @@ void Disseminator::OnTransferDigest(ReplicaId origin, const void* raw) {
   t.have_digest = true;
   t.seq = m->seq();
   t.hlc = HlcTimestamp{m->hlc_physical_ms(), m->hlc_logical(), origin};
+  if (const fbw::Stable* h = m->gc_horizon()) t.gc_horizon = HlcTimestamp{h->physical_ms(), h->logical(), h->node()};
   t.pending = std::move(pending);
   stats_.transfer_ranges_pulled += t.pending.size();
   if (t.pending.empty()) {
@@ -788,13 +815,88 @@ void Disseminator::OnTransferData(ReplicaId origin, const void* raw) {
   MarkProgress();
   DrainReorder(origin);
   ack_due_[origin] = true;
+  if (joining()) {
+    // Persisted with the states just joined (same Ready), so a restart resumes the join
+    // with this origin done and its horizon kept.
+    progress_.gc_horizon = std::max(progress_.gc_horizon, t.gc_horizon);
+    // Our first writes must be stamped above what was collected: the others ignore a
+    // write to an absent key at or below their horizon as stale (our wall clock may lag).
+    clock_.Observe(t.gc_horizon, WallMs());
+    clock_.Observe(t.hlc, WallMs());
+    JoinDone(origin);
+  }
+}
+
+// ---------------------------------------------------------------- membership
+
+Status Disseminator::AddReplicas(uint32_t replicas) {
+  if (replicas < regions_ || replicas > kReplicasMax) {
+    return InvalidArgument("replica count " + std::to_string(replicas) + " outside [" +
+                           std::to_string(regions_) + ", " + std::to_string(kReplicasMax) + "]");
+  }
+  if (replicas == regions_) return Status::Ok();
+  // Refit: the per-replica share shrinks to budget / replicas, so the Held*() bounds
+  // (share * replicas) stay about the message budget, and every state held now (at most
+  // old_share * old_count <= budget) still decodes (decoders bound lengths only, limits.h)
+  // and still ships in one message. A writer above its new share keeps its state and gets
+  // the specific refusal on its next local update of that key.
+  limits_ = options_.limits.ForCluster(replicas, options_.key_bytes_max, options_.message_bytes_max);
+  const uint64_t log_first = log_.empty() ? progress_.next_seq : log_.front().seq;
+  // As at construction: a new peer is believed to hold what the log no longer has; it
+  // learns the gap from log_first_seq and asks for a transfer (or joins by transfers).
+  progress_.applied.resize(replicas, 0);
+  progress_.acked.resize(replicas, log_first - 1);
+  sent_upto_.resize(replicas, log_first - 1);
+  last_send_us_.resize(replicas, 0);
+  reorder_.resize(replicas);
+  transfers_.resize(replicas);
+  ack_due_.resize(replicas, false);
+  // Zero stamps: nothing is collected until the new replica's batches are applied here
+  // and it has gossiped its own W (LocalStable and the global minimum both include it).
+  last_batch_hlc_.resize(replicas, HlcTimestamp{});
+  known_stable_.resize(replicas, HlcTimestamp{});
+  retired_.resize(replicas, false);
+  regions_ = replicas;
+  MarkProgress();
+  return Status::Ok();
+}
+
+void Disseminator::RetireReplica(ReplicaId id) {
+  if (id >= regions_ || id == options_.self || retired_[id]) return;
+  retired_[id] = true;
+  progress_.retired.insert(std::upper_bound(progress_.retired.begin(), progress_.retired.end(), id), id);
+  transfers_[id] = Transfer{};
+  reorder_[id].clear();
+  ack_due_[id] = false;
+  MarkProgress();
+  TruncateLog();  // it no longer holds the log
+  if (joining()) JoinDone(id);
+}
+
+void Disseminator::JoinDone(ReplicaId origin) {
+  auto& pending = progress_.join_pending;
+  auto it = std::find(pending.begin(), pending.end(), origin);
+  if (it == pending.end()) return;
+  pending.erase(it);
+  MarkProgress();
+  if (!pending.empty()) return;
+  // Joined. Acknowledge every origin now (our W rides along), and seal heartbeats for a
+  // while so that the others apply our stamp and collection resumes.
+  last_activity_us_ = now_us_;
+  for (ReplicaId o = 0; o < regions_; ++o) {
+    if (o != options_.self && !retired_[o]) ack_due_[o] = true;
+  }
 }
 
 // ---------------------------------------------------------------- time and output
 
 HlcTimestamp Disseminator::LocalStable() const {
+  // A joining replica has applied nothing yet: minimal, so nobody collects past it.
+  if (joining()) return HlcTimestamp{};
   HlcTimestamp w = last_batch_hlc_[options_.self];
-  for (ReplicaId o = 0; o < options_.regions; ++o) w = std::min(w, last_batch_hlc_[o]);
+  for (ReplicaId o = 0; o < regions_; ++o) {
+    if (!retired_[o]) w = std::min(w, last_batch_hlc_[o]);
+  }
   return w;
 }
 
@@ -807,7 +909,9 @@ void Disseminator::CollectTombstones() {
   if (tombstones_.empty()) return;
   known_stable_[options_.self] = LocalStable();
   HlcTimestamp global = known_stable_[options_.self];
-  for (const HlcTimestamp& w : known_stable_) global = std::min(global, w);
+  for (ReplicaId r = 0; r < regions_; ++r) {
+    if (!retired_[r]) global = std::min(global, known_stable_[r]);
+  }
   for (auto t = tombstones_.begin(); t != tombstones_.end();) {
     auto it = states_.find(*t);
     const LwwRegister* l = it == states_.end() ? nullptr : it->second.As<LwwRegister>();
@@ -835,13 +939,13 @@ void Disseminator::Tick(int64_t now_us) {
   // already collected). An idle cluster goes quiet: no message, no fsync.
   const bool heartbeat_useful =
       !tombstones_.empty() || now_us_ - last_activity_us_ < kHeartbeatsAfterActivity * options_.heartbeat_interval_us;
-  if (options_.collect_tombstones && options_.regions > 1 && open_batch_.empty() && heartbeat_useful &&
+  if (options_.collect_tombstones && regions_ > 1 && !joining() && open_batch_.empty() && heartbeat_useful &&
       now_us_ - last_seal_us_ >= options_.heartbeat_interval_us) {
     SealBatch(/*heartbeat=*/true);
   }
   if (options_.collect_tombstones) CollectTombstones();
-  for (ReplicaId p = 0; p < options_.regions; ++p) {
-    if (p == options_.self) continue;
+  for (ReplicaId p = 0; p < regions_; ++p) {
+    if (p == options_.self || retired_[p]) continue;
     if (progress_.acked[p] + 1 < progress_.next_seq &&
         now_us_ - last_send_us_[p] >= options_.resend_interval_us) {
       // Go-back-N: resend from the peer's acknowledgement. Also tells a peer that is
@@ -855,6 +959,10 @@ void Disseminator::Tick(int64_t now_us) {
     }
     Transfer& t = transfers_[p];
     if (t.active && now_us_ - t.started_us >= options_.transfer_timeout_us) StartTransfer(p);
+  }
+  // Join: one transfer from every origin still pending (retried on the timeout above).
+  for (ReplicaId o : progress_.join_pending) {
+    if (!transfers_[o].active) StartTransfer(o);
   }
 }
 
@@ -870,8 +978,8 @@ bool Disseminator::HasReady() const {
 Ready Disseminator::GetReady() {
   assert(!ready_outstanding_ && "GetReady called twice without Advance");
   ready_outstanding_ = true;
-  for (ReplicaId o = 0; o < options_.regions; ++o) {
-    if (ack_due_[o]) {
+  for (ReplicaId o = 0; o < regions_; ++o) {
+    if (ack_due_[o] && !retired_[o]) {
       SendAck(o);
       ack_due_[o] = false;
     }
@@ -897,6 +1005,8 @@ Ready Disseminator::GetReady() {
     pending_.progress = progress_;
     progress_dirty_ = false;
   }
+  // Messages queued before a RetireReplica: nothing more is sent to a retired replica.
+  std::erase_if(pending_.messages, [&](const OutMessage& m) { return retired_[m.to]; });
   Ready out = std::move(pending_);
   pending_ = Ready{};
   return out;

@@ -56,6 +56,45 @@
 //    context (one counter per region) is kept, because dropping it would let a region
 //    reuse a dot.
 //
+//  * Membership. The replica set grows at run time (AddReplicas: ids 0..n-1, new ids at the
+//    end) and a replica that is gone for good is retired (RetireReplica); ids are never
+//    reused, a replacement gets a new one. Every replica must be told of a new id before
+//    that replica's messages are accepted (until then they are counted as bad and resent).
+//    A new id starts with zero stamps everywhere (known_stable_, last_batch_hlc_), so once
+//    a replica knows of it, it collects nothing until the new one has joined and gossiped
+//    its W. A retired replica is sent nothing, its messages are dropped (counted), no
+//    transfer is taken from it, it no longer holds the log, and it is left out of both
+//    minimums (LocalStable over origins, the global one over known_stable_), so
+//    collection resumes. Its batches that reached nobody are lost with it; those that
+//    reached anyone spread from there by transfers.
+//
+//  * Joining (DisseminatorOptions::join). A replica added to a running cluster with an
+//    empty disk must not apply any origin's delta batch, nor accept a local operation
+//    (kUnavailable), until it has completed a state transfer from every non-retired other
+//    replica, and it adopts the greatest collection horizon those transfers carry. Why:
+//    origin B may have collected a tombstone of key k (and truncated its log) while origin
+//    A's log still holds an older put to k (one unacknowledged peer keeps it). A newcomer
+//    with horizon zero that applied A's batch first would hold k live; nobody holds the
+//    tombstone any more to defeat it, so the delete is undone there forever. Every
+//    collection before a replica learned of the newcomer is covered: whoever collected
+//    carries the horizon in its digest, and every other non-retired replica had applied
+//    the delete (that is what allowed the collection), so its transferred state holds the
+//    tombstone or a horizon above it. No digest misses a collection either: a replica
+//    serves the newcomer only once it knows the new id, and from then on its own W is
+//    zero (LocalStable takes the minimum over origins, and the newcomer's last batch
+//    stamp is zero until, joined, it seals one; the newcomer's own W stays zero while it
+//    joins). So a collection of t anywhere, before or after that digest, relied on this
+//    replica's W >= t gossiped before it knew the newcomer, when it had applied the
+//    delete already. After joining, every batch at or below a transfer's sequence number
+//    is a duplicate, and every later one is stamped above what was collected before the
+//    digest; adopting the greatest horizon keeps the stale-write filter as strong as
+//    anyone's. Everything else is ordinary traffic. While joining, deltas are dropped
+//    unacknowledged (origins resend), transfers are retried on transfer_timeout_us, no
+//    heartbeat is sealed, and the origins still to transfer from are persisted in
+//    Progress (a restart resumes the join). A replica retired meanwhile is no longer
+//    waited for; ids added meanwhile are not waited for either (a newer replica cannot
+//    collect past our zero W, and its own writes reach us as deltas).
+//
 // Ready order: persist (states, log changes, progress), then send messages, then apply
 // (notify readers of applied_keys). Local operations count as acknowledged once the Ready
 // that follows them has been persisted.
@@ -118,6 +157,14 @@ struct DisseminatorOptions {
   // Tombstone collection and the heartbeat batches it needs.
   bool collect_tombstones = true;
   int64_t heartbeat_interval_us = 500000;
+  // This replica was added to a running cluster (see Joining above). Takes effect only on
+  // a fresh image (no persisted Progress); afterwards the persisted join state rules, so
+  // the host may pass it on every open of such a node.
+  bool join = false;
+  // TEST ONLY (mutant, a join without the safeguard): `join` is ignored, so a new replica
+  // applies batches at once and adopts no horizon. It can resurrect a collected delete;
+  // the membership tests must catch it.
+  bool unsafe_join_without_transfer = false;
 };
 
 // A sealed batch of local deltas, as kept in the delta log.
@@ -135,6 +182,12 @@ struct Progress {
   int64_t hlc_high_water_ms = 0;
   // Greatest collected LWW tombstone stamp; older remote writes to absent keys are stale.
   HlcTimestamp gc_horizon;
+  // Replicas retired for good (RetireReplica), ascending. Persisted so that a restart
+  // never waits for, or sends to, a dead replica before the host repeats its calls.
+  std::vector<ReplicaId> retired;
+  // While joining: the origins whose state transfer is still to complete, ascending.
+  // Empty = not joining.
+  std::vector<ReplicaId> join_pending;
 };
 
 // What a restarted region recovers from its storage.
@@ -198,6 +251,8 @@ struct DisseminatorStats {
   uint64_t log_truncated_unacked = 0;  // batches dropped by retention before every ack
   uint64_t tombstones_collected = 0;
   uint64_t stale_writes_ignored = 0;   // remote LWW writes below the collection horizon
+  uint64_t messages_from_retired = 0;  // dropped: their sender was retired
+  uint64_t batches_dropped_joining = 0;  // remote batches dropped unacknowledged while joining
 };
 
 class Disseminator {
@@ -216,6 +271,22 @@ class Disseminator {
   // Current state of a key, or nullptr.
   const CrdtValue* Get(std::string_view key) const;
   const std::map<std::string, CrdtValue, std::less<>>& states() const { return states_; }
+
+  // --- membership (see Membership and Joining above) ---
+  // Grows the replica set to ids 0..replicas-1. kInvalidArgument when `replicas` is below
+  // the current count or above kReplicasMax; the same count is a no-op. limits() is refit
+  // to the new count: a writer already above its smaller per-replica share gets the
+  // specific refusal on its next local update of that key (nothing held is dropped).
+  Status AddReplicas(uint32_t replicas);
+  // Retires replica `id` for good (persisted in Progress). Repeating it is a no-op;
+  // retiring self or an unknown id is ignored.
+  void RetireReplica(ReplicaId id);
+  // Replicas in the cluster, retired ones included (ids 0..replicas()-1).
+  uint32_t replicas() const { return regions_; }
+  bool retired(ReplicaId id) const { return id < retired_.size() && retired_[id]; }
+  // True until the state transfers of a join have completed; local operations then fail
+  // with kUnavailable.
+  bool joining() const { return !progress_.join_pending.empty(); }
 
   // --- inputs ---
   void Step(ReplicaId from, std::string_view bytes);
@@ -240,7 +311,7 @@ class Disseminator {
   // kept out of memory, local operations on them fail with this status, and their stored
   // bytes are left untouched. The host should stop (fail-stop) when this is not Ok.
   const Status& open_status() const { return open_status_; }
-  // The limits in force (options.limits fitted to the cluster).
+  // The limits in force (options.limits fitted to the current replica count).
   const CrdtLimits& limits() const { return limits_; }
   const DisseminatorStats& stats() const {
     stats_.hlc_remote_ahead = clock_.remote_ahead();
@@ -267,6 +338,7 @@ class Disseminator {
     HlcTimestamp hlc;
     int64_t started_us = 0;
     bool have_digest = false;
+    HlcTimestamp gc_horizon;  // the origin's, from its digest
     std::set<uint32_t> pending;
   };
   struct Range {
@@ -293,6 +365,8 @@ class Disseminator {
   void StartTransfer(ReplicaId origin);
   uint64_t RangeDigest(const Range& r) const;
   void MarkProgress() { progress_dirty_ = true; }
+  // Removes `origin` from the origins a join waits for; completes the join after the last.
+  void JoinDone(ReplicaId origin);
 
   void OnDeltas(ReplicaId from, const void* msg);
   void OnAck(ReplicaId from, const void* msg);
@@ -306,10 +380,14 @@ class Disseminator {
   // Bytes one message may spend on states (message_bytes_max minus framing).
   size_t StateBudgetBytes() const;
 
-  // Constant after construction.
+  // Constant after construction (options_.regions is the count at construction only).
   const DisseminatorOptions options_;
-  const CrdtLimits limits_;
   Status open_status_;
+  // Change only with membership (AddReplicas, RetireReplica).
+  uint32_t regions_;
+  CrdtLimits limits_;
+  std::vector<bool> retired_;  // per replica; mirrors progress_.retired
+
   std::map<std::string, std::string, std::less<>> unreadable_;  // key -> persisted bytes
 
   HybridClock clock_;

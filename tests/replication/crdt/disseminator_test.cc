@@ -23,11 +23,36 @@ struct Envelope {
 
 class Cluster {
  public:
-  explicit Cluster(uint32_t n, DisseminatorOptions base = {}) : base_(base), images_(n), wall_offset_us_(n, 0) {
+  explicit Cluster(uint32_t n, DisseminatorOptions base = {}) : images_(n), wall_offset_us_(n, 0) {
+    base.regions = n;
+    options_.assign(n, base);
     for (uint32_t i = 0; i < n; ++i) nodes_.push_back(Make(i));
   }
 
   Disseminator& node(int i) { return *nodes_[i]; }
+  // What region i is opened with at its next Restart.
+  DisseminatorOptions& options(int i) { return options_[i]; }
+
+  // A new region joins with an empty disk, after every existing region learned of it
+  // (as the engine does: the membership change first, then the new node starts). Returns
+  // its id.
+  ReplicaId AddNode(bool join, bool unsafe_join = false) {
+    const uint32_t n = static_cast<uint32_t>(nodes_.size()) + 1;
+    for (size_t i = 0; i < nodes_.size(); ++i) {
+      EXPECT_TRUE(nodes_[i]->AddReplicas(n).ok());
+      options_[i].regions = n;
+    }
+    DisseminatorOptions o = options_[0];
+    o.join = join;
+    o.unsafe_join_without_transfer = unsafe_join;
+    options_.push_back(o);
+    images_.emplace_back();
+    wall_offset_us_.push_back(0);
+    nodes_.push_back(Make(n - 1));
+    nodes_.back()->ObserveWallClock(WallUs(static_cast<int>(n - 1)));
+    Flush();
+    return n - 1;
+  }
 
   // Runs ready batches: persist into the image, then queue messages.
   void Flush() {
@@ -43,7 +68,7 @@ class Cluster {
           std::erase_if(img.log, [&](const DeltaBatch& b) { return b.seq < r.log_first_seq; });
         }
         if (r.open_batch) img.open_batch = std::move(*r.open_batch);
-    if (r.progress) img.progress = r.progress;
+        if (r.progress) img.progress = r.progress;
         for (auto& m : r.messages) wire_.push_back({static_cast<ReplicaId>(i), m.to, m.bytes});
         d.Advance();
       }
@@ -110,13 +135,12 @@ class Cluster {
 
  private:
   std::unique_ptr<Disseminator> Make(uint32_t i) {
-    DisseminatorOptions o = base_;
+    DisseminatorOptions o = options_[i];
     o.self = i;
-    o.regions = static_cast<uint32_t>(images_.size());
     return std::make_unique<Disseminator>(o, images_[i]);
   }
 
-  DisseminatorOptions base_;
+  std::vector<DisseminatorOptions> options_;
   std::vector<DurableImage> images_;
   std::vector<std::unique_ptr<Disseminator>> nodes_;
   std::deque<Envelope> wire_;
@@ -539,6 +563,274 @@ TEST(DisseminatorLimits, RefusalsAreSpecificAndCounted) {
   EXPECT_EQ(d.SetAdd("bad", "x").code(), Code::kCorruption);
 }
 
+
+// ---------------------------------------------------------------- membership
+
+bool IsAck(const Envelope& e) {
+  return ::geokv::wire::crdt::GetMessage(e.bytes.data())->body_type() == ::geokv::wire::crdt::Body::Ack;
+}
+
+std::string ValueOf(Disseminator& d, const std::string& key) {
+  const CrdtValue* v = d.Get(key);
+  if (v == nullptr || v->As<LwwRegister>() == nullptr) return "<none>";
+  return v->As<LwwRegister>()->Get().value_or("<deleted>");
+}
+
+// Two regions hold data of every type. Region 1's log was truncated by retention. Region 1
+// deletes key k, put by region 0, and both collect the tombstone, while region 0's log
+// still holds the batch with the put (region 1's acknowledgements to region 0 are lost).
+// Then region 2, 10 s behind on the wall clock, is added with an empty disk. It must
+// converge without k coming back, and its own writes must reach everyone. With
+// `unsafe_join` it applies region 0's log from the start instead and brings k back.
+void RunJoinAfterCollection(bool unsafe_join) {
+  DisseminatorOptions o;
+  o.retention_batches = 4;
+  Cluster c(2, o);
+  c.options(0).retention_batches = 2048;  // region 0 keeps what region 1 never acknowledged
+  c.Restart(0);                           // nothing persisted yet: as if configured so
+  auto acks_lost = [](const Envelope& e) { return IsAck(e); };
+  auto acks_to_0_lost = [](const Envelope& e) { return e.from == 1 && e.to == 0 && IsAck(e); };
+  c.Tick(1000);
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(c.node(1).AddCounter("n", 1).ok());
+    ASSERT_TRUE(c.node(1).SetAdd("s", "b" + std::to_string(i)).ok());
+    c.RunFor(10000, acks_lost);
+  }
+  ASSERT_GT(c.node(1).stats().log_truncated_unacked, 0u);
+  ASSERT_TRUE(c.node(0).PutLww("k", "old").ok());
+  ASSERT_TRUE(c.node(0).PutLww("d", "x").ok());
+  ASSERT_TRUE(c.node(0).AddCounter("n", 5).ok());
+  ASSERT_TRUE(c.node(0).SetAdd("s", "a").ok());
+  ASSERT_TRUE(c.node(0).WriteMv("m", "v0", CausalContext()).ok());
+  c.RunFor(20000, acks_to_0_lost);
+  ASSERT_EQ(ValueOf(c.node(1), "k"), "old");
+  ASSERT_TRUE(c.node(1).DeleteLww("k").ok());
+  ASSERT_TRUE(c.node(0).DeleteLww("d").ok());
+  ASSERT_TRUE(c.node(1).SetRemove("s", "b0").ok());
+  ASSERT_TRUE(c.node(1).WriteMv("m", "v1", CausalContext()).ok());
+  c.RunFor(3000000, acks_to_0_lost);
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_EQ(c.node(i).stats().tombstones_collected, 2u) << "region " << i;
+    ASSERT_EQ(c.node(i).Get("k"), nullptr);
+  }
+  // The hazard exactly: region 0 still retains a batch stamped below a collected delete.
+  ASSERT_TRUE(c.node(0).oldest_logged().has_value());
+  ASSERT_TRUE(*c.node(0).oldest_logged() < c.node(1).progress().gc_horizon);
+
+  const ReplicaId j = c.AddNode(/*join=*/true, unsafe_join);
+  c.SetWallOffset(j, -10'000'000);
+  if (!unsafe_join) {
+    EXPECT_TRUE(c.node(j).joining());
+    EXPECT_EQ(c.node(j).PutLww("x", "y").code(), Code::kUnavailable);
+    EXPECT_EQ(c.node(j).AddCounter("n", 1).code(), Code::kUnavailable);
+    EXPECT_EQ(c.node(j).SetAdd("s", "e").code(), Code::kUnavailable);
+    EXPECT_EQ(c.node(j).WriteMv("m", "v", CausalContext()).code(), Code::kUnavailable);
+    EXPECT_EQ(c.node(j).Get("x"), nullptr);
+  }
+  // Region 1 answers late: region 0's batches arrive first (and are resent meanwhile).
+  c.RunFor(1500000, [&](const Envelope& e) { return e.from == 1 && e.to == j; });
+  if (!unsafe_join) {
+    EXPECT_TRUE(c.node(j).joining());
+    EXPECT_GT(c.node(j).stats().batches_dropped_joining, 0u);
+    EXPECT_EQ(c.node(j).progress().join_pending, std::vector<ReplicaId>{1});
+    EXPECT_EQ(c.node(j).DeleteLww("k").code(), Code::kUnavailable);
+  }
+  c.RunFor(5000000);
+  EXPECT_FALSE(c.node(j).joining());
+  EXPECT_EQ(c.node(j).Get("k"), nullptr) << "a collected delete came back: " << ValueOf(c.node(j), "k");
+  for (const char* k : {"k", "d", "n", "s", "m"}) {
+    EXPECT_EQ(c.Encoded(j, k), c.Encoded(0, k)) << k;
+    EXPECT_EQ(c.Encoded(1, k), c.Encoded(0, k)) << k;
+  }
+  EXPECT_FALSE(c.node(j).progress().gc_horizon < c.node(1).progress().gc_horizon);
+  // Joined: its writes, stamped above what was collected despite its slow clock, win
+  // everywhere.
+  ASSERT_TRUE(c.node(j).PutLww("k", "new").ok());
+  ASSERT_TRUE(c.node(j).AddCounter("n", 7).ok());
+  ASSERT_TRUE(c.node(j).SetAdd("s", "c").ok());
+  ASSERT_TRUE(c.node(j).WriteMv("m", "v2", c.node(j).Get("m")->As<MvRegister>()->ReadContext()).ok());
+  c.RunFor(200000);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(ValueOf(c.node(i), "k"), "new") << "region " << i;
+    EXPECT_EQ(c.node(i).Get("n")->As<PnCounter>()->Value(), 22) << "region " << i;
+    EXPECT_TRUE(c.node(i).Get("s")->As<OrSet>()->Contains("c")) << "region " << i;
+    EXPECT_EQ(c.node(i).Get("m")->As<MvRegister>()->Values().size(), 1u) << "region " << i;
+    for (const char* k : {"k", "n", "s", "m"}) EXPECT_EQ(c.Encoded(i, k), c.Encoded(0, k)) << k;
+  }
+}
+
+TEST(DisseminatorMembership, JoiningReplicaConvergesWithoutResurrectingACollectedDelete) {
+  RunJoinAfterCollection(/*unsafe_join=*/false);
+}
+
+// The same scenario with a join that skips the transfers: the new region applies region
+// 0's old put, and nothing is left anywhere to delete it again.
+TEST(DisseminatorMembership, JoinWithoutTransferMutantResurrectsTheDelete) {
+  ::testing::TestPartResultArray failures;
+  {
+    ::testing::ScopedFakeTestPartResultReporter intercept(
+        ::testing::ScopedFakeTestPartResultReporter::INTERCEPT_ONLY_CURRENT_THREAD, &failures);
+    RunJoinAfterCollection(/*unsafe_join=*/true);
+  }
+  EXPECT_GT(failures.size(), 0) << "the join scenario does not notice a resurrected delete";
+  bool resurrected = false;
+  for (int i = 0; i < failures.size(); ++i) {
+    resurrected |= std::string(failures.GetTestPartResult(i).message()).find("came back: old") != std::string::npos;
+  }
+  EXPECT_TRUE(resurrected) << "the mutant failed for another reason";
+}
+
+// Each of `regions` has dropped `key` and collected `collected` tombstones in all.
+void ExpectCollected(Cluster& c, std::initializer_list<ReplicaId> regions, const std::string& key,
+                     uint64_t collected) {
+  for (ReplicaId i : regions) {
+    EXPECT_EQ(c.node(i).Get(key), nullptr) << "region " << i;
+    EXPECT_EQ(c.node(i).stats().tombstones_collected, collected) << "region " << i;
+  }
+}
+
+TEST(DisseminatorMembership, CollectionWaitsForANewReplicaAndResumesOnceItHasJoined) {
+  Cluster c(2);
+  c.Tick(1000);
+  ASSERT_TRUE(c.node(0).PutLww("k", "v").ok());
+  c.RunFor(50000);
+  const ReplicaId j = c.AddNode(/*join=*/true);
+  EXPECT_EQ(c.node(0).replicas(), 3u);
+  EXPECT_EQ(c.node(0).limits().regions, 3u);
+  ASSERT_TRUE(c.node(1).DeleteLww("k").ok());
+  // The new region is unreachable: it has not joined, its stamp is zero, nobody collects.
+  auto cut = [&](const Envelope& e) { return e.to == j || e.from == j; };
+  c.RunFor(3000000, cut);
+  EXPECT_TRUE(c.node(j).joining());
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(c.node(i).stats().tombstones_collected, 0u) << "region " << i;
+    EXPECT_NE(c.node(i).Get("k"), nullptr) << "region " << i;
+  }
+  // Reachable: it joins (taking the tombstone by transfer), gossips, and everyone collects.
+  c.RunFor(5000000);
+  EXPECT_FALSE(c.node(j).joining());
+  ExpectCollected(c, {0, 1, j}, "k", 1);
+}
+
+TEST(DisseminatorMembership, RetiredReplicaNoLongerBlocksCollectionAndIsIgnored) {
+  Cluster c(3);
+  c.Tick(1000);
+  ASSERT_TRUE(c.node(0).PutLww("k", "v").ok());
+  c.RunFor(50000);
+  // Region 2 dies.
+  auto dead = [](const Envelope& e) { return e.to == 2 || e.from == 2; };
+  ASSERT_TRUE(c.node(0).DeleteLww("k").ok());
+  ASSERT_TRUE(c.node(1).AddCounter("n", 1).ok());
+  c.RunFor(3000000, dead);
+  EXPECT_EQ(c.node(0).stats().tombstones_collected, 0u);
+  EXPECT_GT(c.node(1).log_size(), 0u);  // held for region 2
+  for (int i = 0; i < 2; ++i) {
+    c.node(i).RetireReplica(2);
+    c.node(i).RetireReplica(static_cast<ReplicaId>(i));  // self: ignored
+    c.node(i).RetireReplica(9);                          // unknown: ignored
+    EXPECT_TRUE(c.node(i).retired(2));
+    EXPECT_FALSE(c.node(i).retired(static_cast<ReplicaId>(i)));
+  }
+  c.RunFor(3000000, dead);
+  ExpectCollected(c, {0, 1}, "k", 1);
+  EXPECT_EQ(c.node(0).log_size(), 0u);
+  EXPECT_EQ(c.node(1).log_size(), 0u);
+  // Region 2 comes back as a zombie: nothing is sent to it and its messages are dropped.
+  ASSERT_TRUE(c.node(2).AddCounter("n", 100).ok());
+  int sent_to_2 = 0;
+  ASSERT_TRUE(c.node(1).AddCounter("n", 1).ok());
+  c.RunFor(2000000, [&](const Envelope& e) {
+    if (e.to == 2) ++sent_to_2;
+    return false;
+  });
+  EXPECT_EQ(sent_to_2, 0);
+  EXPECT_GT(c.node(0).stats().messages_from_retired, 0u);
+  EXPECT_EQ(c.node(0).Get("n")->As<PnCounter>()->Value(), 2);
+  EXPECT_EQ(c.Encoded(1, "n"), c.Encoded(0, "n"));
+  // The retired set is persisted.
+  c.Restart(0);
+  EXPECT_TRUE(c.node(0).retired(2));
+  // A replacement (a new id) joins from the live regions only; collection still works.
+  const ReplicaId j = c.AddNode(/*join=*/true);
+  c.node(j).RetireReplica(2);  // the host repeats its membership map at every open
+  ASSERT_TRUE(c.node(1).PutLww("r", "v").ok());
+  c.RunFor(100000, dead);
+  ASSERT_TRUE(c.node(1).DeleteLww("r").ok());
+  c.RunFor(5000000, dead);
+  EXPECT_FALSE(c.node(j).joining());
+  EXPECT_EQ(c.Encoded(j, "n"), c.Encoded(0, "n"));
+  ExpectCollected(c, {0}, "r", 1);  // its stats restarted with it
+  ExpectCollected(c, {1}, "r", 2);
+  EXPECT_EQ(c.node(j).Get("r"), nullptr);
+}
+
+TEST(DisseminatorMembership, JoinSurvivesARestartMidJoin) {
+  Cluster c(2);
+  c.Tick(1000);
+  ASSERT_TRUE(c.node(0).SetAdd("s", "a").ok());
+  ASSERT_TRUE(c.node(1).AddCounter("n", 2).ok());
+  ASSERT_TRUE(c.node(1).PutLww("k", "v").ok());
+  c.RunFor(50000);
+  const ReplicaId j = c.AddNode(/*join=*/true);
+  // The first Ready persisted the join: the host may pass join=false from now on.
+  c.options(j).join = false;
+  c.Restart(j);
+  EXPECT_TRUE(c.node(j).joining());
+  // Half done: region 0's transfer completes, region 1's never arrives.
+  c.RunFor(1000000, [&](const Envelope& e) { return e.from == 1 && e.to == j; });
+  ASSERT_TRUE(c.node(j).joining());
+  ASSERT_EQ(c.node(j).progress().join_pending, std::vector<ReplicaId>{1});
+  ASSERT_TRUE(c.node(j).Get("s") != nullptr);
+  c.Restart(j);
+  EXPECT_TRUE(c.node(j).joining());
+  EXPECT_EQ(c.node(j).progress().join_pending, std::vector<ReplicaId>{1});
+  EXPECT_EQ(c.node(j).SetAdd("s", "b").code(), Code::kUnavailable);
+  EXPECT_EQ(c.Encoded(j, "s"), c.Encoded(0, "s"));  // what it joined was persisted
+  c.RunFor(3000000);
+  EXPECT_FALSE(c.node(j).joining());
+  for (const char* k : {"s", "n", "k"}) EXPECT_EQ(c.Encoded(j, k), c.Encoded(0, k)) << k;
+  c.Restart(j);
+  EXPECT_FALSE(c.node(j).joining());
+  EXPECT_TRUE(c.node(j).SetAdd("s", "b").ok());
+}
+
+TEST(DisseminatorMembership, AddReplicasRefusesShrinkingAndTooMany) {
+  Cluster c(2);
+  EXPECT_EQ(c.node(0).AddReplicas(1).code(), Code::kInvalidArgument);
+  EXPECT_EQ(c.node(0).AddReplicas(kReplicasMax + 1).code(), Code::kInvalidArgument);
+  EXPECT_TRUE(c.node(0).AddReplicas(2).ok());
+  EXPECT_TRUE(c.node(0).AddReplicas(kReplicasMax).ok());
+  EXPECT_EQ(c.node(0).replicas(), kReplicasMax);
+  // The per-replica share shrank with the count; the held bound stays within a message.
+  EXPECT_LE(c.node(0).limits().MessageBytesNeeded(DisseminatorOptions{}.key_bytes_max),
+            DisseminatorOptions{}.message_bytes_max);
+}
+
+// A writer above its smaller share after the cluster grew keeps everything it holds and
+// gets the specific refusal on its next add; after removals it writes again.
+TEST(DisseminatorMembership, WriterAboveItsNewShareIsRefusedNotTruncated) {
+  DisseminatorOptions o;
+  o.message_bytes_max = (64 << 10) + kContextOverheadBytes + o.key_bytes_max + CrdtLimits::kFramingBytes;
+  Cluster c(2, o);
+  const size_t share = c.node(0).limits().state_bytes_max;
+  ASSERT_EQ(share, 32u << 10);
+  c.Tick(1000);
+  const std::string element(1000, 'e');
+  int held = 0;
+  for (; (held + 1) * (element.size() + 16 + kEntryOverheadBytes) < share * 3 / 4; ++held) {
+    ASSERT_TRUE(c.node(0).SetAdd("s", std::to_string(held) + element).ok());
+  }
+  c.RunFor(50000);
+  c.AddNode(/*join=*/true);
+  EXPECT_EQ(c.node(0).limits().state_bytes_max, share * 2 / 3);
+  EXPECT_EQ(c.node(0).SetAdd("s", "more" + element).code(), Code::kValueTooLarge);
+  EXPECT_EQ(c.node(0).Get("s")->As<OrSet>()->size(), static_cast<size_t>(held));
+  c.RunFor(3000000);
+  EXPECT_EQ(c.Encoded(2, "s"), c.Encoded(0, "s"));  // still ships in one transfer message
+  for (int i = 0; i < held / 2; ++i) ASSERT_TRUE(c.node(0).SetRemove("s", std::to_string(i) + element).ok());
+  EXPECT_TRUE(c.node(0).SetAdd("s", "more" + element).ok());
+}
+
 }  // namespace
 }  // namespace geokv::crdt
 
@@ -588,6 +880,7 @@ TEST(DisseminatorWire, BytesPerUpdateStayWithinTheBudget) {
   EXPECT_LE(ten, 1.5 * kPayload);
   EXPECT_LE(hundred, 1.2 * kPayload);
 }
+
 
 }  // namespace
 }  // namespace geokv::crdt
@@ -644,6 +937,7 @@ TEST(DisseminatorWire, ReadsVersionOneEntriesAndPackedOnesAndRefusesTruncatedOne
   EXPECT_EQ(c.node(1).Get("k"), nullptr);
   EXPECT_EQ(c.node(1).stats().messages_bad, 1u);
 }
+
 
 }  // namespace
 }  // namespace geokv::crdt

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/engine/memory_storage.h"
+#include "replication/crdt/codec.h"
 
 namespace geokv {
 namespace {
@@ -143,6 +144,70 @@ TEST(CrdtStoreReload, SetsJoinedFromThreeRegionsAtTheCapsSurviveARestart) {
   ASSERT_TRUE(c.node(1).SetRemove("many", "2/7").ok());
   c.Run(600000);
   for (int r = 0; r < 3; ++r) EXPECT_FALSE(c.node(r).Get("many")->As<crdt::OrSet>()->Contains("2/7"));
+}
+
+
+// The membership part of Progress (retired replicas, a join in progress) survives a crash;
+// an encoding from before it existed reads as nothing retired and not joining.
+TEST(CrdtStoreReload, ProgressKeepsMembershipAndReadsTheOldEncoding) {
+  storage::MemoryStorage store;
+  auto persist = [&](const crdt::Ready& ready) {
+    CrdtStore s(store);
+    storage::WriteBatch batch;
+    s.Persist(ready, &batch);
+    ASSERT_TRUE(store.Write(batch, storage::Durability::kSync).ok());
+  };
+  auto load = [&]() {
+    store.Crash();
+    CrdtStore s(store);
+    auto image = s.Load();
+    EXPECT_TRUE(image.ok()) << image.status().message();
+    return image.ok() ? std::move(image).value() : crdt::DurableImage{};
+  };
+  // A node added to the cluster: its first Ready persists the join before anything else.
+  DisseminatorOptions o;
+  o.self = 2;
+  o.regions = 4;
+  o.join = true;
+  {
+    Disseminator d(o, load());
+    ASSERT_TRUE(d.joining());
+    d.RetireReplica(1);
+    persist(d.GetReady());
+  }
+  crdt::DurableImage image = load();
+  ASSERT_TRUE(image.progress.has_value());
+  EXPECT_EQ(image.progress->retired, std::vector<crdt::ReplicaId>{1});
+  EXPECT_EQ(image.progress->join_pending, (std::vector<crdt::ReplicaId>{0, 3}));
+  o.join = false;  // the persisted join rules
+  {
+    Disseminator d(o, image);
+    EXPECT_TRUE(d.joining());
+    EXPECT_TRUE(d.retired(1));
+    EXPECT_EQ(d.PutLww("k", "v").code(), Code::kUnavailable);
+  }
+  // Progress as written before retired replicas and joins existed.
+  crdt::Encoder enc;
+  enc.PutVarint(9);  // next_seq
+  for (int vec = 0; vec < 2; ++vec) {  // applied, acked
+    enc.PutVarint(4);
+    for (uint64_t x : {1, 2, 3, 4}) enc.PutVarint(x);
+  }
+  enc.PutSigned(1'700'000'000'000);
+  crdt::HlcTimestamp{1'700'000'000'000, 3, 1}.EncodeTo(&enc);
+  storage::WriteBatch old;
+  old.Put("crdt_meta", "progress", enc.bytes());
+  ASSERT_TRUE(store.Write(old, storage::Durability::kSync).ok());
+  image = load();
+  ASSERT_TRUE(image.progress.has_value());
+  EXPECT_EQ(image.progress->next_seq, 9u);
+  EXPECT_EQ(image.progress->gc_horizon, (crdt::HlcTimestamp{1'700'000'000'000, 3, 1}));
+  EXPECT_TRUE(image.progress->retired.empty());
+  EXPECT_TRUE(image.progress->join_pending.empty());
+  o.join = true;  // ignored: the image is not fresh
+  Disseminator d(o, image);
+  EXPECT_FALSE(d.joining());
+  EXPECT_TRUE(d.PutLww("k", "v").ok());
 }
 
 }  // namespace
