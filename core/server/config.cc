@@ -124,7 +124,6 @@ Status ParseCluster(const toml::table& root, std::string_view source, ClusterCon
     GEOKV_RETURN_IF_ERROR(ReadString(*t, "curve_public_key", path + ".curve_public_key", source, &n.curve_public_key));
     GEOKV_RETURN_IF_ERROR(ReadBool(*t, "added", path + ".added", source, &n.added));
     GEOKV_RETURN_IF_ERROR(ReadBool(*t, "removed", path + ".removed", source, &n.removed));
-    if (n.added && n.removed) return ConfigError(source, path + ".removed", "a node cannot be both added and removed");
     paths.emplace(n.id, path);
     if (n.region.empty()) return ConfigError(source, path + ".region", "missing");
     if (n.peer_endpoint.empty()) return ConfigError(source, path + ".peer_endpoint", "missing");

@@ -39,11 +39,11 @@ struct ClusterNode {
   std::string client_endpoint;  // ZeroMQ endpoint clients reach this node on
   std::string curve_public_key; // Z85; required when CURVE is on
   // Added to the running cluster (geokv node add) after it was created: not in the genesis
-  // map. Every node added before this node's own start is listed so (EngineMember::added).
-  // Never the first node of its region (the genesis metadata voter).
+  // map. Every node added before this node's own start is listed so (EngineMember::added),
+  // removed ones too. Never the first node of its region (the genesis metadata voter).
   bool added = false;
-  // Gone for good (replaced, or to be removed): no node connects to it, and a joining node
-  // does not wait for it (EngineMember::removed). Never this node itself.
+  // Gone for good (replaced, or to be removed): this node does not connect to it (its
+  // address may be its replacement's). Never this node itself.
   bool removed = false;
 };
 

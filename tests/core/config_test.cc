@@ -273,9 +273,11 @@ TEST(ConfigClusterTest, AddedAndRemovedNodes) {
   ExpectConfigError(MultiNodeToml(nodes, 0, "", {{3, "added = \"true\""}}), "cluster.nodes[3].added");
   ExpectConfigError(MultiNodeToml(nodes, 0, "", {{1, "removed = \"yes\""}}), "cluster.nodes[1].removed");
   ExpectConfigError(MultiNodeToml(nodes, 0, "", {{1, "remove = true"}}), "cluster.nodes[1].remove: unknown field");
-  // Both at once.
-  ExpectConfigError(MultiNodeToml(nodes, 0, "", {{3, "added = true\nremoved = true"}}),
-                    "cluster.nodes[3].removed: a node cannot be both added and removed");
+  // Both at once: a node added to the running cluster, since gone (what a config of its
+  // replacement says).
+  auto both = Config::FromToml(MultiNodeToml(nodes, 4, "", {{3, "added = true\nremoved = true"}, {4, "added = true"}}));
+  ASSERT_TRUE(both.ok()) << both.status().ToString();
+  EXPECT_TRUE(both->cluster->nodes[3].added && both->cluster->nodes[3].removed);
   // This node itself removed; named where the file lists it (file order, not id).
   ExpectConfigError(MultiNodeToml(nodes, 3, "", {{3, "removed = true"}}), "cluster.nodes[3].removed: is this node itself");
   ExpectConfigError(MultiNodeToml({{1, "b"}, {0, "a"}}, 0, "", {{0, "removed = true"}}), "cluster.nodes[1].removed");

@@ -70,8 +70,6 @@ std::vector<BadConfig> Cases() {
        "cluster.nodes[1].added: must be true or false"},
       {"first_of_region_added", Replace(v, "region = \"eu-west\"", "region = \"eu-west\"\nadded = true"),
        "cluster.nodes[1].added"},
-      {"added_and_removed", Replace(v, "region = \"eu-west\"", "region = \"eu-west\"\nadded = true\nremoved = true"),
-       "cluster.nodes[1].removed"},
       {"self_removed", Replace(v, "region = \"us-east\"", "region = \"us-east\"\nremoved = true"),
        "cluster.nodes[0].removed"},
   };

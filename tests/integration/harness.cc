@@ -283,12 +283,8 @@ std::string LocalCluster::WriteConfig(size_t self) const {
   for (size_t i = 0; i < nodes_.size(); ++i) {
     t << "[[cluster.nodes]]\nid = " << i << "\nregion = \"" << region(i) << "\"\npeer_endpoint = \""
       << peer_endpoint(i) << "\"\nclient_endpoint = \"" << client_endpoint(i) << "\"\n";
-    // A node is one or the other: a replaced node is removed, whether it was added or not.
-    if (nodes_[i].removed) {
-      t << "removed = true\n";
-    } else if (nodes_[i].added) {
-      t << "added = true\n";
-    }
+    if (nodes_[i].added) t << "added = true\n";
+    if (nodes_[i].removed) t << "removed = true\n";
     if (options_.curve) t << "curve_public_key = \"" << options_.curve->public_keys[i] << "\"\n";
   }
   t << "[policy]\ndefault = \"strong\"\nrules = { " << options_.policy_rules << " }\n";

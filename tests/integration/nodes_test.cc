@@ -7,9 +7,11 @@
 // directory. Then: the history is linearizable, every node reads every acknowledged strong
 // write, the CRDTs converge on every node, and `geokv status` and the map list six nodes.
 // Every wait is bounded; nothing asserts how long anything takes.
+#include <signal.h>
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -23,6 +25,7 @@
 
 #include "core/engine/cluster_map.h"
 #include "tests/integration/checks.h"
+#include "tests/integration/curve_helpers.h"
 #include "tests/integration/harness.h"
 #include "tests/integration/history.h"
 
@@ -438,9 +441,10 @@ bool AddThroughCli(LocalCluster& cluster, size_t id, std::string* out) {
       seconds(60), milliseconds(500));
 }
 
-// Whether every node of `nodes` is up and holds a replica, and no move is in flight; else
-// *why says what is missing.
-bool UpWithReplicasAndSettled(const placement::ClusterMap& map, const std::vector<size_t>& nodes, std::string* why) {
+// Whether every node of `nodes` is up and holds a replica, every region's up nodes hold
+// shard counts within one of each other (the driver's balance), and no move is in flight;
+// else *why says what is missing.
+bool JoinedAndBalanced(const placement::ClusterMap& map, const std::vector<size_t>& nodes, std::string* why) {
   for (size_t id : nodes) {
     const placement::Node* n = map.FindNode(static_cast<uint32_t>(id));
     if (n == nullptr || n->state != placement::NodeState::kUp || n->load.shards == 0) {
@@ -454,6 +458,19 @@ bool UpWithReplicasAndSettled(const placement::ClusterMap& map, const std::vecto
   for (size_t s = 0; s < map.shards().size(); ++s) {
     if (map.shards()[s].change) {
       *why = "shard " + std::to_string(s) + " has a move in flight";
+      return false;
+    }
+  }
+  std::map<uint32_t, std::pair<uint32_t, uint32_t>> range;  // region -> (fewest, most) replicas
+  for (const auto& [id, n] : map.nodes()) {
+    if (n.state != placement::NodeState::kUp) continue;
+    auto it = range.emplace(n.region, std::make_pair(n.load.shards, n.load.shards)).first;
+    it->second = {std::min(it->second.first, n.load.shards), std::max(it->second.second, n.load.shards)};
+  }
+  for (const auto& [region, r] : range) {
+    if (r.second > r.first + 1) {
+      *why = "region " + map.RegionName(region) + " is not balanced (" + std::to_string(r.first) + " to " +
+             std::to_string(r.second) + " replicas per node)";
       return false;
     }
   }
@@ -542,10 +559,10 @@ void Grow(Growth& g, const std::string& name) {
           why = "node 0 did not answer with a map";
           return false;
         }
-        return map->nodes().size() == cluster.size() && UpWithReplicasAndSettled(*map, added, &why);
+        return map->nodes().size() == cluster.size() && JoinedAndBalanced(*map, added, &why);
       },
       seconds(240), milliseconds(500)))
-      << "the added nodes are not up with replicas: " << why << "; map:" << (map ? ReplicasPerNode(*map) : "");
+      << "the added nodes are not up with replicas, balanced: " << why << "; map:" << (map ? ReplicasPerNode(*map) : "");
   std::printf("[%s] %.1f s: nodes 3, 4, 5 up after %.1f s; %u replica moves; replicas per node:%s\n", name.c_str(),
               g.rec.NowUs() / 1e6, (g.rec.NowUs() - started_us) / 1e6, MovesSoFar(*map, regions),
               ReplicasPerNode(*map).c_str());
@@ -684,7 +701,7 @@ TEST(Nodes, ReplaceAKilledNodeOnAnEmptyDisk) {
           why = "node 4 is not removed";
           return false;
         }
-        return UpWithReplicasAndSettled(*map, {fresh}, &why);
+        return JoinedAndBalanced(*map, {fresh}, &why);
       },
       seconds(120), milliseconds(500)))
       << why << "; map:" << (map ? ReplicasPerNode(*map) : "");
@@ -712,6 +729,106 @@ TEST(Nodes, ReplaceAKilledNodeOnAnEmptyDisk) {
   const auto status = cluster.Status(fresh);
   ASSERT_FALSE(status.empty());
   EXPECT_EQ(status[0].rfind("node 6 of ", 0), 0u) << status[0];
+}
+
+// With CURVE a node reaches an added node only with its key from the config. Node 3 is added
+// to a CURVE cluster whose configs do not list it: each of nodes 0..2 logs once that it is
+// not connected and why. Their configs then list node 3 with its key, and a key reload
+// (SIGHUP) connects them to it: node 3 joins, turns up and takes replicas.
+TEST(Nodes, WithCurveAnAddedNodeIsReachedOnceItsKeyIsReloaded) {
+  ReplayNote note{"Nodes.WithCurveAnAddedNodeIsReachedOnceItsKeyIsReloaded", ""};
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  const std::string key_dir = dir.path() + "/keys";
+  std::filesystem::create_directories(key_dir);
+  std::vector<KeyFiles> node_keys;
+  for (int i = 0; i < 4; ++i) node_keys.push_back(MakeKeys(key_dir, "node" + std::to_string(i)));
+  const KeyFiles admin = MakeKeys(key_dir, "admin");
+  const std::string allow = key_dir + "/allow.txt", admins = key_dir + "/admins.txt";
+  std::string allowed;
+  for (const auto& k : node_keys) allowed += k.pair.public_z85 + "\n";
+  WriteFile(allow, allowed);
+  WriteFile(admins, admin.pair.public_z85 + "\n");
+  ClusterOptions options;  // us-east, eu-west, ap-south; one node each
+  options.shards = kShards;
+  ClusterOptions::Curve curve;
+  for (int i = 0; i < 3; ++i) {
+    curve.secret_key_files.push_back(node_keys[i].secret_file);
+    curve.public_key_files.push_back(node_keys[i].public_file);
+    curve.public_keys.push_back(node_keys[i].pair.public_z85);
+    curve.allowed_keys_files.push_back(allow);
+  }
+  options.curve = curve;
+  LocalCluster cluster(dir.path(), options);
+  // [curve] comes last in the harness's configs: the admin allowlist goes there.
+  auto write_config = [&](size_t i) {
+    cluster.RewriteConfig(i);
+    WriteFile(cluster.config_path(i), ReadFile(cluster.config_path(i)) + "admin_keys_file = \"" + admins + "\"\n");
+  };
+  auto admin_call = [&](size_t i, const Request& r) {
+    const ClientOptions o = CurveClient(node_keys[i].pair.public_z85, admin.pair);
+    auto c = cluster.ClientFor(i, 3000, &o);
+    return c ? CallUntilAccepted(*c, r, seconds(30)) : Response{};
+  };
+  auto map_from = [&](size_t i) -> std::optional<placement::ClusterMap> {
+    Request r;
+    r.op = Op::kClusterMap;
+    const Response resp = admin_call(i, r);
+    if (!resp.status.ok()) return std::nullopt;
+    auto map = placement::ClusterMap::Decode(resp.value);
+    return map.ok() ? std::optional<placement::ClusterMap>(std::move(map).value()) : std::nullopt;
+  };
+  auto log_has = [&](size_t i, const std::string& text) { return ReadFile(cluster.log_path(i)).find(text) != std::string::npos; };
+  for (size_t i = 0; i < cluster.size(); ++i) {
+    write_config(i);
+    ASSERT_TRUE(cluster.StartNode(i));
+  }
+  std::optional<placement::ClusterMap> map;
+  ASSERT_TRUE(WaitFor([&] { return (map = map_from(0)) && AllUpAndPlaced(*map, 3); }, seconds(60)));
+
+  const size_t added = cluster.AddNode(1, ClusterOptions::CurveNode{node_keys[3].secret_file, node_keys[3].public_file,
+                                                                      node_keys[3].pair.public_z85, allow});
+  ASSERT_EQ(added, 3u);
+  write_config(added);
+  Request add;
+  add.op = Op::kNodeAdd;
+  add.key = "3";
+  add.value = cluster.region(added) + " " + cluster.peer_endpoint(added) + " " + cluster.client_endpoint(added);
+  const Response added_answer = admin_call(0, add);
+  ASSERT_TRUE(added_answer.status.ok()) << added_answer.status.ToString();
+  const std::string skipped = "node 3 (peer address " + cluster.peer_endpoint(added) +
+                              ") is in the cluster map but not in this node's config, and CURVE is on: not connected; "
+                              "add its key to the config and reload keys";
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_TRUE(WaitFor([&] { return log_has(i, skipped); }, seconds(30))) << "node " << i << " log:\n" << cluster.LogTail(i);
+  }
+  ASSERT_TRUE(cluster.StartNode(added));
+
+  // The others learn its key: appended to their configs, then a reload.
+  for (size_t i = 0; i < 3; ++i) {
+    write_config(i);
+    ASSERT_TRUE(cluster.SignalNode(i, SIGHUP));
+  }
+  const std::string connected = "reloading keys: node 3 (" + cluster.peer_endpoint(added) + ") connected with key " +
+                                node_keys[3].pair.public_z85;
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_TRUE(WaitFor([&] { return log_has(i, connected); }, seconds(30))) << "node " << i << " log:\n" << cluster.LogTail(i);
+  }
+  std::string why;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        map = map_from(0);
+        if (!map) return false;
+        return JoinedAndBalanced(*map, {added}, &why);
+      },
+      seconds(180), milliseconds(500)))
+      << why << "; map:" << (map ? ReplicasPerNode(*map) : "");
+  std::printf("[curve-add] node 3 up; replicas per node:%s\n", ReplicasPerNode(*map).c_str());
+  // It serves: a write through node 0 reads back through node 3.
+  ASSERT_TRUE(admin_call(0, Put("curve-add/k", "v")).status.ok());
+  const Response read = admin_call(added, Get("curve-add/k"));
+  ASSERT_TRUE(read.status.ok()) << read.status.ToString();
+  EXPECT_EQ(read.value, "v");
 }
 
 }  // namespace

@@ -399,7 +399,7 @@ int main(int argc, char** argv) {
       "add", "add node ID (the next unused id: geokv map's node count) to the running cluster; then start its geokvd "
              "with added = true (docs/operations.md, \"Add a node\")");
   node_add->add_option("id", node_id, "the new node's id")->required();
-  node_add->add_option("--region", node_region, "its region (an existing one, or a new name)")->required();
+  node_add->add_option("--region", node_region, "its region (one the cluster has: nodes join existing regions)")->required();
   node_add->add_option("--peer-endpoint", peer_endpoint, "where the other nodes reach it (tcp://host:port)")->required();
   node_add->add_option("--client-endpoint", client_endpoint, "where clients reach it (tcp://host:port)")->required();
   auto* node_replace = node->add_subcommand(
