@@ -60,18 +60,30 @@ class TimedStorage final : public storage::Storage {
   uint64_t commits_ = 0;
 };
 
+// The nodes of the config this node does not connect to: the removed ones, and a node whose
+// peer address a node of a higher id has (or this node itself): node ids are never reused,
+// so that one replaced it there (geokv node replace on the same host and ports), and two
+// links to one address would fight over it.
+std::set<uint32_t> UnreachedNodes(const ClusterConfig& cc) {
+  std::set<uint32_t> out;
+  for (const auto& n : cc.nodes) {
+    if (n.id == cc.self) continue;
+    bool shadowed = n.removed || n.peer_endpoint == cc.me().peer_endpoint;
+    for (const auto& later : cc.nodes) shadowed = shadowed || (later.id > n.id && later.peer_endpoint == n.peer_endpoint);
+    if (shadowed) out.insert(n.id);
+  }
+  return out;
+}
+
 // The environment of a real node. Thread-safety: the engine calls it on the event-loop
 // thread; ReloadPeerKeys may run on another (SIGHUP) and shares only the peer-key state,
 // guarded by peers_mu_.
 class ProdEnv final : public Env {
  public:
   ProdEnv(transport::Transport& transport, storage::Storage& store, const ClusterConfig& cc, int64_t wall_offset_us)
-      : transport_(transport), store_(store), self_(cc.self), curve_(cc.curve), wall_offset_us_(wall_offset_us),
-        rng_(std::random_device{}()) {
-    for (const auto& n : cc.nodes) {
-      keys_[n.id] = n.curve_public_key;
-      if (n.removed) removed_.insert(n.id);
-    }
+      : transport_(transport), store_(store), self_(cc.self), self_address_(cc.me().peer_endpoint), curve_(cc.curve),
+        wall_offset_us_(wall_offset_us), rng_(std::random_device{}()), unreached_(UnreachedNodes(cc)) {
+    for (const auto& n : cc.nodes) keys_[n.id] = n.curve_public_key;
   }
   int64_t NowUs() override { return MonotonicUs(); }
   int64_t WallUs() override {
@@ -83,13 +95,32 @@ class ProdEnv final : public Env {
     // kBusy: the peer's queue is full. The protocols resend what matters; count it.
     if (!transport_.Send(to, bytes).ok()) send_failures_++;
   }
-  // Every node of the config but the removed ones is connected at start; this connects a
-  // node added to the running cluster, with its CURVE key from the config. Without a key
-  // (CURVE on, the config does not list the node yet) it waits for ReloadPeerKeys.
+  // Every node of the config but UnreachedNodes is connected at start; this connects a node
+  // added to the running cluster, with its CURVE key from the config. Without a key (CURVE
+  // on, the config does not list the node yet) it waits for ReloadPeerKeys. A node at the
+  // address of a node of a lower id replaces that one there (UnreachedNodes).
   void ConnectPeer(uint32_t node, const std::string& region, const std::string& peer_address) override {
-    if (node == self_ || transport_.Peers().count(node) != 0) return;
+    const transport::PeerTable peers = transport_.Peers();
+    if (node == self_ || peers.count(node) != 0) return;
     std::lock_guard lock(peers_mu_);
-    if (removed_.count(node) != 0) return;  // gone for good: its address may be a new node's
+    if (unreached_.count(node) != 0) return;
+    for (const auto& [id, p] : peers) {
+      if (p.endpoint == peer_address && id > node) unreached_.insert(node);
+    }
+    if (peer_address == self_address_) unreached_.insert(node);
+    if (unreached_.count(node) != 0) {
+      spdlog::warn("node {} is not reached: its address {} is a node's of a higher id (it replaced node {} there)",
+                   node, peer_address, node);
+      return;
+    }
+    for (const auto& [id, p] : peers) {
+      if (p.endpoint != peer_address) continue;
+      unreached_.insert(id);
+      waiting_.erase(id);
+      (void)transport_.RemovePeer(id);
+      spdlog::warn("node {} is at {}, node {}'s address: node {} is not reached anymore (replaced there)", node,
+                   peer_address, id, id);
+    }
     transport::Peer peer{peer_address, region, ""};
     if (curve_) {
       auto key = keys_.find(node);
@@ -111,7 +142,7 @@ class ProdEnv final : public Env {
   Status ReloadPeerKeys(const ClusterConfig& cc) {
     std::lock_guard lock(peers_mu_);
     for (const auto& n : cc.nodes) {
-      if (n.id == self_ || removed_.count(n.id) != 0) continue;
+      if (n.id == self_ || unreached_.count(n.id) != 0) continue;
       std::string& known = keys_[n.id];
       const bool changed = !known.empty() && known != n.curve_public_key;
       known = n.curve_public_key;
@@ -146,6 +177,7 @@ class ProdEnv final : public Env {
   transport::Transport& transport_;
   storage::Storage& store_;
   const uint32_t self_;
+  const std::string self_address_;  // this node's peer endpoint
   const bool curve_;
   const int64_t wall_offset_us_;  // TEST ONLY: [wan] clock_offset_ms
   std::mt19937_64 rng_;
@@ -153,7 +185,7 @@ class ProdEnv final : public Env {
 
   std::mutex peers_mu_;
   std::map<uint32_t, std::string> keys_;           // node -> Z85 public key from the config; peers_mu_
-  std::set<uint32_t> removed_;                     // nodes the config says are removed; peers_mu_
+  std::set<uint32_t> unreached_;                   // UnreachedNodes, and nodes replaced since; peers_mu_
   std::map<uint32_t, transport::Peer> waiting_;    // skipped by ConnectPeer for lack of a key; peers_mu_
 };
 
@@ -338,8 +370,9 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config, std::funct
   to.self = cc.self;
   to.region = cc.me().region;
   to.bind_endpoint = cc.me().peer_endpoint;
+  const std::set<uint32_t> unreached = UnreachedNodes(cc);
   for (const auto& n : cc.nodes) {
-    if (n.id == cc.self || n.removed) continue;  // a removed node's address may be a new node's
+    if (n.id == cc.self || unreached.count(n.id) != 0) continue;
     to.peers[n.id] = transport::Peer{n.peer_endpoint, n.region, n.curve_public_key};
   }
   to.verifier = VerifyEnvelope;

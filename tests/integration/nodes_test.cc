@@ -689,7 +689,17 @@ TEST(Nodes, ReplaceAKilledNodeOnAnEmptyDisk) {
   ASSERT_TRUE(cli.Wait(seconds(150))) << "geokv node replace --wait 120 did not exit:\n" << ReadFile(cli_log);
   const std::string replace_out = ReadFile(cli_log);
   std::printf("[replace] geokv node replace %zu %zu --wait 120:\n%s", kDead, fresh, replace_out.c_str());
-  ASSERT_TRUE(WIFEXITED(cli.wait_status()) && WEXITSTATUS(cli.wait_status()) == 0) << replace_out;
+  if (!WIFEXITED(cli.wait_status()) || WEXITSTATUS(cli.wait_status()) != 0) {
+    // What was left, as the map and the nodes of node 4's region see it.
+    std::string diagnosis, out;
+    RunCli(cluster, 0, {"map"}, &out);
+    diagnosis += "geokv map (node 0):\n" + out;
+    for (size_t i : {size_t{0}, size_t{1}, fresh}) {
+      RunCli(cluster, i, {"status"}, &out);
+      diagnosis += "geokv status (node " + std::to_string(i) + "):\n" + out;
+    }
+    FAIL() << "geokv node replace failed:\n" << replace_out << diagnosis;
+  }
 
   std::string why;
   ASSERT_TRUE(WaitFor(

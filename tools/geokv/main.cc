@@ -13,6 +13,7 @@
 //                             N geokvd per region (default 1): node i is in region i % R
 //   geokv demo --endpoints E1,E2,E3 --regions R1,R2,R3
 //   geokv repair DIR    (an embedded store or a node's data dir, not open anywhere)
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -171,6 +172,21 @@ geokv::Request NodeStateRequest(uint32_t id, const char* state) {
   return req;
 }
 
+// Calls `req` (idempotent: node add, node state) again while the answer leaves its outcome
+// open or says that nothing happened yet (TIMEOUT, UNAVAILABLE, BUSY: an election, a
+// leadership moving), until `deadline`; the last answer.
+geokv::Response CallIdempotent(geokv::Client& client, const geokv::Request& req,
+                               std::chrono::steady_clock::time_point deadline) {
+  for (;;) {
+    geokv::Response r = client.Call(req);
+    const geokv::Code code = r.status.code();
+    const bool retry = code == geokv::Code::kTimeout || code == geokv::Code::kUnavailable || code == geokv::Code::kBusy;
+    if (!retry || std::chrono::steady_clock::now() >= deadline) return r;
+    std::fprintf(stderr, "geokv: %s; again\n", r.status.ToString().c_str());
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+}
+
 // What node `old_id` still holds in `map`: its shards (a replica, or the leaving side of a
 // move in flight) and the moves in flight that concern it.
 struct Leftover {
@@ -212,12 +228,20 @@ int NodeReplace(geokv::Client& client, uint32_t old_id, uint32_t new_id, const s
     std::fprintf(stderr, "geokv node replace: %s\n", what.c_str());
     return 2;
   };
+  // Until the deadline (a minute at least), refusals during an election are tried again.
+  const auto start = std::chrono::steady_clock::now();
+  const auto deadline = start + std::chrono::seconds(std::max(wait_s, 60));
   auto map = FetchMap(client);
+  while (!map.ok() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    map = FetchMap(client);
+  }
   if (!map.ok()) return fail("cannot read the cluster map: " + map.status().ToString());
   const auto* old = map->FindNode(old_id);
   if (old == nullptr) return fail("node " + std::to_string(old_id) + " is not in the cluster map (geokv map)");
   if (old->state == NodeState::kRemoved) return fail("node " + std::to_string(old_id) + " is already removed");
   const std::string region = map->RegionName(old->region);
+  const NodeState old_state = old->state;
   if (const auto* existing = map->FindNode(new_id)) {
     // A second run (say after a timeout) finds the node it added: go on with it.
     if (existing->region != old->region || existing->peer_address != peer || existing->client_address != client_endpoint) {
@@ -228,14 +252,14 @@ int NodeReplace(geokv::Client& client, uint32_t old_id, uint32_t new_id, const s
     std::printf("node %u is already in the map (%s): not added again\n", new_id,
                 std::string(geokv::placement::NodeStateName(existing->state)).c_str());
   } else {
-    const geokv::Response r = client.Call(NodeAddRequest(new_id, region, peer, client_endpoint));
+    const geokv::Response r = CallIdempotent(client, NodeAddRequest(new_id, region, peer, client_endpoint), deadline);
     if (!r.status.ok()) return fail("adding node " + std::to_string(new_id) + ": " + r.status.ToString());
     std::printf("node %u added in region %s (peer %s, client %s); start its geokvd with a config listing every "
                 "node, node %u with added = true and node %u with removed = true\n",
                 new_id, region.c_str(), peer.c_str(), client_endpoint.c_str(), new_id, old_id);
   }
-  if (old->state != NodeState::kDown) {
-    const geokv::Response r = client.Call(NodeStateRequest(old_id, "down"));
+  if (old_state != NodeState::kDown) {
+    const geokv::Response r = CallIdempotent(client, NodeStateRequest(old_id, "down"), deadline);
     if (!r.status.ok()) return fail("marking node " + std::to_string(old_id) + " down: " + r.status.ToString());
     std::printf("node %u marked down: the placement driver moves its replicas to up nodes of %s\n", old_id,
                 region.c_str());
@@ -245,8 +269,6 @@ int NodeReplace(geokv::Client& client, uint32_t old_id, uint32_t new_id, const s
     return 0;
   }
 
-  const auto start = std::chrono::steady_clock::now();
-  const auto deadline = start + std::chrono::seconds(wait_s);
   std::string last_progress, last_error;
   for (;;) {
     const double elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -274,7 +296,8 @@ int NodeReplace(geokv::Client& client, uint32_t old_id, uint32_t new_id, const s
       last_error = "reading the cluster map: " + map.status().ToString();
     }
     if (std::chrono::steady_clock::now() >= deadline) {
-      return fail("timed out after " + std::to_string(wait_s) + " s: " +
+      const auto waited_s = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start);
+      return fail("timed out after " + std::to_string(waited_s.count()) + " s: " +
                   (last_progress.empty() ? std::string("no cluster map read") : last_progress) +
                   (last_error.empty() ? "" : "; last error: " + last_error) + ". Node " + std::to_string(old_id) +
                   " stays down; run this again, or `geokv node remove " + std::to_string(old_id) +
