@@ -535,6 +535,17 @@ bool WaitSameEventualState(LocalCluster& cluster, const EventualKeys& keys, size
       seconds(60), milliseconds(500));
 }
 
+// The test's counts: definite strong operations, replica moves, losses, Porcupine's verdict.
+void PrintCounts(const std::string& name, const Recorder& rec, const placement::ClusterMap& map, size_t regions,
+                 const std::string& verdict) {
+  size_t definite = 0;
+  for (const auto& op : rec.Snapshot()) definite += op.unknown ? 0 : 1;
+  std::printf("[%s] %zu definite strong ops, %u replica moves in all, %s; Porcupine: %s\n", name.c_str(), definite,
+              MovesSoFar(map, regions),
+              ::testing::Test::HasFailure() ? "see the failures above" : "0 acknowledged writes lost",
+              verdict.empty() ? "linearizable" : verdict.c_str());
+}
+
 // Folds g.doomed_tally into g.tally as unknown writes (after the workers stopped).
 void FoldDoomed(Growth& g) {
   EventualTally& d = g.doomed_tally;
@@ -654,12 +665,7 @@ TEST(Nodes, GrowFromOneToTwoNodesPerRegionUnderLoad) {
   }
   auto map = MapFrom(cluster, 0);
   ASSERT_TRUE(map.has_value());
-  size_t definite = 0;
-  for (const auto& op : g.rec.Snapshot()) definite += op.unknown ? 0 : 1;
-  std::printf("[grow] %zu definite strong ops, %u replica moves, %s; Porcupine: %s\n", definite,
-              MovesSoFar(*map, cluster.region_count()),
-              HasFailure() ? "see the failures above" : "0 acknowledged writes lost",
-              verdict.empty() ? "linearizable" : verdict.c_str());
+  PrintCounts("grow", g.rec, *map, cluster.region_count(), verdict);
 
   // Drain node 5 under a fresh strong load on other keys (so the new history starts from
   // absent keys); once it holds nothing, remove it and stop it.
@@ -788,12 +794,7 @@ TEST(Nodes, ReplaceAKilledNodeOnAnEmptyDisk) {
                   << "'s status:\n" << status;
   }
   ExpectEventualConverged(cluster, Grown(), g.tally, "replace", /*outside=*/{kDead});
-  size_t definite = 0;
-  for (const auto& op : g.rec.Snapshot()) definite += op.unknown ? 0 : 1;
-  std::printf("[replace] %zu definite strong ops, %u replica moves in all, %s; Porcupine: %s\n", definite,
-              MovesSoFar(*map, cluster.region_count()),
-              HasFailure() ? "see the failures above" : "0 acknowledged writes lost",
-              verdict.empty() ? "linearizable" : verdict.c_str());
+  PrintCounts("replace", g.rec, *map, cluster.region_count(), verdict);
   // Node 6 serves on node 4's address: status names it.
   const auto status = cluster.Status(fresh);
   ASSERT_FALSE(status.empty());
