@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -46,6 +47,15 @@ Status ReadInt(const toml::table& table, std::string_view name, std::string_view
   return Status::Ok();
 }
 
+Status ReadBool(const toml::table& table, std::string_view name, std::string_view path, std::string_view source,
+                bool* out) {
+  const toml::node* node = table.get(name);
+  if (node == nullptr) return Status::Ok();
+  if (!node->is_boolean()) return ConfigError(source, path, "must be true or false");
+  *out = *node->value<bool>();
+  return Status::Ok();
+}
+
 Status ReadString(const toml::table& table, std::string_view name, std::string_view path,
                   std::string_view source, std::string* out) {
   const toml::node* node = table.get(name);
@@ -81,10 +91,7 @@ Status ParseCluster(const toml::table& root, std::string_view source, ClusterCon
   GEOKV_RETURN_IF_ERROR(ReadString(*node, "metrics_endpoint", "node.metrics_endpoint", source, &out->metrics_endpoint));
 
   GEOKV_RETURN_IF_ERROR(CheckKnown(*cluster, "cluster.", {"shards", "request_timeout_ms", "preferred_leader", "nodes", "insecure"}, source));
-  if (const toml::node* insecure = cluster->get("insecure")) {
-    if (!insecure->is_boolean()) return ConfigError(source, "cluster.insecure", "must be true or false");
-    out->insecure = *insecure->value<bool>();
-  }
+  GEOKV_RETURN_IF_ERROR(ReadBool(*cluster, "insecure", "cluster.insecure", source, &out->insecure));
   GEOKV_RETURN_IF_ERROR(ReadInt(*cluster, "shards", "cluster.shards", source, 1, 4096, &out->shards));
   GEOKV_RETURN_IF_ERROR(ReadInt(*cluster, "request_timeout_ms", "cluster.request_timeout_ms", source, 1, 3600 * 1000,
                                 &out->request_timeout_ms));
@@ -102,17 +109,22 @@ Status ParseCluster(const toml::table& root, std::string_view source, ClusterCon
     return ConfigError(source, "cluster.nodes", "missing ([[cluster.nodes]] with id, region, peer_endpoint, client_endpoint)");
   }
   std::set<std::string> regions;
+  std::map<uint32_t, std::string> paths;  // node id -> where the file lists it
   for (size_t i = 0; i < arr->size(); ++i) {
     const std::string path = "cluster.nodes[" + std::to_string(i) + "]";
     const toml::table* t = (*arr)[i].as_table();
     if (t == nullptr) return ConfigError(source, path, "must be a table");
-    GEOKV_RETURN_IF_ERROR(CheckKnown(*t, path + ".", {"id", "region", "peer_endpoint", "client_endpoint", "curve_public_key"}, source));
+    GEOKV_RETURN_IF_ERROR(CheckKnown(*t, path + ".", {"id", "region", "peer_endpoint", "client_endpoint", "curve_public_key",
+                                                  "added", "removed"}, source));
     ClusterNode n;
     GEOKV_RETURN_IF_ERROR(ReadInt(*t, "id", path + ".id", source, 0, 63, &n.id));
     GEOKV_RETURN_IF_ERROR(ReadString(*t, "region", path + ".region", source, &n.region));
     GEOKV_RETURN_IF_ERROR(ReadString(*t, "peer_endpoint", path + ".peer_endpoint", source, &n.peer_endpoint));
     GEOKV_RETURN_IF_ERROR(ReadString(*t, "client_endpoint", path + ".client_endpoint", source, &n.client_endpoint));
     GEOKV_RETURN_IF_ERROR(ReadString(*t, "curve_public_key", path + ".curve_public_key", source, &n.curve_public_key));
+    GEOKV_RETURN_IF_ERROR(ReadBool(*t, "added", path + ".added", source, &n.added));
+    GEOKV_RETURN_IF_ERROR(ReadBool(*t, "removed", path + ".removed", source, &n.removed));
+    paths.emplace(n.id, path);
     if (n.region.empty()) return ConfigError(source, path + ".region", "missing");
     if (n.peer_endpoint.empty()) return ConfigError(source, path + ".peer_endpoint", "missing");
     if (n.client_endpoint.empty()) return ConfigError(source, path + ".client_endpoint", "missing");
@@ -124,6 +136,16 @@ Status ParseCluster(const toml::table& root, std::string_view source, ClusterCon
     if (out->nodes[i].id != i) return ConfigError(source, "cluster.nodes", "ids must be 0..n-1, each once");
   }
   if (out->self >= out->nodes.size()) return ConfigError(source, "node.id", "is not one of cluster.nodes");
+  if (out->me().removed) {
+    return ConfigError(source, paths[out->self] + ".removed", "is this node itself (node.id): a removed node does not start");
+  }
+  std::set<std::string> first_seen;  // the first node of each region is its genesis metadata voter
+  for (const auto& n : out->nodes) {
+    if (!first_seen.insert(n.region).second || !n.added) continue;
+    return ConfigError(source, paths[n.id] + ".added",
+                       "node " + std::to_string(n.id) + " is the first node of region \"" + n.region +
+                           "\" (its metadata voter, in the genesis map): it cannot be added");
+  }
   if (regions.size() > 64) return ConfigError(source, "cluster.nodes", "name more than 64 regions");
   for (const auto& region : out->preferred_leader) {
     if (!region.empty() && regions.count(region) == 0) {
@@ -158,10 +180,7 @@ Status ParseCluster(const toml::table& root, std::string_view source, ClusterCon
 
   if (const toml::table* w = SubTable(root, "wan", &sub_error, source)) {
     GEOKV_RETURN_IF_ERROR(CheckKnown(*w, "wan.", {"enabled", "seed", "clock_offset_ms", "links"}, source));
-    if (const toml::node* e = w->get("enabled")) {
-      if (!e->is_boolean()) return ConfigError(source, "wan.enabled", "must be true or false");
-      out->wan_enabled = *e->value<bool>();
-    }
+    GEOKV_RETURN_IF_ERROR(ReadBool(*w, "enabled", "wan.enabled", source, &out->wan_enabled));
     GEOKV_RETURN_IF_ERROR(ReadInt(*w, "seed", "wan.seed", source, 0, INT64_MAX, &out->wan_seed));
     // A day either way is far beyond any real clock error and keeps the sum in range.
     GEOKV_RETURN_IF_ERROR(ReadInt(*w, "clock_offset_ms", "wan.clock_offset_ms", source, -86'400'000, 86'400'000,

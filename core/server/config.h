@@ -38,6 +38,13 @@ struct ClusterNode {
   std::string peer_endpoint;    // ZeroMQ endpoint other nodes reach this node on
   std::string client_endpoint;  // ZeroMQ endpoint clients reach this node on
   std::string curve_public_key; // Z85; required when CURVE is on
+  // Added to the running cluster (geokv node add) after it was created: not in the genesis
+  // map. Every node added before this node's own start is listed so (EngineMember::added),
+  // removed ones too. Never the first node of its region (the genesis metadata voter).
+  bool added = false;
+  // Gone for good (replaced, or to be removed): this node does not connect to it (its
+  // address may be its replacement's). Never this node itself.
+  bool removed = false;
 };
 
 // Emulated WAN link from this node to a region.
@@ -51,6 +58,7 @@ struct WanLink {
 //   [cluster]  shards = 4  request_timeout_ms = 5000  preferred_leader = ["us-east", ...]
 //   [[cluster.nodes]]  id = 0  region = "us-east"  peer_endpoint = "tcp://..."
 //                      client_endpoint = "tcp://..."  curve_public_key = "..."
+//                      added = false  removed = false   # docs/operations.md, "Add a node"
 //   [policy]   default = "strong"        rules = { "c/" = "counter", "s/" = "set" }
 //   [wan]      enabled = true  seed = 1  clock_offset_ms = 0  links = { "eu-west" = { delay_ms = 40, jitter_ms = 2, loss = 0.0 } }
 //   [curve]    secret_key_file = "..."  public_key_file = "..."  allowed_keys_file = "..."

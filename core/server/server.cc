@@ -60,10 +60,31 @@ class TimedStorage final : public storage::Storage {
   uint64_t commits_ = 0;
 };
 
+// The nodes of the config this node does not connect to: the removed ones, and a node whose
+// peer address a node of a higher id has (or this node itself): node ids are never reused,
+// so that one replaced it there (geokv node replace on the same host and ports), and two
+// links to one address would fight over it.
+std::set<uint32_t> UnreachedNodes(const ClusterConfig& cc) {
+  std::set<uint32_t> out;
+  for (const auto& n : cc.nodes) {
+    if (n.id == cc.self) continue;
+    bool shadowed = n.removed || n.peer_endpoint == cc.me().peer_endpoint;
+    for (const auto& later : cc.nodes) shadowed = shadowed || (later.id > n.id && later.peer_endpoint == n.peer_endpoint);
+    if (shadowed) out.insert(n.id);
+  }
+  return out;
+}
+
+// The environment of a real node. Thread-safety: the engine calls it on the event-loop
+// thread; ReloadPeerKeys may run on another (SIGHUP) and shares only the peer-key state,
+// guarded by peers_mu_.
 class ProdEnv final : public Env {
  public:
-  ProdEnv(transport::Transport& transport, storage::Storage& store, int64_t wall_offset_us)
-      : transport_(transport), store_(store), wall_offset_us_(wall_offset_us), rng_(std::random_device{}()) {}
+  ProdEnv(transport::Transport& transport, storage::Storage& store, const ClusterConfig& cc, int64_t wall_offset_us)
+      : transport_(transport), store_(store), self_(cc.self), self_address_(cc.me().peer_endpoint), curve_(cc.curve),
+        wall_offset_us_(wall_offset_us), rng_(std::random_device{}()), unreached_(UnreachedNodes(cc)) {
+    for (const auto& n : cc.nodes) keys_[n.id] = n.curve_public_key;
+  }
   int64_t NowUs() override { return MonotonicUs(); }
   int64_t WallUs() override {
     return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -74,25 +95,98 @@ class ProdEnv final : public Env {
     // kBusy: the peer's queue is full. The protocols resend what matters; count it.
     if (!transport_.Send(to, bytes).ok()) send_failures_++;
   }
-  // A node added to the running cluster: connects to it unless the transport already
-  // does (every node of the config is connected at start).
+  // Every node of the config but UnreachedNodes is connected at start; this connects a node
+  // added to the running cluster, with its CURVE key from the config. Without a key (CURVE
+  // on, the config does not list the node yet) it waits for ReloadPeerKeys. A node at the
+  // address of a node of a lower id replaces that one there (UnreachedNodes).
   void ConnectPeer(uint32_t node, const std::string& region, const std::string& peer_address) override {
-    if (transport_.Peers().count(node) != 0) return;
-    transport::Peer peer;
-    peer.endpoint = peer_address;
-    peer.region = region;
-    if (!transport_.AddPeer(node, peer).ok()) send_failures_++;
+    const transport::PeerTable peers = transport_.Peers();
+    if (node == self_ || peers.count(node) != 0) return;
+    std::lock_guard lock(peers_mu_);
+    if (unreached_.count(node) != 0) return;
+    for (const auto& [id, p] : peers) {
+      if (p.endpoint == peer_address && id > node) unreached_.insert(node);
+    }
+    if (peer_address == self_address_) unreached_.insert(node);
+    if (unreached_.count(node) != 0) {
+      spdlog::warn("node {} is not reached: its address {} is a node's of a higher id (it replaced node {} there)",
+                   node, peer_address, node);
+      return;
+    }
+    for (const auto& [id, p] : peers) {
+      if (p.endpoint != peer_address) continue;
+      unreached_.insert(id);
+      waiting_.erase(id);
+      (void)transport_.RemovePeer(id);
+      spdlog::warn("node {} is at {}, node {}'s address: node {} is not reached anymore (replaced there)", node,
+                   peer_address, id, id);
+    }
+    transport::Peer peer{peer_address, region, ""};
+    if (curve_) {
+      auto key = keys_.find(node);
+      if (key == keys_.end() || key->second.empty()) {
+        if (waiting_.emplace(node, peer).second) {
+          spdlog::error("node {} (peer address {}) is in the cluster map but not in this node's config, and CURVE is "
+                        "on: not connected; add its key to the config and reload keys (geokv reload-keys or SIGHUP)",
+                        node, peer_address);
+        }
+        return;
+      }
+      peer.curve_public_key_z85 = key->second;
+    }
+    Connect(node, peer);
+  }
+  // After a key reload (`cc` is the new config): its peer keys replace the known ones; a
+  // node whose key changed reconnects with it (at the config's endpoint), and a node
+  // ConnectPeer skipped for lack of a key connects now that it has one. Any thread.
+  Status ReloadPeerKeys(const ClusterConfig& cc) {
+    std::lock_guard lock(peers_mu_);
+    for (const auto& n : cc.nodes) {
+      if (n.id == self_ || unreached_.count(n.id) != 0) continue;
+      std::string& known = keys_[n.id];
+      const bool changed = !known.empty() && known != n.curve_public_key;
+      known = n.curve_public_key;
+      if (auto waiting = waiting_.find(n.id); waiting != waiting_.end()) {
+        transport::Peer peer = waiting->second;
+        peer.curve_public_key_z85 = n.curve_public_key;
+        GEOKV_RETURN_IF_ERROR(transport_.AddPeer(n.id, peer));
+        waiting_.erase(waiting);
+        spdlog::info("reloading keys: node {} ({}) connected with key {}", n.id, peer.endpoint, n.curve_public_key);
+      } else if (changed) {
+        // A new key for a peer: its link reconnects with it, and only it is that peer's.
+        GEOKV_RETURN_IF_ERROR(transport_.AddPeer(n.id, transport::Peer{n.peer_endpoint, n.region, n.curve_public_key}));
+        spdlog::info("reloading keys: node {} now has key {}", n.id, n.curve_public_key);
+      }
+    }
+    return Status::Ok();
   }
   storage::Storage& Store() override { return store_; }
   uint64_t Random() override { return rng_(); }
   uint64_t send_failures() const { return send_failures_; }
 
  private:
+  void Connect(uint32_t node, const transport::Peer& peer) {
+    if (Status s = transport_.AddPeer(node, peer); !s.ok()) {
+      send_failures_++;
+      spdlog::error("cannot connect to node {} at {}: {}", node, peer.endpoint, s.ToString());
+    } else {
+      spdlog::info("connected to node {} ({}) at {}", node, peer.region, peer.endpoint);
+    }
+  }
+
   transport::Transport& transport_;
   storage::Storage& store_;
+  const uint32_t self_;
+  const std::string self_address_;  // this node's peer endpoint
+  const bool curve_;
   const int64_t wall_offset_us_;  // TEST ONLY: [wan] clock_offset_ms
   std::mt19937_64 rng_;
-  uint64_t send_failures_ = 0;
+  uint64_t send_failures_ = 0;  // event-loop thread only
+
+  std::mutex peers_mu_;
+  std::map<uint32_t, std::string> keys_;           // node -> Z85 public key from the config; peers_mu_
+  std::set<uint32_t> unreached_;                   // UnreachedNodes, and nodes replaced since; peers_mu_
+  std::map<uint32_t, transport::Peer> waiting_;    // skipped by ConnectPeer for lack of a key; peers_mu_
 };
 
 bool VerifyEnvelope(std::string_view bytes) {
@@ -105,7 +199,7 @@ std::string ModeLabel(Op op, const Policy& policy, std::string_view key) {
   switch (op) {
     case Op::kPolicySet: case Op::kPolicyRemove: case Op::kPolicyList: return "policy";
     case Op::kStatus: case Op::kPartition: case Op::kHeal: case Op::kReloadKeys: case Op::kNodeState:
-    case Op::kPlacement: case Op::kClusterMap:
+    case Op::kPlacement: case Op::kClusterMap: case Op::kNodeAdd:
       return "admin";
     default: return std::string(ModeName(policy.Lookup(key)));
   }
@@ -116,7 +210,7 @@ std::string ModeLabel(Op op, const Policy& policy, std::string_view key) {
 bool IsAdminOp(Op op) {
   switch (op) {
     case Op::kPolicySet: case Op::kPolicyRemove: case Op::kPartition: case Op::kHeal: case Op::kReloadKeys:
-    case Op::kNodeState:
+    case Op::kNodeState: case Op::kNodeAdd:
       return true;
     default:
       return false;
@@ -276,8 +370,9 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config, std::funct
   to.self = cc.self;
   to.region = cc.me().region;
   to.bind_endpoint = cc.me().peer_endpoint;
+  const std::set<uint32_t> unreached = UnreachedNodes(cc);
   for (const auto& n : cc.nodes) {
-    if (n.id == cc.self) continue;
+    if (n.id == cc.self || unreached.count(n.id) != 0) continue;
     to.peers[n.id] = transport::Peer{n.peer_endpoint, n.region, n.curve_public_key};
   }
   to.verifier = VerifyEnvelope;
@@ -298,13 +393,15 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config, std::funct
   auto transport = transport::ZmqTransport::Start(std::move(to));
   if (!transport.ok()) return transport.status();
   impl->transport = std::move(transport).value();
-  impl->env = std::make_unique<ProdEnv>(*impl->transport, *impl->store, cc.wan_clock_offset_ms * 1000);
+  impl->env = std::make_unique<ProdEnv>(*impl->transport, *impl->store, cc, cc.wan_clock_offset_ms * 1000);
 
   EngineOptions eo;
   eo.self = cc.self;
   eo.new_cluster = config.new_cluster;
   eo.regions = static_cast<uint32_t>(cc.Regions().size());
-  for (const auto& n : cc.nodes) eo.members.push_back({cc.RegionIndex(n.region), n.region, n.peer_endpoint, n.client_endpoint});
+  for (const auto& n : cc.nodes) {
+    eo.members.push_back({cc.RegionIndex(n.region), n.region, n.peer_endpoint, n.client_endpoint, n.added});
+  }
   eo.shards = cc.shards;
   for (const auto& region : cc.preferred_leader) {
     std::optional<uint32_t> id;
@@ -397,8 +494,10 @@ Status Server::Impl::ReloadKeys(const Config& new_config) {
   };
   if (!config.cluster) return fail(Status(Code::kConfig, "cluster: missing"));
   const ClusterConfig& cc = *config.cluster;
-  if (cc.self != old.self || cc.nodes.size() != old.nodes.size() || cc.curve != old.curve) {
-    return fail(Status(Code::kConfig, "node.id, cluster.nodes or [curve] on/off changed: that needs a restart"));
+  // Nodes may be appended (added to the running cluster), never dropped or renumbered.
+  if (cc.self != old.self || cc.nodes.size() < old.nodes.size() || cc.curve != old.curve) {
+    return fail(Status(Code::kConfig, "node.id, cluster.nodes (other than appended ones) or [curve] on/off changed: "
+                                      "that needs a restart"));
   }
   if (!cc.curve) return fail(Status(Code::kInvalidArgument, "CURVE is off: there are no keys to reload"));
   if (cc.curve_allowed_keys_file != old.curve_allowed_keys_file) {
@@ -408,23 +507,13 @@ Status Server::Impl::ReloadKeys(const Config& new_config) {
   auto keys = ReadClientKeys(cc);
   if (!keys.ok()) return fail(keys.status());
   if (Status s = im.transport->ReloadCurveAllowlist(); !s.ok()) return fail(s);
-  for (const auto& n : cc.nodes) {
-    if (n.id == cc.self || n.curve_public_key == old.nodes[n.id].curve_public_key) continue;
-    // A new key for a peer: its link reconnects with it, and only it is that peer's.
-    if (Status s = im.transport->AddPeer(n.id, transport::Peer{n.peer_endpoint, n.region, n.curve_public_key});
-        !s.ok()) {
-      return fail(s);
-    }
-    spdlog::info("reloading keys: node {} now has key {}", n.id, n.curve_public_key);
-  }
+  if (Status s = im.env->ReloadPeerKeys(cc); !s.ok()) return fail(s);
   {
     std::lock_guard lock(im.keys_mu);
     im.authorizer = std::make_shared<const transport::ZapAuthorizer>(keys->allowed);
     spdlog::info("reloading keys: {} client keys, {} of them admins", keys->allowed.size(), keys->admins.size());
     im.client_keys = std::make_shared<const ClientKeys>(std::move(keys).value());
   }
-  // Later reloads compare peer keys against these.
-  for (size_t i = 0; i < cc.nodes.size(); ++i) im.config.cluster->nodes[i].curve_public_key = cc.nodes[i].curve_public_key;
   im.config.cluster->curve_admin_keys_file = cc.curve_admin_keys_file;
   im.reloads++;
   return Status::Ok();

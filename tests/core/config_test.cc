@@ -1,6 +1,7 @@
 #include "core/server/config.h"
 
 #include <fstream>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -192,13 +193,15 @@ namespace {
 
 // Several nodes in one region (ids 0..n-1 in any file order; regions numbered in the order
 // of their first node by id, whatever order the file lists the nodes in).
+// `node_extra`: more lines of a node's table, by id.
 std::string MultiNodeToml(const std::vector<std::pair<int, std::string>>& nodes, int self = 0,
-                          const std::string& cluster_extra = "") {
+                          const std::string& cluster_extra = "", const std::map<int, std::string>& node_extra = {}) {
   std::string t = "[node]\nid = " + std::to_string(self) + "\n[cluster]\n" + cluster_extra;
   for (const auto& [id, region] : nodes) {
     t += "[[cluster.nodes]]\nid = " + std::to_string(id) + "\nregion = \"" + region +
          "\"\npeer_endpoint = \"tcp://127.0.0.1:" + std::to_string(7000 + id) +
          "\"\nclient_endpoint = \"tcp://127.0.0.1:" + std::to_string(7100 + id) + "\"\n";
+    if (auto extra = node_extra.find(id); extra != node_extra.end()) t += extra->second + "\n";
   }
   return t;
 }
@@ -245,6 +248,48 @@ TEST(ConfigClusterTest, NodeIdsMustStillBeZeroToNMinusOne) {
   ExpectConfigError(MultiNodeToml({{0, "a"}, {1, "a"}}, 2), "node.id");
   // Ids are bounded (0..63) like the engine's node count.
   ExpectConfigError(MultiNodeToml({{0, "a"}, {64, "a"}}), "cluster.nodes[1].id");
+}
+
+TEST(ConfigClusterTest, AddedAndRemovedNodes) {
+  // Three regions of one genesis node each (0..2); 3 and 4 added later; 1 removed.
+  const std::vector<std::pair<int, std::string>> nodes = {{0, "a"}, {1, "b"}, {2, "c"}, {3, "a"}, {4, "b"}};
+  auto c = Config::FromToml(MultiNodeToml(nodes, 4, "", {{3, "added = true"}, {4, "added = true"}, {1, "removed = true"}}),
+                            "test.toml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  const std::vector<bool> added = {false, false, false, true, true}, removed = {false, true, false, false, false};
+  for (const auto& n : c->cluster->nodes) {
+    EXPECT_EQ(n.added, added[n.id]) << "node " << n.id;
+    EXPECT_EQ(n.removed, removed[n.id]) << "node " << n.id;
+  }
+  // Explicit false is the default; a removed node may be any node but this one, the first
+  // of its region included (node 1, a dead genesis node being replaced).
+  auto d = Config::FromToml(MultiNodeToml(nodes, 0, "", {{0, "added = false\nremoved = false"}, {3, "removed = true"}}));
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_FALSE(d->cluster->nodes[0].added);
+  EXPECT_TRUE(d->cluster->nodes[3].removed);
+
+  // Not a bool: refused naming the field (its place in the file, here the fourth entry).
+  ExpectConfigError(MultiNodeToml(nodes, 0, "", {{3, "added = 1"}}), "cluster.nodes[3].added: must be true or false");
+  ExpectConfigError(MultiNodeToml(nodes, 0, "", {{3, "added = \"true\""}}), "cluster.nodes[3].added");
+  ExpectConfigError(MultiNodeToml(nodes, 0, "", {{1, "removed = \"yes\""}}), "cluster.nodes[1].removed");
+  ExpectConfigError(MultiNodeToml(nodes, 0, "", {{1, "remove = true"}}), "cluster.nodes[1].remove: unknown field");
+  // Both at once: a node added to the running cluster, since gone (what a config of its
+  // replacement says).
+  auto both = Config::FromToml(MultiNodeToml(nodes, 4, "", {{3, "added = true\nremoved = true"}, {4, "added = true"}}));
+  ASSERT_TRUE(both.ok()) << both.status().ToString();
+  EXPECT_TRUE(both->cluster->nodes[3].added && both->cluster->nodes[3].removed);
+  // This node itself removed; named where the file lists it (file order, not id).
+  ExpectConfigError(MultiNodeToml(nodes, 3, "", {{3, "removed = true"}}), "cluster.nodes[3].removed: is this node itself");
+  ExpectConfigError(MultiNodeToml({{1, "b"}, {0, "a"}}, 0, "", {{0, "removed = true"}}), "cluster.nodes[1].removed");
+  // The first node of a region is the genesis metadata voter: never added. Node 2 is c's
+  // first; in a new region d, node 5 is its first even though it comes last.
+  ExpectConfigError(MultiNodeToml(nodes, 0, "", {{2, "added = true"}}), "cluster.nodes[2].added: node 2 is the first");
+  ExpectConfigError(MultiNodeToml({{0, "a"}, {1, "b"}, {2, "a"}}, 0, "", {{1, "added = true"}}), "cluster.nodes[1].added");
+  auto e = Config::FromToml(MultiNodeToml({{0, "a"}, {1, "b"}, {2, "a"}, {3, "d"}}, 0, "", {{3, "added = true"}}));
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find("region \"d\""), std::string::npos) << e.status().message();
+  // The second node of a region, added: fine.
+  EXPECT_TRUE(Config::FromToml(MultiNodeToml({{0, "a"}, {1, "b"}, {2, "a"}}, 0, "", {{2, "added = true"}})).ok());
 }
 
 }  // namespace

@@ -66,6 +66,12 @@ std::vector<BadConfig> Cases() {
       {"wan_unknown_region", v + "[wan]\nenabled = true\nlinks = { \"mars\" = { delay_ms = 5 } }\n", "wan.links.mars"},
       {"bad_log_level", v + "[log]\nlevel = \"loud\"\n", "log.level"},
       {"no_cluster_section", "data_dir = \"$DIR/data\"\n", "[cluster]"},
+      {"added_not_a_bool", Replace(v, "region = \"eu-west\"", "region = \"eu-west\"\nadded = \"yes\""),
+       "cluster.nodes[1].added: must be true or false"},
+      {"first_of_region_added", Replace(v, "region = \"eu-west\"", "region = \"eu-west\"\nadded = true"),
+       "cluster.nodes[1].added"},
+      {"self_removed", Replace(v, "region = \"us-east\"", "region = \"us-east\"\nremoved = true"),
+       "cluster.nodes[0].removed"},
   };
 }
 

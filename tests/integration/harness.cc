@@ -193,20 +193,65 @@ int PickPort() {
 
 LocalCluster::LocalCluster(std::string dir, ClusterOptions options)
     : dir_(std::move(dir)), options_(std::move(options)) {
-  nodes_.resize(options_.regions.size() * static_cast<size_t>(std::max(options_.nodes_per_region, 1)));
-  for (size_t i = 0; i < nodes_.size(); ++i) {
-    Node& n = nodes_[i];
+  const size_t genesis = options_.regions.size() * static_cast<size_t>(std::max(options_.nodes_per_region, 1));
+  for (size_t i = 0; i < genesis; ++i) NewNode(i % options_.regions.size());
+  for (size_t i = 0; i < nodes_.size(); ++i) WriteFile(nodes_[i].config, WriteConfig(i));
+}
+
+size_t LocalCluster::NewNode(size_t region_index, std::optional<size_t> ports_of) {
+  const size_t i = nodes_.size();
+  Node& n = nodes_.emplace_back();
+  n.region = region_index;
+  if (ports_of) {
+    n.peer_port = nodes_[*ports_of].peer_port;
+    n.client_port = nodes_[*ports_of].client_port;
+    n.metrics_port = nodes_[*ports_of].metrics_port;
+  } else {
     n.peer_port = PickPort();
     n.client_port = PickPort();
     if (options_.metrics) n.metrics_port = PickPort();
-    const std::string base = dir_ + "/n" + std::to_string(i);
-    fs::create_directories(base + "/data");
-    n.config = base + "/geokvd.toml";
-    n.log = base + "/geokvd.log";
-    n.data = base + "/data";
-    n.child = std::make_unique<Child>();
   }
-  for (size_t i = 0; i < nodes_.size(); ++i) WriteFile(nodes_[i].config, WriteConfig(i));
+  const std::string base = dir_ + "/n" + std::to_string(i);
+  fs::create_directories(base + "/data");
+  n.config = base + "/geokvd.toml";
+  n.log = base + "/geokvd.log";
+  n.data = base + "/data";
+  n.child = std::make_unique<Child>();
+  return i;
+}
+
+size_t LocalCluster::AddNode(size_t region_index, const std::optional<ClusterOptions::CurveNode>& curve) {
+  if (options_.curve.has_value() != curve.has_value()) {
+    ADD_FAILURE() << "LocalCluster::AddNode: CURVE key files are needed exactly when the cluster runs CURVE";
+  }
+  const size_t i = NewNode(region_index);
+  nodes_[i].added = true;
+  if (options_.curve && curve) {
+    ClusterOptions::Curve& c = *options_.curve;
+    // Per-node vectors: the new node's entry at index i.
+    c.secret_key_files.resize(i + 1);
+    c.public_key_files.resize(i + 1);
+    c.public_keys.resize(i + 1);
+    c.allowed_keys_files.resize(i + 1);
+    c.secret_key_files[i] = curve->secret_key_file;
+    c.public_key_files[i] = curve->public_key_file;
+    c.public_keys[i] = curve->public_key;
+    c.allowed_keys_files[i] = curve->allowed_keys_file;
+  }
+  WriteFile(nodes_[i].config, WriteConfig(i));
+  return i;
+}
+
+void LocalCluster::RewriteConfig(size_t i) { WriteFile(nodes_[i].config, WriteConfig(i)); }
+
+size_t LocalCluster::AddReplacement(size_t old) {
+  if (options_.curve) ADD_FAILURE() << "LocalCluster::AddReplacement: not with CURVE (no keys for the new node)";
+  if (running(old)) ADD_FAILURE() << "LocalCluster::AddReplacement: node " << old << " is still running";
+  nodes_[old].removed = true;
+  const size_t i = NewNode(nodes_[old].region, old);
+  nodes_[i].added = true;
+  WriteFile(nodes_[i].config, WriteConfig(i));
+  return i;
 }
 
 LocalCluster::~LocalCluster() {
@@ -220,7 +265,6 @@ LocalCluster::~LocalCluster() {
 }
 
 std::string LocalCluster::WriteConfig(size_t self) const {
-  const auto ep = [](int port) { return "tcp://127.0.0.1:" + std::to_string(port); };
   std::ostringstream t;
   t << "data_dir = \"" << nodes_[self].data << "\"\n";
   t << "[storage]\ndurability = \"sync\"\n";
@@ -238,7 +282,9 @@ std::string LocalCluster::WriteConfig(size_t self) const {
   t << "]\n";
   for (size_t i = 0; i < nodes_.size(); ++i) {
     t << "[[cluster.nodes]]\nid = " << i << "\nregion = \"" << region(i) << "\"\npeer_endpoint = \""
-      << ep(nodes_[i].peer_port) << "\"\nclient_endpoint = \"" << ep(nodes_[i].client_port) << "\"\n";
+      << peer_endpoint(i) << "\"\nclient_endpoint = \"" << client_endpoint(i) << "\"\n";
+    if (nodes_[i].added) t << "added = true\n";
+    if (nodes_[i].removed) t << "removed = true\n";
     if (options_.curve) t << "curve_public_key = \"" << options_.curve->public_keys[i] << "\"\n";
   }
   t << "[policy]\ndefault = \"strong\"\nrules = { " << options_.policy_rules << " }\n";
@@ -268,6 +314,10 @@ std::string LocalCluster::WriteConfig(size_t self) const {
 
 std::string LocalCluster::client_endpoint(size_t i) const {
   return "tcp://127.0.0.1:" + std::to_string(nodes_[i].client_port);
+}
+
+std::string LocalCluster::peer_endpoint(size_t i) const {
+  return "tcp://127.0.0.1:" + std::to_string(nodes_[i].peer_port);
 }
 
 std::vector<std::string> LocalCluster::client_endpoints() const {
@@ -302,7 +352,8 @@ bool LocalCluster::StartNode(size_t i) {
     }
   }
   std::vector<std::string> argv = {GeokvdPath(), "--config", nodes_[i].config};
-  if (!nodes_[i].started) argv.push_back("--new-cluster");
+  // Only the genesis nodes create the cluster; an added node joins it.
+  if (!nodes_[i].started && !nodes_[i].added) argv.push_back("--new-cluster");
   nodes_[i].started = true;
   return nodes_[i].child->Start(argv, nodes_[i].log, env);
 }

@@ -8,7 +8,8 @@
 //   - LocalCluster: geokvd nodes (one or more per region), ports derived from the PID in
 //     20000-40000 and probed free, start / kill / restart with the same config and data dir,
 //     pause (SIGSTOP) / resume (SIGCONT), per-node clock offsets ([wan] clock_offset_ms or
-//     libfaketime).
+//     libfaketime); nodes added after the start (`added = true`), and replacements of dead
+//     nodes on an empty disk under a new id.
 //
 // Every wait has a deadline; nothing here asserts how long anything takes.
 //
@@ -121,6 +122,10 @@ struct ClusterOptions {
     std::vector<std::string> allowed_keys_files;   // per node
   };
   std::optional<Curve> curve;
+  // One node's entries of Curve (LocalCluster::AddNode).
+  struct CurveNode {
+    std::string secret_key_file, public_key_file, public_key, allowed_keys_file;
+  };
   // TEST ONLY, per node: [wan] clock_offset_ms, shifts the node's wall clock (0 or missing:
   // not written, so binaries that predate the field still start).
   std::vector<int64_t> clock_offset_ms;
@@ -143,22 +148,41 @@ class LocalCluster {
   LocalCluster(const LocalCluster&) = delete;
   LocalCluster& operator=(const LocalCluster&) = delete;
 
-  // Nodes in the cluster (regions x nodes_per_region).
+  // Nodes in the cluster (regions x nodes_per_region, then those AddNode added).
   size_t size() const { return nodes_.size(); }
   size_t region_count() const { return options_.regions.size(); }
-  // Node i's region: its index (i % region_count()) and its name.
-  size_t region_index(size_t i) const { return i % options_.regions.size(); }
+  // Node i's region: its index (i % region_count() for the genesis nodes) and its name.
+  size_t region_index(size_t i) const { return nodes_[i].region; }
   const std::string& region(size_t i) const { return options_.regions[region_index(i)]; }
   std::string client_endpoint(size_t i) const;
+  std::string peer_endpoint(size_t i) const;
   std::string config_path(size_t i) const { return nodes_[i].config; }
   std::string log_path(size_t i) const { return nodes_[i].log; }
   std::string data_dir(size_t i) const { return nodes_[i].data; }
   int metrics_port(size_t i) const { return nodes_[i].metrics_port; }
   std::vector<std::string> client_endpoints() const;
 
-  // Starts node i (same config and data dir every time; the first time as part of a new
-  // cluster: geokvd --new-cluster). False if it could not be forked.
+  // Starts node i (same config and data dir every time; the first time of a genesis node as
+  // part of a new cluster: geokvd --new-cluster). False if it could not be forked.
   bool StartNode(size_t i);
+  // A node for the running cluster, id size(), in region `region_index`: ports picked like
+  // the others, an empty data directory, and a config listing every node, with `added =
+  // true` for it and every node added before it and `removed = true` for every node
+  // replaced so far. Neither announces it (that is `geokv node add`) nor starts it
+  // (StartNode, without --new-cluster); the other nodes' configs stay as they are. With
+  // CURVE, `curve` gives its key files (ADD_FAILURE without). Returns its id.
+  size_t AddNode(size_t region_index, const std::optional<ClusterOptions::CurveNode>& curve = std::nullopt);
+  // Writes node i's config again, listing every node known now (what a test appended to it
+  // is gone): e.g. an existing node learning an added node's CURVE key before a reload.
+  void RewriteConfig(size_t i);
+  // The replacement of node `old` (dead: not running) on an empty disk: AddNode in its
+  // region, on its peer and client ports (the same address), and `old` is `removed = true`
+  // in the new node's config (and in those written later). Not with CURVE. Returns the new
+  // node's id.
+  size_t AddReplacement(size_t old);
+  // Whether node i was added to the running cluster, or replaced.
+  bool added(size_t i) const { return nodes_[i].added; }
+  bool replaced(size_t i) const { return nodes_[i].removed; }
   // Starts every node, then waits for each to answer `status` (deadline). Empty string on
   // success, else what went wrong.
   std::string StartAll(milliseconds deadline = seconds(60));
@@ -202,8 +226,14 @@ class LocalCluster {
 
  private:
   std::string WriteConfig(size_t i) const;
+  // A node with picked ports (none of them when `ports_of` is given: that node's) and its
+  // directory, in nodes_.
+  size_t NewNode(size_t region_index, std::optional<size_t> ports_of = std::nullopt);
 
   struct Node {
+    size_t region = 0;    // index into options_.regions
+    bool added = false;   // added to the running cluster (not in the genesis map)
+    bool removed = false; // replaced: the configs written since say `removed = true`
     int peer_port = 0;
     int client_port = 0;
     int metrics_port = 0;

@@ -6,14 +6,19 @@
 //   geokv policy set PREFIX MODE | policy list | status
 //   geokv partition REGION [--heal] | heal | reload-keys     (admin: docs/security.md)
 //   geokv node drain|undrain|down|remove ID                  (admin: docs/operations.md)
+//   geokv node add ID --region NAME --peer-endpoint E --client-endpoint E
+//   geokv node replace OLD NEW --peer-endpoint E --client-endpoint E [--wait SECONDS]
 //   geokv map                 the cluster map: regions, nodes and their states, placement
 //   geokv local --regions us-east,eu-west,ap-northeast [--nodes-per-region N] [--rtt-ms MS]
 //                             N geokvd per region (default 1): node i is in region i % R
 //   geokv demo --endpoints E1,E2,E3 --regions R1,R2,R3
 //   geokv repair DIR    (an embedded store or a node's data dir, not open anywhere)
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -74,11 +79,25 @@ int Print(const geokv::Response& r, geokv::Op op, bool json) {
 }
 
 // `geokv map`: the cluster map the answering node applied, as text or JSON.
+// The cluster map of an Op::kClusterMap answer.
+geokv::StatusOr<geokv::placement::ClusterMap> DecodeMap(const geokv::Response& r) {
+  if (!r.status.ok()) return r.status;
+  auto map = geokv::placement::ClusterMap::Decode(r.value);
+  if (!map.ok()) return geokv::Status(map.status().code(), "the node sent a map that does not decode: " + map.status().message());
+  return map;
+}
+
+geokv::StatusOr<geokv::placement::ClusterMap> FetchMap(geokv::Client& client) {
+  geokv::Request req;
+  req.op = geokv::Op::kClusterMap;
+  return DecodeMap(client.Call(std::move(req)));
+}
+
 int PrintMap(const geokv::Response& r, bool json) {
   if (!r.status.ok()) return Print(r, geokv::Op::kClusterMap, json);
-  auto map = geokv::placement::ClusterMap::Decode(r.value);
+  auto map = DecodeMap(r);
   if (!map.ok()) {
-    std::fprintf(stderr, "geokv map: the node sent a map that does not decode: %s\n", map.status().ToString().c_str());
+    std::fprintf(stderr, "geokv map: %s\n", map.status().ToString().c_str());
     return 2;
   }
   using geokv::placement::NodeStateName;
@@ -119,6 +138,173 @@ int PrintMap(const geokv::Response& r, bool json) {
                 static_cast<unsigned long long>(p.bytes), static_cast<unsigned long long>(p.epoch));
   }
   return 0;
+}
+
+// An Op::kNodeAdd request: node `id` in `region`, reachable at the two endpoints.
+geokv::Request NodeAddRequest(uint32_t id, const std::string& region, const std::string& peer,
+                              const std::string& client) {
+  geokv::Request req;
+  req.op = geokv::Op::kNodeAdd;
+  req.key = std::to_string(id);
+  req.value = region + " " + peer + " " + client;
+  return req;
+}
+
+// The value is space-separated: none of its parts may be empty or hold a space.
+bool CheckNodeAddParts(const char* command, const std::string& region, const std::string& peer,
+                       const std::string& client) {
+  const std::pair<const char*, const std::string*> parts[] = {
+      {"--region", &region}, {"--peer-endpoint", &peer}, {"--client-endpoint", &client}};
+  for (const auto& [name, value] : parts) {
+    if (value->empty() || value->find_first_of(" \t\n") != std::string::npos) {
+      std::fprintf(stderr, "geokv node %s: %s must be given, without spaces\n", command, name);
+      return false;
+    }
+  }
+  return true;
+}
+
+geokv::Request NodeStateRequest(uint32_t id, const char* state) {
+  geokv::Request req;
+  req.op = geokv::Op::kNodeState;
+  req.key = std::to_string(id);
+  req.value = state;
+  return req;
+}
+
+// Calls `req` (idempotent: node add, node state) again while the answer leaves its outcome
+// open or says that nothing happened yet (TIMEOUT, UNAVAILABLE, BUSY: an election, a
+// leadership moving), until `deadline`; the last answer.
+geokv::Response CallIdempotent(geokv::Client& client, const geokv::Request& req,
+                               std::chrono::steady_clock::time_point deadline) {
+  for (;;) {
+    geokv::Response r = client.Call(req);
+    const geokv::Code code = r.status.code();
+    const bool retry = code == geokv::Code::kTimeout || code == geokv::Code::kUnavailable || code == geokv::Code::kBusy;
+    if (!retry || std::chrono::steady_clock::now() >= deadline) return r;
+    std::fprintf(stderr, "geokv: %s; again\n", r.status.ToString().c_str());
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+}
+
+// What node `old_id` still holds in `map`: its shards (a replica, or the leaving side of a
+// move in flight) and the moves in flight that concern it.
+struct Leftover {
+  std::string shards;  // "0,3,5"
+  size_t count = 0;
+  size_t moves_in_flight = 0;  // every shard's, not only old_id's
+};
+
+Leftover LeftOn(const geokv::placement::ClusterMap& map, uint32_t old_id) {
+  Leftover left;
+  for (size_t s = 0; s < map.shards().size(); ++s) {
+    const auto& shard = map.shards()[s];
+    bool holds = false;
+    for (auto node : shard.replicas) holds = holds || node == old_id;
+    if (shard.change) {
+      left.moves_in_flight++;
+      holds = holds || shard.change->from == old_id || shard.change->to == old_id;
+    }
+    if (!holds) continue;
+    left.shards += (left.count++ == 0 ? "" : ",") + std::to_string(s);
+  }
+  return left;
+}
+
+std::string DescribeNode(const geokv::placement::ClusterMap& map, uint32_t id) {
+  const auto* n = map.FindNode(id);
+  if (n == nullptr) return "node " + std::to_string(id) + " not in the map yet";
+  return "node " + std::to_string(id) + " " + std::string(geokv::placement::NodeStateName(n->state)) + ", " +
+         std::to_string(n->load.shards) + " replicas";
+}
+
+// `geokv node replace OLD NEW`: adds NEW in OLD's region, marks OLD down; with wait_s > 0
+// then polls the map until OLD holds no replica (printing each change of progress) and
+// removes it. Exit 0 when done, 2 on an error or at the deadline (saying what is left).
+int NodeReplace(geokv::Client& client, uint32_t old_id, uint32_t new_id, const std::string& peer,
+                const std::string& client_endpoint, int wait_s) {
+  using geokv::placement::NodeState;
+  auto fail = [](const std::string& what) {
+    std::fprintf(stderr, "geokv node replace: %s\n", what.c_str());
+    return 2;
+  };
+  // Until the deadline (a minute at least), refusals during an election are tried again.
+  const auto start = std::chrono::steady_clock::now();
+  const auto deadline = start + std::chrono::seconds(std::max(wait_s, 60));
+  auto map = FetchMap(client);
+  while (!map.ok() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    map = FetchMap(client);
+  }
+  if (!map.ok()) return fail("cannot read the cluster map: " + map.status().ToString());
+  const auto* old = map->FindNode(old_id);
+  if (old == nullptr) return fail("node " + std::to_string(old_id) + " is not in the cluster map (geokv map)");
+  if (old->state == NodeState::kRemoved) return fail("node " + std::to_string(old_id) + " is already removed");
+  const std::string region = map->RegionName(old->region);
+  const NodeState old_state = old->state;
+  if (const auto* existing = map->FindNode(new_id)) {
+    // A second run (say after a timeout) finds the node it added: go on with it.
+    if (existing->region != old->region || existing->peer_address != peer || existing->client_address != client_endpoint) {
+      return fail("node " + std::to_string(new_id) + " is already in the cluster map, in region " +
+                  map->RegionName(existing->region) + " at " + existing->peer_address +
+                  "; node ids are never reused: the next unused id is " + std::to_string(map->nodes().size()));
+    }
+    std::printf("node %u is already in the map (%s): not added again\n", new_id,
+                std::string(geokv::placement::NodeStateName(existing->state)).c_str());
+  } else {
+    const geokv::Response r = CallIdempotent(client, NodeAddRequest(new_id, region, peer, client_endpoint), deadline);
+    if (!r.status.ok()) return fail("adding node " + std::to_string(new_id) + ": " + r.status.ToString());
+    std::printf("node %u added in region %s (peer %s, client %s); start its geokvd with a config listing every "
+                "node, node %u with added = true and node %u with removed = true\n",
+                new_id, region.c_str(), peer.c_str(), client_endpoint.c_str(), new_id, old_id);
+  }
+  if (old_state != NodeState::kDown) {
+    const geokv::Response r = CallIdempotent(client, NodeStateRequest(old_id, "down"), deadline);
+    if (!r.status.ok()) return fail("marking node " + std::to_string(old_id) + " down: " + r.status.ToString());
+    std::printf("node %u marked down: the placement driver moves its replicas to up nodes of %s\n", old_id,
+                region.c_str());
+  }
+  if (wait_s == 0) {
+    std::printf("once node %u holds no replica (geokv map): geokv node remove %u\n", old_id, old_id);
+    return 0;
+  }
+
+  std::string last_progress, last_error;
+  for (;;) {
+    const double elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    map = FetchMap(client);
+    if (map.ok()) {
+      last_error.clear();
+      const Leftover left = LeftOn(*map, old_id);
+      const std::string progress =
+          "node " + std::to_string(old_id) + " holds " + std::to_string(left.count) + " replicas" +
+          (left.count != 0 ? " (shards " + left.shards + ")" : "") + "; " + DescribeNode(*map, new_id) + "; " +
+          std::to_string(left.moves_in_flight) + " moves in flight";
+      if (progress != last_progress) std::printf("[%5.1f s] %s\n", elapsed_s, progress.c_str());
+      std::fflush(stdout);
+      last_progress = progress;
+      if (left.count == 0) {
+        const geokv::Response r = client.Call(NodeStateRequest(old_id, "removed"));
+        if (r.status.ok()) {
+          map = FetchMap(client);
+          std::printf("node %u removed; %s\n", old_id, map.ok() ? DescribeNode(*map, new_id).c_str() : "");
+          return 0;
+        }
+        last_error = "removing node " + std::to_string(old_id) + ": " + r.status.ToString();
+      }
+    } else {
+      last_error = "reading the cluster map: " + map.status().ToString();
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      const auto waited_s = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start);
+      return fail("timed out after " + std::to_string(waited_s.count()) + " s: " +
+                  (last_progress.empty() ? std::string("no cluster map read") : last_progress) +
+                  (last_error.empty() ? "" : "; last error: " + last_error) + ". Node " + std::to_string(old_id) +
+                  " stays down; run this again, or `geokv node remove " + std::to_string(old_id) +
+                  "` once it holds no replica");
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
 }
 
 // `geokv repair DIR`: what was damaged, what was dropped, what is left. Exit 0 when the
@@ -229,6 +415,25 @@ int main(int argc, char** argv) {
       {node->add_subcommand("remove", "remove node ID for good (refused while it holds replicas)"), "removed"},
   };
   for (const auto& [sub, state] : node_states) sub->add_option("id", req.key, "the node's id (geokv status)")->required();
+  uint32_t node_id = 0, new_id = 0;
+  std::string node_region, peer_endpoint, client_endpoint;
+  int wait_s = 0;
+  auto* node_add = node->add_subcommand(
+      "add", "add node ID (the next unused id: geokv map's node count) to the running cluster; then start its geokvd "
+             "with added = true (docs/operations.md, \"Add a node\")");
+  node_add->add_option("id", node_id, "the new node's id")->required();
+  node_add->add_option("--region", node_region, "its region (one the cluster has: nodes join existing regions)")->required();
+  node_add->add_option("--peer-endpoint", peer_endpoint, "where the other nodes reach it (tcp://host:port)")->required();
+  node_add->add_option("--client-endpoint", client_endpoint, "where clients reach it (tcp://host:port)")->required();
+  auto* node_replace = node->add_subcommand(
+      "replace", "replace dead node OLD by a new node NEW on an empty disk, in OLD's region: adds NEW, marks OLD down; "
+                 "with --wait, removes OLD once its replicas moved (docs/operations.md)");
+  node_replace->add_option("old", node_id, "the dead node's id")->required();
+  node_replace->add_option("new", new_id, "the new node's id (the next unused one)")->required();
+  node_replace->add_option("--peer-endpoint", peer_endpoint, "where the other nodes reach NEW (may be OLD's)")->required();
+  node_replace->add_option("--client-endpoint", client_endpoint, "where clients reach NEW (may be OLD's)")->required();
+  node_replace->add_option("--wait", wait_s, "wait up to SECONDS until OLD holds no replica, then remove it (0: do not wait)")
+      ->check(CLI::Range(0, 86400));
   auto* map = app.add_subcommand("map", "the cluster map: regions, nodes and their states, shard placement");
 
   geokv::tools::LocalClusterOptions local;
@@ -310,6 +515,17 @@ int main(int argc, char** argv) {
       req.value = state;
     }
   }
+  if (node_add->parsed()) {
+    if (!CheckNodeAddParts("add", node_region, peer_endpoint, client_endpoint)) return 2;
+    req = NodeAddRequest(node_id, node_region, peer_endpoint, client_endpoint);
+  }
+  if (node_replace->parsed()) {
+    if (!CheckNodeAddParts("replace", "-", peer_endpoint, client_endpoint)) return 2;
+    if (new_id == node_id) {
+      std::fprintf(stderr, "geokv node replace: NEW must be a new id, not OLD's (node ids are never reused)\n");
+      return 2;
+    }
+  }
 
   geokv::ClientOptions options;
   options.endpoints = SplitCommas(endpoints);
@@ -319,6 +535,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "geokv: %s\n", client.status().ToString().c_str());
     return 2;
   }
+  if (node_replace->parsed()) return NodeReplace(**client, node_id, new_id, peer_endpoint, client_endpoint, wait_s);
   if (map->parsed()) {
     req.op = geokv::Op::kClusterMap;
     return PrintMap((*client)->Call(std::move(req)), json);
