@@ -399,6 +399,7 @@ void Engine::FollowMapNodes() {
   GrowNodes();
   if (!failed_.ok()) return;
   for (const auto& [id, node] : map_.nodes()) {
+    node_regions_[id] = node.region;  // the map's word (a configuration may say otherwise of an added node)
     if (id == options_.self) continue;
     if (node.state == placement::NodeState::kRemoved) {
       // Gone for good: its eventual-key stability no longer holds collection back, and a
@@ -1313,10 +1314,7 @@ void Engine::TickMoves(int64_t now) {
     // a voter that accepted the removal without learning its commit still counts the old
     // voters: with the leader gone it could re-choose the removal only with the replaced
     // replica's vote, and a map that had moved on has erased it (the group stuck for good).
-    if (!options_.unsafe_finish_move_unsettled &&
-        (replica.applied_members().IsMember(leaving) || !replica.MembershipSettled())) {
-      continue;
-    }
+    if (!replica.MembershipSettled() && !options_.unsafe_finish_move_unsettled) continue;
     propose(placement::FinishMove{g, s.epoch});
   }
 }

@@ -4,11 +4,13 @@
 #define GEOKV_TESTS_INTEGRATION_CURVE_HELPERS_H_
 
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
 #include "core/server/client.h"
 #include "replication/transport/curve_keys.h"
+#include "tests/integration/harness.h"
 
 namespace geokv::integration {
 
@@ -39,6 +41,19 @@ inline ClientOptions CurveClient(const std::string& server_public, const transpo
   o.public_key_z85 = mine.public_z85;
   o.secret_key_z85 = mine.secret_z85;
   return o;
+}
+
+// The [curve] options of a cluster whose node i runs with keys[i] and the allowlist file
+// allowed[i] (allowed may hold one file for every node).
+inline ClusterOptions::Curve NodeCurve(const std::vector<KeyFiles>& keys, const std::vector<std::string>& allowed) {
+  ClusterOptions::Curve curve;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    curve.secret_key_files.push_back(keys[i].secret_file);
+    curve.public_key_files.push_back(keys[i].public_file);
+    curve.public_keys.push_back(keys[i].pair.public_z85);
+    curve.allowed_keys_files.push_back(allowed.size() == 1 ? allowed[0] : allowed[i]);
+  }
+  return curve;
 }
 
 }  // namespace geokv::integration

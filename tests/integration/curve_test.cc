@@ -52,14 +52,7 @@ TEST(Curve, AllowlistedClientsAndPeersOnly) {
 
   ClusterOptions options;
   options.metrics = true;
-  ClusterOptions::Curve curve;
-  for (int i = 0; i < 3; ++i) {
-    curve.secret_key_files.push_back(node_keys[i].secret_file);
-    curve.public_key_files.push_back(node_keys[i].public_file);
-    curve.public_keys.push_back(node_keys[i].pair.public_z85);
-  }
-  curve.allowed_keys_files = {allow01, allow01, allow2};
-  options.curve = curve;
+  options.curve = NodeCurve(node_keys, {allow01, allow01, allow2});
   LocalCluster cluster(dir.path(), options);
   // Readiness needs an allowlisted client, so start the nodes and probe with the good key.
   for (size_t i = 0; i < cluster.size(); ++i) ASSERT_TRUE(cluster.StartNode(i));

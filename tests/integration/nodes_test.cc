@@ -821,14 +821,7 @@ TEST(Nodes, WithCurveAnAddedNodeIsReachedOnceItsKeyIsReloaded) {
   WriteFile(admins, admin.pair.public_z85 + "\n");
   ClusterOptions options;  // us-east, eu-west, ap-south; one node each
   options.shards = kShards;
-  ClusterOptions::Curve curve;
-  for (int i = 0; i < 3; ++i) {
-    curve.secret_key_files.push_back(node_keys[i].secret_file);
-    curve.public_key_files.push_back(node_keys[i].public_file);
-    curve.public_keys.push_back(node_keys[i].pair.public_z85);
-    curve.allowed_keys_files.push_back(allow);
-  }
-  options.curve = curve;
+  options.curve = NodeCurve({node_keys.begin(), node_keys.begin() + 3}, {allow});
   LocalCluster cluster(dir.path(), options);
   // [curve] comes last in the harness's configs: the admin allowlist goes there.
   auto write_config = [&](size_t i) {

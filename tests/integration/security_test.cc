@@ -145,14 +145,7 @@ TEST(Security, AdminOperationsNeedAnAdminKey) {
   WriteFile(admins, admin.pair.public_z85 + "\n");
   ClusterOptions options;
   options.metrics = true;
-  ClusterOptions::Curve curve;
-  for (int i = 0; i < 3; ++i) {
-    curve.secret_key_files.push_back(node_keys[i].secret_file);
-    curve.public_key_files.push_back(node_keys[i].public_file);
-    curve.public_keys.push_back(node_keys[i].pair.public_z85);
-    curve.allowed_keys_files.push_back(allow);
-  }
-  options.curve = curve;
+  options.curve = NodeCurve(node_keys, {allow});
   LocalCluster cluster(dir.path(), options);
   for (size_t i = 0; i < cluster.size(); ++i) AppendToConfig(cluster, i, "admin_keys_file = \"" + admins + "\"\n");
   for (size_t i = 0; i < cluster.size(); ++i) ASSERT_TRUE(cluster.StartNode(i));
@@ -350,14 +343,7 @@ TEST(Security, RotatingAClientKeyAndAPeerKeyUnderLoadLosesNoRequest) {
   WriteFile(admins, admin.pair.public_z85 + "\n");
   ClusterOptions options;
   options.metrics = true;
-  ClusterOptions::Curve curve;
-  for (int i = 0; i < 3; ++i) {
-    curve.secret_key_files.push_back(node_keys[i].secret_file);
-    curve.public_key_files.push_back(node_keys[i].public_file);
-    curve.public_keys.push_back(node_keys[i].pair.public_z85);
-    curve.allowed_keys_files.push_back(allow);
-  }
-  options.curve = curve;
+  options.curve = NodeCurve(node_keys, {allow});
   LocalCluster cluster(dir.path(), options);
   for (size_t i = 0; i < cluster.size(); ++i) AppendToConfig(cluster, i, "admin_keys_file = \"" + admins + "\"\n");
   for (size_t i = 0; i < cluster.size(); ++i) ASSERT_TRUE(cluster.StartNode(i));
