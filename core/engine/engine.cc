@@ -538,7 +538,7 @@ void Engine::Dispatch(Request request, Callback done, Via via) {
     if (Status s = DiskGate(); !s.ok()) return reply(std::move(s));
   }
   if (Status s = CheckRequest(request); !s.ok()) return reply(std::move(s));
-  if (proposals_.size() + reads_.size() + forwards_.size() >= options_.pending_requests_max) {
+  if (proposals_.size() + reads_.size() + forwards_.size() + parked_.size() >= options_.pending_requests_max) {
     return reply(Status(Code::kBusy, "too many requests in flight"));
   }
   switch (request.op) {
@@ -691,16 +691,22 @@ void Engine::SubmitStrong(uint32_t group, Request request, Callback done, Via vi
   if (!replica.IsLeader()) {
     const int32_t leader = LeaderOf(group);
     if (via == Via::kForward || leader < 0 || static_cast<uint32_t>(leader) == options_.self) {
-      return reply(Status(Code::kUnavailable, "no leader for " + name + " is reachable from node " +
-                                                  std::to_string(options_.self)));
+      Status none(Code::kUnavailable, "no leader for " + name + " is reachable from node " + std::to_string(options_.self));
+      if (via == Via::kForward) return reply(std::move(none));  // the forwarder waits itself
+      return Park(group, std::move(request), std::move(done), via, std::move(none));
     }
     stats_.forwarded++;
     return StartForward(/*proxy=*/false, group, static_cast<uint32_t>(leader), std::move(request), std::move(done));
   }
+  // A leader handing over, or not yet ready, refuses with kUnavailable before any effect.
+  auto refused = [&](Status s) {
+    if (s.code() != Code::kUnavailable || via == Via::kForward) return reply(std::move(s));
+    Park(group, std::move(request), std::move(done), via, std::move(s));
+  };
   if (IsRead(request.op)) {
     const uint64_t rid = next_id_++;
     Status s = replica.ReadIndex(rid, env_.NowUs());
-    if (!s.ok()) return reply(std::move(s));
+    if (!s.ok()) return refused(std::move(s));
     const int64_t deadline = DeadlineUs(request);
     reads_[rid] = PendingRead{std::move(request), std::move(done), deadline};
     return;
@@ -710,11 +716,62 @@ void Engine::SubmitStrong(uint32_t group, Request request, Callback done, Via vi
   const uint64_t client = request.client_id != 0 ? request.client_id : client_id_;
   const uint64_t seq = request.client_id != 0 ? request.seq : next_seq_++;
   Status s = replica.Propose(paxos::Command{client, seq, EncodeCommand(request)});
-  if (!s.ok()) return reply(std::move(s));
+  if (!s.ok()) return refused(std::move(s));
   Pending& p = proposals_[{client, seq}];
   p.done = std::move(done);
   p.deadline_us = DeadlineUs(request);
   p.request_id = id;
+}
+
+void Engine::Park(uint32_t group, Request request, Callback done, Via via, Status why) {
+  const int64_t now = env_.NowUs();
+  // An election, or a hand-over, takes a few election timeouts at most; a group that has
+  // no leader for longer is refused, so that the client tries another node in time.
+  const int64_t bound = park_until_us_ != 0
+                            ? park_until_us_
+                            : std::min(DeadlineUs(request),
+                                       now + kParkElections * options_.election_ticks * options_.tick_us);
+  if (now >= bound) {
+    Response r = Answer(std::move(why));
+    r.id = request.id;
+    return done(std::move(r));
+  }
+  stats_.parked++;
+  parked_.push_back(Parked{group, std::move(request), std::move(done), via, bound, why.message()});
+}
+
+bool Engine::LeaderReady(uint32_t group) const {
+  if (!Hosts(group)) return true;  // SubmitStrong proxies it
+  const paxos::Replica& replica = *groups_[group].replica;
+  if (replica.IsLeader()) return !replica.Transferring();
+  const int32_t leader = LeaderOf(group);
+  return leader >= 0 && static_cast<uint32_t>(leader) != options_.self;
+}
+
+void Engine::RetryParked(int64_t now) {
+  if (parked_.empty()) return;
+  std::vector<Parked> waiting;
+  waiting.swap(parked_);
+  for (Parked& p : waiting) {
+    if (now >= p.until_us) {
+      Response r = Answer(Status(Code::kUnavailable, p.why + " (no leader within " +
+                                                         std::to_string(kParkElections * options_.election_ticks *
+                                                                        options_.tick_us / 1000) +
+                                                         " ms; nothing was applied)"));
+      r.id = p.request.id;
+      p.done(std::move(r));
+      continue;
+    }
+    if (!LeaderReady(p.group)) {
+      parked_.push_back(std::move(p));
+      continue;
+    }
+    // Submitted as when it arrived (a leader that is not ready after all parks it again,
+    // under the same bound).
+    park_until_us_ = p.until_us;
+    SubmitStrong(p.group, std::move(p.request), std::move(p.done), p.via);
+    park_until_us_ = 0;
+  }
 }
 
 void Engine::SubmitEventual(Mode mode, const Request& r, Callback done) {
@@ -1076,7 +1133,13 @@ void Engine::ReforwardStale() {
   // request goes to its region's holder again, which chases the leader itself.)
   const int64_t now = env_.NowUs();
   const int64_t patience_us = static_cast<int64_t>(options_.election_ticks) * options_.tick_us;
+  std::vector<uint64_t> led_here;
   for (auto& [fid, p] : forwards_) {
+    // This node leads the group now: the forward is served here, under its own session.
+    if (!p.proxy && Hosts(p.group) && IsLeader(p.group)) {
+      led_here.push_back(fid);
+      continue;
+    }
     const bool silent = now - p.sent_us >= patience_us;
     // A proxied request's holder that does not answer (dead, paused, cut off, before the
     // map says so): the next region's holder takes it, under the same Paxos session.
@@ -1085,6 +1148,18 @@ void Engine::ReforwardStale() {
     const bool moved = leader >= 0 && static_cast<uint32_t>(leader) != p.sent_to;
     // Forwards are not resent by any protocol below: a lost one is re-sent here too.
     if (moved || silent) (void)Reforward(p, /*same_target_ok=*/true);
+  }
+  for (const uint64_t fid : led_here) {
+    auto it = forwards_.find(fid);
+    Pending p = std::move(it->second);
+    forwards_.erase(it);
+    stats_.reforwards++;
+    Request request = std::move(p.forwarded);
+    request.timeout_ms = std::max<int64_t>(1, (p.deadline_us - now) / 1000);  // what is left of its time
+    SubmitStrong(p.group, std::move(request), [done = std::move(p.done), id = p.request_id](Response r) {
+      r.id = id;
+      done(std::move(r));
+    }, Via::kForward);
   }
 }
 
@@ -1146,12 +1221,20 @@ void Engine::StepEnvelope(uint32_t from, std::string_view bytes, bool in_bundle)
       if (it == forwards_.end()) return;  // answered already (timed out), or for an earlier life
       const Code refused = resp->status.code();
       if (refused == Code::kUnavailable || refused == Code::kBusy) {
+        Pending& p = it->second;
         // A refusal by a node we no longer wait for says nothing of the copy in flight.
-        if (from != it->second.sent_to) return;
+        if (from != p.sent_to) return;
         // A holder that refused (it reaches no leader, or no longer holds the shard): the
         // next region's may do better.
-        if (it->second.proxy) it->second.skip++;
-        if (Reforward(it->second, /*same_target_ok=*/false)) break;
+        if (p.proxy) p.skip++;
+        if (Reforward(p, /*same_target_ok=*/false)) break;
+        // A leader that is not one any more (a hand-over, a new election) before this node
+        // has heard of its successor: the forward waits for the successor (ReforwardStale
+        // sends it there, or serves it here if this node is the one), within its deadline.
+        if (refused == Code::kUnavailable && p.attempts < kForwardAttemptsMax && env_.NowUs() < p.deadline_us) {
+          p.refusal = resp->status.message();
+          break;
+        }
       }
       Pending p = std::move(it->second);
       forwards_.erase(it);
@@ -1185,7 +1268,8 @@ void Engine::StepEnvelope(uint32_t from, std::string_view bytes, bool in_bundle)
 }
 
 int64_t Engine::NextTimerUs() const {
-  const bool busy = !proposals_.empty() || !reads_.empty() || !forwards_.empty() || crdt_->HasOpenBatch();
+  const bool busy = !proposals_.empty() || !reads_.empty() || !forwards_.empty() || !parked_.empty() ||
+                    crdt_->HasOpenBatch();
   const auto beat = static_cast<uint64_t>(options_.heartbeat_ticks);
   if (busy || beat <= 1) return next_tick_us_;
   const uint64_t aligned = (ticks_ + beat) / beat * beat;  // the next multiple after ticks_
@@ -1213,7 +1297,7 @@ void Engine::Tick() {
     for (auto it = pending.begin(); it != pending.end();) {
       if (it->second.deadline_us > now) { ++it; continue; }
       auto done = std::move(it->second.done);
-      Response r = Answer(status_for());
+      Response r = Answer(status_for(it->second));
       if constexpr (std::is_same_v<std::decay_t<decltype(it->second)>, Pending>) r.id = it->second.request_id;
       else r.id = it->second.request.id;
       it = pending.erase(it);
@@ -1221,11 +1305,18 @@ void Engine::Tick() {
       done(std::move(r));
     }
   };
-  expire(proposals_, [] { return Status(Code::kTimeout, "the write was not committed in time; its outcome is unknown"); });
-  expire(reads_, [] { return Status(Code::kUnavailable, "no quorum confirmed the read in time"); });
+  expire(proposals_, [](const Pending&) {
+    return Status(Code::kTimeout, "the write was not committed in time; its outcome is unknown");
+  });
+  expire(reads_, [](const PendingRead&) { return Status(Code::kUnavailable, "no quorum confirmed the read in time"); });
   // The leader may have committed a forwarded write: its outcome is unknown too.
-  expire(forwards_, [] { return Status(Code::kTimeout, "the shard leader did not answer in time; a write's outcome is unknown"); });
+  expire(forwards_, [](const Pending& p) {
+    return Status(Code::kTimeout, "the shard leader did not answer in time" +
+                                      (p.refusal.empty() ? std::string() : " (last refusal: " + p.refusal + ")") +
+                                      "; a write's outcome is unknown");
+  });
   ReforwardStale();
+  RetryParked(now);
   TickHealth(now);
   TickDriver(now);
   TickLeadership(now);

@@ -208,6 +208,7 @@ struct EngineStats {
   uint64_t storage_writes = 0;    // one per event-loop round that had something to persist
   uint64_t storage_syncs = 0;
   uint64_t reforwards = 0;        // forwards re-sent to a new leader under the same session
+  uint64_t parked = 0;            // strong requests that waited for their group's next leader
   uint64_t compaction_failures = 0;
   uint64_t strong_applied = 0;
   uint64_t snapshots = 0;
@@ -330,8 +331,10 @@ class Engine {
     uint32_t sent_to = 0;
     int64_t sent_us = 0;
     int attempts = 0;
+    std::string refusal;        // forwards: the last target's refusal, while waiting for a leader
   };
   static constexpr int kForwardAttemptsMax = 16;
+  static constexpr int kParkElections = 4;  // election timeouts a request waits for a leader
   struct PendingRead {
     Request request;
     Callback done;
@@ -398,6 +401,12 @@ class Engine {
   bool Reforward(Pending& pending, bool same_target_ok);
   // Re-sends forwards whose target is no longer the leader or has not answered in time.
   void ReforwardStale();
+  // Parks a strong request refused only because its group is between leaders.
+  void Park(uint32_t group, Request request, Callback done, Via via, Status why);
+  // Submits again the parked requests whose group has a leader; refuses those past their bound.
+  void RetryParked(int64_t now);
+  // Whether a request for `group` submitted here now would find a leader (here or known).
+  bool LeaderReady(uint32_t group) const;
   // The cluster map of a new cluster (regions, nodes, one replica per region of every shard,
   // the policy of the options).
   StatusOr<placement::ClusterMap> GenesisMap(const Policy& policy) const;
@@ -527,6 +536,18 @@ class Engine {
   std::map<std::pair<uint64_t, uint64_t>, Pending> proposals_;  // by (client id, seq)
   std::map<uint64_t, PendingRead> reads_;     // by read id
   std::map<uint64_t, Pending> forwards_;      // by forward id
+  // Strong requests of clients (and proxies) that met their group between leaders (an
+  // election, a hand-over): nothing of them took effect; they wait for the next leader.
+  struct Parked {
+    uint32_t group = 0;
+    Request request;
+    Callback done;
+    Via via = Via::kClient;
+    int64_t until_us = 0;  // then refused, as definitely as when it arrived
+    std::string why;
+  };
+  std::vector<Parked> parked_;
+  int64_t park_until_us_ = 0;  // set while parked requests are retried: they keep their bound
   // Data directory identity.
   uint64_t disk_id_ = 0;
   bool disk_established_ = true;         // false: new, not every peer has echoed it yet

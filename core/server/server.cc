@@ -998,6 +998,7 @@ void Server::Impl::RefreshMetrics() {
   m << "# HELP geokv_storage_syncs_total Storage commits that were synced to disk (fsync).\n"
        "# TYPE geokv_storage_syncs_total counter\ngeokv_storage_syncs_total " << es.storage_syncs << "\n";
   m << "# TYPE geokv_forwards_resent_total counter\ngeokv_forwards_resent_total " << es.reforwards << "\n";
+  m << "# TYPE geokv_requests_parked_total counter\ngeokv_requests_parked_total " << es.parked << "\n";
   m << "# TYPE geokv_compaction_failures_total counter\ngeokv_compaction_failures_total " << es.compaction_failures << "\n";
   m << "# HELP geokv_admin_refused_total Admin operations refused, by operation and reason.\n"
        "# TYPE geokv_admin_refused_total counter\n";

@@ -284,6 +284,8 @@ class Replica {
   // Introspection (tests, simulator checkers, the node's status page).
   uint32_t id() const { return cfg_.id; }
   bool IsLeader() const { return role_ == Role::kLeader; }
+  // A leader handing its leadership over: it takes no proposal or read meanwhile.
+  bool Transferring() const { return transfer_to_ >= 0; }
   int32_t leader_hint() const { return leader_; }
   Ballot promised() const { return hs_.promised; }
   uint64_t commit_index() const { return hs_.commit; }

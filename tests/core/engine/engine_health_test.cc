@@ -131,10 +131,14 @@ class Cluster {
   }
   void Resume(uint32_t node) { stopped_[node] = false; }
 
+  // Submits `r` at `node`; `out` holds the answer once there is one.
+  void Submit(uint32_t node, Request r, std::optional<Response>* out) {
+    calls_[node].push_back(Engine::Call{std::move(r), [out](Response resp) { *out = std::move(resp); }});
+  }
   // Submits `r` at `node` and runs until it is answered.
   Response Call(uint32_t node, Request r) {
     std::optional<Response> out;
-    calls_[node].push_back(Engine::Call{std::move(r), [&out](Response resp) { out = std::move(resp); }});
+    Submit(node, std::move(r), &out);
     for (int i = 0; i < 1000 && !out; ++i) Run(10'000);
     EXPECT_TRUE(out.has_value()) << "no answer";
     return out.value_or(Response{});
@@ -290,6 +294,57 @@ TEST(EngineHealth, DrainHandsEveryLeadershipAwayAndUndrainTakesThePreferredOnesB
   c.Run(5'000'000);
   EXPECT_GE(c.Leading(0), 4u) << "the preferred region did not take its shards back";
   for (const auto& shard : c.engine(2).cluster_map().shards()) EXPECT_EQ(shard.leader_region, 0u);
+}
+
+// Leaderships handed over (a drain, or the placement driver) under a stream of writes.
+// A write forwarded to the old leader is refused ("not the leader"): the forwarding node
+// waits for the new leader and sends it there. A write that arrives where the leader is
+// unknown yet, or at a leader handing over, waits for the next one. Not one write fails,
+// and each is applied once.
+TEST(EngineHealth, WritesOutliveALeadershipHandOver) {
+  Cluster c;
+  c.Run(5'000'000);
+  ASSERT_GE(c.Leading(0), 4u) << "every shard prefers region 0";
+  std::optional<Response> drained;
+  Request drain;
+  drain.op = Op::kNodeState;
+  drain.key = "0";
+  drain.value = "draining";
+  c.Submit(1, drain, &drained);
+  constexpr int kWrites = 300;
+  std::vector<std::optional<Response>> answers(kWrites);
+  for (int k = 0; k < kWrites; ++k) {
+    Request put;
+    put.op = Op::kPut;
+    put.key = "handover/" + std::to_string(k);
+    put.value = std::to_string(k);
+    c.Submit(1 + k % 2, put, &answers[k]);  // nodes 1 and 2 forward to the leader
+    c.Run(10'000);
+  }
+  c.Run(5'000'000);
+  ASSERT_TRUE(drained.has_value() && drained->status.ok()) << (drained ? drained->status.ToString() : "no answer");
+  EXPECT_EQ(c.Leading(0), 0u) << "a draining node still leads";
+  EXPECT_GT(c.engine(0).stats().leader_handoffs, 0u);
+  int failed = 0;
+  for (int k = 0; k < kWrites; ++k) {
+    ASSERT_TRUE(answers[k].has_value()) << "write " << k << " was never answered";
+    if (!answers[k]->status.ok() && failed++ < 5) ADD_FAILURE() << "write " << k << ": " << answers[k]->status.ToString();
+  }
+  EXPECT_EQ(failed, 0);
+  uint64_t reforwards = 0, parked = 0;
+  for (uint32_t n = 0; n < c.nodes(); ++n) {
+    reforwards += c.engine(n).stats().reforwards;
+    parked += c.engine(n).stats().parked;
+  }
+  EXPECT_GT(reforwards, 0u) << "no forward met a hand-over";
+  EXPECT_GT(parked, 0u) << "no write met a group between leaders";
+  for (int k = 0; k < kWrites; k += 29) {
+    Request get;
+    get.op = Op::kGet;
+    get.key = "handover/" + std::to_string(k);
+    const Response r = c.Call(2, get);
+    EXPECT_TRUE(r.status.ok() && r.value == std::to_string(k)) << k << ": " << r.status.ToString();
+  }
 }
 
 TEST(EngineHealth, ShardsWithoutAPreferenceAreLedEvenlyAndMoveOffAStoppedNode) {

@@ -301,8 +301,6 @@ TEST(EngineSim, IgnoredStorageErrorsAreCaught) {
   CheckMutant({"ignore_storage_errors", [](EngineSimOptions* o) { o->unsafe_ignore_storage_errors = true; }, 21});
 }
 
-// A node back on an empty disk that its peers trust again: forgotten promises and accepts,
-// CRDT sequence numbers and dots reused, reads from an empty state.
 // Commands share a slot when they queue behind a membership change (replica moves, with
 // two nodes per region).
 TEST(EngineSim, ApplyingOnlyTheFirstCommandOfASharedSlotIsCaught) {
@@ -318,6 +316,8 @@ TEST(EngineSim, FinishingAMoveBeforeTheVotersKnowIsCaught) {
                false, false, true});
 }
 
+// A node back on an empty disk that its peers trust again: forgotten promises and accepts,
+// CRDT sequence numbers and dots reused, reads from an empty state.
 TEST(EngineSim, TrustingALostDataDirectoryIsCaught) {
   CheckMutant({"trust_any_disk", [](EngineSimOptions* o) { o->unsafe_trust_any_disk = true; }, 45, true});
 }
