@@ -204,7 +204,6 @@ TEST(Security, PeerLinkHijackAttemptsDoNotCostAStrongWrite) {
   options.metrics = true;
   LocalCluster cluster(dir.path(), options);
   ASSERT_EQ(cluster.StartAll(), "");
-  ASSERT_TRUE(cluster.WaitLeader(0, 0));
   const std::vector<int> ports = PeerPorts(cluster);
   ASSERT_EQ(ports.size(), cluster.size());
   auto client = cluster.ClientFor(0, 5000);
@@ -275,7 +274,6 @@ TEST(Security, AClientFloodStaysWithinTheByteBounds) {
                        "\nclient_connection_bytes_max = 26214400\nclient_connection_requests_max = 1\n");
   }
   ASSERT_EQ(cluster.StartAll(), "");
-  ASSERT_TRUE(cluster.WaitLeader(0, 0));  // the first leadership hand-over is not what this measures
   auto calm = cluster.ClientFor(0, 5000);
   ASSERT_TRUE(CallUntilAccepted(*calm, Put("flood/calm", "0")).status.ok());
 
