@@ -726,11 +726,12 @@ void Engine::SubmitStrong(uint32_t group, Request request, Callback done, Via vi
 void Engine::Park(uint32_t group, Request request, Callback done, Via via, Status why) {
   const int64_t now = env_.NowUs();
   // An election, or a hand-over, takes a few election timeouts at most; a group that has
-  // no leader for longer is refused, so that the client tries another node in time.
+  // no leader for longer is refused, within half the request's time, so that the client
+  // learns it definitely and tries another node before its own timeout.
   const int64_t bound = park_until_us_ != 0
                             ? park_until_us_
-                            : std::min(DeadlineUs(request),
-                                       now + kParkElections * options_.election_ticks * options_.tick_us);
+                            : now + std::min((DeadlineUs(request) - now) / 2,
+                                             int64_t{kParkElections} * options_.election_ticks * options_.tick_us);
   if (now >= bound) {
     Response r = Answer(std::move(why));
     r.id = request.id;
