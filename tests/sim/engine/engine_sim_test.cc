@@ -290,36 +290,36 @@ void CheckMutant(const Mutant& m) {
 }
 
 TEST(EngineSim, PausedLeaderWithCachedLeaseClockIsCaught) {
-  CheckMutant({"lease_cached_time", [](EngineSimOptions* o) { o->unsafe_lease_cached_time = true; }, 7});
+  CheckMutant({"lease_cached_time", [](EngineSimOptions* o) { o->unsafe_lease_cached_time = true; }, 105});
 }
 
 TEST(EngineSim, ForwardIdsWithoutIncarnationAreCaught) {
-  CheckMutant({"forward_ids_restart", [](EngineSimOptions* o) { o->unsafe_forward_ids_restart = true; }, 5});
+  CheckMutant({"forward_ids_restart", [](EngineSimOptions* o) { o->unsafe_forward_ids_restart = true; }, 19});
 }
 
 TEST(EngineSim, IgnoredStorageErrorsAreCaught) {
-  CheckMutant({"ignore_storage_errors", [](EngineSimOptions* o) { o->unsafe_ignore_storage_errors = true; }, 18});
+  CheckMutant({"ignore_storage_errors", [](EngineSimOptions* o) { o->unsafe_ignore_storage_errors = true; }, 23});
 }
 
 // Commands share a slot when they queue behind a membership change (replica moves, with
 // two nodes per region).
 TEST(EngineSim, ApplyingOnlyTheFirstCommandOfASharedSlotIsCaught) {
   CheckMutant({"apply_first_of_shared_slot", [](EngineSimOptions* o) { o->unsafe_apply_first_of_shared_slot = true; },
-               84, false, true});
+               24, false, true});
 }
 
 // A move finished (the replaced node erases its replica) as soon as its leader committed
 // the removal: the leader dies with the voters that did not learn the commit still
 // counting the erased replica, and the shard never elects a leader again.
 TEST(EngineSim, FinishingAMoveBeforeTheVotersKnowIsCaught) {
-  CheckMutant({"finish_move_unsettled", [](EngineSimOptions* o) { o->unsafe_finish_move_unsettled = true; }, 1,
+  CheckMutant({"finish_move_unsettled", [](EngineSimOptions* o) { o->unsafe_finish_move_unsettled = true; }, 39,
                false, false, true});
 }
 
 // A node back on an empty disk that its peers trust again: forgotten promises and accepts,
 // CRDT sequence numbers and dots reused, reads from an empty state.
 TEST(EngineSim, TrustingALostDataDirectoryIsCaught) {
-  CheckMutant({"trust_any_disk", [](EngineSimOptions* o) { o->unsafe_trust_any_disk = true; }, 13, true});
+  CheckMutant({"trust_any_disk", [](EngineSimOptions* o) { o->unsafe_trust_any_disk = true; }, 42, true});
 }
 
 }  // namespace
