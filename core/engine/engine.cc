@@ -152,7 +152,7 @@ bool OpFitsMode(Op op, Mode mode) {
   return false;
 }
 
-bool IsRead(Op op) { return op == Op::kGet || op == Op::kPolicyList; }
+bool IsRead(Op op) { return op == Op::kGet || op == Op::kPolicyList || op == Op::kPolicyCheck; }
 
 }  // namespace
 
@@ -477,7 +477,8 @@ uint32_t Engine::HolderIn(uint32_t group, uint32_t region) const {
 
 Status Engine::CheckRequest(const Request& r) const {
   if (r.op == Op::kStatus || r.op == Op::kPolicyList || r.op == Op::kClusterMap) return Status::Ok();
-  const bool keyless = r.op == Op::kPolicySet || r.op == Op::kPolicyRemove || r.op == Op::kPlacement;
+  const bool keyless = r.op == Op::kPolicySet || r.op == Op::kPolicyRemove || r.op == Op::kPlacement ||
+                       r.op == Op::kPolicyCheck;
   if (r.key.empty() && !keyless) return InvalidArgument("key is empty");
   if (r.key.size() > options_.limits.key_bytes_max) {
     return Status(Code::kKeyTooLarge, "key is " + std::to_string(r.key.size()) + " bytes; the limit is " +
@@ -514,9 +515,9 @@ void Engine::ObserveClocks() { crdt_->ObserveWallClock(env_.WallUs()); }
 
 void Engine::Submit(Request request, Callback done) {
   stats_.requests++;
-  if (request.op == Op::kPlacement) {
-    // Only nodes send placement commands (forwarded to the metadata leader as peers).
-    Response r = Answer(InvalidArgument("placement commands are sent by nodes, not clients"));
+  if (request.op == Op::kPlacement || request.op == Op::kPolicyCheck) {
+    // Only nodes send these (to the metadata leader, or to a shard's leader, as peers).
+    Response r = Answer(InvalidArgument(std::string(OpName(request.op)) + " requests are sent by nodes, not clients"));
     r.id = request.id;
     return done(std::move(r));
   }
@@ -579,6 +580,13 @@ void Engine::Dispatch(Request request, Callback done, Via via) {
     case Op::kPolicyRemove:
     case Op::kPolicyList:
       return SubmitStrong(metadata_group(), std::move(request), std::move(done), via);
+    case Op::kPolicyCheck: {
+      if (request.delta < 0 || request.delta >= static_cast<int64_t>(options_.shards)) {
+        return reply(InvalidArgument("policy-check: shard " + std::to_string(request.delta) + " out of range"));
+      }
+      const auto shard = static_cast<uint32_t>(request.delta);
+      return SubmitStrong(shard, std::move(request), std::move(done), via);
+    }
     default:
       break;
   }
@@ -629,17 +637,26 @@ std::optional<Mode> Engine::ModeOfData(std::string_view key, Mode routed) const 
   return std::nullopt;
 }
 
-Status Engine::CheckPolicyChange(const Request& r) const {
-  if (r.op != Op::kPolicySet && r.op != Op::kPolicyRemove) return Status::Ok();
+StatusOr<Policy> Engine::PolicyAfter(const Request& r) const {
   // The mode that keys under the prefix would get after the change.
   Policy after = map_.policy();
-  if (r.op == Op::kPolicySet) {
-    GEOKV_RETURN_IF_ERROR(after.Set(r.key, r.mode, options_.limits.key_bytes_max));
-  } else {
+  const bool remove = r.op == Op::kPolicyRemove || (r.op == Op::kPolicyCheck && r.value == "remove");
+  if (remove) {
     GEOKV_RETURN_IF_ERROR(after.Remove(r.key));
+  } else {
+    GEOKV_RETURN_IF_ERROR(after.Set(r.key, r.mode, options_.limits.key_bytes_max));
   }
-  // Refuse when a key this node holds would change mode: its data would be reinterpreted.
-  // (Checked on the metadata leader against its own replicas of the data.)
+  return after;
+}
+
+Status Engine::CheckPolicyChange(const Request& r) const {
+  if (r.op != Op::kPolicySet && r.op != Op::kPolicyRemove) return Status::Ok();
+  auto after_or = PolicyAfter(r);
+  if (!after_or.ok()) return after_or.status();
+  const Policy& after = *after_or;
+  // Refuse when a key would change mode: its data would be reinterpreted. Eventual keys:
+  // every node holds them all. Strong rows: each shard's leader checks its own
+  // (CheckShardsForPolicyChange).
   for (auto it = crdt_->states().lower_bound(r.key); it != crdt_->states().end(); ++it) {
     if (it->first.compare(0, r.key.size(), r.key) != 0) break;
     if (!it->second.IsEmpty() && map_.policy().Lookup(it->first) != after.Lookup(it->first)) {
@@ -648,26 +665,73 @@ Status Engine::CheckPolicyChange(const Request& r) const {
                              "\"); its mode cannot change");
     }
   }
+  return Status::Ok();
+}
+
+Status Engine::CheckShardForPolicyChange(uint32_t group, const Request& r) const {
+  auto after = PolicyAfter(r);
+  if (!after.ok()) return after.status();
   // Every row under the prefix, page by page: a key deep in the prefix counts as much as
   // the first.
-  for (uint32_t g = 0; g < options_.shards; ++g) {
-    const std::string prefix = StrongKey(g, r.key);
-    std::string after_row;
-    for (;;) {
-      auto rows = env_.Store().Scan(kStrongTable, prefix, after_row, 1024);
-      if (!rows.ok()) return rows.status();
-      for (const auto& e : *rows) {
-        std::string key = e.key.substr(4);
-        if (map_.policy().Lookup(key) != after.Lookup(key)) {
-          return InvalidArgument("prefix \"" + r.key + "\" holds data in mode strong (key \"" + key +
-                                 "\"); its mode cannot change");
-        }
+  const std::string prefix = StrongKey(group, r.key);
+  std::string after_row;
+  for (;;) {
+    auto rows = env_.Store().Scan(kStrongTable, prefix, after_row, 1024);
+    if (!rows.ok()) return rows.status();
+    for (const auto& e : *rows) {
+      std::string key = e.key.substr(4);
+      if (map_.policy().Lookup(key) != after->Lookup(key)) {
+        return InvalidArgument("prefix \"" + r.key + "\" holds data in mode strong (key \"" + key +
+                               "\"); its mode cannot change");
       }
-      if (rows->size() < 1024) break;
-      after_row = rows->back().key;
     }
+    if (rows->size() < 1024) break;
+    after_row = rows->back().key;
   }
   return Status::Ok();
+}
+
+void Engine::CheckShardsForPolicyChange(Request request, Callback done, Via via) {
+  // Each shard's leader checks its rows after a read index: every write committed before
+  // the check began is seen, wherever the shard's replicas are. A shard that cannot be
+  // checked in time refuses the change (nothing was proposed).
+  struct Check {
+    Request request;
+    Callback done;
+    Via via;
+    uint32_t outstanding = 0;
+    Status conflict;     // a key whose mode would change
+    Status unchecked;    // a shard not checked
+  };
+  auto check = std::make_shared<Check>(Check{std::move(request), std::move(done), via, options_.shards, {}, {}});
+  stats_.policy_checks++;
+  for (uint32_t g = 0; g < options_.shards; ++g) {
+    Request probe;
+    probe.op = Op::kPolicyCheck;
+    probe.key = check->request.key;
+    probe.value = check->request.op == Op::kPolicyRemove ? "remove" : "set";
+    probe.mode = check->request.mode;
+    probe.delta = g;
+    probe.timeout_ms = check->request.timeout_ms;
+    SubmitStrong(g, std::move(probe), [this, check, g](Response r) {
+      if (r.status.code() == Code::kInvalidArgument) {
+        if (check->conflict.ok()) check->conflict = r.status;
+      } else if (!r.status.ok() && check->unchecked.ok()) {
+        check->unchecked = Status(Code::kUnavailable, "the data of shard " + std::to_string(g) +
+                                                          " could not be checked against the policy change (" +
+                                                          r.status.ToString() + "); nothing was changed, retry");
+      }
+      if (--check->outstanding != 0) return;
+      if (!check->conflict.ok() || !check->unchecked.ok()) {
+        Response out = Answer(!check->conflict.ok() ? check->conflict : check->unchecked);
+        out.id = check->request.id;
+        return check->done(std::move(out));
+      }
+      policy_checked_ = true;
+      SubmitStrong(metadata_group(), std::move(check->request), std::move(check->done), check->via);
+      policy_checked_ = false;
+    }, Via::kClient);
+  }
 }
 
 void Engine::SubmitStrong(uint32_t group, Request request, Callback done, Via via) {
@@ -712,6 +776,9 @@ void Engine::SubmitStrong(uint32_t group, Request request, Callback done, Via vi
     return;
   }
   if (Status s = CheckPolicyChange(request); !s.ok()) return reply(std::move(s));
+  if ((request.op == Op::kPolicySet || request.op == Op::kPolicyRemove) && !policy_checked_) {
+    return CheckShardsForPolicyChange(std::move(request), std::move(done), via);
+  }
   // A forwarded write keeps the forwarder's session: Paxos applies a duplicate once.
   const uint64_t client = request.client_id != 0 ? request.client_id : client_id_;
   const uint64_t seq = request.client_id != 0 ? request.seq : next_seq_++;
@@ -1969,6 +2036,10 @@ Response Engine::ApplyCommand(uint32_t group, const paxos::Apply& apply) {
 
 Response Engine::ServeRead(uint32_t group, const Request& r) {
   Response out;
+  if (r.op == Op::kPolicyCheck) {
+    out.status = CheckShardForPolicyChange(group, r);
+    return out;
+  }
   if (r.op == Op::kPolicyList) {
     out.found = true;
     const Policy& policy = map_.policy();

@@ -209,6 +209,7 @@ struct EngineStats {
   uint64_t storage_syncs = 0;
   uint64_t reforwards = 0;        // forwards re-sent to a new leader under the same session
   uint64_t parked = 0;            // strong requests that waited for their group's next leader
+  uint64_t policy_checks = 0;     // policy changes checked against every shard's leader
   uint64_t compaction_failures = 0;
   uint64_t strong_applied = 0;
   uint64_t snapshots = 0;
@@ -360,7 +361,15 @@ class Engine {
   void SubmitStrong(uint32_t group, Request request, Callback done, Via via);
   void SubmitEventual(Mode mode, const Request& request, Callback done);
   Status CheckRequest(const Request& request) const;
+  // The policy after a policy-set or -remove (or the change a policy-check carries).
+  StatusOr<Policy> PolicyAfter(const Request& request) const;
+  // Refuses a policy change that would change the mode of an eventual key holding data.
   Status CheckPolicyChange(const Request& request) const;
+  // Refuses a policy change that would change the mode of a row of `group` held here.
+  Status CheckShardForPolicyChange(uint32_t group, const Request& request) const;
+  // The metadata leader's check of a policy change against every shard's rows, by a
+  // policy-check read at each shard's leader; proposes the change once all passed.
+  void CheckShardsForPolicyChange(Request request, Callback done, Via via);
   // The mode of the data this node holds for `key` (nullopt: none), for a key the policy
   // routes to `routed`.
   std::optional<Mode> ModeOfData(std::string_view key, Mode routed) const;
@@ -548,6 +557,7 @@ class Engine {
   };
   std::vector<Parked> parked_;
   int64_t park_until_us_ = 0;  // set while parked requests are retried: they keep their bound
+  bool policy_checked_ = false;  // set while a policy change whose shards were checked is proposed
   // Data directory identity.
   uint64_t disk_id_ = 0;
   bool disk_established_ = true;         // false: new, not every peer has echoed it yet

@@ -42,7 +42,8 @@ std::string_view OpName(Op op) {
   static constexpr std::string_view kNames[] = {
       "get", "put", "delete", "cas", "add", "sadd", "srem", "smembers", "scontains",
       "mvget", "mvput", "mvdelete", "policy-set", "policy-remove", "policy-list", "status",
-      "partition", "heal", "reload-keys", "node-state", "placement", "cluster-map", "node-add"};
+      "partition", "heal", "reload-keys", "node-state", "placement", "cluster-map", "node-add",
+      "policy-check"};
   auto i = static_cast<size_t>(op);
   return i < std::size(kNames) ? kNames[i] : "?";
 }

@@ -35,8 +35,12 @@ enum class Op : uint8_t {
   kNodeAdd = 22,    // admin: adds a node to the running cluster (committed in the metadata
                     // group): key = its id (decimal; the next unused one), value =
                     // "<region name> <peer address> <client address>" (single spaces)
+  kPolicyCheck = 23,  // between nodes only: the metadata leader asks shard `delta`'s leader
+                      // (a linearizable read) whether a policy change would change the mode
+                      // of a key holding data there: key = prefix, value = "set" or
+                      // "remove", mode = the new mode; OK or kInvalidArgument naming the key
 };
-inline constexpr uint8_t kOpMax = 22;
+inline constexpr uint8_t kOpMax = 23;
 std::string_view OpName(Op op);
 
 struct Request {

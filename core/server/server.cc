@@ -199,7 +199,7 @@ std::string ModeLabel(Op op, const Policy& policy, std::string_view key) {
   switch (op) {
     case Op::kPolicySet: case Op::kPolicyRemove: case Op::kPolicyList: return "policy";
     case Op::kStatus: case Op::kPartition: case Op::kHeal: case Op::kReloadKeys: case Op::kNodeState:
-    case Op::kPlacement: case Op::kClusterMap: case Op::kNodeAdd:
+    case Op::kPlacement: case Op::kClusterMap: case Op::kNodeAdd: case Op::kPolicyCheck:
       return "admin";
     default: return std::string(ModeName(policy.Lookup(key)));
   }

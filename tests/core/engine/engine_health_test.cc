@@ -607,6 +607,45 @@ TEST(EngineDisk, TrustingAnyDirectoryServesFromAnEmptyState) {
 // Two nodes per region, 8 shards: each node holds the replicas the map places on it (one
 // per shard and region, spread evenly), and serves every key: a node without a replica of
 // the key's shard proxies the request to its region's holder.
+// With two nodes per region the metadata leader holds half the shards. A policy change is
+// checked against every shard's rows at that shard's leader (a read index there), not only
+// against the data the metadata leader holds: a strong key on a shard it does not hold
+// still keeps its prefix from changing mode.
+TEST(EngineNodes, APolicyChangeIsCheckedAgainstShardsTheMetadataLeaderDoesNotHold) {
+  Cluster c(false, /*prefer=*/false, /*shards=*/8, false, /*new_cluster=*/true, /*per_region=*/2);
+  c.Run(3'000'000);
+  const int32_t meta = c.MetadataLeader();
+  ASSERT_GE(meta, 0);
+  // A key of a shard the metadata leader holds no replica of.
+  std::string key;
+  for (int k = 0; key.empty() && k < 1000; ++k) {
+    const std::string candidate = "far/" + std::to_string(k);
+    if (!c.engine(meta).Hosts(c.engine(meta).ShardOf(candidate))) key = candidate;
+  }
+  ASSERT_FALSE(key.empty());
+  ASSERT_TRUE(c.Call(3, PutRequest(key, "strong")).status.ok());
+  Request set;
+  set.op = Op::kPolicySet;
+  set.key = "far/";
+  set.mode = Mode::kLww;
+  for (uint32_t at : {static_cast<uint32_t>(meta), 4u}) {
+    const Response r = c.Call(at, set);
+    EXPECT_EQ(r.status.code(), Code::kInvalidArgument) << "at node " << at << ": " << r.status.ToString();
+    EXPECT_NE(r.status.message().find(key), std::string::npos) << r.status.ToString();
+  }
+  EXPECT_GT(c.engine(meta).stats().policy_checks, 0u);
+  // The key keeps its mode and its value.
+  const Response get = c.Call(5, GetRequest(key));
+  EXPECT_TRUE(get.status.ok() && get.value == "strong") << get.status.ToString();
+  // A prefix holding no data changes mode; nodes cannot be asked to check by a client.
+  set.key = "near/";
+  EXPECT_TRUE(c.Call(1, set).status.ok());
+  Request probe;
+  probe.op = Op::kPolicyCheck;
+  probe.key = "far/";
+  EXPECT_EQ(c.Call(2, probe).status.code(), Code::kInvalidArgument);
+}
+
 TEST(EngineNodes, EachNodeHoldsItsShardsAndServesEveryKey) {
   Cluster c(false, /*prefer=*/false, /*shards=*/8, false, /*new_cluster=*/true, /*per_region=*/2);
   c.Run(3'000'000);
