@@ -433,7 +433,9 @@ Response Client::CallOn(Lane& lane, Request request, const std::optional<Target>
     if (last.status.code() == Code::kTimeout) {
       // Unknown outcome. Whatever happens next, later requests start at the next node.
       if (target.endpoint != SIZE_MAX) preferred_ = (target.endpoint + 1) % n;
-      if (is_routed) Observe(last, routed, /*routed_timed_out=*/true);
+      // A routed-to node that answered (its own deadline passed) is alive; one that did
+      // not is passed over for a while.
+      if (is_routed && !answered_here) Observe(last, routed, /*routed_timed_out=*/true);
       if (read_only || Resendable(request.op)) continue;  // the same session: applied once
       return last;
     }

@@ -19,7 +19,7 @@
 // request by proxy answers it all the same, with a redirect hint (Response::map_version,
 // redirect_node); an answer that names a newer map version than the client's makes the
 // next keyed request fetch the map again first (once per version announced). A routed node
-// that does not answer is passed over for kAvoidMs and the map fetched again. A map that
+// that does not answer at all is passed over for kAvoidMs and the map fetched again. A map that
 // cannot be fetched or decoded is never the caller's error: requests go to the endpoints as
 // without routing, and the fetch is tried again after kMapRetryMs. counters() tells how
 // much was routed.
