@@ -749,6 +749,15 @@ void Engine::SubmitStrong(uint32_t group, Request request, Callback done, Via vi
     const int32_t holder = ProxyTarget(group, 0);
     if (holder < 0) return reply(Status(Code::kUnavailable, "no node holding a replica of " + name + " is up"));
     stats_.proxied++;
+    if (group != metadata_group()) {
+      // Served all the same, with a redirect hint: a client routing by the cluster map
+      // (docs/placement.md, "Routing") learns that its map sent it to the wrong node.
+      done = [this, group, done = std::move(done)](Response r) {
+        r.map_version = map_.version();
+        r.redirect_node = HolderIn(group, RegionOf(options_.self));
+        done(std::move(r));
+      };
+    }
     return StartForward(/*proxy=*/true, group, static_cast<uint32_t>(holder), std::move(request), std::move(done));
   }
   paxos::Replica& replica = *groups_[group].replica;

@@ -109,6 +109,8 @@ std::string EncodeResponse(const Response& r) {
   rb.add_values(values);
   rb.add_number(r.number);
   rb.add_context(context);
+  rb.add_map_version(r.map_version);
+  rb.add_redirect_node(r.redirect_node);
   b.Finish(rb.Finish());
   return Finish(b);
 }
@@ -133,6 +135,8 @@ StatusOr<Response> DecodeResponse(std::string_view bytes) {
   }
   r.number = m->number();
   r.context = ToString(m->context());
+  r.map_version = m->map_version();
+  r.redirect_node = m->redirect_node();
   return r;
 }
 

@@ -60,6 +60,9 @@ struct Request {
   uint64_t seq = 0;
 };
 
+// Response::redirect_node when there is no redirect (as placement::kNoNode).
+inline constexpr uint32_t kNoRedirect = UINT32_MAX;
+
 struct Response {
   uint64_t id = 0;
   Status status;
@@ -68,6 +71,13 @@ struct Response {
   std::vector<std::string> values;  // siblings, members, policy rules, status lines
   int64_t number = 0;
   std::string context;
+  // Redirect hint (docs/placement.md, "Routing"): set by a node that served a client's
+  // keyed request by proxy because it holds no replica of the key's shard. The request was
+  // served all the same; a client routing by the cluster map learns that its map may be
+  // stale. map_version: the version of the map the node went by (0: no hint);
+  // redirect_node: the node holding the shard in that node's region (kNoRedirect: none).
+  uint64_t map_version = 0;
+  uint32_t redirect_node = kNoRedirect;
 };
 
 // Bound of every message between nodes and clients: room for the largest single-key CRDT

@@ -434,6 +434,7 @@ std::unique_ptr<Client> LocalCluster::ClientFor(size_t i, int64_t timeout_ms, co
   if (curve != nullptr) o = *curve;
   o.endpoints = {client_endpoint(i)};
   o.timeout_ms = timeout_ms;
+  o.route_by_map = false;  // bound to node i: what the tests ask of that node, it serves
   auto c = Client::Connect(o);
   if (!c.ok()) {
     ADD_FAILURE() << "Client::Connect: " << c.status().ToString();

@@ -204,7 +204,8 @@ class LocalCluster {
   // (Aborted)".
   std::string DescribeExit(size_t i) const;
 
-  // A client bound to node i only (no fail-over to other nodes).
+  // A client bound to node i only (no fail-over to other nodes, no routing by the map:
+  // node i serves or proxies every request itself).
   std::unique_ptr<Client> ClientFor(size_t i, int64_t timeout_ms = 3000,
                                     const ClientOptions* curve = nullptr) const;
 

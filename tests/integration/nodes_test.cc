@@ -6,10 +6,13 @@
 // second node of eu-west) is SIGKILLed under that load and started again on its data
 // directory. Then: the history is linearizable, every node reads every acknowledged strong
 // write, the CRDTs converge on every node, and `geokv status` and the map list six nodes.
+// Also: a drain under load, growth, replacement, CURVE, and a client routing by the map
+// through a drain (ClientsRouteByTheMapAndFollowADrain).
 // Every wait is bounded; nothing asserts how long anything takes.
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
@@ -892,6 +895,141 @@ TEST(Nodes, WithCurveAnAddedNodeIsReachedOnceItsKeyIsReloaded) {
   const Response read = admin_call(added, Get("curve-add/k"));
   ASSERT_TRUE(read.status.ok()) << read.status.ToString();
   EXPECT_EQ(read.value, "v");
+}
+
+// ---- routing by the cluster map (issue 12) -------------------------------------------------
+
+// Requests proxied so far by all nodes (geokv_proxied_total); nullopt when a node's metrics
+// cannot be read.
+std::optional<double> ProxiedTotal(LocalCluster& cluster) {
+  double sum = 0;
+  for (size_t i = 0; i < cluster.size(); ++i) {
+    const auto v = MetricValue(ScrapeMetrics(cluster.metrics_port(i)), "geokv_proxied_total");
+    if (!v) return std::nullopt;
+    sum += *v;
+  }
+  return sum;
+}
+
+// A client connected to node 0 only (us-east) routes by the map: each strong request goes to
+// the us-east holder of its key's shard, node 0 or node 3, and the nodes proxy next to
+// nothing (without routing, node 0 would proxy every request for node 3's shards). Then node
+// 3 is drained under that load: its replicas move to node 0; node 3 serves what the client
+// still sends it by proxy, with a redirect, and the client fetches the map again. Every
+// request succeeds and reads back throughout.
+TEST(Nodes, ClientsRouteByTheMapAndFollowADrain) {
+  ReplayNote note{"Nodes.*", ""};
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  ClusterOptions options;
+  options.nodes_per_region = kPerRegion;
+  options.shards = kShards;
+  options.metrics = true;
+  LocalCluster cluster(dir.path(), options);
+  ASSERT_EQ(cluster.StartAll(), "");
+  constexpr size_t kOther = 3;  // us-east's second node
+  ASSERT_EQ(cluster.region_index(kOther), 0u);
+  std::optional<placement::ClusterMap> map;
+  ASSERT_TRUE(WaitFor([&] { return (map = MapFrom(cluster, 0)) && AllUpAndPlaced(*map, cluster.size()); }, seconds(60)));
+  constexpr int kKeys = 200;
+  std::vector<std::string> keys;
+  size_t on_other = 0;  // keys whose us-east replica is on node 3
+  for (int k = 0; k < kKeys; ++k) {
+    keys.push_back("route/" + std::to_string(k));
+    if (map->ReplicaOf(map->ShardOf(keys.back()), 0) == kOther) on_other++;
+  }
+  ASSERT_GT(on_other, 0u) << "no key on node " << kOther << ": routing to it would go untested";
+
+  ClientOptions co;  // routing by the map is the default
+  co.endpoints = {cluster.client_endpoint(0)};
+  co.timeout_ms = 5000;
+  auto connected = Client::Connect(co);
+  ASSERT_TRUE(connected.ok()) << connected.status().ToString();
+  Client& client = **connected;
+  // Every key written (value tagged with `round`), then read back; every call succeeds. A
+  // leadership change under the drain can leave a write's outcome unknown (kTimeout: a
+  // forward the leader refused may still commit; not a matter of routing, the same happens
+  // without it): such a put is sent again, which a put of the same value may always be.
+  size_t unknown = 0;
+  auto call = [&](const Request& request) {
+    Response r = CallUntilAccepted(client, request);
+    for (int again = 0; again < 5 && r.status.code() == Code::kTimeout; ++again) {
+      unknown++;
+      r = CallUntilAccepted(client, request);
+    }
+    return r;
+  };
+  auto write_and_read = [&](const std::string& round) {
+    for (const auto& key : keys) {
+      const Response w = call(Put(key, round + ":" + key));
+      ASSERT_TRUE(w.status.ok()) << "put " << key << " (" << round << "): " << w.status.ToString();
+    }
+    for (const auto& key : keys) {
+      const Response r = call(Get(key));
+      ASSERT_TRUE(r.status.ok()) << "get " << key << " (" << round << "): " << r.status.ToString();
+      EXPECT_EQ(r.value, round + ":" + key);
+    }
+  };
+
+  // The first keyed request fetches the map; from then on the nodes proxy next to nothing.
+  {
+    const Response first = call(Put(keys[0], "first"));
+    ASSERT_TRUE(first.status.ok()) << first.status.ToString();
+  }
+  ASSERT_GE(client.counters().map_fetches, 1u);
+  const std::optional<double> proxied_before = ProxiedTotal(cluster);
+  ASSERT_TRUE(proxied_before.has_value());
+  write_and_read("before");
+  if (HasFatalFailure()) return;
+  const std::optional<double> proxied_after = ProxiedTotal(cluster);
+  ASSERT_TRUE(proxied_after.has_value());
+  const ClientCounters routed = client.counters();
+  std::printf("[route] %d keys (%zu on node %zu): %llu requests routed, %.0f proxied by the nodes, map version %llu, "
+              "%zu outcomes unknown (sent again)\n",
+              kKeys, on_other, kOther, static_cast<unsigned long long>(routed.routed), *proxied_after - *proxied_before,
+              static_cast<unsigned long long>(routed.map_version), unknown);
+  EXPECT_GE(routed.routed, static_cast<uint64_t>(2 * kKeys));
+  EXPECT_LE(*proxied_after - *proxied_before, 5.0) << "requests were proxied although the client had the map";
+
+  // Drain node 3 while the client goes on: its replicas move to node 0.
+  auto admin = cluster.ClientFor(0, 5000);
+  ASSERT_TRUE(admin);
+  Request drain;
+  drain.op = Op::kNodeState;
+  drain.key = std::to_string(kOther);
+  drain.value = "draining";
+  ASSERT_TRUE(WaitFor([&] { return admin->Call(drain).status.ok(); }, seconds(30)));
+  bool drained = false;
+  int round = 0;
+  const auto end = Clock::now() + seconds(180);
+  while (!drained && Clock::now() < end) {
+    write_and_read("drain" + std::to_string(++round));
+    if (HasFatalFailure()) return;
+    map = MapFrom(cluster, 0);
+    drained = map && map->FindNode(kOther)->load.shards == 0 &&
+              std::none_of(map->shards().begin(), map->shards().end(), [](const auto& s) { return s.change.has_value(); });
+  }
+  ASSERT_TRUE(drained) << "node " << kOther << " still holds replicas after " << round << " rounds";
+  // Once more with every move done, then once to measure: the client has followed the map.
+  write_and_read("after");
+  if (HasFatalFailure()) return;
+  const std::optional<double> proxied_settled = ProxiedTotal(cluster);
+  ASSERT_TRUE(proxied_settled.has_value());
+  write_and_read("settled");
+  if (HasFatalFailure()) return;
+  const std::optional<double> proxied_end = ProxiedTotal(cluster);
+  ASSERT_TRUE(proxied_end.has_value());
+  const ClientCounters followed = client.counters();
+  std::printf("[route] drained in %d rounds (%zu outcomes unknown, sent again): %llu redirects, %llu map refreshes, map "
+              "version %llu; %.0f proxied in the last round\n",
+              round, unknown, static_cast<unsigned long long>(followed.redirects - routed.redirects),
+              static_cast<unsigned long long>(followed.map_refreshes - routed.map_refreshes),
+              static_cast<unsigned long long>(followed.map_version), *proxied_end - *proxied_settled);
+  EXPECT_GT(followed.redirects, routed.redirects) << "node " << kOther << " never redirected the client";
+  EXPECT_GT(followed.map_refreshes, routed.map_refreshes) << "the client never fetched the map again";
+  EXPECT_GT(followed.map_version, routed.map_version);
+  EXPECT_GT(followed.routed, routed.routed);
+  EXPECT_LE(*proxied_end - *proxied_settled, 5.0) << "requests were still proxied after the drain";
 }
 
 }  // namespace

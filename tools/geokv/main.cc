@@ -530,6 +530,9 @@ int main(int argc, char** argv) {
   geokv::ClientOptions options;
   options.endpoints = SplitCommas(endpoints);
   options.timeout_ms = timeout_ms;
+  // One request per run: fetching the cluster map first would cost a round trip more than
+  // the node's proxying it to the holder (docs/placement.md, "Routing").
+  options.route_by_map = false;
   auto client = geokv::Client::Connect(options);
   if (!client.ok()) {
     std::fprintf(stderr, "geokv: %s\n", client.status().ToString().c_str());

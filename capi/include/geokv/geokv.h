@@ -263,7 +263,10 @@ typedef struct geokv_connect_options {
 /* Connects to a geokv cluster: `endpoints` lists the client endpoints of one or more nodes,
  * comma-separated ("tcp://10.0.0.1:7200,tcp://10.0.0.2:7200"; at most 64). Any node serves
  * any key (a node forwards strong operations to the shard leader); reads and refused
- * requests move on to the next endpoint when a node does not answer. `options` may be NULL
+ * requests move on to the next endpoint when a node does not answer. A keyed operation goes
+ * first to the node that holds its key's shard in the handle's region, by the cluster map
+ * the handle fetches from its endpoints on first use (docs/placement.md, "Routing"); a
+ * node reached with a stale map serves the request all the same. `options` may be NULL
  * for all defaults. On success *db is a new handle of the same type geokv_open returns;
  * close it with geokv_close.
  * geokv_connect does not wait for a node: ZeroMQ connects in the background, and the first
