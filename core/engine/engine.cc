@@ -468,11 +468,80 @@ int32_t Engine::ReplicaIdOf(uint32_t group, uint32_t node) const {
 }
 
 uint32_t Engine::ReplicaInRegion(uint32_t group, uint32_t region) const {
-  return group == metadata_group() ? region : map_.shards()[group].replica_ids[region];
+  return group == metadata_group() ? MetadataVoterIn(region) : map_.shards()[group].replica_ids[region];
 }
 
 uint32_t Engine::HolderIn(uint32_t group, uint32_t region) const {
-  return group == metadata_group() ? meta_nodes_[region] : map_.ReplicaOf(group, region);
+  return group == metadata_group() ? meta_nodes_[MetadataVoterIn(region)] : map_.ReplicaOf(group, region);
+}
+
+uint32_t Engine::MetadataVoterIn(uint32_t region) const {
+  const Group& meta = groups_[metadata_group()];
+  if (meta.replica == nullptr) return region;
+  const paxos::Membership& m = meta.replica->members();
+  if (m.IsVoter(region)) return region;
+  for (uint64_t voters = m.voters; voters != 0; voters &= voters - 1) {
+    const auto id = static_cast<uint32_t>(std::countr_zero(voters));
+    if (id < meta_nodes_.size() && meta_nodes_[id] < node_regions_.size() && node_regions_[meta_nodes_[id]] == region) {
+      return id;
+    }
+  }
+  return region;
+}
+
+void Engine::ReplaceMetadataVoters() {
+  using placement::NodeState;
+  paxos::Replica& meta = *groups_[metadata_group()].replica;
+  const paxos::Membership& m = meta.members();
+  auto node_of = [&](uint32_t id) { return map_.FindNode(meta_nodes_[id]); };
+  auto gone = [&](uint32_t id) {
+    const placement::Node* n = node_of(id);
+    return n != nullptr && (n->state == NodeState::kDown || n->state == NodeState::kRemoved);
+  };
+  for (uint32_t r = 0; r < options_.regions; ++r) {
+    std::vector<uint32_t> voters;
+    for (uint64_t v = m.voters; v != 0; v &= v - 1) {
+      const auto id = static_cast<uint32_t>(std::countr_zero(v));
+      if (id < meta_nodes_.size() && node_regions_[meta_nodes_[id]] == r) voters.push_back(id);
+    }
+    if (voters.size() > 1) {
+      // Promoted: the replaced voter leaves, a gone one first (the older one, if it came
+      // back meanwhile), never this leader itself.
+      std::optional<uint32_t> leaving;
+      for (uint32_t id : voters) {
+        if (id != meta.id() && (!leaving || (gone(id) && !gone(*leaving)))) leaving = id;
+      }
+      if (leaving && meta.ChangeMembers(paxos::MemberChange::kRemove, *leaving).ok()) {
+        stats_.member_changes++;
+        stats_.metadata_voters_replaced++;
+      }
+      return;
+    }
+    if (voters.empty() || !gone(voters[0]) || voters[0] == meta.id()) continue;
+    // An up learner of the region takes the vote (kBusy until it has caught up).
+    for (uint64_t l = m.learners; l != 0; l &= l - 1) {
+      const auto id = static_cast<uint32_t>(std::countr_zero(l));
+      if (id >= meta_nodes_.size() || node_regions_[meta_nodes_[id]] != r) continue;
+      const placement::Node* n = node_of(id);
+      if (n == nullptr || n->state != NodeState::kUp) continue;
+      if (meta.ChangeMembers(paxos::MemberChange::kPromote, id).ok()) stats_.member_changes++;
+      return;
+    }
+  }
+}
+
+Status Engine::CheckNodeRemoval(const Request& r) const {
+  if (r.op != Op::kNodeState || r.value != "removed") return Status::Ok();
+  const auto node = ParseNodeId(r.key);
+  const placement::Node* n = node ? map_.FindNode(*node) : nullptr;
+  // What the map refuses anyway (no such node, a node that is not drained or down) it names.
+  if (n == nullptr || !placement::TransitionAllowed(n->state, placement::NodeState::kRemoved)) return Status::Ok();
+  const int32_t id = ReplicaIdOf(metadata_group(), *node);
+  if (id >= 0 && groups_[metadata_group()].replica->members().IsVoter(static_cast<uint32_t>(id))) {
+    return Status(Code::kConflict, "node " + r.key + " still votes in the metadata group; an up node of its "
+                                   "region takes its vote once it is down (add one if the region has none)");
+  }
+  return Status::Ok();
 }
 
 Status Engine::CheckRequest(const Request& r) const {
@@ -785,6 +854,7 @@ void Engine::SubmitStrong(uint32_t group, Request request, Callback done, Via vi
     return;
   }
   if (Status s = CheckPolicyChange(request); !s.ok()) return reply(std::move(s));
+  if (Status s = CheckNodeRemoval(request); !s.ok()) return reply(std::move(s));
   if ((request.op == Op::kPolicySet || request.op == Op::kPolicyRemove) && !policy_checked_) {
     return CheckShardsForPolicyChange(std::move(request), std::move(done), via);
   }
@@ -1023,11 +1093,13 @@ Status Engine::LoadDiskIds(bool fresh) {
   // node joins through them (they record a joined node's id from its first established
   // message, so they refuse an earlier life's id), while other nodes may be down for good
   // (the one it replaces) or joining themselves.
+  // Nor does it wait for a node its configuration says is gone (a metadata voter it
+  // replaces, say).
   if (!options_.members.empty() && options_.members[options_.self].added) {
     for (uint32_t n = 0; n < nodes_; ++n) {
-      if (std::find(meta_nodes_.begin(), meta_nodes_.begin() + options_.regions, n) == meta_nodes_.begin() + options_.regions) {
-        echoed_[n] = true;
-      }
+      const bool voter =
+          std::find(meta_nodes_.begin(), meta_nodes_.begin() + options_.regions, n) != meta_nodes_.begin() + options_.regions;
+      if (!voter || (n < options_.members.size() && options_.members[n].removed)) echoed_[n] = true;
     }
   }
   auto id = store.Get(kMetaTable, kDiskIdKey);
@@ -1668,8 +1740,9 @@ void Engine::TickHealth(int64_t now) {
       // or an election is on): every voter hears it (one per region), and only the leader
       // listens.
       for (uint32_t r = 0; r < options_.regions; ++r) {
-        if (meta_nodes_[r] == options_.self) continue;
-        SendEnvelope(meta_nodes_[r], static_cast<uint8_t>(fb::Channel::Node), 0, beat);
+        const uint32_t voter = HolderIn(metadata_group(), r);
+        if (voter == options_.self) continue;
+        SendEnvelope(voter, static_cast<uint8_t>(fb::Channel::Node), 0, beat);
         stats_.node_heartbeats_sent++;
       }
     }
@@ -1694,6 +1767,7 @@ void Engine::TickHealth(int64_t now) {
     if (meta.ChangeMembers(paxos::MemberChange::kAddLearner, id).ok()) stats_.member_changes++;
     break;
   }
+  ReplaceMetadataVoters();
   const bool paused = now - last_detect_us_ > kDetectorPauseUs && !options_.unsafe_detector_ignores_pauses;
   last_detect_us_ = now;
   if (!detecting_ || paused) {
@@ -2184,6 +2258,16 @@ std::vector<std::string> Engine::StatusLines() const {
                   " commit=" + std::to_string(r.commit_index()) + " applied=" + std::to_string(groups_[g].applied) +
                   " replica=" + std::to_string(r.id()) + " voters=" + ids(r.members().voters) +
                   (r.members().learners != 0 ? " learners=" + ids(r.members().learners) : ""));
+  }
+  // The metadata group's voters by node id: one per region, the first node of each unless
+  // it went down and another node of its region took its vote.
+  {
+    std::string voters;
+    for (uint64_t v = groups_[metadata_group()].replica->members().voters; v != 0; v &= v - 1) {
+      const auto id = static_cast<uint32_t>(std::countr_zero(v));
+      if (id < meta_nodes_.size()) voters += (voters.empty() ? "" : ",") + std::to_string(meta_nodes_[id]);
+    }
+    out.push_back("metadata voters: nodes [" + voters + "]");
   }
   // The cluster map as applied here; loads as this node sees them (leaderships from its
   // replicas' view, shards from the placement).

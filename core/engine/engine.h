@@ -129,6 +129,9 @@ struct EngineMember {
   // own entry says so joins: it starts from the metadata group's map, not the genesis one,
   // and its eventual keys from state transfers of the other nodes.
   bool added = false;
+  // Gone for good (replaced, or to be removed): not waited for by a joining node, and not
+  // connected to (the server's business).
+  bool removed = false;
 };
 
 struct EngineOptions {
@@ -210,6 +213,7 @@ struct EngineStats {
   uint64_t reforwards = 0;        // forwards re-sent to a new leader under the same session
   uint64_t parked = 0;            // strong requests that waited for their group's next leader
   uint64_t policy_checks = 0;     // policy changes checked against every shard's leader
+  uint64_t metadata_voters_replaced = 0;  // metadata voters on down nodes replaced (leader)
   uint64_t compaction_failures = 0;
   uint64_t strong_applied = 0;
   uint64_t snapshots = 0;
@@ -459,6 +463,14 @@ class Engine {
   // The replica id of `group`'s replica in `region`, and the node holding it.
   uint32_t ReplicaInRegion(uint32_t group, uint32_t region) const;
   uint32_t HolderIn(uint32_t group, uint32_t region) const;
+  // The metadata group's voter in `region` as this node's replica knows the membership: the
+  // genesis one (replica id = region) while it votes, else the region's first other voter.
+  uint32_t MetadataVoterIn(uint32_t region) const;
+  // Metadata leader: a region whose voter's node is down or removed gets an up learner of
+  // that region promoted, then the old voter leaves (one change at a time).
+  void ReplaceMetadataVoters();
+  // Refuses removing a node that still votes in the metadata group (kConflict).
+  Status CheckNodeRemoval(const Request& request) const;
   // Commits the sizes of the shards this node leads when they changed materially
   // (placement::LoadReporter), every load_report_us.
   void TickLoad(int64_t now);
@@ -490,7 +502,9 @@ class Engine {
   uint32_t nodes_ = 0;                  // nodes in the cluster
   std::vector<uint32_t> node_regions_;  // per node: its region
   // The metadata group's replica ids: region r's first node is voter r; the other nodes
-  // are learners with ids from `regions` up, in node id order.
+  // are learners with ids from `regions` up, in node id order. A voter whose node goes down
+  // is replaced by a learner of its region (ReplaceMetadataVoters): then region r's voter
+  // is that one (MetadataVoterIn).
   std::vector<uint32_t> meta_nodes_;
   // This node was added to a running cluster and opened a new directory: its CRDT replica
   // joins by state transfers (crdt::DisseminatorOptions::join).

@@ -400,7 +400,7 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config, std::funct
   eo.new_cluster = config.new_cluster;
   eo.regions = static_cast<uint32_t>(cc.Regions().size());
   for (const auto& n : cc.nodes) {
-    eo.members.push_back({cc.RegionIndex(n.region), n.region, n.peer_endpoint, n.client_endpoint, n.added});
+    eo.members.push_back({cc.RegionIndex(n.region), n.region, n.peer_endpoint, n.client_endpoint, n.added, n.removed});
   }
   eo.shards = cc.shards;
   for (const auto& region : cc.preferred_leader) {

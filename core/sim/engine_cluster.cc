@@ -175,7 +175,8 @@ class Cluster {
     // Operators at work mid-run, each step retried until acknowledged and started once the
     // one before it is: a node drained (its leaderships move away), a policy change (a new
     // prefix becomes a counter everywhere), the node back up.
-    const int drained = static_cast<int>(net_.Rng()() % nodes_count_);
+    int drained = static_cast<int>(net_.Rng()() % nodes_count_);
+    if (o_.grow && drained == Dead()) drained = (drained + 1) % nodes_count_;  // the node that dies is not undrained
     Request drain;
     drain.op = Op::kNodeState;
     drain.key = std::to_string(drained);
@@ -244,6 +245,19 @@ class Cluster {
         result_.replicas_moved += n.engine->stats().replicas_closed;
       }
     }
+    // The metadata voter that died was replaced: the leader's group no longer counts it.
+    if (o_.grow && dead_ == 0 && result_.ok) {
+      for (auto& n : nodes_) {
+        const uint32_t meta = n.engine ? n.engine->groups() - 1 : 0;
+        if (!n.engine || !n.engine->IsLeader(meta)) continue;
+        if (n.engine->replica(meta).members().IsVoter(0)) {
+          Fail("node 0 died and was removed, but still votes in the metadata group");
+        } else {
+          result_.metadata_voters_replaced++;
+        }
+        break;
+      }
+    }
     result_.member_changes += member_changes_;
     result_.nodes_added = nodes_added_;
     result_.nodes_removed = nodes_removed_;
@@ -254,7 +268,8 @@ class Cluster {
     result_.leaders_planned += leaders_planned_;
     // Keys spread over the shards: every shard that acknowledged a write has committed it
     // (as a replica that kept its data directory sees it).
-    const int ref = lost_ == 0 ? 1 : 0;
+    int ref = 0;  // a node that runs and kept its data directory
+    while (ref + 1 < static_cast<int>(nodes_.size()) && (ref == lost_ || !nodes_[ref].engine)) ref++;
     if (result_.ok && nodes_[ref].engine) {
       std::set<uint32_t> shards;
       for (const auto& h : result_.history) {
@@ -365,6 +380,8 @@ class Cluster {
       // Each node's configuration as its operator wrote it: the cluster's creation lists
       // the genesis nodes; an added node's lists the nodes up to itself.
       e.members.resize(std::max(nodes_count_, i + 1));
+      // The replacement's operator marks the node it replaces as gone.
+      if (dead_ >= 0 && i == Spare()) e.members[dead_].removed = true;
     }
     return e;
   }
@@ -388,18 +405,23 @@ class Cluster {
     }
   }
 
-  // grow: the first added node dies for good (its disk with it); the operator marks it
-  // down, adds a replacement on an empty disk in its region, and removes the dead node
-  // once the map no longer places a replica on it (refused until then: retried).
+  // grow: a node of region 0 dies for good (its disk with it): the first added one, or for
+  // even seeds the region's first node, its metadata voter. The operator marks it down,
+  // adds a replacement on an empty disk in its region, and removes the dead node once the
+  // map no longer places a replica on it and another node of the region has taken its
+  // metadata vote (refused until then: retried).
+  int Dead() const { return o_.seed % 2 == 0 ? 0 : nodes_count_; }
+  int Spare() const { return nodes_count_ + o_.regions; }  // in region 0 too
   void PlanReplacement() {
-    const int dead = nodes_count_;
-    const int spare = nodes_count_ + o_.regions;  // in region dead % regions too
+    const int dead = Dead();
+    const int spare = Spare();
+    const int survivor = dead == 0 ? nodes_count_ : 0;  // region 0's other node
     Request down;
     down.op = Op::kNodeState;
     down.key = std::to_string(dead);
     down.value = "down";
     Admin kill(down, o_.fault_phase_us * 7 / 8);
-    kill.before = [this, dead] {
+    kill.before = [this, dead, survivor] {
       if (dead_ >= 0) return;
       dead_ = dead;
       Crash(dead);
@@ -411,7 +433,7 @@ class Cluster {
         at_risk_removals_[key].insert(elements.begin(), elements.end());
       }
       for (Client& c : clients_) {
-        if (c.node == dead) SwitchNode(c, dead % o_.regions);
+        if (c.node == dead) SwitchNode(c, survivor);
       }
     };
     admin_.push_back(std::move(kill));

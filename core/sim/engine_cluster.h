@@ -99,6 +99,7 @@ struct EngineSimResult {
   uint64_t replicas_moved = 0;   // replicas closed on a node a move took them from (likewise)
   uint64_t nodes_added = 0;      // nodes added to the running cluster and started (grow)
   uint64_t nodes_removed = 0;    // nodes removed from the map after dying (grow)
+  uint64_t metadata_voters_replaced = 0;  // dead metadata voters no longer voting (grow, even seeds)
   int shards_used = 0;  // strong shards that acknowledged a write (keys must spread)
 };
 

@@ -704,18 +704,17 @@ TEST(Nodes, GrowFromOneToTwoNodesPerRegionUnderLoad) {
   EXPECT_EQ(verdict, "");
 }
 
-// Grown as above, node 4 (an added node, eu-west) is SIGKILLed and its disk given up:
-// `geokv node replace 4 6 --wait` adds node 6 on node 4's address with an empty data
-// directory, marks 4 down, waits until the placement driver moved 4's replicas (to 6 and
-// node 1) and removes 4, all under load. Then node 6 is up with replicas, the history is
-// linearizable with nothing acknowledged lost, and the CRDTs converge on the live nodes.
-TEST(Nodes, ReplaceAKilledNodeOnAnEmptyDisk) {
-  ReplayNote note{"Nodes.ReplaceAKilledNodeOnAnEmptyDisk", ""};
-  constexpr size_t kDead = 4;
+// Grown as above, node `kDead` of eu-west is SIGKILLed and its disk given up: `geokv node
+// replace` adds node 6 on its address with an empty data directory, marks it down, waits
+// until the placement driver moved its replicas (to 6 and the region's other node) and
+// removes it, all under load. Then node 6 is up with replicas, the history is linearizable
+// with nothing acknowledged lost, and the CRDTs converge on the live nodes.
+void ReplaceAKilledNode(size_t kDead, const char* test) {
+  ReplayNote note{test, ""};
   Growth g;
   g.doomed = kDead;
   Grow(g, "replace");
-  if (HasFatalFailure()) return;
+  if (::testing::Test::HasFatalFailure()) return;
   LocalCluster& cluster = *g.cluster;
   auto map = MapFrom(cluster, 0);
   ASSERT_TRUE(map.has_value());
@@ -747,11 +746,11 @@ TEST(Nodes, ReplaceAKilledNodeOnAnEmptyDisk) {
   const std::string replace_out = ReadFile(cli_log);
   std::printf("[replace] geokv node replace %zu %zu --wait 120:\n%s", kDead, fresh, replace_out.c_str());
   if (!WIFEXITED(cli.wait_status()) || WEXITSTATUS(cli.wait_status()) != 0) {
-    // What was left, as the map and the nodes of node 4's region see it.
+    // What was left, as the map and the nodes of the dead node's region see it.
     std::string diagnosis, out;
     RunCli(cluster, 0, {"map"}, &out);
     diagnosis += "geokv map (node 0):\n" + out;
-    for (size_t i : {size_t{0}, size_t{1}, fresh}) {
+    for (size_t i : {size_t{0}, kDead == 1 ? size_t{4} : size_t{1}, fresh}) {
       RunCli(cluster, i, {"status"}, &out);
       diagnosis += "geokv status (node " + std::to_string(i) + "):\n" + out;
     }
@@ -765,7 +764,7 @@ TEST(Nodes, ReplaceAKilledNodeOnAnEmptyDisk) {
         if (!map) return false;
         const placement::Node* dead = map->FindNode(kDead);
         if (dead == nullptr || dead->state != placement::NodeState::kRemoved) {
-          why = "node 4 is not removed";
+          why = "node " + std::to_string(kDead) + " is not removed";
           return false;
         }
         return JoinedAndBalanced(*map, {fresh}, &why);
@@ -786,7 +785,7 @@ TEST(Nodes, ReplaceAKilledNodeOnAnEmptyDisk) {
   FinalChecks(cluster, g.rec, g.keys, /*shards=*/0, "replace", &verdict, /*outside=*/{kDead});
   EXPECT_EQ(verdict, "");
   // Node 4's clients go on through node 6 at its address; all their writes count as unknown.
-  std::printf("[replace] eventual writes through node 4's address: %lld acknowledged (unknown from here on)\n",
+  std::printf("[replace] eventual writes through the dead node's address: %lld acknowledged (unknown from here on)\n",
               static_cast<long long>(g.doomed_tally.acked));
   FoldDoomed(g);
   std::string eventual_state;
@@ -798,10 +797,29 @@ TEST(Nodes, ReplaceAKilledNodeOnAnEmptyDisk) {
   }
   ExpectEventualConverged(cluster, Grown(), g.tally, "replace", /*outside=*/{kDead});
   PrintCounts("replace", g.rec, *map, cluster.region_count(), verdict);
-  // Node 6 serves on node 4's address: status names it.
+  // Node 6 serves on the dead node's address: status names it.
   const auto status = cluster.Status(fresh);
   ASSERT_FALSE(status.empty());
   EXPECT_EQ(status[0].rfind("node 6 of ", 0), 0u) << status[0];
+  // The metadata group's voters: one per region, the dead node not among them.
+  std::string voters;
+  for (const auto& line : cluster.Status(0)) {
+    if (line.rfind("metadata voters: ", 0) == 0) voters = line;
+  }
+  const std::string expected = kDead == 1 ? "metadata voters: nodes [0,2,4]" : "metadata voters: nodes [0,1,2]";
+  const std::string expected_alt = "metadata voters: nodes [0,2,6]";  // node 6 may take the vote instead of 4
+  EXPECT_TRUE(voters == expected || (kDead == 1 && voters == expected_alt)) << voters;
+}
+
+// Node 4, an added node.
+TEST(Nodes, ReplaceAKilledNodeOnAnEmptyDisk) { ReplaceAKilledNode(4, "Nodes.ReplaceAKilledNodeOnAnEmptyDisk"); }
+
+// Node 1, the region's first node: its metadata voter. Once it is down, the metadata leader
+// promotes the region's other up node (a learner of the group, caught up) and removes node
+// 1's vote; the removal of node 1 is refused (CONFLICT) until then, so `replace` finishing
+// means the vote moved.
+TEST(Nodes, ReplaceAKilledMetadataVoterOnAnEmptyDisk) {
+  ReplaceAKilledNode(1, "Nodes.ReplaceAKilledMetadataVoterOnAnEmptyDisk");
 }
 
 // With CURVE a node reaches an added node only with its key from the config. Node 3 is added

@@ -58,6 +58,7 @@ std::vector<uint64_t> RunSeeds(const std::vector<uint64_t>& seeds, const std::st
     total.foreign_disk_messages += r.foreign_disk_messages;
     total.nodes_added += r.nodes_added;
     total.nodes_removed += r.nodes_removed;
+    total.metadata_voters_replaced += r.metadata_voters_replaced;
     if (expect_ok && base.grow) {
       // Every seed grows by one node per region and replaces one of them.
       EXPECT_EQ(r.nodes_added, static_cast<uint64_t>(o.regions) + 1) << "GEOKV_SEED=" << seed;
@@ -72,7 +73,7 @@ std::vector<uint64_t> RunSeeds(const std::vector<uint64_t>& seeds, const std::st
               "fail-stops %llu, snapshots %llu, forwards re-sent %llu, leaderships handed off %llu, "
               "node verdicts %llu, leaderships planned %llu, data directories lost %llu (peer messages "
               "dropped from them %llu), membership changes %llu, replicas moved %llu, nodes added %llu, "
-              "nodes removed %llu\n",
+              "nodes removed %llu (metadata voters among them %llu)\n",
               name.c_str(), seeds.size(), (unsigned long long)total.strong_ok, (unsigned long long)total.strong_unknown,
               (unsigned long long)total.eventual_ok, (unsigned long long)total.crashes, (unsigned long long)total.pauses,
               (unsigned long long)total.fail_stops, (unsigned long long)total.snapshots,
@@ -80,9 +81,14 @@ std::vector<uint64_t> RunSeeds(const std::vector<uint64_t>& seeds, const std::st
               (unsigned long long)total.verdicts, (unsigned long long)total.leaders_planned,
               (unsigned long long)total.disks_lost, (unsigned long long)total.foreign_disk_messages,
               (unsigned long long)total.member_changes, (unsigned long long)total.replicas_moved,
-              (unsigned long long)total.nodes_added, (unsigned long long)total.nodes_removed);
+              (unsigned long long)total.nodes_added, (unsigned long long)total.nodes_removed,
+              (unsigned long long)total.metadata_voters_replaced);
   if (expect_ok) {
     EXPECT_GT(spread * 2, seeds.size()) << "strong keys do not spread over the shards";
+    // Even seeds of a growing cluster lose a metadata voter for good, and replace it.
+    if (base.grow && seeds.size() >= 4) {
+      EXPECT_GT(total.metadata_voters_replaced, 0u) << "no metadata voter was replaced";
+    }
     // Leaders die and pause under forwarded writes: the re-send path must run.
     if (seeds.size() >= 20) {
       EXPECT_GT(total.reforwards, 0u) << "no forward was ever re-sent to a new leader";
