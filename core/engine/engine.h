@@ -290,6 +290,8 @@ class Engine {
   // True once a peer has shown that it knows this node by another data directory (this
   // one was lost or replaced): the node then serves no client operation but status.
   bool data_directory_lost() const { return lost_disk_known_ != 0; }
+  // False while this node's new data directory waits for its peers' confirmation.
+  bool data_directory_confirmed() const { return disk_established_; }
   // The node that leads `group` as this node's replica knows it; -1 when it does not know,
   // or holds no replica of the group.
   int32_t LeaderOf(uint32_t group) const;

@@ -380,8 +380,8 @@ class Cluster {
       // Each node's configuration as its operator wrote it: the cluster's creation lists
       // the genesis nodes; an added node's lists the nodes up to itself.
       e.members.resize(std::max(nodes_count_, i + 1));
-      // The replacement's operator marks the node it replaces as gone.
-      if (dead_ >= 0 && i == Spare()) e.members[dead_].removed = true;
+      // Once a node died for good, the operator marks it gone in every configuration.
+      if (dead_ >= 0) e.members[dead_].removed = true;
     }
     return e;
   }
@@ -434,6 +434,14 @@ class Cluster {
       }
       for (Client& c : clients_) {
         if (c.node == dead) SwitchNode(c, survivor);
+      }
+      // A node still joining waits for every metadata voter's confirmation of its data
+      // directory, the dead one's too: its operator restarts it on the new configuration.
+      for (int m : members_) {
+        if (nodes_[m].engine && !nodes_[m].engine->data_directory_confirmed()) {
+          Crash(m);
+          Restart(m, 100'000);
+        }
       }
     };
     admin_.push_back(std::move(kill));
