@@ -1481,9 +1481,12 @@ void Engine::TickMoves(int64_t now) {
     const placement::ShardPlacement& s = map_.shards()[g];
     const paxos::Membership& m = replica.members();
     const std::optional<placement::ReplicaChange>& change = s.change;
+    // Replica ids are handed out in order (next_replica_id): a member of an id this map has
+    // not handed out yet comes from a move of a newer map (this leader's map lags, e.g. it
+    // was just elected): it is not a stray, and removing it would undo that move.
     auto placed = [&](uint32_t id) {
       return std::find(s.replica_ids.begin(), s.replica_ids.end(), id) != s.replica_ids.end() ||
-             (change && change->replica_id == id);
+             (change && change->replica_id == id) || (id >= s.next_replica_id && !options_.unsafe_remove_unknown_members);
     };
     // A leader that must leave hands over to a replica that answers, once per election
     // timeout (a transfer blocks proposals until it completes or times out).

@@ -109,6 +109,15 @@ struct Node {
   bool resuming = false;      // the next round is the first after a pause
 };
 
+// A Paxos membership bit set as replica ids: "[0,2,4]".
+std::string Ids(uint64_t mask) {
+  std::string s;
+  for (uint32_t id = 0; id < 64; ++id) {
+    if ((mask >> id) & 1) s += (s.empty() ? "" : ",") + std::to_string(id);
+  }
+  return "[" + s + "]";
+}
+
 class Cluster {
  public:
   explicit Cluster(const EngineSimOptions& o)
@@ -152,6 +161,7 @@ class Cluster {
     options_.unsafe_trust_any_disk = o.unsafe_trust_any_disk;
     options_.unsafe_apply_first_of_shared_slot = o.unsafe_apply_first_of_shared_slot;
     options_.unsafe_finish_move_unsettled = o.unsafe_finish_move_unsettled;
+    options_.unsafe_remove_unknown_members = o.unsafe_remove_unknown_members;
     options_.policy = Policy(Mode::kStrong);
     (void)options_.policy.Set("c/", Mode::kCounter);
     (void)options_.policy.Set("set/", Mode::kSet);
@@ -1072,9 +1082,20 @@ class Cluster {
             why += "\n  [" + std::to_string(held_node[j]) + "] " + (v.ok() ? *v : std::string("(absent)")) + "; leader=" +
                    std::to_string(held[j]->LeaderOf(g)) + " commit=" + std::to_string(r.commit_index()) + " applied=" +
                    std::to_string(r.applied_index()) + " promised=" + std::to_string(r.promised().round) + "." +
-                   std::to_string(r.promised().node) + "; node busy for " +
+                   std::to_string(r.promised().node) + " replica=" + std::to_string(r.id()) + " voters=" +
+                   Ids(r.members().voters) + " learners=" + Ids(r.members().learners) + "; node busy for " +
                    std::to_string(std::max<Time>(0, n.busy_until - net_.Now())) + " us, " +
                    std::to_string(n.inbox.messages.size()) + " messages queued";
+          }
+          // The shard's placement (node/replica id per region) in the first holder's map.
+          const placement::ShardPlacement& sp = held[0]->cluster_map().shards()[g];
+          why += "\n  map: shard " + std::to_string(g) + " placed on";
+          for (size_t r = 0; r < sp.replicas.size(); ++r) {
+            why += " " + std::to_string(sp.replicas[r]) + "/" + std::to_string(sp.replica_ids[r]);
+          }
+          if (sp.change) {
+            why += ", moving in region " + std::to_string(sp.change->region) + ": node " + std::to_string(sp.change->from) +
+                   " -> " + std::to_string(sp.change->to) + " (replica " + std::to_string(sp.change->replica_id) + ")";
           }
           return std::string(why);
         }

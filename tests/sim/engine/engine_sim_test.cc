@@ -322,6 +322,15 @@ TEST(EngineSim, FinishingAMoveBeforeTheVotersKnowIsCaught) {
                false, false, true});
 }
 
+// A shard leader whose map lags (just elected, the metadata log not yet applied) took the
+// learner or voter of a newer map's move for a stray and removed it: the shard ran with one
+// region short, and that region's replica never caught up again (the defect two nodes per
+// region exposed, at this seed, once hand-overs stopped costing requests).
+TEST(EngineSim, RemovingMembersALaggingMapDoesNotKnowIsCaught) {
+  CheckMutant({"remove_unknown_members", [](EngineSimOptions* o) { o->unsafe_remove_unknown_members = true; }, 159,
+               false, true});
+}
+
 // A node back on an empty disk that its peers trust again: forgotten promises and accepts,
 // CRDT sequence numbers and dots reused, reads from an empty state.
 TEST(EngineSim, TrustingALostDataDirectoryIsCaught) {
