@@ -1503,6 +1503,28 @@ void Engine::TickMoves(int64_t now) {
     // A member the map does not place (the learner of an aborted move; a voter a move
     // promoted just before its abort committed) leaves the group; the leader hands its
     // own leadership away first.
+    // A replica the map places that is not a voter, with no move in flight: a move's
+    // removal of it committed in the group, and then the move was aborted in the map (its
+    // target stopped serving while the removal was on its way). It comes back, as a learner
+    // and then a voter, before any stray leaves: removing the aborted move's voter first
+    // would leave its region without a replica.
+    if (!change && !options_.unsafe_no_member_repair) {
+      std::optional<uint32_t> missing;
+      for (uint32_t id : s.replica_ids) {
+        if (!m.IsVoter(id)) {
+          missing = id;
+          break;
+        }
+      }
+      if (missing) {
+        const auto step = m.IsLearner(*missing) ? paxos::MemberChange::kPromote : paxos::MemberChange::kAddLearner;
+        if (replica.ChangeMembers(step, *missing).ok()) {  // kBusy until a learner has caught up
+          stats_.member_changes++;
+          stats_.members_repaired += step == paxos::MemberChange::kAddLearner;
+        }
+        continue;
+      }
+    }
     std::optional<uint32_t> stray;
     for (uint64_t members = m.voters | m.learners; members != 0 && !stray; members &= members - 1) {
       const auto id = static_cast<uint32_t>(std::countr_zero(members));

@@ -205,6 +205,10 @@ struct EngineOptions {
   // elected) undoes a move of a newer map, and the shard runs a region short. The simulator
   // must catch it.
   bool unsafe_remove_unknown_members = false;
+  // TEST ONLY (the old behaviour): a placed replica that a move's removal took out of its
+  // group before the move was aborted is not brought back: the aborted move's voter is
+  // removed as a stray, and the region is left without a replica. The simulator must catch it.
+  bool unsafe_no_member_repair = false;
 };
 
 struct EngineStats {
@@ -219,6 +223,7 @@ struct EngineStats {
   uint64_t parked = 0;            // strong requests that waited for their group's next leader
   uint64_t policy_checks = 0;     // policy changes checked against every shard's leader
   uint64_t metadata_voters_replaced = 0;  // metadata voters on down nodes replaced (leader)
+  uint64_t members_repaired = 0;  // placed replicas a group had lost, added back (shard leaders)
   uint64_t compaction_failures = 0;
   uint64_t strong_applied = 0;
   uint64_t snapshots = 0;
