@@ -1486,7 +1486,7 @@ void Engine::TickMoves(int64_t now) {
     // was just elected): it is not a stray, and removing it would undo that move.
     auto placed = [&](uint32_t id) {
       return std::find(s.replica_ids.begin(), s.replica_ids.end(), id) != s.replica_ids.end() ||
-             (change && change->replica_id == id) || (id >= s.next_replica_id && !options_.unsafe_remove_unknown_members);
+             (change && change->replica_id == id) || id >= s.next_replica_id;
     };
     // A leader that must leave hands over to a replica that answers, once per election
     // timeout (a transfer blocks proposals until it completes or times out).

@@ -200,11 +200,6 @@ struct EngineOptions {
   // knows it; the leader's death then leaves voters that still count the erased replica
   // (paxos::Replica::MembershipSettled). The simulator must catch it.
   bool unsafe_finish_move_unsettled = false;
-  // TEST ONLY (the old behaviour): a shard leader removes every member its map does not
-  // place, ids its map has not handed out yet included: a leader whose map lags (just
-  // elected) undoes a move of a newer map, and the shard runs a region short. The simulator
-  // must catch it.
-  bool unsafe_remove_unknown_members = false;
   // TEST ONLY (the old behaviour): a placed replica that a move's removal took out of its
   // group before the move was aborted is not brought back: the aborted move's voter is
   // removed as a stray, and the region is left without a replica. The simulator must catch it.

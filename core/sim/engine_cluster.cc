@@ -161,7 +161,6 @@ class Cluster {
     options_.unsafe_trust_any_disk = o.unsafe_trust_any_disk;
     options_.unsafe_apply_first_of_shared_slot = o.unsafe_apply_first_of_shared_slot;
     options_.unsafe_finish_move_unsettled = o.unsafe_finish_move_unsettled;
-    options_.unsafe_remove_unknown_members = o.unsafe_remove_unknown_members;
     options_.unsafe_no_member_repair = o.unsafe_no_member_repair;
     options_.policy = Policy(Mode::kStrong);
     (void)options_.policy.Set("c/", Mode::kCounter);

@@ -78,7 +78,6 @@ struct EngineSimOptions {
   bool unsafe_trust_any_disk = false;        // TEST ONLY: a lost directory rejoins and serves
   bool unsafe_apply_first_of_shared_slot = false;  // TEST ONLY: retries of lost commands are repeats
   bool unsafe_finish_move_unsettled = false;  // TEST ONLY: the map erases a voter still needed
-  bool unsafe_remove_unknown_members = false;  // TEST ONLY: a lagging map undoes newer moves
   bool unsafe_no_member_repair = false;  // TEST ONLY: an aborted move leaves a region without a replica
 };
 
