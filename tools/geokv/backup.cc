@@ -219,6 +219,7 @@ std::vector<Request> RestoreOps(const std::string& key, const crdt::CrdtValue& v
 
 int RunBackup(Client& client, const std::string& dir, bool json) {
   const auto start = Clock::now();
+  const std::string started_at = UtcNow();
   const fs::path root(dir);
   std::error_code ec;
   if (fs::exists(root / kManifest, ec)) return Fail("backup", dir + " already holds a backup (a manifest); choose a new directory");
@@ -289,7 +290,8 @@ int RunBackup(Client& client, const std::string& dir, bool json) {
   const nlohmann::json manifest = {{"format", kFormat},
                                    {"shards", shards},
                                    {"map_version", map->version()},
-                                   {"taken_at", UtcNow()},
+                                   {"started_at", started_at},
+                                   {"finished_at", UtcNow()},
                                    {"policy", PolicyJson(map->policy())},
                                    {"strong_rows", strong_rows},
                                    {"eventual_keys", eventual_keys},

@@ -5,8 +5,8 @@
 // of a linearizable read at that shard's leader), eventual.dump (the eventual keys the
 // answering node held: key and encoded CRDT state, each as crdt::Encoder bytes, until the
 // end of the file) and, written last, manifest: JSON naming the shard count, the map
-// version, the policy, the time and every file's size and CRC-32C. A directory without a
-// manifest is not a backup.
+// version, the policy, when the backup started and finished, and every file's size and
+// CRC-32C. A directory without a manifest is not a backup.
 #ifndef GEOKV_TOOLS_GEOKV_BACKUP_H_
 #define GEOKV_TOOLS_GEOKV_BACKUP_H_
 
