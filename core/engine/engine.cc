@@ -152,7 +152,9 @@ bool OpFitsMode(Op op, Mode mode) {
   return false;
 }
 
-bool IsRead(Op op) { return op == Op::kGet || op == Op::kPolicyList || op == Op::kPolicyCheck; }
+bool IsRead(Op op) {
+  return op == Op::kGet || op == Op::kPolicyList || op == Op::kPolicyCheck || op == Op::kShardSnapshot;
+}
 
 }  // namespace
 
@@ -547,7 +549,7 @@ Status Engine::CheckNodeRemoval(const Request& r) const {
 Status Engine::CheckRequest(const Request& r) const {
   if (r.op == Op::kStatus || r.op == Op::kPolicyList || r.op == Op::kClusterMap) return Status::Ok();
   const bool keyless = r.op == Op::kPolicySet || r.op == Op::kPolicyRemove || r.op == Op::kPlacement ||
-                       r.op == Op::kPolicyCheck;
+                       r.op == Op::kPolicyCheck || r.op == Op::kShardSnapshot || r.op == Op::kCrdtDump;
   if (r.key.empty() && !keyless) return InvalidArgument("key is empty");
   if (r.key.size() > options_.limits.key_bytes_max) {
     return Status(Code::kKeyTooLarge, "key is " + std::to_string(r.key.size()) + " bytes; the limit is " +
@@ -656,6 +658,26 @@ void Engine::Dispatch(Request request, Callback done, Via via) {
       const auto shard = static_cast<uint32_t>(request.delta);
       return SubmitStrong(shard, std::move(request), std::move(done), via);
     }
+    case Op::kShardSnapshot: {
+      // Served like a strong read of the shard: at its leader, after a read index, so the
+      // snapshot holds every write acknowledged before it was taken.
+      if (request.delta < 0 || request.delta >= static_cast<int64_t>(options_.shards)) {
+        return reply(InvalidArgument("shard-snapshot: shard " + std::to_string(request.delta) +
+                                     " out of range (the cluster has shards 0.." +
+                                     std::to_string(options_.shards - 1) + ")"));
+      }
+      int64_t offset = 0;
+      if (!ParseInt(request.value, &offset) || offset < 0) {
+        return reply(InvalidArgument("shard-snapshot: offset \"" + request.value + "\" is not a decimal byte offset"));
+      }
+      if (request.key.empty() && offset != 0) {
+        return reply(InvalidArgument("shard-snapshot: a new snapshot is read from offset 0, not " + request.value));
+      }
+      const auto shard = static_cast<uint32_t>(request.delta);
+      return SubmitStrong(shard, std::move(request), std::move(done), via);
+    }
+    case Op::kCrdtDump:
+      return ServeCrdtDump(request, std::move(done));
     default:
       break;
   }
@@ -2038,7 +2060,8 @@ void Engine::Process() {
       if (!Hosts(g)) continue;
       if (group.applied - group.compacted_at >= options_.compact_every_slots &&
           group.replica->applied_index() == group.applied) {
-        if (group.replica->Compact(SnapshotOf(g)).ok()) {
+        auto snapshot = SnapshotOf(g);
+        if (snapshot.ok() && group.replica->Compact(*std::move(snapshot)).ok()) {
           stats_.snapshots++;
         } else {
           stats_.compaction_failures++;  // tried again after another compact_every_slots
@@ -2148,6 +2171,7 @@ Response Engine::ServeRead(uint32_t group, const Request& r) {
     out.status = CheckShardForPolicyChange(group, r);
     return out;
   }
+  if (r.op == Op::kShardSnapshot) return ServeShardSnapshot(group, r);
   if (r.op == Op::kPolicyList) {
     out.found = true;
     const Policy& policy = map_.policy();
@@ -2179,7 +2203,80 @@ StatusOr<uint64_t> Engine::CountShardBytes(uint32_t group) const {
   return bytes;
 }
 
-std::string Engine::SnapshotOf(uint32_t group) const {
+Response Engine::ServeShardSnapshot(uint32_t group, const Request& r) {
+  Response out;
+  const int64_t now = env_.NowUs();
+  std::erase_if(shard_snapshots_, [now](const auto& e) { return e.second.expires_us <= now; });
+  auto it = shard_snapshots_.find(r.key);
+  if (r.key.empty()) {
+    auto bytes = SnapshotOf(group);
+    if (!bytes.ok()) {
+      out.status = bytes.status();
+      return out;
+    }
+    if (shard_snapshots_.size() >= kShardSnapshotsMax) {
+      shard_snapshots_.erase(std::min_element(shard_snapshots_.begin(), shard_snapshots_.end(), [](const auto& a, const auto& b) {
+        return a.second.expires_us < b.second.expires_us;
+      }));
+    }
+    // Random, so that a reader cannot guess another backup's token, nor a token reused
+    // after a restart name a different snapshot.
+    std::string token;
+    do token = Hex(env_.Random()) + Hex(env_.Random());
+    while (shard_snapshots_.count(token) != 0);
+    it = shard_snapshots_.emplace(std::move(token), ShardSnapshot{group, *std::move(bytes), 0}).first;
+  } else if (it == shard_snapshots_.end()) {
+    out.status = NotFound("snapshot expired; start again (a snapshot is kept " +
+                          std::to_string(kShardSnapshotIdleUs / 1'000'000) +
+                          " s after its last chunk, by the shard's leader of the time)");
+    return out;
+  } else if (it->second.group != group) {
+    out.status = InvalidArgument("shard-snapshot: the token is of shard " + std::to_string(it->second.group) +
+                                 ", not of shard " + std::to_string(group));
+    return out;
+  }
+  int64_t offset = 0;
+  ParseInt(r.value, &offset);  // checked by Dispatch
+  const std::string& bytes = it->second.bytes;
+  if (static_cast<uint64_t>(offset) > bytes.size()) {
+    out.status = InvalidArgument("shard-snapshot: offset " + r.value + " is beyond the snapshot's " +
+                                 std::to_string(bytes.size()) + " bytes");
+    return out;
+  }
+  it->second.expires_us = now + kShardSnapshotIdleUs;
+  out.found = true;
+  out.value = bytes.substr(static_cast<size_t>(offset), options_.backup_chunk_bytes);
+  out.number = static_cast<int64_t>(bytes.size());
+  out.context = it->first;
+  return out;
+}
+
+void Engine::ServeCrdtDump(const Request& r, Callback done) {
+  Response out;
+  out.id = r.id;
+  if (crdt_->joining()) {
+    out.status = Status(Code::kUnavailable, "node " + std::to_string(options_.self) +
+                                                " is still taking its eventual keys from the other regions; dump from another node");
+    return done(std::move(out));
+  }
+  // Deleted values and empty sets are left out: there is nothing in them to restore.
+  size_t bytes = 0;
+  for (auto it = crdt_->states().upper_bound(r.key); it != crdt_->states().end(); ++it) {
+    if (it->second.IsEmpty()) continue;
+    std::string state = it->second.Encode();
+    if (!out.values.empty() && bytes + it->first.size() + state.size() > options_.backup_chunk_bytes) {
+      out.found = true;
+      break;
+    }
+    bytes += it->first.size() + state.size();
+    out.values.push_back(it->first);
+    out.values.push_back(std::move(state));
+  }
+  // What the page holds may include updates of this round: answer once they are durable.
+  after_persist_.emplace_back(std::move(done), std::move(out));
+}
+
+StatusOr<std::string> Engine::SnapshotOf(uint32_t group) const {
   crdt::Encoder enc;
   if (group == metadata_group()) {
     // The policy first, as nodes of an earlier version read it (and ignore what follows).
@@ -2192,7 +2289,7 @@ std::string Engine::SnapshotOf(uint32_t group) const {
   const std::string prefix = GroupKey(group);
   for (;;) {
     auto page = env_.Store().Scan(kStrongTable, prefix, after, 1024);
-    if (!page.ok()) break;
+    if (!page.ok()) return page.status();
     for (auto& e : *page) rows.push_back(std::move(e));
     if (rows.empty() || page->size() < 1024) break;
     after = rows.back().key;

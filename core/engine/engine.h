@@ -161,6 +161,9 @@ struct EngineOptions {
   int64_t crdt_resend_interval_us = 600'000;
   uint64_t compact_every_slots = 10'000;  // strong shards snapshot this often
   size_t pending_requests_max = 100'000;
+  // Largest answer to a shard-snapshot or crdt-dump request (backups): a chunk of a shard
+  // snapshot, or a page of eventual keys (a single state larger than this still goes alone).
+  size_t backup_chunk_bytes = 4u << 20;
   int64_t node_heartbeat_us = 1'000'000;     // each node to the metadata leader
   placement::FailureDetectorOptions failure_detector;
   int64_t load_report_us = 10'000'000;       // how often a node measures the shards it leads
@@ -391,13 +394,22 @@ class Engine {
   Response ApplyCommand(uint32_t group, const paxos::Apply& apply);
   Response AnswerDuplicate(const paxos::Apply& apply);
   Response ServeRead(uint32_t group, const Request& request);
+  // A chunk of `group`'s snapshot (Op::kShardSnapshot), at its leader after a read index:
+  // a new token encodes the shard once and keeps it in shard_snapshots_.
+  Response ServeShardSnapshot(uint32_t group, const Request& request);
+  // A page of the eventual keys held here (Op::kCrdtDump), answered once durable.
+  void ServeCrdtDump(const Request& request, Callback done);
   std::optional<std::string> ReadStrong(uint32_t group, std::string_view key) const;
   // Writes (or, value nullopt, deletes) a strong key whose value was `old`.
   void WriteStrong(uint32_t group, std::string_view key, std::optional<std::string> value,
                    const std::optional<std::string>& old);
   // A shard's bytes (keys and values), counted from the Storage.
   StatusOr<uint64_t> CountShardBytes(uint32_t group) const;
-  std::string SnapshotOf(uint32_t group) const;
+  // The state of `group` as Paxos ships it to a lagging replica: for a shard, a varint
+  // row count then each row's key and value (crdt::Encoder bytes, keys ascending); for the
+  // metadata group, the policy then the cluster map. It names neither its group nor a
+  // format version. A storage error is returned, never a truncated snapshot.
+  StatusOr<std::string> SnapshotOf(uint32_t group) const;
   Status InstallSnapshot(uint32_t group, std::string_view data, uint64_t index);
   // Queues an envelope for `to`; FlushOutbox sends each peer's queue as one message (a
   // Bundle when there are several).
@@ -579,6 +591,16 @@ class Engine {
   std::vector<Parked> parked_;
   int64_t park_until_us_ = 0;  // set while parked requests are retried: they keep their bound
   bool policy_checked_ = false;  // set while a policy change whose shards were checked is proposed
+  // Shard snapshots being read by backups, by token (at most kShardSnapshotsMax: a new one
+  // drops the one idle longest; each is dropped kShardSnapshotIdleUs after its last chunk).
+  struct ShardSnapshot {
+    uint32_t group = 0;
+    std::string bytes;
+    int64_t expires_us = 0;
+  };
+  std::map<std::string, ShardSnapshot> shard_snapshots_;
+  static constexpr size_t kShardSnapshotsMax = 4;
+  static constexpr int64_t kShardSnapshotIdleUs = 60'000'000;
   // Data directory identity.
   uint64_t disk_id_ = 0;
   bool disk_established_ = true;         // false: new, not every peer has echoed it yet

@@ -43,7 +43,7 @@ std::string_view OpName(Op op) {
       "get", "put", "delete", "cas", "add", "sadd", "srem", "smembers", "scontains",
       "mvget", "mvput", "mvdelete", "policy-set", "policy-remove", "policy-list", "status",
       "partition", "heal", "reload-keys", "node-state", "placement", "cluster-map", "node-add",
-      "policy-check"};
+      "policy-check", "shard-snapshot", "crdt-dump"};
   auto i = static_cast<size_t>(op);
   return i < std::size(kNames) ? kNames[i] : "?";
 }

@@ -39,8 +39,16 @@ enum class Op : uint8_t {
                       // (a linearizable read) whether a policy change would change the mode
                       // of a key holding data there: key = prefix, value = "set" or
                       // "remove", mode = the new mode; OK or kInvalidArgument naming the key
+  kShardSnapshot = 24,  // admin (backups): strong shard `delta` as of a read index at its
+                        // leader, read in chunks: key = token ("" takes a new snapshot), value
+                        // = byte offset (decimal); answer: value = the chunk, number = the
+                        // snapshot's total bytes, context = the token (Engine::SnapshotOf's
+                        // format). kNotFound once the token expired (or the leader changed)
+  kCrdtDump = 25,       // admin (backups): the eventual keys the answering node holds, after
+                        // key `key` ("" from the first): values = key, encoded CrdtValue, key,
+                        // ...; found = true when more keys may follow
 };
-inline constexpr uint8_t kOpMax = 23;
+inline constexpr uint8_t kOpMax = 25;
 std::string_view OpName(Op op);
 
 struct Request {

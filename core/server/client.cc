@@ -31,7 +31,7 @@ bool IsRefusal(const Status& s) { return s.code() == Code::kUnavailable || s.cod
 bool IsReadOnly(Op op) {
   switch (op) {
     case Op::kGet: case Op::kSetMembers: case Op::kSetContains: case Op::kMvGet:
-    case Op::kPolicyList: case Op::kStatus: case Op::kClusterMap:
+    case Op::kPolicyList: case Op::kStatus: case Op::kClusterMap: case Op::kShardSnapshot: case Op::kCrdtDump:
       return true;
     default:
       return false;

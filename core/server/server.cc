@@ -200,17 +200,19 @@ std::string ModeLabel(Op op, const Policy& policy, std::string_view key) {
     case Op::kPolicySet: case Op::kPolicyRemove: case Op::kPolicyList: return "policy";
     case Op::kStatus: case Op::kPartition: case Op::kHeal: case Op::kReloadKeys: case Op::kNodeState:
     case Op::kPlacement: case Op::kClusterMap: case Op::kNodeAdd: case Op::kPolicyCheck:
+    case Op::kShardSnapshot: case Op::kCrdtDump:
       return "admin";
     default: return std::string(ModeName(policy.Lookup(key)));
   }
 }
 
 // Operations that need an admin identity (docs/security.md): what changes how the
-// cluster treats keys or reaches its regions. Later admin operations belong here too.
+// cluster treats keys or reaches its regions, and what reads every key at once (backups).
+// Later admin operations belong here too.
 bool IsAdminOp(Op op) {
   switch (op) {
     case Op::kPolicySet: case Op::kPolicyRemove: case Op::kPartition: case Op::kHeal: case Op::kReloadKeys:
-    case Op::kNodeState: case Op::kNodeAdd:
+    case Op::kNodeState: case Op::kNodeAdd: case Op::kShardSnapshot: case Op::kCrdtDump:
       return true;
     default:
       return false;

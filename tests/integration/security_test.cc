@@ -130,8 +130,8 @@ TEST(Security, PartitionAndHealExistOnlyUnderWanEmulation) {
 }
 
 // With CURVE, admin operations need a key from curve.admin_keys_file. A data client's
-// partition, heal, policy change and reload are refused with PERMISSION_DENIED and
-// counted, and none of them took effect.
+// partition, heal, policy change, reload, node state and backup reads (which hand out
+// every key) are refused with PERMISSION_DENIED and counted, and none of them took effect.
 TEST(Security, AdminOperationsNeedAnAdminKey) {
   TempDir dir;
   const std::string keys = dir.path() + "/keys";
@@ -159,7 +159,8 @@ TEST(Security, AdminOperationsNeedAnAdminKey) {
 
   const std::vector<Request> admin_ops = {AdminOp(Op::kPartition, cluster.region(1), "1"), AdminOp(Op::kHeal),
                                           PolicySet("p/", Mode::kLww), AdminOp(Op::kReloadKeys),
-                                          AdminOp(Op::kNodeState, "1", "draining")};
+                                          AdminOp(Op::kNodeState, "1", "draining"), AdminOp(Op::kShardSnapshot, "", "0"),
+                                          AdminOp(Op::kCrdtDump)};
   for (const Request& op : admin_ops) {
     Response r = data_client->Call(op);
     EXPECT_EQ(r.status.code(), Code::kPermissionDenied) << OpName(op.op) << ": " << r.status.ToString();
@@ -192,6 +193,10 @@ TEST(Security, AdminOperationsNeedAnAdminKey) {
   r = admin_client->Call(AdminOp(Op::kHeal));
   EXPECT_TRUE(r.status.ok()) << r.status.ToString();
   r = admin_client->Call(AdminOp(Op::kReloadKeys));
+  EXPECT_TRUE(r.status.ok()) << r.status.ToString();
+  r = CallUntilAccepted(*admin_client, AdminOp(Op::kShardSnapshot, "", "0"));
+  EXPECT_TRUE(r.status.ok() && r.number > 0 && !r.context.empty()) << r.status.ToString();
+  r = admin_client->Call(AdminOp(Op::kCrdtDump));
   EXPECT_TRUE(r.status.ok()) << r.status.ToString();
 }
 

@@ -13,6 +13,7 @@
 //                             N geokvd per region (default 1): node i is in region i % R
 //   geokv demo --endpoints E1,E2,E3 --regions R1,R2,R3
 //   geokv repair DIR    (an embedded store or a node's data dir, not open anywhere)
+//   geokv backup DIR | restore DIR [--threads N]   (admin: docs/operations.md, "Backups")
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -29,6 +30,7 @@
 #include "core/engine/cluster_map.h"
 #include "core/engine/policy.h"
 #include "core/storage/wiredtiger_storage.h"
+#include "tools/geokv/backup.h"
 #include "tools/geokv/demo.h"
 #include "tools/geokv/local_cluster.h"
 
@@ -462,6 +464,17 @@ int main(int argc, char** argv) {
   auto* repair = app.add_subcommand("repair", "repair a damaged store in DIR (no process may have it open)");
   repair->add_option("DIR", repair_dir, "the data directory")->required();
 
+  std::string backup_dir;
+  int restore_threads = 8;
+  auto* backup = app.add_subcommand(
+      "backup", "admin: copy every shard (a linearizable snapshot each) and the eventual keys into DIR, while the "
+                "cluster serves (docs/operations.md, \"Backups\")");
+  backup->add_option("DIR", backup_dir, "a new directory (refused when it already holds a backup)")->required();
+  auto* restore = app.add_subcommand(
+      "restore", "admin: write the backup in DIR into a new, empty cluster with the same shard count and policy");
+  restore->add_option("DIR", backup_dir, "a directory `geokv backup` wrote")->required();
+  restore->add_option("--threads", restore_threads, "writes in flight at once")->check(CLI::Range(1, 64));
+
   CLI11_PARSE(app, argc, argv);
 
   if (repair->parsed()) return Repair(repair_dir, json);
@@ -538,6 +551,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "geokv: %s\n", client.status().ToString().c_str());
     return 2;
   }
+  if (backup->parsed()) return geokv::tools::RunBackup(**client, backup_dir, json);
+  if (restore->parsed()) return geokv::tools::RunRestore(**client, backup_dir, restore_threads, json);
   if (node_replace->parsed()) return NodeReplace(**client, node_id, new_id, peer_endpoint, client_endpoint, wait_s);
   if (map->parsed()) {
     req.op = geokv::Op::kClusterMap;
