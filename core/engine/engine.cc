@@ -891,6 +891,15 @@ void Engine::SubmitStrong(uint32_t group, Request request, Callback done, Via vi
   p.request_id = id;
 }
 
+Response Engine::UnknownIfRefused(Response r) {
+  const Code code = r.status.code();
+  if (code == Code::kUnavailable || code == Code::kBusy) {
+    r.status = Status(Code::kTimeout, "shard leader refused a forwarded write (" + r.status.message() +
+                                          "); a duplicate may still commit, so its outcome is unknown");
+  }
+  return r;
+}
+
 void Engine::Park(uint32_t group, Request request, Callback done, Via via, Status why) {
   const int64_t now = env_.NowUs();
   // An election, or a hand-over, takes a few election timeouts at most; a group that has
@@ -1327,9 +1336,11 @@ void Engine::ReforwardStale() {
     stats_.reforwards++;
     Request request = std::move(p.forwarded);
     request.timeout_ms = std::max<int64_t>(1, (p.deadline_us - now) / 1000);  // what is left of its time
-    SubmitStrong(p.group, std::move(request), [done = std::move(p.done), id = p.request_id](Response r) {
+    // The copy sent to the old leader may have been proposed: a write refused here (this
+    // node lost the leadership again) has an unknown outcome, as a refused forward has.
+    SubmitStrong(p.group, std::move(request), [done = std::move(p.done), id = p.request_id, write = p.write](Response r) {
       r.id = id;
-      done(std::move(r));
+      done(write ? UnknownIfRefused(std::move(r)) : std::move(r));
     }, Via::kForward);
   }
 }
@@ -1412,12 +1423,7 @@ void Engine::StepEnvelope(uint32_t from, std::string_view bytes, bool in_bundle)
       resp->id = p.request_id;
       // The network may have delivered the forward twice: one copy refused does not mean
       // the other was not proposed. A refused forwarded write has an unknown outcome.
-      const Code code = resp->status.code();
-      if (p.write && (code == Code::kUnavailable || code == Code::kBusy)) {
-        resp->status = Status(Code::kTimeout, "shard leader refused a forwarded write (" + resp->status.message() +
-                                                  "); a duplicate may still commit, so its outcome is unknown");
-      }
-      p.done(std::move(resp).value());
+      p.done(p.write ? UnknownIfRefused(std::move(resp).value()) : std::move(resp).value());
       break;
     }
     case fb::Channel::Bundle: {

@@ -433,6 +433,9 @@ class Engine {
   bool Reforward(Pending& pending, bool same_target_ok);
   // Re-sends forwards whose target is no longer the leader or has not answered in time.
   void ReforwardStale();
+  // A forwarded write's answer: a refusal (kUnavailable, kBusy) says nothing of another
+  // copy of it that may have been proposed, so its outcome becomes unknown (kTimeout).
+  static Response UnknownIfRefused(Response r);
   // Parks a strong request refused only because its group is between leaders.
   void Park(uint32_t group, Request request, Callback done, Via via, Status why);
   // Submits again the parked requests whose group has a leader; refuses those past their bound.
