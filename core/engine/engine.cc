@@ -537,7 +537,10 @@ Status Engine::CheckNodeRemoval(const Request& r) const {
   const auto node = ParseNodeId(r.key);
   const placement::Node* n = node ? map_.FindNode(*node) : nullptr;
   // What the map refuses anyway (no such node, a node that is not drained or down) it names.
-  if (n == nullptr || !placement::TransitionAllowed(n->state, placement::NodeState::kRemoved)) return Status::Ok();
+  // (and a node still holding replicas, which must move first).
+  if (n == nullptr || !placement::TransitionAllowed(n->state, placement::NodeState::kRemoved) || n->load.shards != 0) {
+    return Status::Ok();
+  }
   const int32_t id = ReplicaIdOf(metadata_group(), *node);
   if (id >= 0 && groups_[metadata_group()].replica->members().IsVoter(static_cast<uint32_t>(id))) {
     return Status(Code::kConflict, "node " + r.key + " still votes in the metadata group; an up node of its "

@@ -1,11 +1,16 @@
 // The header-only C++ wrapper: RAII, move-only handles, exceptions with codes, optional.
 #include "geokv/geokv.hpp"
 
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <fstream>
+#include <optional>
+#include <random>
+#include <string>
 #include <thread>
 #include <type_traits>
 #include <vector>
@@ -219,23 +224,48 @@ TEST(HppTest, ConnectedHandleWithoutAClusterTimesOutAndRefusesIteration) {
   EXPECT_FALSE(db);
 }
 
+// Whether a TCP port on loopback can be bound now.
+bool PortFree(int port) {
+  const int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return false;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const bool ok = ::bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(s);
+  return ok;
+}
+
 }  // namespace
 
 // geokv_open with a [cluster] config: this process serves a one-region cluster and the
 // handle speaks to it with every mode's operations.
 TEST(HppTest, EmbeddedNodeJoinsItsClusterThroughItsConfig) {
   geokv::testing::TempDir dir;
-  const int port = 30000 + (getpid() % 2000) * 2;
   const std::string config = dir.Sub("node.toml");
-  {
-    std::ofstream out(config);
+  // Two loopback ports that were free a moment ago; another test of a parallel run may take
+  // them first, so a bind that fails picks two others (a few times).
+  std::mt19937 rng(static_cast<uint32_t>(getpid()));
+  std::optional<geokv::db> opened;
+  for (int attempt = 0; attempt < 5 && !opened; ++attempt) {
+    const int port = 20000 + static_cast<int>(rng() % 6000) * 2;
+    if (!PortFree(port) || !PortFree(port + 1)) continue;
+    std::ofstream out(config, std::ios::trunc);
     out << "data_dir = \"" << dir.Sub("data") << "\"\n[log]\nlevel = \"warn\"\n[node]\nid = 0\n"
         << "[cluster]\nshards = 2\n[[cluster.nodes]]\nid = 0\nregion = \"here\"\n"
         << "peer_endpoint = \"tcp://127.0.0.1:" << port << "\"\n"
         << "client_endpoint = \"tcp://127.0.0.1:" << port + 1 << "\"\n"
         << "[policy]\nrules = { \"c/\" = \"counter\" }\n";
+    out.close();
+    try {
+      opened.emplace(nullptr, geokv::options().config_path(config.c_str()));
+    } catch (const geokv::error& e) {
+      if (std::string(e.what()).find("Address already in use") == std::string::npos) throw;
+    }
   }
-  geokv::db db(nullptr, geokv::options().config_path(config.c_str()));
+  ASSERT_TRUE(opened.has_value()) << "no two free loopback ports";
+  geokv::db& db = *opened;
   // The shard groups elect their (only) leader within an election timeout.
   bool written = false;
   for (int attempt = 0; attempt < 100 && !written; ++attempt) {
