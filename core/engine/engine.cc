@@ -536,8 +536,8 @@ Status Engine::CheckNodeRemoval(const Request& r) const {
   if (r.op != Op::kNodeState || r.value != "removed") return Status::Ok();
   const auto node = ParseNodeId(r.key);
   const placement::Node* n = node ? map_.FindNode(*node) : nullptr;
-  // What the map refuses anyway (no such node, a node that is not drained or down) it names.
-  // (and a node still holding replicas, which must move first).
+  // What the map refuses anyway it names: no such node, a node that is neither draining nor
+  // down, a node that still holds replicas (they move first).
   if (n == nullptr || !placement::TransitionAllowed(n->state, placement::NodeState::kRemoved) || n->load.shards != 0) {
     return Status::Ok();
   }
