@@ -1,8 +1,6 @@
 // The header-only C++ wrapper: RAII, move-only handles, exceptions with codes, optional.
 #include "geokv/geokv.hpp"
 
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -17,6 +15,7 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/testing/ports.h"
 #include "tests/testing/temp_dir.h"
 
 namespace {
@@ -224,19 +223,6 @@ TEST(HppTest, ConnectedHandleWithoutAClusterTimesOutAndRefusesIteration) {
   EXPECT_FALSE(db);
 }
 
-// Whether a TCP port on loopback can be bound now.
-bool PortFree(int port) {
-  const int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (s < 0) return false;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  const bool ok = ::bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  ::close(s);
-  return ok;
-}
-
 }  // namespace
 
 // geokv_open with a [cluster] config: this process serves a one-region cluster and the
@@ -250,7 +236,7 @@ TEST(HppTest, EmbeddedNodeJoinsItsClusterThroughItsConfig) {
   std::optional<geokv::db> opened;
   for (int attempt = 0; attempt < 5 && !opened; ++attempt) {
     const int port = 20000 + static_cast<int>(rng() % 6000) * 2;
-    if (!PortFree(port) || !PortFree(port + 1)) continue;
+    if (!geokv::testing::PortFree(port) || !geokv::testing::PortFree(port + 1)) continue;
     std::ofstream out(config, std::ios::trunc);
     out << "data_dir = \"" << dir.Sub("data") << "\"\n[log]\nlevel = \"warn\"\n[node]\nid = 0\n"
         << "[cluster]\nshards = 2\n[[cluster.nodes]]\nid = 0\nregion = \"here\"\n"

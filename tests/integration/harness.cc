@@ -21,6 +21,8 @@
 #include <thread>
 
 #include <gtest/gtest.h>
+
+#include "tests/testing/ports.h"
 #include <httplib.h>
 
 namespace geokv::integration {
@@ -157,22 +159,6 @@ std::optional<int> RunProgram(const std::vector<std::string>& argv, milliseconds
 
 // ---- ports ---------------------------------------------------------------------------
 
-namespace {
-
-bool PortFree(int port) {
-  const int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (s < 0) return false;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  const bool ok = ::bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  ::close(s);
-  return ok;
-}
-
-}  // namespace
-
 int PickPort() {
   // [20000, 32600): below Linux's ephemeral range (32768+), so outgoing connections do not
   // take our ports between the probe and the bind; away from the shared 7100-7400 clusters.
@@ -183,7 +169,7 @@ int PickPort() {
     if (port >= kHigh) {
       port = kLow + (port - kLow) % (kHigh - kLow);
     }
-    if (PortFree(port)) return port;
+    if (geokv::testing::PortFree(port)) return port;
   }
   ADD_FAILURE() << "no free port in [20000, 32600)";
   return 0;
