@@ -732,10 +732,8 @@ std::optional<Mode> Engine::ModeOfData(std::string_view key, Mode routed) const 
 }
 
 StatusOr<Policy> Engine::PolicyAfter(const Request& r) const {
-  // The mode that keys under the prefix would get after the change.
   Policy after = map_.policy();
-  const bool remove = r.op == Op::kPolicyRemove || (r.op == Op::kPolicyCheck && r.value == "remove");
-  if (remove) {
+  if (r.op == Op::kPolicyRemove) {
     GEOKV_RETURN_IF_ERROR(after.Remove(r.key));
   } else {
     GEOKV_RETURN_IF_ERROR(after.Set(r.key, r.mode, options_.limits.key_bytes_max));
@@ -763,8 +761,17 @@ Status Engine::CheckPolicyChange(const Request& r) const {
 }
 
 Status Engine::CheckShardForPolicyChange(uint32_t group, const Request& r) const {
-  auto after = PolicyAfter(r);
-  if (!after.ok()) return after.status();
+  // The rules before and after come with the check (the metadata leader's, which decide the
+  // change), not from this node's copy of the metadata group: it may lag by a commit.
+  crdt::Decoder dec(r.context);
+  std::string_view before_bytes, after_bytes;
+  if (!dec.GetBytes(r.context.size(), &before_bytes, "rules before").ok() ||
+      !dec.GetBytes(r.context.size(), &after_bytes, "rules after").ok()) {
+    return InvalidArgument("malformed policy-check");
+  }
+  auto before = Policy::Decode(before_bytes);
+  auto after = Policy::Decode(after_bytes);
+  if (!before.ok() || !after.ok()) return InvalidArgument("malformed policy-check");
   // Every row under the prefix, page by page: a key deep in the prefix counts as much as
   // the first.
   const std::string prefix = StrongKey(group, r.key);
@@ -774,7 +781,7 @@ Status Engine::CheckShardForPolicyChange(uint32_t group, const Request& r) const
     if (!rows.ok()) return rows.status();
     for (const auto& e : *rows) {
       std::string key = e.key.substr(4);
-      if (map_.policy().Lookup(key) != after->Lookup(key)) {
+      if (before->Lookup(key) != after->Lookup(key)) {
         return InvalidArgument("prefix \"" + r.key + "\" holds data in mode strong (key \"" + key +
                                "\"); its mode cannot change");
       }
@@ -797,14 +804,29 @@ void Engine::CheckShardsForPolicyChange(Request request, Callback done, Via via)
     Status conflict;     // a key whose mode would change
     Status unchecked;    // a shard not checked
   };
+  auto refuse = [&](Status s) {
+    Response out = Answer(std::move(s));
+    out.id = request.id;
+    done(std::move(out));
+  };
+  auto after = PolicyAfter(request);
+  if (!after.ok()) return refuse(after.status());
+  // Only the rules deciding keys under the prefix travel.
+  crdt::Encoder rules;
+  rules.PutBytes(map_.policy().Under(request.key).Encode());
+  rules.PutBytes(after->Under(request.key).Encode());
+  const std::string rules_bytes = rules.Release();
+  if (rules_bytes.size() > kMessageBytesMax / 2) {
+    return refuse(InvalidArgument("the policy rules under prefix \"" + request.key +
+                                  "\" are too many to check a change against"));
+  }
   auto check = std::make_shared<Check>(Check{std::move(request), std::move(done), via, options_.shards, {}, {}});
   stats_.policy_checks++;
   for (uint32_t g = 0; g < options_.shards; ++g) {
     Request probe;
     probe.op = Op::kPolicyCheck;
     probe.key = check->request.key;
-    probe.value = check->request.op == Op::kPolicyRemove ? "remove" : "set";
-    probe.mode = check->request.mode;
+    probe.context = rules_bytes;
     probe.delta = g;
     probe.timeout_ms = check->request.timeout_ms;
     SubmitStrong(g, std::move(probe), [this, check, g](Response r) {

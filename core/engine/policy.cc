@@ -85,6 +85,15 @@ Mode Policy::Lookup(std::string_view key) const {
   return rules_.find(prefix)->second;
 }
 
+Policy Policy::Under(std::string_view prefix) const {
+  Policy out(Lookup(prefix));
+  for (auto it = rules_.upper_bound(prefix); it != rules_.end() && it->first.starts_with(prefix); ++it) {
+    out.rules_.emplace(it->first, it->second);
+    out.lengths_.insert(it->first.size());
+  }
+  return out;
+}
+
 std::string Policy::Encode() const {
   std::string out;
   out.push_back(static_cast<char>(kEncodingVersion));

@@ -51,6 +51,11 @@ class Policy {
   // The rule that decides `key` ("" for the default).
   std::string MatchingPrefix(std::string_view key) const;
 
+  // The rules that decide keys under `prefix`: as default, the mode `prefix` itself gets
+  // here; as rules, those strictly longer than `prefix` that start with it. For every key
+  // under `prefix`, Under(prefix).Lookup(key) == Lookup(key).
+  Policy Under(std::string_view prefix) const;
+
   Mode default_mode() const { return default_mode_; }
   const std::map<std::string, Mode, std::less<>>& rules() const { return rules_; }
 

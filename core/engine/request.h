@@ -37,8 +37,10 @@ enum class Op : uint8_t {
                     // "<region name> <peer address> <client address>" (single spaces)
   kPolicyCheck = 23,  // between nodes only: the metadata leader asks shard `delta`'s leader
                       // (a linearizable read) whether a policy change would change the mode
-                      // of a key holding data there: key = prefix, value = "set" or
-                      // "remove", mode = the new mode; OK or kInvalidArgument naming the key
+                      // of a key holding data there: key = prefix, context = the
+                      // metadata leader's rules deciding keys under it before and after
+                      // (Policy::Under, each encoded as bytes); OK or kInvalidArgument
+                      // naming the key
   kShardSnapshot = 24,  // admin (backups): strong shard `delta` as of a read index at its
                         // leader, read in chunks: key = token ("" takes a new snapshot), value
                         // = byte offset (decimal); answer: value = the chunk, number = the

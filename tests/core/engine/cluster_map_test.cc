@@ -306,6 +306,25 @@ TEST(ClusterMap, Policy) {
   EXPECT_EQ(map.policy().Lookup("cart:1"), Mode::kLww);
 }
 
+// Policy::Under keeps exactly what decides keys under a prefix (a policy-check carries it
+// between nodes): every key under the prefix gets the same mode from both.
+RC_GTEST_PROP(ClusterMapProps, PolicyUnderDecidesKeysUnderThePrefixAlike, ()) {
+  // Short strings over a small alphabet, so prefixes, rules and keys overlap often.
+  const auto text = rc::gen::container<std::string>(*rc::gen::inRange(0, 5), rc::gen::elementOf(std::string("ab/")));
+  Policy policy(*rc::gen::elementOf(std::vector<Mode>{Mode::kStrong, Mode::kLww, Mode::kCounter}));
+  const int rules = *rc::gen::inRange(0, 12);
+  for (int i = 0; i < rules; ++i) {
+    (void)policy.Set(*text, *rc::gen::elementOf(std::vector<Mode>{Mode::kStrong, Mode::kLww, Mode::kSet}));
+  }
+  const std::string prefix = *text;
+  const Policy under = policy.Under(prefix);
+  for (const auto& [rule, mode] : under.rules()) RC_ASSERT(rule.size() > prefix.size() && rule.starts_with(prefix));
+  for (int i = 0; i < 20; ++i) {
+    const std::string key = prefix + *text;
+    RC_ASSERT(under.Lookup(key) == policy.Lookup(key));
+  }
+}
+
 ClusterMap BusyCluster() {
   ClusterMap map = MakeCluster(3, 3, 16);
   EXPECT_TRUE(map.Apply(SetPolicyRule{"s:", Mode::kStrong}).ok());

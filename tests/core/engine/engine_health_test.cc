@@ -651,6 +651,42 @@ TEST(EngineNodes, APolicyChangeIsCheckedAgainstShardsTheMetadataLeaderDoesNotHol
   EXPECT_EQ(c.Call(2, probe).status.code(), Code::kInvalidArgument);
 }
 
+// A policy change is checked against the change as the metadata leader sees it, not as a
+// shard leader whose copy of the metadata group may not have applied the latest rule yet:
+// a rule set and removed at once (the remove probes shard leaders before they learn of
+// the set's commit) is removed, and a conflicting key is still found under the new rule.
+TEST(EngineNodes, APolicyChangeIsCheckedAgainstThePolicyTheMetadataLeaderHolds) {
+  Cluster c(false, /*prefer=*/false, /*shards=*/8, false, /*new_cluster=*/true, /*per_region=*/2);
+  c.Run(3'000'000);
+  const int32_t meta = c.MetadataLeader();
+  ASSERT_GE(meta, 0);
+  Request set;
+  set.op = Op::kPolicySet;
+  set.mode = Mode::kLww;
+  Request remove;
+  remove.op = Op::kPolicyRemove;
+  for (int round = 0; round < 5; ++round) {
+    set.key = remove.key = "tmp" + std::to_string(round) + "/";
+    const Response s = c.Call(static_cast<uint32_t>(meta), set);
+    ASSERT_TRUE(s.status.ok()) << s.status.ToString();
+    const Response r = c.Call(static_cast<uint32_t>(meta), remove);
+    EXPECT_TRUE(r.status.ok()) << "round " << round << ": " << r.status.ToString();
+  }
+  // A strong key under a sub-prefix whose rule was just set to strong conflicts with a
+  // change of the enclosing prefix at once, wherever its shard leads.
+  set.key = "deep/";
+  ASSERT_TRUE(c.Call(static_cast<uint32_t>(meta), set).status.ok());
+  set.key = "deep/strong/";
+  set.mode = Mode::kStrong;
+  ASSERT_TRUE(c.Call(static_cast<uint32_t>(meta), set).status.ok());
+  c.Run(1'000'000);
+  ASSERT_TRUE(c.Call(1, PutRequest("deep/strong/k", "v")).status.ok());
+  remove.key = "deep/strong/";
+  const Response r = c.Call(static_cast<uint32_t>(meta), remove);
+  EXPECT_EQ(r.status.code(), Code::kInvalidArgument) << r.status.ToString();
+  EXPECT_NE(r.status.message().find("deep/strong/k"), std::string::npos) << r.status.ToString();
+}
+
 // A shard-snapshot request for `shard` (token "" starts a new snapshot).
 Request SnapshotRequest(uint32_t shard, const std::string& token, const std::string& offset) {
   Request r;
