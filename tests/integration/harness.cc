@@ -509,7 +509,12 @@ Response CallUntilAccepted(Client& client, const Request& request, milliseconds 
   for (;;) {
     Response r = client.Call(request);
     const Code code = r.status.code();
-    if ((code != Code::kUnavailable && code != Code::kBusy) || Clock::now() >= end) return r;
+    // A read that timed out is safe to send again (a node slow to start on a loaded machine).
+    const bool read = request.op == Op::kGet || request.op == Op::kSetMembers || request.op == Op::kSetContains ||
+                      request.op == Op::kMvGet || request.op == Op::kClusterMap || request.op == Op::kPolicyList ||
+                      request.op == Op::kStatus;
+    const bool again = code == Code::kUnavailable || code == Code::kBusy || (read && code == Code::kTimeout);
+    if (!again || Clock::now() >= end) return r;
     std::this_thread::sleep_for(milliseconds(100));
   }
 }
