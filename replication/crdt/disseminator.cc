@@ -122,6 +122,7 @@ Disseminator::Disseminator(DisseminatorOptions options, DurableImage image)
   progress_.applied.resize(n, 0);
   progress_.acked.resize(n, 0);
   retired_.assign(n, false);
+  departed_.assign(n, false);
   for (ReplicaId r : progress_.retired) {
     if (r < n) retired_[r] = true;
   }
@@ -403,7 +404,7 @@ void Disseminator::SealBatch(bool heartbeat) {
   ++stats_.batches_sealed;
   MarkProgress();
   for (ReplicaId p = 0; p < regions_; ++p) {
-    if (p == options_.self || retired_[p]) continue;
+    if (!Peer(p)) continue;
     // Stream to peers that are in sync; others catch up on ack or resend.
     if (sent_upto_[p] + 1 == log_.back().seq) SendDeltas(p, false);
   }
@@ -443,7 +444,7 @@ void Disseminator::SendDeltas(ReplicaId peer, bool force) {
 void Disseminator::TruncateLog() {
   uint64_t min_acked = progress_.next_seq - 1;
   for (ReplicaId p = 0; p < regions_; ++p) {
-    if (p != options_.self && !retired_[p]) min_acked = std::min(min_acked, progress_.acked[p]);
+    if (Peer(p)) min_acked = std::min(min_acked, progress_.acked[p]);
   }
   bool changed = false;
   while (!log_.empty() && (log_.front().seq <= min_acked || log_.size() > options_.retention_batches)) {
@@ -858,6 +859,7 @@ Status Disseminator::AddReplicas(uint32_t replicas) {
   last_batch_hlc_.resize(replicas, HlcTimestamp{});
   known_stable_.resize(replicas, HlcTimestamp{});
   retired_.resize(replicas, false);
+  departed_.resize(replicas, false);
   regions_ = replicas;
   MarkProgress();
   return Status::Ok();
@@ -878,10 +880,32 @@ void Disseminator::RetireReplica(ReplicaId id) {
   auto& relay = progress_.relay_pending;
   relay.erase(std::remove(relay.begin(), relay.end(), id), relay.end());
   for (ReplicaId p = 0; p < regions_; ++p) {
-    if (p == options_.self || retired_[p] || std::find(relay.begin(), relay.end(), p) != relay.end()) continue;
+    if (!Peer(p) || std::find(relay.begin(), relay.end(), p) != relay.end()) continue;
     relay.insert(std::upper_bound(relay.begin(), relay.end(), p), p);
     transfers_[p] = Transfer{};  // a transfer started before the retirement may predate what we need
   }
+}
+
+void Disseminator::MarkDeparted(ReplicaId id) {
+  if (id >= regions_ || id == options_.self || retired_[id] || departed_[id]) return;
+  departed_[id] = true;
+  // It holds nothing a newcomer or a survivor must take from it (what it wrote reaches us
+  // as its batches), and it no longer needs ours.
+  auto& relay = progress_.relay_pending;
+  if (std::find(relay.begin(), relay.end(), id) != relay.end()) {
+    relay.erase(std::remove(relay.begin(), relay.end(), id), relay.end());
+    MarkProgress();
+  }
+  TruncateLog();
+  if (joining()) JoinDone(id);
+}
+
+bool Disseminator::Shipped() const {
+  if (!open_batch_.empty()) return false;
+  for (ReplicaId p = 0; p < regions_; ++p) {
+    if (Peer(p) && progress_.acked[p] + 1 < progress_.next_seq) return false;
+  }
+  return true;
 }
 
 void Disseminator::JoinDone(ReplicaId origin) {
@@ -921,7 +945,8 @@ void Disseminator::CollectTombstones() {
   known_stable_[options_.self] = LocalStable();
   HlcTimestamp global = known_stable_[options_.self];
   for (ReplicaId r = 0; r < regions_; ++r) {
-    if (!retired_[r]) global = std::min(global, known_stable_[r]);
+    // A departed replica serves nothing: what it has not applied cannot be read there.
+    if (!retired_[r] && !departed_[r]) global = std::min(global, known_stable_[r]);
   }
   for (auto t = tombstones_.begin(); t != tombstones_.end();) {
     auto it = states_.find(*t);
@@ -957,7 +982,7 @@ void Disseminator::Tick(int64_t now_us) {
   if (options_.collect_tombstones) CollectTombstones();
   for (ReplicaId p = 0; p < regions_; ++p) {
     if (p == options_.self || retired_[p]) continue;
-    if (progress_.acked[p] + 1 < progress_.next_seq &&
+    if (!departed_[p] && progress_.acked[p] + 1 < progress_.next_seq &&
         now_us_ - last_send_us_[p] >= options_.resend_interval_us) {
       // Go-back-N: resend from the peer's acknowledgement. Also tells a peer that is
       // behind the log where the log now starts.

@@ -76,6 +76,15 @@
 //    exchanged their states is not relayed: retire a replica once it has been dead for
 //    longer than messages travel.
 //
+//  * Departure (MarkDeparted). A replica that left the placement (its shard's replica moved
+//    to another node) may still hold batches that reached nobody. Until it has shipped
+//    them (Shipped() on its side) and is retired everywhere, every replica keeps applying
+//    and acknowledging its batches, and its batch stamp keeps bounding LocalStable (a
+//    write of it in flight is not yet applied here, so nothing it could supersede is
+//    collected past it). It serves nothing, so it is sent no deltas, no join, relay or
+//    truncation waits for it, and its W is left out of the global minimum. A departed
+//    replica is retired once it has shipped everything (or its machine is gone for good).
+//
 //  * Joining (DisseminatorOptions::join). A replica added to a running cluster with an
 //    empty disk must not apply any origin's delta batch, nor accept a local operation
 //    (kUnavailable), until it has completed a state transfer from every non-retired other
@@ -292,6 +301,18 @@ class Disseminator {
   // Retires replica `id` for good (persisted in Progress). Repeating it is a no-op;
   // retiring self or an unknown id is ignored.
   void RetireReplica(ReplicaId id);
+  // Marks replica `id` departed: it left the placement but may still hold batches nobody
+  // else has (see "Departure" above). It is no longer sent deltas, waited for by a join,
+  // a relay or the log's truncation, nor counted in the global stability minimum; its own
+  // batches are still applied and acknowledged, and its stamp still bounds LocalStable.
+  // Not persisted: the host repeats it after every open. Ignored for self, a retired or
+  // an unknown id.
+  void MarkDeparted(ReplicaId id);
+  bool departed(ReplicaId id) const { return id < departed_.size() && departed_[id]; }
+  // True when every local delta is sealed and every peer that is neither retired nor
+  // departed has acknowledged every sealed batch: a departed replica is then no longer
+  // the only holder of anything it wrote (the host may have it retired everywhere).
+  bool Shipped() const;
   // Replicas in the cluster, retired ones included (ids 0..replicas()-1).
   uint32_t replicas() const { return regions_; }
   bool retired(ReplicaId id) const { return id < retired_.size() && retired_[id]; }
@@ -398,6 +419,9 @@ class Disseminator {
   uint32_t regions_;
   CrdtLimits limits_;
   std::vector<bool> retired_;  // per replica; mirrors progress_.retired
+  std::vector<bool> departed_;  // per replica (MarkDeparted); not persisted
+  // A replica we ship to and wait for: not self, retired or departed.
+  bool Peer(ReplicaId p) const { return p != options_.self && !retired_[p] && !departed_[p]; }
 
   std::map<std::string, std::string, std::less<>> unreadable_;  // key -> persisted bytes
 

@@ -836,6 +836,65 @@ TEST(DisseminatorMembership, WriterAboveItsNewShareIsRefusedNotTruncated) {
 // A replica dies after shipping a batch to one survivor only: once the survivors retire
 // it, they relay that batch to each other (state transfers), and neither collects
 // anything the dead replica wrote before both hold it.
+// A shard's replica moves (docs/placement.md, "Eventual keys"): replica 1 departs while
+// the batch of its last write reached nobody, and replica 3 joins in its place. The join
+// does not wait for the departed replica (it is cut off), nothing is shipped to it but
+// acknowledgements, collection waits for its write, and once it can talk its batch reaches
+// everyone, it reports Shipped(), and it is retired without losing anything.
+TEST(DisseminatorMembership, ADepartedReplicaShipsWhatOnlyItHeldAndIsNotWaitedFor) {
+  Cluster c(3);
+  c.Tick(1000);
+  ASSERT_TRUE(c.node(0).PutLww("k", "v").ok());
+  c.RunFor(50000);
+  auto from_1 = [](const Envelope& e) { return e.from == 1; };
+  auto cut_1 = [](const Envelope& e) { return e.from == 1 || e.to == 1; };
+  ASSERT_TRUE(c.node(1).AddCounter("n", 5).ok());
+  c.RunFor(100000, from_1);
+  EXPECT_FALSE(c.node(1).Shipped());
+  const ReplicaId j = c.AddNode(/*join=*/true);
+  for (ReplicaId i : {ReplicaId{0}, ReplicaId{2}, j}) {
+    c.node(i).MarkDeparted(1);
+    c.node(i).MarkDeparted(i);   // self: ignored
+    c.node(i).MarkDeparted(42);  // unknown: ignored
+    EXPECT_TRUE(c.node(i).departed(1));
+    EXPECT_FALSE(c.node(i).departed(i));
+  }
+  // The newcomer joins from 0 and 2 alone; a delete meanwhile is not collected while the
+  // departed replica's write may still be in flight.
+  ASSERT_TRUE(c.node(0).DeleteLww("k").ok());
+  c.RunFor(3000000, cut_1);
+  EXPECT_FALSE(c.node(j).joining());
+  EXPECT_EQ(c.node(0).Get("n"), nullptr);
+  EXPECT_EQ(c.node(0).stats().tombstones_collected, 0u);
+  EXPECT_EQ(c.node(0).log_size(), 0u) << "the log does not wait for the departed replica's acknowledgements";
+  // It talks again: its batch reaches everyone; it is sent acknowledgements only.
+  int to_1 = 0, acks_to_1 = 0;
+  c.RunFor(3000000, [&](const Envelope& e) {
+    if (e.to == 1) {
+      ++to_1;
+      acks_to_1 += IsAck(e);
+    }
+    return false;
+  });
+  EXPECT_GT(to_1, 0);
+  EXPECT_EQ(acks_to_1, to_1);
+  EXPECT_TRUE(c.node(1).Shipped());
+  for (ReplicaId i : {ReplicaId{0}, ReplicaId{2}, j}) {
+    ASSERT_NE(c.node(i).Get("n"), nullptr) << "replica " << i;
+    EXPECT_EQ(c.node(i).Get("n")->As<PnCounter>()->Value(), 5) << "replica " << i;
+    c.node(i).RetireReplica(1);
+  }
+  // Retired: the survivors collect the delete and converge.
+  ASSERT_TRUE(c.node(2).AddCounter("n", 1).ok());
+  c.RunFor(5000000, cut_1);
+  ExpectCollected(c, {0, 2, j}, "k", 1);
+  for (const char* key : {"n", "k"}) {
+    EXPECT_EQ(c.Encoded(0, key), c.Encoded(2, key)) << key;
+    EXPECT_EQ(c.Encoded(0, key), c.Encoded(j, key)) << key;
+  }
+  EXPECT_EQ(c.node(j).Get("n")->As<PnCounter>()->Value(), 6);
+}
+
 TEST(DisseminatorMembership, RetirementRelaysWhatTheDeadReplicaShippedToSomeOnly) {
   Cluster c(3);
   c.Tick(1000);
