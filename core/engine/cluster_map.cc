@@ -72,6 +72,12 @@ flatbuffers::Offset<fb::Shard> BuildShard(flatbuffers::FlatBufferBuilder& b, con
   auto ids = b.CreateVector(s.replica_ids);
   flatbuffers::Offset<fb::Change> change;
   if (s.change) change = fb::CreateChange(b, s.change->region, s.change->from, s.change->to, s.change->replica_id);
+  flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<fb::Departed>>> departed;
+  if (!s.departed.empty()) {
+    std::vector<flatbuffers::Offset<fb::Departed>> v;
+    for (const DepartedReplica& d : s.departed) v.push_back(fb::CreateDeparted(b, d.replica_id, d.node));
+    departed = b.CreateVector(v);
+  }
   fb::ShardBuilder sb(b);
   sb.add_replicas(replicas);
   sb.add_replica_ids(ids);
@@ -82,6 +88,7 @@ flatbuffers::Offset<fb::Shard> BuildShard(flatbuffers::FlatBufferBuilder& b, con
   if (s.change) sb.add_change(change);
   sb.add_epoch(s.epoch);
   sb.add_bytes(s.bytes);
+  if (!s.departed.empty()) sb.add_departed(departed);
   return sb.Finish();
 }
 
@@ -104,6 +111,13 @@ StatusOr<ShardPlacement> ReadShard(const fb::Shard* s) {
     for (uint32_t r = 0; r < regions; ++r) p.replica_ids.push_back(r);
   }
   p.next_replica_id = s->replica_ids() != nullptr ? s->next_replica_id() : regions;
+  if (s->departed() != nullptr) {
+    if (s->departed()->size() > kReplicaIdsMax) return Corruption("shard with too many departed replicas");
+    for (const fb::Departed* d : *s->departed()) {
+      if (d == nullptr) return Corruption("shard with a null departed replica");
+      p.departed.push_back(DepartedReplica{d->replica_id(), d->node()});
+    }
+  }
   return p;
 }
 
@@ -141,7 +155,7 @@ std::string_view CommandName(const Command& command) {
   static constexpr std::string_view kNames[] = {
       "add-region", "add-node", "set-node-state", "report-load", "init-shards", "begin-move",
       "finish-move", "abort-move", "set-preferred-leader", "set-leader", "set-policy-rule",
-      "remove-policy-rule"};
+      "remove-policy-rule", "release-replica"};
   return kNames[command.index()];
 }
 
@@ -158,6 +172,13 @@ NodeId ClusterMap::NodeOfReplicaId(uint32_t shard, uint32_t replica_id) const {
     if (s.replica_ids[r] == replica_id) return s.replicas[r];
   }
   return s.change && s.change->replica_id == replica_id ? s.change->to : kNoNode;
+}
+
+NodeId ClusterMap::NodeOfDeparted(uint32_t shard, uint32_t replica_id) const {
+  for (const DepartedReplica& d : shards_[shard].departed) {
+    if (d.replica_id == replica_id) return d.node;
+  }
+  return kNoNode;
 }
 
 std::optional<uint32_t> ClusterMap::ReplicaIdOf(uint32_t shard, NodeId node) const {
@@ -295,6 +316,13 @@ Status ClusterMap::Check(const Command& command) const {
         // leader proposed this (a target that fails afterwards is evacuated like any node).
         return Status::Ok();
       },
+      [&](const ReleaseReplica& c) -> Status {
+        GEOKV_RETURN_IF_ERROR(CheckShard(c.shard));
+        if (NodeOfDeparted(c.shard, c.replica_id) == kNoNode) {
+          return NotFound("shard " + Str(c.shard) + " lists no departed replica " + Str(c.replica_id));
+        }
+        return Status::Ok();
+      },
       [&](const AbortMove& c) -> Status {
         GEOKV_RETURN_IF_ERROR(CheckShard(c.shard));
         const ShardPlacement& s = shards_[c.shard];
@@ -357,6 +385,12 @@ Status ClusterMap::Apply(const Command& command) {
         Node& node = nodes_.at(c.node);
         changed = node.state != c.state;
         node.state = c.state;
+        if (c.state == NodeState::kRemoved) {
+          // Gone for good: what its departed replicas had not shipped is lost with it.
+          for (ShardPlacement& s : shards_) {
+            std::erase_if(s.departed, [&](const DepartedReplica& d) { return d.node == c.node; });
+          }
+        }
       },
       [&](const ReportLoad& c) {
         for (const ShardBytes& sb : c.shards) {
@@ -384,6 +418,8 @@ Status ClusterMap::Apply(const Command& command) {
       [&](const FinishMove& c) {
         AddLoad(c.shard, -1);
         ShardPlacement& s = shards_[c.shard];
+        // The leaving replica's id is above every departed one listed (ids only grow).
+        s.departed.push_back(DepartedReplica{s.replica_ids[s.change->region], s.change->from});
         s.replicas[s.change->region] = s.change->to;
         s.replica_ids[s.change->region] = s.change->replica_id;
         s.change.reset();
@@ -394,6 +430,9 @@ Status ClusterMap::Apply(const Command& command) {
         ShardPlacement& s = shards_[c.shard];
         s.change.reset();
         ++s.epoch;
+      },
+      [&](const ReleaseReplica& c) {
+        std::erase_if(shards_[c.shard].departed, [&](const DepartedReplica& d) { return d.replica_id == c.replica_id; });
       },
       [&](const SetPreferredLeader& c) { shards_[c.shard].preferred_leader = c.region; },
       [&](const SetLeader& c) {
@@ -445,6 +484,16 @@ Status ClusterMap::CheckInvariants() const {
       if (s.replica_ids[r] >= s.next_replica_id ||
           std::count(s.replica_ids.begin(), s.replica_ids.end(), s.replica_ids[r]) != 1) {
         return Internal(where() + "replica id of region " + Str(r));
+      }
+    }
+    for (size_t k = 0; k < s.departed.size(); ++k) {
+      const DepartedReplica& d = s.departed[k];
+      const Node* node = FindNode(d.node);
+      const bool placed = std::find(s.replica_ids.begin(), s.replica_ids.end(), d.replica_id) != s.replica_ids.end() ||
+                          (s.change && s.change->replica_id == d.replica_id);
+      if (d.replica_id >= s.next_replica_id || placed || (k > 0 && s.departed[k - 1].replica_id >= d.replica_id) ||
+          node == nullptr || node->state == NodeState::kRemoved) {
+        return Internal(where() + "departed replica " + Str(d.replica_id));
       }
     }
     if (s.change) {
@@ -610,6 +659,10 @@ std::string EncodeCommand(const Command& command) {
         type = fb::CommandBody::RemovePolicyRule;
         return fb::CreateRemovePolicyRule(b, Bytes(b, c.prefix)).Union();
       },
+      [&](const ReleaseReplica& c) {
+        type = fb::CommandBody::ReleaseReplica;
+        return fb::CreateReleaseReplica(b, c.shard, c.replica_id).Union();
+      },
   }, command);
   b.Finish(fb::CreateCommand(b, type, body));
   return Finish(b);
@@ -690,6 +743,10 @@ StatusOr<Command> DecodeCommand(std::string_view bytes) {
     case fb::CommandBody::RemovePolicyRule: {
       const auto* c = m->body_as_RemovePolicyRule();
       return Command(RemovePolicyRule{ToString(c->prefix())});
+    }
+    case fb::CommandBody::ReleaseReplica: {
+      const auto* c = m->body_as_ReleaseReplica();
+      return Command(ReleaseReplica{c->shard(), c->replica_id()});
     }
     case fb::CommandBody::NONE:
       break;

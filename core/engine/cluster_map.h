@@ -99,6 +99,16 @@ struct ReplicaChange {
   bool operator==(const ReplicaChange&) const = default;
 };
 
+// A replica that left a shard's placement (its move finished) but may still hold
+// eventual-key batches that reached nobody else: its node keeps its CRDT replica, and every
+// other replica keeps counting it (crdt::Disseminator::MarkDeparted), until it reports that
+// it has shipped everything (ReleaseReplica) or its node is removed.
+struct DepartedReplica {
+  uint32_t replica_id = 0;
+  NodeId node = kNoNode;
+  bool operator==(const DepartedReplica&) const = default;
+};
+
 // A shard's Paxos group names its replicas by replica ids in [0, kReplicaIdsMax); a move
 // gives its learner a fresh one (never reused, so a message of a replica that left can never
 // reach the one that took its place): a shard takes at most kReplicaIdsMax - regions moves.
@@ -114,6 +124,7 @@ struct ShardPlacement {
   std::optional<ReplicaChange> change;
   uint64_t epoch = 1;   // bumped by every change of the replica set or the leader
   uint64_t bytes = 0;   // last reported size
+  std::vector<DepartedReplica> departed;  // ascending by replica id
   bool operator==(const ShardPlacement&) const = default;
 };
 
@@ -149,10 +160,13 @@ struct SetPreferredLeader { uint32_t shard = 0; std::optional<RegionId> region; 
 struct SetLeader { uint32_t shard = 0; uint64_t epoch = 0; RegionId region = 0; };
 struct SetPolicyRule { std::string prefix; Mode mode = Mode::kStrong; };  // "" sets the default
 struct RemovePolicyRule { std::string prefix; };
+// A departed replica has shipped everything it held (its node proposes it): it is no longer
+// listed. kNotFound when it is not (released already, or its node was removed).
+struct ReleaseReplica { uint32_t shard = 0; uint32_t replica_id = 0; };
 
 using Command = std::variant<AddRegion, AddNode, SetNodeState, ReportLoad, InitShards, BeginMove,
                              FinishMove, AbortMove, SetPreferredLeader, SetLeader, SetPolicyRule,
-                             RemovePolicyRule>;
+                             RemovePolicyRule, ReleaseReplica>;
 // "add-region", "begin-move", ...
 std::string_view CommandName(const Command& command);
 
@@ -193,6 +207,8 @@ class ClusterMap {
   // The Paxos replica id of `node` in `shard` (placed, or the learner of the change in
   // flight); nullopt for none.
   std::optional<uint32_t> ReplicaIdOf(uint32_t shard, NodeId node) const;
+  // The node of departed replica `replica_id` of `shard`; kNoNode when it is not listed.
+  NodeId NodeOfDeparted(uint32_t shard, uint32_t replica_id) const;
   NodeId LeaderOf(uint32_t shard) const;
   // Nodes of `region` (every state), by id.
   std::vector<NodeId> NodesIn(RegionId region) const;

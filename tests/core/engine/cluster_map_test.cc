@@ -156,12 +156,61 @@ TEST(ClusterMap, ShardsAndMoves) {
   EXPECT_EQ(map.FindNode(other)->load.shards, other_before.shards + 1);
   EXPECT_TRUE(map.CheckInvariants().ok());
 
-  // Abort leaves the replica where it was.
+  // The replica that left is listed as departed (its eventual keys may not have reached
+  // anyone else yet) until it is released.
+  ASSERT_EQ(map.shards()[0].departed.size(), 1u);
+  EXPECT_EQ(map.shards()[0].departed[0], (DepartedReplica{s0.replica_ids[1], from}));
+  EXPECT_EQ(map.NodeOfDeparted(0, s0.replica_ids[1]), from);
+  EXPECT_EQ(map.NodeOfDeparted(0, map.shards()[0].replica_ids[1]), kNoNode);
+
+  // Abort leaves the replica where it was, and lists nothing.
   const uint64_t e2 = map.shards()[0].epoch;
   ASSERT_TRUE(map.Apply(BeginMove{0, e2, 1, other, from}).ok());
   ASSERT_TRUE(map.Apply(AbortMove{0, e2 + 1}).ok());
   EXPECT_EQ(map.ReplicaOf(0, 1), other);
+  EXPECT_EQ(map.shards()[0].departed.size(), 1u);
   EXPECT_TRUE(map.CheckInvariants().ok());
+
+  // Released once: the second release finds nothing.
+  ExpectRefused(map, ReleaseReplica{0, map.shards()[0].replica_ids[1]}, Code::kNotFound);
+  ExpectRefused(map, ReleaseReplica{99, 0}, Code::kNotFound);
+  ASSERT_TRUE(map.Apply(ReleaseReplica{0, s0.replica_ids[1]}).ok());
+  EXPECT_TRUE(map.shards()[0].departed.empty());
+  ExpectRefused(map, ReleaseReplica{0, s0.replica_ids[1]}, Code::kNotFound);
+  EXPECT_TRUE(map.CheckInvariants().ok());
+}
+
+// A node removed for good takes its departed replicas with it: whatever they had not
+// shipped is lost, and nobody waits for them any more.
+TEST(ClusterMap, RemovingANodeForgetsItsDepartedReplicas) {
+  ClusterMap map = MakeCluster(3, 2, 8);
+  const NodeId gone = IdOf(1, 0), stays = IdOf(1, 1);
+  size_t moved = 0;
+  for (uint32_t shard = 0; shard < 8; ++shard) {
+    const ShardPlacement& s = map.shards()[shard];
+    if (s.replicas[1] != gone) continue;
+    ASSERT_TRUE(map.Apply(BeginMove{shard, s.epoch, 1, gone, stays}).ok());
+    ASSERT_TRUE(map.Apply(FinishMove{shard, map.shards()[shard].epoch}).ok());
+    ++moved;
+  }
+  ASSERT_GT(moved, 0u);
+  size_t listed = 0;
+  for (const ShardPlacement& s : map.shards()) listed += s.departed.size();
+  EXPECT_EQ(listed, moved);
+  ASSERT_TRUE(map.Apply(SetNodeState{gone, NodeState::kDraining}).ok());
+  ASSERT_TRUE(map.Apply(SetNodeState{gone, NodeState::kRemoved}).ok());
+  for (const ShardPlacement& s : map.shards()) EXPECT_TRUE(s.departed.empty());
+  EXPECT_TRUE(map.CheckInvariants().ok());
+  // The map round-trips with departed replicas listed, and without.
+  ClusterMap again = MakeCluster(3, 2, 8);
+  const ShardPlacement& s = again.shards()[0];
+  const NodeId from = s.replicas[2], to = from == IdOf(2, 0) ? IdOf(2, 1) : IdOf(2, 0);
+  ASSERT_TRUE(again.Apply(BeginMove{0, s.epoch, 2, from, to}).ok());
+  ASSERT_TRUE(again.Apply(FinishMove{0, again.shards()[0].epoch}).ok());
+  auto decoded = ClusterMap::Decode(again.Encode());
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  EXPECT_TRUE(*decoded == again);
+  EXPECT_EQ(decoded->shards()[0].departed.size(), 1u);
 }
 
 // A move's learner gets a fresh Paxos replica id, which becomes the region's on finish; ids
@@ -373,7 +422,8 @@ std::vector<Command> EveryCommand() {
           SetPreferredLeader{3, std::nullopt},
           SetLeader{3, 11, 0},
           SetPolicyRule{std::string("a\0b", 3), Mode::kMvReg},
-          RemovePolicyRule{"a"}};
+          RemovePolicyRule{"a"},
+          ReleaseReplica{3, 7}};
 }
 
 TEST(ClusterMap, CommandRoundTrip) {
