@@ -418,8 +418,12 @@ Status ClusterMap::Apply(const Command& command) {
       [&](const FinishMove& c) {
         AddLoad(c.shard, -1);
         ShardPlacement& s = shards_[c.shard];
-        // The leaving replica's id is above every departed one listed (ids only grow).
-        s.departed.push_back(DepartedReplica{s.replica_ids[s.change->region], s.change->from});
+        const DepartedReplica leaving{s.replica_ids[s.change->region], s.change->from};
+        s.departed.insert(std::upper_bound(s.departed.begin(), s.departed.end(), leaving,
+                                           [](const DepartedReplica& a, const DepartedReplica& b) {
+                                             return a.replica_id < b.replica_id;
+                                           }),
+                          leaving);
         s.replicas[s.change->region] = s.change->to;
         s.replica_ids[s.change->region] = s.change->replica_id;
         s.change.reset();

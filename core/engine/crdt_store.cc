@@ -130,12 +130,29 @@ Status DecodeProgress(std::string_view bytes, crdt::Progress* p) {
   return dec.Finish();
 }
 
-// Calls fn(entry) for every row of `table`, page by page.
+constexpr std::string_view kListed = "replica";  // a row under every replica's prefix in kMetaTable
+constexpr size_t kPrefixBytes = 8;
+
+std::string Prefix(uint32_t shard, uint32_t replica_id) {
+  std::string p;
+  for (uint32_t v : {shard, replica_id}) {
+    for (int i = 3; i >= 0; --i) p.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+  }
+  return p;
+}
+
+uint32_t U32At(std::string_view s, size_t at) {
+  uint32_t v = 0;
+  for (size_t i = 0; i < 4; ++i) v = (v << 8) | static_cast<uint8_t>(s[at + i]);
+  return v;
+}
+
+// Calls fn(entry) for every row of `table` under `prefix`, page by page.
 template <typename Fn>
-Status ForEach(storage::Storage& store, std::string_view table, Fn&& fn) {
+Status ForEach(storage::Storage& store, std::string_view table, std::string_view prefix, Fn&& fn) {
   std::string after;
   for (;;) {
-    auto page = store.Scan(table, "", after, kPage);
+    auto page = store.Scan(table, prefix, after, kPage);
     if (!page.ok()) return page.status();
     for (const auto& e : *page) GEOKV_RETURN_IF_ERROR(fn(e));
     if (page->size() < kPage) return Status::Ok();
@@ -145,20 +162,40 @@ Status ForEach(storage::Storage& store, std::string_view table, Fn&& fn) {
 
 }  // namespace
 
-StatusOr<crdt::DurableImage> CrdtStore::Load() {
-  crdt::DurableImage image;
-  GEOKV_RETURN_IF_ERROR(ForEach(store_, kStateTable, [&](const storage::Entry& e) {
-    image.states.emplace(e.key, e.value);
+CrdtStore::CrdtStore(storage::Storage& store, uint32_t shard, uint32_t replica_id)
+    : store_(store), prefix_(Prefix(shard, replica_id)) {}
+
+StatusOr<std::vector<std::pair<uint32_t, uint32_t>>> CrdtStore::List(storage::Storage& store) {
+  std::vector<std::pair<uint32_t, uint32_t>> out;
+  GEOKV_RETURN_IF_ERROR(ForEach(store, kMetaTable, "", [&](const storage::Entry& e) {
+    if (e.key == "open" || e.key == "progress") {
+      return Status(Code::kVersion, "the data directory holds eventual keys in the layout of an earlier version "
+                                    "(one CRDT replica per node, not per shard); restore its data into a new "
+                                    "cluster from a backup (docs/operations.md, \"Backups\")");
+    }
+    if (e.key.size() <= kPrefixBytes) return Corruption("crdt meta row with a short key");
+    std::pair<uint32_t, uint32_t> id{U32At(e.key, 0), U32At(e.key, 4)};
+    if (out.empty() || out.back() != id) out.push_back(id);
     return Status::Ok();
   }));
-  GEOKV_RETURN_IF_ERROR(ForEach(store_, kLogTable, [&](const storage::Entry& e) {
+  return out;
+}
+
+StatusOr<crdt::DurableImage> CrdtStore::Load() {
+  crdt::DurableImage image;
+  GEOKV_RETURN_IF_ERROR(ForEach(store_, kStateTable, prefix_, [&](const storage::Entry& e) {
+    image.states.emplace(e.key.substr(kPrefixBytes), e.value);
+    return Status::Ok();
+  }));
+  listed_ = store_.Get(kMetaTable, prefix_ + std::string(kListed)).ok();
+  GEOKV_RETURN_IF_ERROR(ForEach(store_, kLogTable, prefix_, [&](const storage::Entry& e) {
     crdt::DeltaBatch b;
     Status s = DecodeBatch(e.value, &b);
     if (!s.ok()) return Corruption("crdt delta log: " + s.message());
     image.log.push_back(std::move(b));
     return Status::Ok();
   }));
-  auto open = store_.Get(kMetaTable, "open");
+  auto open = store_.Get(kMetaTable, prefix_ + "open");
   if (open.ok()) {
     crdt::Decoder dec(*open);
     Status s = DecodePairs(&dec, &image.open_batch);
@@ -167,7 +204,7 @@ StatusOr<crdt::DurableImage> CrdtStore::Load() {
   } else if (!open.status().IsNotFound()) {
     return open.status();
   }
-  auto progress = store_.Get(kMetaTable, "progress");
+  auto progress = store_.Get(kMetaTable, prefix_ + "progress");
   if (progress.ok()) {
     crdt::Progress p;
     Status s = DecodeProgress(*progress, &p);
@@ -181,17 +218,21 @@ StatusOr<crdt::DurableImage> CrdtStore::Load() {
 }
 
 void CrdtStore::Persist(const crdt::Ready& ready, storage::WriteBatch* batch) {
+  if (!listed_) {
+    batch->Put(kMetaTable, prefix_ + std::string(kListed), "");
+    listed_ = true;
+  }
   // Collected tombstones first: a key may be erased and re-created in the same Ready.
-  for (const auto& key : ready.erased_keys) batch->Delete(kStateTable, key);
-  for (const auto& [key, state] : ready.states) batch->Put(kStateTable, key, state);
-  for (const auto& b : ready.log_append) batch->Put(kLogTable, SeqKey(b.seq), EncodeBatch(b));
+  for (const auto& key : ready.erased_keys) batch->Delete(kStateTable, prefix_ + key);
+  for (const auto& [key, state] : ready.states) batch->Put(kStateTable, prefix_ + key, state);
+  for (const auto& b : ready.log_append) batch->Put(kLogTable, prefix_ + SeqKey(b.seq), EncodeBatch(b));
   if (ready.log_first_seq > log_first_seq_) {
     // Delete the stored batches below the new start (only rows that exist are visited).
-    const std::string first = SeqKey(ready.log_first_seq);
+    const std::string first = prefix_ + SeqKey(ready.log_first_seq);
     std::string after;
     bool done = false;
     while (!done) {
-      auto page = store_.Scan(kLogTable, "", after, kPage);
+      auto page = store_.Scan(kLogTable, prefix_, after, kPage);
       if (!page.ok()) break;  // left for the next truncation; stale batches are harmless
       for (const auto& e : *page) {
         if (e.key >= first) { done = true; break; }
@@ -201,16 +242,27 @@ void CrdtStore::Persist(const crdt::Ready& ready, storage::WriteBatch* batch) {
       if (!page->empty()) after = page->back().key;
     }
     for (const auto& b : ready.log_append) {
-      if (b.seq < ready.log_first_seq) batch->Delete(kLogTable, SeqKey(b.seq));
+      if (b.seq < ready.log_first_seq) batch->Delete(kLogTable, prefix_ + SeqKey(b.seq));
     }
     log_first_seq_ = ready.log_first_seq;
   }
   if (ready.open_batch) {
     crdt::Encoder enc;
     EncodePairs(&enc, *ready.open_batch);
-    batch->Put(kMetaTable, "open", enc.bytes());
+    batch->Put(kMetaTable, prefix_ + "open", enc.bytes());
   }
-  if (ready.progress) batch->Put(kMetaTable, "progress", EncodeProgress(*ready.progress));
+  if (ready.progress) batch->Put(kMetaTable, prefix_ + "progress", EncodeProgress(*ready.progress));
+}
+
+Status CrdtStore::Erase(storage::WriteBatch* batch) {
+  for (std::string_view table : {kStateTable, kLogTable, kMetaTable}) {
+    GEOKV_RETURN_IF_ERROR(ForEach(store_, table, prefix_, [&](const storage::Entry& e) {
+      batch->Delete(table, e.key);
+      return Status::Ok();
+    }));
+  }
+  listed_ = false;
+  return Status::Ok();
 }
 
 }  // namespace geokv

@@ -25,6 +25,7 @@ constexpr std::string_view kAppliedTable = "applied";
 constexpr std::string_view kMetaTable = "meta";
 constexpr int kRoundsPerCallMax = 64;  // bounds one Process() call; the rest waits a tick
 constexpr size_t kEnvelopeBytesMax = 64 << 10;  // an Envelope around its payload
+constexpr size_t kCrdtHeaderBytes = 8;  // a CRDT payload starts with the sender's and the receiver's replica ids
 constexpr size_t kCommandOverheadBytes = 256;   // a Command's fields and FlatBuffers framing
 constexpr std::string_view kClusterMapKey = "cluster_map";
 constexpr std::string_view kLegacyPolicyKey = "policy";  // written before the cluster map
@@ -164,8 +165,7 @@ Engine::Engine(const EngineOptions& options, Env& env)
     : options_(options),
       env_(env),
       detector_(options.failure_detector),
-      load_reporter_(options.self, options.load_reporting),
-      crdt_store_(env.Store()) {}
+      load_reporter_(options.self, options.load_reporting) {}
 
 StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options, Env& env) {
   if (options.regions == 0 || options.regions > 64) return InvalidArgument("regions must be in [1, 64]");
@@ -260,7 +260,6 @@ Status Engine::Recover() {
                              std::to_string(node.region) + "; this node is configured otherwise");
     }
   }
-  joining_ = fresh && !options_.members.empty() && options_.members[options_.self].added;
   GrowNodes();
 
   GEOKV_RETURN_IF_ERROR(LoadDiskIds(fresh));
@@ -303,25 +302,19 @@ Status Engine::Recover() {
     if (id >= 0) GEOKV_RETURN_IF_ERROR(OpenReplica(g, static_cast<uint32_t>(id)));
   }
 
-  auto image = crdt_store_.Load();
-  if (!image.ok()) return image.status();
-  crdt::DisseminatorOptions d;
-  d.self = options_.self;
-  d.regions = nodes_;  // every node is a CRDT replica
-  d.batch_interval_us = options_.crdt_batch_interval_us;
-  d.resend_interval_us = options_.crdt_resend_interval_us;
-  d.key_bytes_max = options_.limits.key_bytes_max;
-  d.limits.value_bytes_max = options_.limits.value_bytes_max;
-  // A CRDT message and its envelope must fit the node's message bound.
-  d.message_bytes_max = kMessageBytesMax - kEnvelopeBytesMax;
-  // A node added to a running cluster takes its eventual keys from state transfers of
-  // every other node before it applies or accepts anything (crdt::DisseminatorOptions::join).
-  d.join = joining_;
-  crdt_ = std::make_unique<crdt::Disseminator>(d, std::move(image).value());
+  // The CRDT replicas: those the map no longer wants here (released, or a move's learner
+  // whose move was aborted before the map change reached this disk) go; the others open.
+  auto stored_crdts = CrdtStore::List(store);
+  if (!stored_crdts.ok()) return stored_crdts.status();
+  const std::set<CrdtId> wanted = WantedCrdtReplicas();
+  storage::WriteBatch erase;
+  for (const auto& [shard, id] : *stored_crdts) {
+    if (wanted.count({shard, id}) != 0) continue;
+    GEOKV_RETURN_IF_ERROR(CrdtStore(store, shard, id).Erase(&erase));
+  }
+  if (!erase.empty()) GEOKV_RETURN_IF_ERROR(store.Write(erase, storage::Durability::kSync));
+  for (const auto& [shard, id] : wanted) GEOKV_RETURN_IF_ERROR(OpenCrdtReplica(shard, id));
   FollowMapNodes();
-  // A stored CRDT state that does not decode is kept on disk untouched; the node refuses to
-  // start rather than serve without it.
-  if (!crdt_->open_status().ok()) return crdt_->open_status();
   next_tick_us_ = env_.NowUs();
   Process();
   return failed_;
@@ -392,9 +385,6 @@ void Engine::GrowNodes() {
   seen_disks_.resize(nodes_, 0);
   foreign_disks_.resize(nodes_, 0);
   echoed_.resize(nodes_, false);
-  if (crdt_) {
-    if (Status s = crdt_->AddReplicas(nodes_); !s.ok()) return Fail(s);
-  }
 }
 
 void Engine::FollowMapNodes() {
@@ -404,9 +394,7 @@ void Engine::FollowMapNodes() {
     node_regions_[id] = node.region;  // the map's word (a configuration may say otherwise of an added node)
     if (id == options_.self) continue;
     if (node.state == placement::NodeState::kRemoved) {
-      // Gone for good: its eventual-key stability no longer holds collection back, and a
-      // new directory here does not wait for it.
-      if (crdt_) crdt_->RetireReplica(id);
+      // Gone for good: a new directory here does not wait for it.
       if (id < echoed_.size()) echoed_[id] = true;
       continue;
     }
@@ -430,6 +418,208 @@ void Engine::ReconcileReplicas() {
     if (Status s = OpenReplica(g, *id); !s.ok()) return Fail(s);
     stats_.replicas_opened++;
   }
+}
+
+// ---- eventual keys: the CRDT replicas of the shards held here --------------------------
+
+std::set<Engine::CrdtId> Engine::WantedCrdtReplicas() const {
+  std::set<CrdtId> wanted;
+  for (uint32_t g = 0; g < options_.shards && g < map_.shards().size(); ++g) {
+    if (const auto id = map_.ReplicaIdOf(g, options_.self)) wanted.insert({g, *id});
+    for (const placement::DepartedReplica& d : map_.shards()[g].departed) {
+      if (d.node == options_.self) wanted.insert({g, d.replica_id});
+    }
+  }
+  return wanted;
+}
+
+Status Engine::OpenCrdtReplica(uint32_t shard, uint32_t id) {
+  CrdtReplica c;
+  c.store = std::make_unique<CrdtStore>(env_.Store(), shard, id);
+  auto image = c.store->Load();
+  if (!image.ok()) return image.status();
+  const placement::ShardPlacement& s = map_.shards()[shard];
+  crdt::DisseminatorOptions d;
+  d.self = id;
+  d.regions = std::max(s.next_replica_id, id + 1);
+  d.batch_interval_us = options_.crdt_batch_interval_us;
+  d.resend_interval_us = options_.crdt_resend_interval_us;
+  d.key_bytes_max = options_.limits.key_bytes_max;
+  d.limits.value_bytes_max = options_.limits.value_bytes_max;
+  // A CRDT message and its envelope must fit the node's message bound.
+  d.message_bytes_max = kMessageBytesMax - kEnvelopeBytesMax - kCrdtHeaderBytes;
+  // A move's learner (ids from `regions` up; the shard's first replicas are the region
+  // indexes) takes the shard's eventual keys from state transfers of the other replicas
+  // before it applies or accepts anything (crdt::DisseminatorOptions::join). Only a fresh
+  // image joins: afterwards the persisted join state rules.
+  d.join = id >= options_.regions;
+  c.d = std::make_unique<crdt::Disseminator>(d, std::move(image).value());
+  // A stored CRDT state that does not decode is kept on disk untouched; the node refuses to
+  // start rather than serve without it.
+  if (!c.d->open_status().ok()) return c.d->open_status();
+  c.d->ObserveWallClock(env_.WallUs());
+  FollowCrdtMembership(shard, id, *c.d);
+  crdts_[{shard, id}] = std::move(c);
+  stats_.crdt_replicas_opened++;
+  return Status::Ok();
+}
+
+void Engine::FollowCrdtMembership(uint32_t shard, uint32_t id, crdt::Disseminator& d) {
+  const placement::ShardPlacement& s = map_.shards()[shard];
+  const uint32_t n = std::max(s.next_replica_id, d.replicas());
+  if (n > d.replicas()) {
+    if (Status st = d.AddReplicas(n); !st.ok()) return Fail(st);
+  }
+  const bool learning_here = s.change && s.change->replica_id == id;
+  for (uint32_t r = 0; r < n; ++r) {
+    if (r == id || d.retired(r)) continue;
+    const bool placed = std::find(s.replica_ids.begin(), s.replica_ids.end(), r) != s.replica_ids.end();
+    const bool learner = s.change && s.change->replica_id == r;
+    if (placed || learner) {
+      // A newcomer takes nothing from the replica it replaces (dead, perhaps): what that one
+      // wrote reaches it as batches, before or after the move finishes. Nor does it wait for
+      // a replica whose node is down (one transfer carries every collection).
+      if (learning_here && r == s.replica_ids[s.change->region]) d.MarkDeparted(r);
+      const placement::Node* node = map_.FindNode(map_.NodeOfReplicaId(shard, r));
+      if (node == nullptr || node->state == placement::NodeState::kDown) d.JoinWithout(r);
+      continue;
+    }
+    if (map_.NodeOfDeparted(shard, r) != placement::kNoNode) {
+      d.MarkDeparted(r);
+    } else {
+      d.RetireReplica(r);  // released, aborted, or its node removed
+    }
+  }
+}
+
+void Engine::FollowCrdtReplicas() {
+  for (const CrdtId& id : crdts_closing_) {
+    crdts_.erase(id);
+    stats_.crdt_replicas_erased++;
+  }
+  crdts_closing_.clear();
+  for (const auto& [shard, id] : WantedCrdtReplicas()) {
+    auto it = crdts_.find({shard, id});
+    if (it != crdts_.end()) {
+      FollowCrdtMembership(shard, id, *it->second.d);
+    } else if (Status s = OpenCrdtReplica(shard, id); !s.ok()) {
+      return Fail(s);
+    }
+  }
+}
+
+void Engine::EraseDepartedCrdts() {
+  const std::set<CrdtId> wanted = WantedCrdtReplicas();
+  for (auto& [id, c] : crdts_) {
+    if (wanted.count(id) != 0) continue;
+    if (Status s = c.store->Erase(&apply_batch_); !s.ok()) return Fail(s);
+    crdts_closing_.push_back(id);
+  }
+}
+
+void Engine::TickCrdtReleases(int64_t now) {
+  for (auto& [id, c] : crdts_) {
+    if (map_.NodeOfDeparted(id.first, id.second) != options_.self || !c.d->Shipped()) continue;
+    if (now - c.release_proposed_us < kMoveRetryUs) continue;
+    c.release_proposed_us = now;
+    stats_.crdt_releases++;
+    Dispatch(PlacementRequest(placement::ReleaseReplica{id.first, id.second}), [](Response) {}, Via::kClient);
+  }
+}
+
+Engine::CrdtReplica* Engine::ServingCrdt(uint32_t shard) {
+  const placement::ShardPlacement& s = map_.shards()[shard];
+  for (size_t r = 0; r < s.replicas.size(); ++r) {
+    if (s.replicas[r] != options_.self) continue;
+    auto it = crdts_.find({shard, s.replica_ids[r]});
+    return it == crdts_.end() ? nullptr : &it->second;
+  }
+  return nullptr;
+}
+
+const crdt::Disseminator* Engine::EventualReplica(uint32_t shard) const {
+  CrdtReplica* c = const_cast<Engine*>(this)->ServingCrdt(shard);
+  return c == nullptr || c->d->joining() ? nullptr : c->d.get();
+}
+
+const crdt::CrdtValue* Engine::EventualValue(std::string_view key) const {
+  const crdt::Disseminator* d = EventualReplica(ShardOf(key));
+  return d == nullptr ? nullptr : d->Get(key);
+}
+
+std::vector<std::pair<std::pair<uint32_t, uint32_t>, const crdt::Disseminator*>> Engine::CrdtReplicas() const {
+  std::vector<std::pair<std::pair<uint32_t, uint32_t>, const crdt::Disseminator*>> out;
+  for (const auto& [id, c] : crdts_) out.emplace_back(id, c.d.get());
+  return out;
+}
+
+crdt::DisseminatorStats Engine::CrdtStats() const {
+  crdt::DisseminatorStats sum;
+  for (const auto& [id, c] : crdts_) {
+    const crdt::DisseminatorStats& s = c.d->stats();
+    sum.batches_sealed += s.batches_sealed;
+    sum.batches_applied += s.batches_applied;
+    sum.batches_resent += s.batches_resent;
+    sum.messages_bad += s.messages_bad;
+    sum.transfers_started += s.transfers_started;
+    sum.transfers_completed += s.transfers_completed;
+    sum.bytes_sent += s.bytes_sent;
+    sum.tombstones_collected += s.tombstones_collected;
+    sum.messages_from_retired += s.messages_from_retired;
+  }
+  return sum;
+}
+
+bool Engine::CrdtJoining(uint32_t shard) const {
+  if (shard >= options_.shards) return false;
+  const auto id = map_.ReplicaIdOf(shard, options_.self);
+  if (!id) return false;
+  auto it = crdts_.find({shard, *id});
+  return it != crdts_.end() && it->second.d->joining();
+}
+
+uint32_t Engine::CrdtNodeOf(uint32_t shard, uint32_t id) const {
+  const uint32_t node = map_.NodeOfReplicaId(shard, id);
+  return node != placement::kNoNode ? node : map_.NodeOfDeparted(shard, id);
+}
+
+void Engine::SendCrdt(uint32_t shard, uint32_t from_id, const crdt::OutMessage& m) {
+  const uint32_t node = CrdtNodeOf(shard, m.to);
+  if (node == placement::kNoNode) return;  // retired since: the disseminator no longer waits for it
+  std::string payload;
+  payload.reserve(kCrdtHeaderBytes + m.bytes.size());
+  for (uint32_t v : {from_id, m.to}) {
+    for (int i = 3; i >= 0; --i) payload.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+  }
+  payload += m.bytes;
+  if (node == options_.self) {
+    local_crdt_.emplace_back(shard, std::move(payload));
+    return;
+  }
+  SendEnvelope(node, static_cast<uint8_t>(fb::Channel::Crdt), shard, payload);
+}
+
+void Engine::StepCrdt(uint32_t from, uint32_t shard, std::string_view payload) {
+  if (payload.size() < kCrdtHeaderBytes) {
+    stats_.bad_messages++;
+    return;
+  }
+  auto u32 = [&](size_t at) {
+    uint32_t v = 0;
+    for (size_t i = 0; i < 4; ++i) v = (v << 8) | static_cast<uint8_t>(payload[at + i]);
+    return v;
+  };
+  const uint32_t from_id = u32(0), to_id = u32(4);
+  auto it = crdts_.find({shard, to_id});
+  // For a replica this node does not hold, or from one the map does not place on the
+  // sender (the sender's map is older or newer than ours): dropped, and resent by its
+  // origin if it still matters.
+  if (it == crdts_.end() || CrdtNodeOf(shard, from_id) != from) {
+    stats_.misrouted_messages++;
+    return;
+  }
+  it->second.d->ObserveWallClock(env_.WallUs());
+  it->second.d->Step(from_id, payload.substr(kCrdtHeaderBytes));
 }
 
 // ---- routing ---------------------------------------------------------------------------
@@ -585,7 +775,10 @@ uint64_t Engine::NextForwardId() {
   return (incarnation_ << 40) | (++forward_count_ & ((uint64_t{1} << 40) - 1));
 }
 
-void Engine::ObserveClocks() { crdt_->ObserveWallClock(env_.WallUs()); }
+void Engine::ObserveClocks() {
+  const int64_t wall = env_.WallUs();
+  for (auto& [id, c] : crdts_) c.d->ObserveWallClock(wall);
+}
 
 void Engine::Submit(Request request, Callback done) {
   stats_.requests++;
@@ -679,12 +872,30 @@ void Engine::Dispatch(Request request, Callback done, Via via) {
       const auto shard = static_cast<uint32_t>(request.delta);
       return SubmitStrong(shard, std::move(request), std::move(done), via);
     }
-    case Op::kCrdtDump:
-      return ServeCrdtDump(request, std::move(done));
+    case Op::kCrdtDump: {
+      if (request.delta < 0 || request.delta >= static_cast<int64_t>(options_.shards)) {
+        return reply(InvalidArgument("crdt-dump: shard " + std::to_string(request.delta) + " out of range (the cluster has shards 0.." +
+                                     std::to_string(options_.shards - 1) + ")"));
+      }
+      const auto shard = static_cast<uint32_t>(request.delta);
+      CrdtReplica* c = ServingCrdt(shard);
+      if (c == nullptr || c->d->joining()) {
+        return ProxyToHolder(shard, std::move(request), std::move(done), via, "the eventual keys of shard " + std::to_string(shard));
+      }
+      return ServeCrdtDump(*c->d, request, std::move(done));
+    }
     default:
       break;
   }
   const Mode mode = map_.policy().Lookup(request.key);
+  // A proxied request carries the mode its proxy routed it by (Request::mode): served in
+  // another, a lagging or a newer policy would put the data where the key's other
+  // operations do not look. Refused before any effect; the client retries.
+  if (via == Via::kProxy && request.mode != mode) {
+    return reply(Status(Code::kUnavailable, "the policy for this key is changing (routed as " +
+                                                std::string(ModeName(request.mode)) + ", here " +
+                                                std::string(ModeName(mode)) + "); retry"));
+  }
   if (!OpFitsMode(request.op, mode)) {
     return reply(Status(Code::kWrongMode, std::string(OpName(request.op)) + " does not fit key mode " +
                                               std::string(ModeName(mode)) + " (policy prefix \"" +
@@ -709,13 +920,48 @@ void Engine::Dispatch(Request request, Callback done, Via via) {
     const uint32_t shard = ShardOf(request.key);  // before `request` is moved from
     return SubmitStrong(shard, std::move(request), std::move(done), via);
   }
-  // The forwarder routed by an older or newer policy than ours: refuse before any effect.
-  if (via != Via::kClient) return reply(Status(Code::kUnavailable, "the policy for this key is changing; retry"));
-  SubmitEventual(mode, request, std::move(done));
+  // A forward goes to a shard leader for a strong key: the forwarder routed by an older or
+  // newer policy than ours. Refused before any effect.
+  if (via == Via::kForward) return reply(Status(Code::kUnavailable, "the policy for this key is changing; retry"));
+  const uint32_t shard = ShardOf(request.key);
+  CrdtReplica* c = ServingCrdt(shard);
+  if (c == nullptr || c->d->joining()) {
+    request.mode = mode;  // what the holder checks its own routing against
+    return ProxyToHolder(shard, std::move(request), std::move(done), via, "the eventual keys of shard " + std::to_string(shard));
+  }
+  SubmitEventual(*c->d, mode, request, std::move(done));
+}
+
+void Engine::ProxyToHolder(uint32_t shard, Request request, Callback done, Via via, const std::string& what) {
+  auto reply = [&](Status s) {
+    Response r = Answer(std::move(s));
+    r.id = request.id;
+    done(std::move(r));
+  };
+  // A proxied request reached a node that does not serve the shard (its map differs from
+  // the proxy's, or its replica still joins): the proxy tries the next region's holder.
+  if (via != Via::kClient) {
+    return reply(Status(Code::kUnavailable, "node " + std::to_string(options_.self) + " does not serve " + what));
+  }
+  const int32_t holder = ProxyTarget(shard, 0);
+  if (holder < 0 || static_cast<uint32_t>(holder) == options_.self) {
+    return reply(Status(Code::kUnavailable, "no node serving " + what + " is up"));
+  }
+  stats_.proxied++;
+  done = [this, shard, done = std::move(done)](Response r) {
+    r.map_version = map_.version();
+    r.redirect_node = HolderIn(shard, RegionOf(options_.self));
+    done(std::move(r));
+  };
+  const bool eventual_write = map_.policy().Lookup(request.key) != Mode::kStrong && request.op != Op::kGet &&
+                              request.op != Op::kMvGet && request.op != Op::kSetMembers &&
+                              request.op != Op::kSetContains && request.op != Op::kCrdtDump;
+  StartForward(/*proxy=*/true, shard, static_cast<uint32_t>(holder), std::move(request), std::move(done),
+               /*resendable=*/!eventual_write);
 }
 
 std::optional<Mode> Engine::ModeOfData(std::string_view key, Mode routed) const {
-  if (const crdt::CrdtValue* v = crdt_->Get(key); v != nullptr && !v->IsEmpty()) {
+  if (const crdt::CrdtValue* v = EventualValue(key); v != nullptr && !v->IsEmpty()) {
     switch (v->type()) {
       case crdt::CrdtType::kLww: return Mode::kLww;
       case crdt::CrdtType::kMvReg: return Mode::kMvReg;
@@ -739,25 +985,6 @@ StatusOr<Policy> Engine::PolicyAfter(const Request& r) const {
     GEOKV_RETURN_IF_ERROR(after.Set(r.key, r.mode, options_.limits.key_bytes_max));
   }
   return after;
-}
-
-Status Engine::CheckPolicyChange(const Request& r) const {
-  if (r.op != Op::kPolicySet && r.op != Op::kPolicyRemove) return Status::Ok();
-  auto after_or = PolicyAfter(r);
-  if (!after_or.ok()) return after_or.status();
-  const Policy& after = *after_or;
-  // Refuse when a key would change mode: its data would be reinterpreted. Eventual keys:
-  // every node holds them all. Strong rows: each shard's leader checks its own
-  // (CheckShardsForPolicyChange).
-  for (auto it = crdt_->states().lower_bound(r.key); it != crdt_->states().end(); ++it) {
-    if (it->first.compare(0, r.key.size(), r.key) != 0) break;
-    if (!it->second.IsEmpty() && map_.policy().Lookup(it->first) != after.Lookup(it->first)) {
-      return InvalidArgument("prefix \"" + r.key + "\" holds data in mode " +
-                             std::string(ModeName(map_.policy().Lookup(it->first))) + " (key \"" + it->first +
-                             "\"); its mode cannot change");
-    }
-  }
-  return Status::Ok();
 }
 
 Status Engine::CheckShardForPolicyChange(uint32_t group, const Request& r) const {
@@ -788,6 +1015,16 @@ Status Engine::CheckShardForPolicyChange(uint32_t group, const Request& r) const
     }
     if (rows->size() < 1024) break;
     after_row = rows->back().key;
+  }
+  // And the shard's eventual keys under the prefix, as this replica holds them.
+  if (const crdt::Disseminator* d = EventualReplica(group)) {
+    for (auto it = d->states().lower_bound(r.key); it != d->states().end(); ++it) {
+      if (it->first.compare(0, r.key.size(), r.key) != 0) break;
+      if (!it->second.IsEmpty() && before->Lookup(it->first) != after->Lookup(it->first)) {
+        return InvalidArgument("prefix \"" + r.key + "\" holds data in mode " + std::string(ModeName(before->Lookup(it->first))) +
+                               " (key \"" + it->first + "\"); its mode cannot change");
+      }
+    }
   }
   return Status::Ok();
 }
@@ -866,6 +1103,7 @@ void Engine::SubmitStrong(uint32_t group, Request request, Callback done, Via vi
     if (holder < 0) return reply(Status(Code::kUnavailable, "no node holding a replica of " + name + " is up"));
     stats_.proxied++;
     if (group != metadata_group()) {
+      request.mode = Mode::kStrong;  // routed as strong (the holder checks it, Dispatch)
       // Served all the same, with a redirect hint: a client routing by the cluster map
       // (docs/placement.md, "Routing") learns that its map sent it to the wrong node.
       done = [this, group, done = std::move(done)](Response r) {
@@ -900,7 +1138,6 @@ void Engine::SubmitStrong(uint32_t group, Request request, Callback done, Via vi
     reads_[rid] = PendingRead{std::move(request), std::move(done), deadline};
     return;
   }
-  if (Status s = CheckPolicyChange(request); !s.ok()) return reply(std::move(s));
   if (Status s = CheckNodeRemoval(request); !s.ok()) return reply(std::move(s));
   if ((request.op == Op::kPolicySet || request.op == Op::kPolicyRemove) && !policy_checked_) {
     return CheckShardsForPolicyChange(std::move(request), std::move(done), via);
@@ -977,29 +1214,31 @@ void Engine::RetryParked(int64_t now) {
   }
 }
 
-void Engine::SubmitEventual(Mode mode, const Request& r, Callback done) {
+void Engine::SubmitEventual(crdt::Disseminator& d, Mode mode, const Request& r, Callback done) {
+  crdt::Disseminator* crdt = &d;
   Response out;
   out.id = r.id;
-  const crdt::CrdtValue* v = crdt_->Get(r.key);
+  out.served_by = options_.self;
+  const crdt::CrdtValue* v = crdt->Get(r.key);
   switch (r.op) {
     case Op::kPut:
-      out.status = crdt_->PutLww(r.key, r.value);
+      out.status = crdt->PutLww(r.key, r.value);
       break;
     case Op::kDelete:
-      out.status = mode == Mode::kMvReg ? crdt_->DeleteMv(r.key, v && v->As<crdt::MvRegister>()
+      out.status = mode == Mode::kMvReg ? crdt->DeleteMv(r.key, v && v->As<crdt::MvRegister>()
                                                                     ? v->As<crdt::MvRegister>()->ReadContext()
                                                                     : crdt::CausalContext())
-                                        : crdt_->DeleteLww(r.key);
+                                        : crdt->DeleteLww(r.key);
       break;
     case Op::kAdd:
-      out.status = crdt_->AddCounter(r.key, r.delta);
-      if (out.status.ok()) out.number = crdt_->Get(r.key)->As<crdt::PnCounter>()->Value();
+      out.status = crdt->AddCounter(r.key, r.delta);
+      if (out.status.ok()) out.number = crdt->Get(r.key)->As<crdt::PnCounter>()->Value();
       break;
     case Op::kSetAdd:
-      out.status = crdt_->SetAdd(r.key, r.value);
+      out.status = crdt->SetAdd(r.key, r.value);
       break;
     case Op::kSetRemove:
-      out.status = crdt_->SetRemove(r.key, r.value);
+      out.status = crdt->SetRemove(r.key, r.value);
       break;
     case Op::kMvPut:
     case Op::kMvDelete: {
@@ -1013,7 +1252,7 @@ void Engine::SubmitEventual(Mode mode, const Request& r, Callback done) {
           return done(std::move(out));
         }
       }
-      out.status = r.op == Op::kMvPut ? crdt_->WriteMv(r.key, r.value, ctx) : crdt_->DeleteMv(r.key, ctx);
+      out.status = r.op == Op::kMvPut ? crdt->WriteMv(r.key, r.value, ctx) : crdt->DeleteMv(r.key, ctx);
       break;
     }
     case Op::kGet:
@@ -1073,6 +1312,12 @@ void Engine::SendEnvelope(uint32_t to, uint8_t channel, uint32_t group, std::str
 void Engine::SendPaxos(uint32_t group, uint32_t replica, std::string_view payload) {
   const uint32_t node = NodeOfReplica(group, replica);
   if (node == placement::kNoNode || node == options_.self) return;
+  // A move's learner answers its group only once its CRDT replica has joined: until then
+  // its leader sees it as behind (it catches up all the same), and does not promote it.
+  if (CrdtJoining(group)) {
+    stats_.paxos_held_for_join++;
+    return;
+  }
   SendEnvelope(node, static_cast<uint8_t>(fb::Channel::Paxos), group, payload);
 }
 
@@ -1263,7 +1508,7 @@ Status Engine::DiskGate() const {
   return Status::Ok();
 }
 
-void Engine::StartForward(bool proxy, uint32_t group, uint32_t to, Request request, Callback done) {
+void Engine::StartForward(bool proxy, uint32_t group, uint32_t to, Request request, Callback done, bool resendable) {
   // The target answers with a ForwardReply carrying our forward id.
   const uint64_t fid = NextForwardId();
   Request copy = request;
@@ -1283,6 +1528,7 @@ void Engine::StartForward(bool proxy, uint32_t group, uint32_t to, Request reque
   p.request_id = request.id;
   p.write = !IsRead(request.op);
   p.proxy = proxy;
+  p.resendable = resendable;
   p.group = group;
   p.sent_to = to;
   p.sent_us = env_.NowUs();
@@ -1340,6 +1586,7 @@ void Engine::ReforwardStale() {
   const int64_t patience_us = static_cast<int64_t>(options_.election_ticks) * options_.tick_us;
   std::vector<uint64_t> led_here;
   for (auto& [fid, p] : forwards_) {
+    if (!p.resendable) continue;  // it waits for its answer or its deadline
     // This node leads the group now: the forward is served here, under its own session.
     if (!p.proxy && Hosts(p.group) && IsLeader(p.group)) {
       led_here.push_back(fid);
@@ -1407,14 +1654,19 @@ void Engine::StepEnvelope(uint32_t from, std::string_view bytes, bool in_bundle)
     case fb::Channel::Hello:
       break;  // its identities were all it carried (CheckDisks)
     case fb::Channel::Crdt:
-      ObserveClocks();
-      crdt_->Step(from, payload);
+      if (env->group() >= options_.shards) { stats_.bad_messages++; return; }
+      StepCrdt(from, env->group(), payload);
       break;
     case fb::Channel::Forward:
     case fb::Channel::Proxy: {
       auto req = DecodeRequest(payload);
       if (!req.ok()) { stats_.bad_messages++; return; }
       const uint64_t fid = req->id;
+      if (env->channel() == fb::Channel::Proxy &&
+          !proxied_seen_.emplace(std::make_pair(from, fid), DeadlineUs(*req) + options_.request_timeout_ms * 1000).second) {
+        stats_.duplicate_proxies++;
+        return;
+      }
       Dispatch(std::move(req).value(), [this, from, fid](Response r) {
         r.id = fid;
         SendEnvelope(from, static_cast<uint8_t>(fb::Channel::ForwardReply), 0, EncodeResponse(r));
@@ -1470,8 +1722,8 @@ void Engine::StepEnvelope(uint32_t from, std::string_view bytes, bool in_bundle)
 }
 
 int64_t Engine::NextTimerUs() const {
-  const bool busy = !proposals_.empty() || !reads_.empty() || !forwards_.empty() || !parked_.empty() ||
-                    crdt_->HasOpenBatch();
+  bool busy = !proposals_.empty() || !reads_.empty() || !forwards_.empty() || !parked_.empty();
+  for (const auto& [id, c] : crdts_) busy = busy || c.d->HasOpenBatch();
   const auto beat = static_cast<uint64_t>(options_.heartbeat_ticks);
   if (busy || beat <= 1) return next_tick_us_;
   const uint64_t aligned = (ticks_ + beat) / beat * beat;  // the next multiple after ticks_
@@ -1493,7 +1745,9 @@ void Engine::Tick() {
   ticks_ += static_cast<uint64_t>(n);
   SendHellos(now);
   ObserveClocks();
-  crdt_->Tick(now);
+  for (auto& [id, c] : crdts_) c.d->Tick(now);
+  TickCrdtReleases(now);
+  std::erase_if(proxied_seen_, [&](const auto& e) { return e.second <= now; });
   // Expire requests past their deadline. A write's outcome is then unknown.
   auto expire = [&](auto& pending, auto&& status_for) {
     for (auto it = pending.begin(); it != pending.end();) {
@@ -1757,11 +2011,12 @@ Status Engine::ApplyMetadata(const Request& c) {
     case Op::kPlacement: {
       auto decoded = placement::DecodeCommand(c.value);
       if (!decoded.ok()) return decoded.status();
-      // What this engine carries out: sizes, leaderships and replica moves (not the
+      // What this engine carries out: sizes, leaderships, replica moves and releases (not the
       // commands that change regions, nodes or shards: those come from the genesis map).
       if (!std::holds_alternative<placement::ReportLoad>(*decoded) && !std::holds_alternative<placement::SetLeader>(*decoded) &&
           !std::holds_alternative<placement::BeginMove>(*decoded) && !std::holds_alternative<placement::FinishMove>(*decoded) &&
-          !std::holds_alternative<placement::AbortMove>(*decoded)) {
+          !std::holds_alternative<placement::AbortMove>(*decoded) &&
+          !std::holds_alternative<placement::ReleaseReplica>(*decoded)) {
         return InvalidArgument("placement: " + std::string(placement::CommandName(*decoded)) + " is not carried out by this version");
       }
       command = std::move(decoded).value();
@@ -1952,8 +2207,11 @@ void Engine::Process() {
     for (uint32_t g = 0; g < groups_.size(); ++g) {
       if (Hosts(g) && groups_[g].replica->HasReady()) readies.emplace_back(g, groups_[g].replica->Ready());
     }
-    const bool crdt_ready = crdt_->HasReady();
-    if (readies.empty() && !crdt_ready && after_persist_.empty()) break;
+    std::vector<CrdtId> crdt_ready;
+    for (const auto& [id, c] : crdts_) {
+      if (c.d->HasReady()) crdt_ready.push_back(id);
+    }
+    if (readies.empty() && crdt_ready.empty() && after_persist_.empty()) break;
 
     // 0. A leader's accepts, heartbeats and catch-ups leave first: the followers persist
     // while we do (the replica counts our own acceptance only when their answers arrive,
@@ -1978,14 +2236,16 @@ void Engine::Process() {
       if (r.must_sync) round_sync_ = true;
     }
     const bool paxos_sync = round_sync_;
-    crdt::Ready cr;
+    std::vector<std::pair<CrdtId, crdt::Ready>> crs;
     bool crdt_sync = false;
-    if (crdt_ready) {
-      cr = crdt_->GetReady();
-      crdt_store_.Persist(cr, &round_batch_);
+    for (const CrdtId& id : crdt_ready) {
+      CrdtReplica& c = crdts_.at(id);
+      crdt::Ready cr = c.d->GetReady();
+      c.store->Persist(cr, &round_batch_);
       // Local updates are acknowledged, and remote batches acknowledged to their origin,
       // only once durable.
-      crdt_sync = !cr.states.empty() || !cr.erased_keys.empty() || cr.progress || cr.open_batch;
+      crdt_sync = crdt_sync || !cr.states.empty() || !cr.erased_keys.empty() || cr.progress || cr.open_batch;
+      crs.emplace_back(id, std::move(cr));
     }
     std::vector<std::pair<Callback, Response>> acks;
     acks.swap(after_persist_);
@@ -2015,7 +2275,9 @@ void Engine::Process() {
         if (!paxos::MaySendBeforePersist(m.type)) SendPaxos(g, m.to, m.bytes);
       }
     }
-    for (auto& m : cr.messages) SendEnvelope(m.to, static_cast<uint8_t>(fb::Channel::Crdt), 0, m.bytes);
+    for (auto& [id, cr] : crs) {
+      for (auto& m : cr.messages) SendCrdt(id.first, id.second, m);
+    }
 
     // 3. Apply, then answer.
     std::vector<std::pair<Callback, Response>> answers;
@@ -2055,7 +2317,10 @@ void Engine::Process() {
       }
     }
     if (!failed_.ok()) break;
-    if (map_changed_) EraseDeparted();  // in the write that persists the map
+    if (map_changed_) {  // in the write that persists the map
+      EraseDeparted();
+      EraseDepartedCrdts();
+    }
     if (!failed_.ok()) break;
     if (!apply_batch_.empty()) {
       // Not synced: the Paxos log is durable, and recovery replays what this write loses.
@@ -2077,11 +2342,16 @@ void Engine::Process() {
       }
     }
     for (auto& [g, r] : readies) groups_[g].replica->Advance();
-    if (crdt_ready) crdt_->Advance();
+    for (const CrdtId& id : crdt_ready) crdts_.at(id).d->Advance();
+    // Between two replicas of one shard here: stepped now, their Readies in the next pass.
+    std::vector<std::pair<uint32_t, std::string>> local;
+    local.swap(local_crdt_);
+    for (auto& [shard, payload] : local) StepCrdt(options_.self, shard, payload);
     if (map_changed_) {
       map_changed_ = false;
       FollowMapNodes();
       ReconcileReplicas();
+      FollowCrdtReplicas();
       if (!failed_.ok()) break;
     }
 
@@ -2282,17 +2552,12 @@ Response Engine::ServeShardSnapshot(uint32_t group, const Request& r) {
   return out;
 }
 
-void Engine::ServeCrdtDump(const Request& r, Callback done) {
+void Engine::ServeCrdtDump(crdt::Disseminator& d, const Request& r, Callback done) {
   Response out;
   out.id = r.id;
-  if (crdt_->joining()) {
-    out.status = Status(Code::kUnavailable, "node " + std::to_string(options_.self) +
-                                                " is still taking its eventual keys from the other regions; dump from another node");
-    return done(std::move(out));
-  }
   // Deleted values and empty sets are left out: there is nothing in them to restore.
   size_t bytes = 0;
-  for (auto it = crdt_->states().upper_bound(r.key); it != crdt_->states().end(); ++it) {
+  for (auto it = d.states().upper_bound(r.key); it != d.states().end(); ++it) {
     if (it->second.IsEmpty()) continue;
     std::string state = it->second.Encode();
     if (!out.values.empty() && bytes + it->first.size() + state.size() > options_.backup_chunk_bytes) {
@@ -2451,14 +2716,22 @@ std::vector<std::string> Engine::StatusLines() const {
                   std::to_string(change->from) + " -> node " + std::to_string(change->to) + " (replica " +
                   std::to_string(change->replica_id) + ")");
   }
-  const auto& p = crdt_->progress();
-  std::string applied;
-  for (size_t i = 0; i < p.applied.size(); ++i) applied += (i ? "," : "") + std::to_string(p.applied[i]);
-  out.push_back("crdt: keys=" + std::to_string(crdt_->states().size()) + " next_batch=" + std::to_string(p.next_seq) +
-                " applied_per_origin=[" + applied + "] log=" + std::to_string(crdt_->log_size()) +
-                (crdt_->joining() ? " (joining: state transfers from the other nodes in progress; eventual operations "
-                                    "are refused until they complete)"
-                                  : ""));
+  // Eventual keys: the CRDT replicas of the shards held here.
+  size_t keys = 0, log = 0, joining = 0, departed = 0;
+  for (const auto& [id, c] : crdts_) {
+    if (map_.NodeOfDeparted(id.first, id.second) == options_.self) {
+      ++departed;
+    } else {
+      keys += c.d->states().size();
+    }
+    log += c.d->log_size();
+    joining += c.d->joining();
+  }
+  out.push_back("crdt: replicas=" + std::to_string(crdts_.size()) + " keys=" + std::to_string(keys) + " log=" +
+                std::to_string(log) + " joining=" + std::to_string(joining) + " departed=" + std::to_string(departed) +
+                (joining != 0 ? " (a joining replica takes its shard's eventual keys from the other regions by "
+                                "state transfers; its Paxos replica waits)"
+                              : ""));
   return out;
 }
 

@@ -11,13 +11,17 @@
 // map. Each node runs:
 //  * the Paxos replicas the cluster map places on it (every group, with one node per
 //    region), plus the metadata group's;
-//  * one CRDT disseminator for every eventual-mode key, replicated to every node.
+//  * for each of those shards, a CRDT replica of the shard's eventual-mode keys (a
+//    crdt::Disseminator under the same replica id), replicated to the shard's replicas in
+//    the other regions; and, until it has shipped everything, the CRDT replica of a shard
+//    that moved away (departed, docs/placement.md "Eventual keys").
 // Each request is routed by the policy (longest prefix -> mode). Strong requests are
 // served by the shard's leader: a replica that does not lead forwards them there (or fails
 // fast with kUnavailable when it knows no leader); a node that holds no replica of the shard
 // proxies them to the node of its region that does, which serves or forwards them like a
 // client's. Reads use the leader's lease or a read-index round. Eventual requests are
-// served locally and answered once what they wrote, or read, is durable here.
+// served by the node of this region that holds the key's shard (proxied there like strong
+// ones) and answered once what they wrote, or read, is durable there.
 //
 // The round. The engine owns it and its hosts only feed it (Round()): take every input that
 // is ready (peer messages, then client calls, then the timers when due), read the clock from
@@ -56,11 +60,12 @@
 // existing region); every node applying it grows its per-node state (GrowNodes) and
 // connects to it (Env::ConnectPeer). The new node runs with EngineMember::added for itself:
 // its map starts as the genesis one (the members that are not `added`) and follows the
-// metadata group as a learner; its new directory waits for the metadata voters only; its
-// CRDT replica joins by state transfers (crdt::DisseminatorOptions::join). The placement
-// driver then moves replicas onto it. A removed node's CRDT replica is retired everywhere
-// (the survivors relay what it shipped to some of them only). docs/placement.md, "Adding
-// and replacing nodes".
+// metadata group as a learner; its new directory waits for the metadata voters only. The
+// placement driver then moves replicas onto it; each move's CRDT replica joins by state
+// transfers (crdt::DisseminatorOptions::join) before its Paxos learner catches up. A
+// replica that moved away is departed until it has shipped what it wrote (ReleaseReplica)
+// or its node is removed, then retired everywhere. docs/placement.md, "Adding and
+// replacing nodes" and "Eventual keys".
 //
 // The metadata group replicates the cluster map (placement::ClusterMap): the regions, the
 // nodes with their addresses and states, the placement of every shard, and the policy. A new
@@ -81,13 +86,13 @@
 // The policy lives in the metadata group; each node routes by the policy it has applied,
 // so a change takes effect in a region when that region applies it (one heartbeat after
 // the commit, normally). A change that would re-map keys holding data is refused when
-// proposed (checked against every row the metadata leader holds under the prefix); data
+// proposed (checked at every shard's leader, against its rows and eventual keys); data
 // that check could not see (still travelling, or on a lagging replica) is protected where
 // it is served: an operation on a key whose data has another mode than the policy now gives
 // it fails with kWrongMode naming both, so data is never reinterpreted or hidden. Clients
 // create data under a new prefix once the node they use lists the new rule. (With several
-// nodes per region, both checks see only the data of the node making them: the metadata
-// leader's, the serving node's; docs/placement.md.)
+// nodes per region, the second check sees only the data of the node serving the key;
+// docs/placement.md.)
 //
 // Thread-safety: none. Round must be called from one thread; callbacks run on it, inside
 // Round. Ownership: the Engine borrows the Env, which must outlive it.
@@ -101,6 +106,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "base/status.h"
@@ -126,8 +132,8 @@ struct EngineMember {
   std::string peer_address;    // where its peers reach it
   std::string client_address;  // where its clients reach it
   // Added to the running cluster (geokv node add), so not in the genesis map. A node whose
-  // own entry says so joins: it starts from the metadata group's map, not the genesis one,
-  // and its eventual keys from state transfers of the other nodes.
+  // own entry says so joins: it starts from the metadata group's map, not the genesis one;
+  // its keys come with the replicas moved onto it.
   bool added = false;
   // Gone for good (replaced, or to be removed): not waited for by a joining node, and not
   // connected to (the server's business).
@@ -141,7 +147,7 @@ struct EngineOptions {
   // map. Empty: one node per region, node i in region i ("region-<i>", "node-<i>").
   // Every region must have a node; at most kNodesMax nodes.
   std::vector<EngineMember> members;
-  static constexpr uint32_t kNodesMax = 64;  // each node is a CRDT replica (crdt::kReplicasMax)
+  static constexpr uint32_t kNodesMax = 64;  // each node has a metadata replica id (below 64)
   uint32_t shards = 4;   // strong-mode Paxos groups
   // Per shard, the region whose replica should lead it (empty: no preference); the entry
   // at index `shards`, if any, is the metadata group's.
@@ -235,7 +241,12 @@ struct EngineStats {
   uint64_t member_changes = 0;     // Paxos membership changes proposed here (learners, moves)
   uint64_t moves_planned = 0;      // BeginMove commands the placement driver proposed here
   uint64_t replicas_opened = 0;    // replicas a move placed here
-  uint64_t replicas_closed = 0;    // replicas a move took away (their data erased)    // SetLeader commands the placement driver proposed here
+  uint64_t replicas_closed = 0;    // replicas a move took away (their data erased)
+  uint64_t crdt_replicas_opened = 0;   // CRDT replicas of shards placed here (moves, start)
+  uint64_t crdt_replicas_erased = 0;   // CRDT replicas released, aborted or moved away, erased
+  uint64_t crdt_releases = 0;          // ReleaseReplica proposed for a departed replica that shipped all
+  uint64_t paxos_held_for_join = 0;    // Paxos messages a learner did not send while its CRDT replica joins
+  uint64_t duplicate_proxies = 0;      // proxied requests delivered twice, served once    // SetLeader commands the placement driver proposed here
   uint64_t proxied = 0;            // requests for a shard this node holds no replica of, sent to its region's holder
   uint64_t misrouted_messages = 0; // Paxos messages for a group this node holds no replica of (dropped)
   uint64_t envelopes_sent = 0;    // protocol messages (Paxos, CRDT, forwards)
@@ -307,7 +318,16 @@ class Engine {
   // is node `node`.
   uint32_t GroupsLedBy(uint32_t node) const;
   uint32_t groups() const { return static_cast<uint32_t>(groups_.size()); }
-  const crdt::Disseminator& disseminator() const { return *crdt_; }
+  // The CRDT replica serving the eventual keys of `shard` here (placed here, not a move's
+  // learner); nullptr where there is none.
+  const crdt::Disseminator* EventualReplica(uint32_t shard) const;
+  // The state of eventual key `key` where this node serves its shard (nullptr: absent, or
+  // not served here). Tests and checkers.
+  const crdt::CrdtValue* EventualValue(std::string_view key) const;
+  // Every CRDT replica held here, by (shard, replica id): serving, joining or departed.
+  std::vector<std::pair<std::pair<uint32_t, uint32_t>, const crdt::Disseminator*>> CrdtReplicas() const;
+  // The dissemination counters of every CRDT replica held here, summed.
+  crdt::DisseminatorStats CrdtStats() const;
   // This node's replica of `group`; only where Hosts(group).
   const paxos::Replica& replica(uint32_t group) const { return *groups_[group].replica; }
   uint32_t self() const { return options_.self; }
@@ -337,6 +357,7 @@ class Engine {
     uint64_t request_id = 0;    // echoed in the response
     bool write = false;         // forwards: the request changes state
     bool proxy = false;         // sent to this region's holder of the shard, not to its leader
+    bool resendable = true;     // forwards: may be sent again after silence (StartForward)
     uint32_t skip = 0;          // proxies: regions passed over after silence or a refusal
     // Forwards: what was sent, where, when and how often, so that a forward to a leader
     // that lost leadership, or died, is re-sent to the new leader under the same Paxos
@@ -373,13 +394,17 @@ class Engine {
   enum class Via { kClient, kProxy, kForward };
   void Dispatch(Request request, Callback done, Via via);
   void SubmitStrong(uint32_t group, Request request, Callback done, Via via);
-  void SubmitEventual(Mode mode, const Request& request, Callback done);
+  // Serves an eventual operation on `d`, the replica of the key's shard placed here.
+  void SubmitEventual(crdt::Disseminator& d, Mode mode, const Request& request, Callback done);
+  // Sends a request for `shard` to the node of this region holding it (or, past a silent
+  // one, another region's), served there like a client's; a proxied request that reached
+  // a node holding no replica is refused (the proxy moves on).
+  void ProxyToHolder(uint32_t shard, Request request, Callback done, Via via, const std::string& what);
   Status CheckRequest(const Request& request) const;
   // The policy after a policy-set or -remove (or the change a policy-check carries).
   StatusOr<Policy> PolicyAfter(const Request& request) const;
-  // Refuses a policy change that would change the mode of an eventual key holding data.
-  Status CheckPolicyChange(const Request& request) const;
-  // Refuses a policy change that would change the mode of a row of `group` held here.
+  // Refuses a policy change that would change the mode of a strong row or an eventual key
+  // of shard `group` held here.
   Status CheckShardForPolicyChange(uint32_t group, const Request& request) const;
   // The metadata leader's check of a policy change against every shard's rows, by a
   // policy-check read at each shard's leader; proposes the change once all passed.
@@ -397,8 +422,6 @@ class Engine {
   // A chunk of `group`'s snapshot (Op::kShardSnapshot), at its leader after a read index:
   // a new token encodes the shard once and keeps it in shard_snapshots_.
   Response ServeShardSnapshot(uint32_t group, const Request& request);
-  // A page of the eventual keys held here (Op::kCrdtDump), answered once durable.
-  void ServeCrdtDump(const Request& request, Callback done);
   std::optional<std::string> ReadStrong(uint32_t group, std::string_view key) const;
   // Writes (or, value nullopt, deletes) a strong key whose value was `old`.
   void WriteStrong(uint32_t group, std::string_view key, std::optional<std::string> value,
@@ -420,7 +443,9 @@ class Engine {
   void StepEnvelope(uint32_t from, std::string_view bytes, bool in_bundle);
   // Sends `request` to node `to`: the group's leader (a forward), or, proxy, the node of
   // this region holding the group's replica; its answer completes `done`.
-  void StartForward(bool proxy, uint32_t group, uint32_t to, Request request, Callback done);
+  // `resendable`: a copy may be sent again after silence (a read, or a strong write under
+  // its Paxos session); an eventual write is not (applied twice it counts twice).
+  void StartForward(bool proxy, uint32_t group, uint32_t to, Request request, Callback done, bool resendable = true);
   // Where a request for `group`, which this node holds no replica of, goes: the first
   // region's holder the map says serves, in region order from this node's region plus
   // `skip`; -1 for none.
@@ -528,9 +553,6 @@ class Engine {
   // is replaced by a learner of its region (ReplaceMetadataVoters): then region r's voter
   // is that one (MetadataVoterIn).
   std::vector<uint32_t> meta_nodes_;
-  // This node was added to a running cluster and opened a new directory: its CRDT replica
-  // joins by state transfers (crdt::DisseminatorOptions::join).
-  bool joining_ = false;
   std::set<uint32_t> connected_;  // nodes FollowMapNodes has passed to Env::ConnectPeer
 
   placement::ClusterMap map_;  // the metadata group's state (the policy included)
@@ -561,8 +583,43 @@ class Engine {
   };
   std::map<uint32_t, std::vector<Outgoing>> outbox_;  // per peer, sent by FlushOutbox
   bool round_sync_ = false;
-  CrdtStore crdt_store_;
-  std::unique_ptr<crdt::Disseminator> crdt_;
+  // A CRDT replica of one shard held here: placed here, a move's learner here, or departed
+  // from here and not yet released (docs/placement.md, "Eventual keys").
+  struct CrdtReplica {
+    std::unique_ptr<CrdtStore> store;
+    std::unique_ptr<crdt::Disseminator> d;
+    int64_t release_proposed_us = 0;  // departed: when ReleaseReplica was last proposed
+  };
+  using CrdtId = std::pair<uint32_t, uint32_t>;  // (shard, replica id)
+  std::map<CrdtId, CrdtReplica> crdts_;
+  std::vector<CrdtId> crdts_closing_;  // erased by EraseDepartedCrdts, closed at the round's end
+  // The CRDT replicas the map wants here: each shard's replica placed here or learning here,
+  // and the departed ones of this node it still lists.
+  std::set<CrdtId> WantedCrdtReplicas() const;
+  Status OpenCrdtReplica(uint32_t shard, uint32_t id);
+  // The replica set of a CRDT replica, as the map has it: ids grow with moves, a departed
+  // replica is MarkDeparted, any other id that is neither placed nor learning is retired.
+  void FollowCrdtMembership(uint32_t shard, uint32_t id, crdt::Disseminator& d);
+  void FollowCrdtReplicas();   // after a map change: close, open, follow membership
+  void EraseDepartedCrdts();   // in the write that persists the map change
+  // Departed replicas here that have shipped everything: ReleaseReplica (once a second).
+  void TickCrdtReleases(int64_t now);
+  // The replica serving `shard` here (placed, joined or not); nullptr where there is none.
+  CrdtReplica* ServingCrdt(uint32_t shard);
+  // True while the CRDT replica of this node's Paxos replica of `shard` still joins.
+  bool CrdtJoining(uint32_t shard) const;
+  // The node holding CRDT replica `id` of `shard` (placed, learning or departed).
+  uint32_t CrdtNodeOf(uint32_t shard, uint32_t id) const;
+  void SendCrdt(uint32_t shard, uint32_t from_id, const crdt::OutMessage& m);
+  void StepCrdt(uint32_t from, uint32_t shard, std::string_view payload);
+  // A page of the eventual keys of a shard served here (Op::kCrdtDump), answered once durable.
+  void ServeCrdtDump(crdt::Disseminator& d, const Request& request, Callback done);
+  // CRDT messages between two replicas of one shard on this node (a shard that moved back
+  // before its departed replica was released), stepped after the round's sends.
+  std::vector<std::pair<uint32_t, std::string>> local_crdt_;  // (shard, payload)
+  // Proxied requests received, by (sender, forward id), until they expire: a copy the
+  // network delivered twice is served once (an eventual write has no Paxos session).
+  std::map<std::pair<uint32_t, uint64_t>, int64_t> proxied_seen_;
   // Eventual operations (writes and reads) answered once what they wrote or saw is durable.
   std::vector<std::pair<Callback, Response>> after_persist_;
 

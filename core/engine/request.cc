@@ -111,6 +111,7 @@ std::string EncodeResponse(const Response& r) {
   rb.add_context(context);
   rb.add_map_version(r.map_version);
   rb.add_redirect_node(r.redirect_node);
+  rb.add_served_by(r.served_by);
   b.Finish(rb.Finish());
   return Finish(b);
 }
@@ -137,6 +138,7 @@ StatusOr<Response> DecodeResponse(std::string_view bytes) {
   r.context = ToString(m->context());
   r.map_version = m->map_version();
   r.redirect_node = m->redirect_node();
+  r.served_by = m->served_by();
   return r;
 }
 

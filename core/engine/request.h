@@ -46,9 +46,10 @@ enum class Op : uint8_t {
                         // = byte offset (decimal); answer: value = the chunk, number = the
                         // snapshot's total bytes, context = the token (Engine::SnapshotOf's
                         // format). kNotFound once the token expired (or the leader changed)
-  kCrdtDump = 25,       // admin (backups): the eventual keys the answering node holds, after
-                        // key `key` ("" from the first): values = key, encoded CrdtValue, key,
-                        // ...; found = true when more keys may follow
+  kCrdtDump = 25,       // admin (backups): the eventual keys of shard `delta`, as a node
+                        // serving it holds them (proxied there), after key `key` ("" from
+                        // the first): values = key, encoded CrdtValue, key, ...; found = true
+                        // when more keys may follow
 };
 inline constexpr uint8_t kOpMax = 25;
 std::string_view OpName(Op op);
@@ -88,6 +89,9 @@ struct Response {
   // redirect_node: the node holding the shard in that node's region (kNoRedirect: none).
   uint64_t map_version = 0;
   uint32_t redirect_node = kNoRedirect;
+  // The node whose CRDT replica of the key's shard served an eventual operation (its write
+  // is durable there when acknowledged); kNoRedirect for any other operation.
+  uint32_t served_by = kNoRedirect;
 };
 
 // Bound of every message between nodes and clients: room for the largest single-key CRDT

@@ -904,6 +904,16 @@ void Server::Impl::RefreshMetrics() {
   m << "# TYPE geokv_forwarded_total counter\ngeokv_forwarded_total " << es.forwarded << "\n";
   m << "# HELP geokv_proxied_total Requests for shards this node holds no replica of, sent to its region's holder.\n"
        "# TYPE geokv_proxied_total counter\ngeokv_proxied_total " << es.proxied << "\n";
+  m << "# HELP geokv_duplicate_proxies_total Proxied requests the network delivered twice, served once.\n"
+       "# TYPE geokv_duplicate_proxies_total counter\ngeokv_duplicate_proxies_total " << es.duplicate_proxies << "\n";
+  m << "# HELP geokv_paxos_held_for_join_total Paxos messages a move's learner did not send while its CRDT replica joined.\n"
+       "# TYPE geokv_paxos_held_for_join_total counter\ngeokv_paxos_held_for_join_total " << es.paxos_held_for_join << "\n";
+  m << "# HELP geokv_crdt_replicas_total CRDT replicas of shards opened here, and erased (released, aborted or moved away).\n"
+       "# TYPE geokv_crdt_replicas_total counter\n";
+  m << "geokv_crdt_replicas_total{event=\"opened\"} " << es.crdt_replicas_opened << "\n";
+  m << "geokv_crdt_replicas_total{event=\"erased\"} " << es.crdt_replicas_erased << "\n";
+  m << "# HELP geokv_crdt_releases_total Departed CRDT replicas here that shipped everything (ReleaseReplica proposed).\n"
+       "# TYPE geokv_crdt_releases_total counter\ngeokv_crdt_releases_total " << es.crdt_releases << "\n";
   m << "# TYPE geokv_misrouted_peer_messages_total counter\ngeokv_misrouted_peer_messages_total " << es.misrouted_messages << "\n";
   m << "# TYPE geokv_request_timeouts_total counter\ngeokv_request_timeouts_total " << es.timeouts << "\n";
   m << "# TYPE geokv_bad_peer_messages_total counter\ngeokv_bad_peer_messages_total " << es.bad_messages << "\n";
@@ -965,7 +975,7 @@ void Server::Impl::RefreshMetrics() {
     m << "# HELP geokv_moves_in_flight Replica moves the cluster map has in flight.\n"
          "# TYPE geokv_moves_in_flight gauge\ngeokv_moves_in_flight " << in_flight << "\n";
   }
-  const auto& ds = engine->disseminator().stats();
+  const crdt::DisseminatorStats ds = engine->CrdtStats();
   m << "# TYPE geokv_crdt_batches_sealed_total counter\ngeokv_crdt_batches_sealed_total " << ds.batches_sealed << "\n";
   m << "# TYPE geokv_crdt_batches_applied_total counter\ngeokv_crdt_batches_applied_total " << ds.batches_applied << "\n";
   m << "# TYPE geokv_crdt_bytes_sent_total counter\ngeokv_crdt_bytes_sent_total " << ds.bytes_sent << "\n";

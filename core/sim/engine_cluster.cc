@@ -322,6 +322,9 @@ class Cluster {
     auto engine = Engine::Open(options_with_self(i), *n.env);
     n.busy_until = net_.Now() + n.env->EndRound();
     if (!engine.ok()) {
+      if (std::getenv("GEOKV_SIM_TRACE") != nullptr) {
+        std::fprintf(stderr, "node %d open: %s\n", i, engine.status().ToString().c_str());
+      }
       // Recovery met an injected storage error: the supervisor tries again.
       if (n.env->injected_errors() > 0) return Restart(i, 100'000);
       return Fail("node " + std::to_string(i) + " failed to open: " + engine.status().ToString());
@@ -376,6 +379,9 @@ class Cluster {
     if (!n.engine->failure().ok()) {
       // Fail-stop: the process exits; its supervisor restarts it.
       result_.fail_stops++;
+      if (std::getenv("GEOKV_SIM_TRACE") != nullptr) {
+        std::fprintf(stderr, "node %d fail-stop: %s\n", i, n.engine->failure().ToString().c_str());
+      }
       Crash(i);
       return Restart(i, 200'000 + static_cast<Time>(net_.Rng()() % 800'000));
     }
@@ -591,6 +597,11 @@ class Cluster {
     });
   }
 
+  // The answer being handled was served by a node whose data died since (the node that dies
+  // for good, or the one that lost its disk): its reply was on its way when it went, so
+  // what it acknowledged and had not shipped is no longer owed (as for its earlier acks).
+  bool ServedByAGoneNode() const { return answered_by_ >= 0 && (answered_by_ == dead_ || answered_by_ == lost_); }
+
   bool AllClientsDone() const {
     for (const auto& c : clients_) {
       if (!c.finished) return false;
@@ -680,7 +691,9 @@ class Cluster {
       if (life == 1 && r.status.ok() && lost_ack_.empty()) {
         lost_ack_ = std::string(OpName(copy.op)) + " " + copy.key + " at " + std::to_string(net_.Now()) + " us";
       }
-      answered_by_ = node;
+      // An eventual write is durable where it was served: the client's node, or the node
+      // it proxied it to.
+      answered_by_ = r.served_by != kNoRedirect ? static_cast<int>(r.served_by) : node;
       if (r.status.code() == Code::kUnavailable) {
         if (r.status.message().find("data directory is not the one its peers know") != std::string::npos) {
           clients_[c].node = (node + 1) % nodes_count_;  // the operator points its clients elsewhere
@@ -831,6 +844,7 @@ class Cluster {
         if (r && r->status.ok()) {
           acked_sum_[key] += delta;
           acked_by_[answered_by_][key] += delta;
+          if (ServedByAGoneNode()) at_risk_sum_[key] += delta;
           result_.eventual_ok++;
         }
         next();
@@ -849,6 +863,11 @@ class Cluster {
           if (r && r->status.ok()) {
             removed_[key].insert(element);
             removed_by_[answered_by_][key].insert(element);
+            if (ServedByAGoneNode()) at_risk_removals_[key].insert(element);
+            // An observed-remove removes what the replica serving it has seen: served by
+            // another replica than the add (the client's region's holder was down, or the
+            // shard moved), it may precede the add's arrival there, and the add wins.
+            if (added_at_[key + "/" + element] != answered_by_) at_risk_removals_[key].insert(element);
             result_.eventual_ok++;
           }
           next();
@@ -859,8 +878,10 @@ class Cluster {
       const std::string key = req.key, element = req.value;
       return Call(c, req, [this, c, key, element, next](const Response* r) {
         if (r && r->status.ok()) {
+          added_at_[key + "/" + element] = answered_by_;
           added_[key].insert(element);
           added_by_[answered_by_][key].insert(element);
+          if (ServedByAGoneNode()) at_risk_elements_[key].insert(element);
           my_elements_[{c, key}].insert(element);
           result_.eventual_ok++;
         }
@@ -919,23 +940,54 @@ class Cluster {
   // Eventual keys, counters and sets on `engines` (running in regions `region_of`): what
   // keeps them from having converged without loss, or "".
   std::string EventualProblem(const std::vector<Engine*>& engines, const std::vector<int>& region_of) {
-    // Eventual keys: identical encoded state everywhere.
-    std::set<std::string> keys;
-    for (auto* e : engines) {
-      for (const auto& [k, v] : e->disseminator().states()) keys.insert(k);
-    }
-    for (const auto& k : keys) {
-      const crdt::CrdtValue* first = engines[0]->disseminator().Get(k);
-      for (size_t i = 1; i < engines.size(); ++i) {
-        const crdt::CrdtValue* other = engines[i]->disseminator().Get(k);
-        if (!first || !other || first->Encode() != other->Encode()) {
-          return std::string("eventual key " + k + " differs between region " + std::to_string(region_of[0]) + " and region " + std::to_string(region_of[i]));
+    // Eventual keys: each shard served in every region (its CRDT replica there joined), by
+    // the node the map places it on, with identical encoded states on every replica.
+    const placement::ClusterMap& map = engines[0]->cluster_map();
+    std::vector<std::vector<size_t>> serving(map.shards().size());  // per shard: indexes into engines
+    for (uint32_t g = 0; g < map.shards().size(); ++g) {
+      for (size_t i = 0; i < engines.size(); ++i) {
+        if (engines[i]->EventualReplica(g) != nullptr) serving[g].push_back(i);
+      }
+      if (serving[g].size() != map.regions().size()) {
+        return "shard " + std::to_string(g) + "'s eventual keys are served by " + std::to_string(serving[g].size()) +
+               " nodes, not one per region";
+      }
+      for (const placement::DepartedReplica& d : map.shards()[g].departed) {
+        for (size_t i = 0; i < engines.size(); ++i) {
+          if (static_cast<uint32_t>(region_of[i]) == d.node) {
+            return "shard " + std::to_string(g) + " still lists departed replica " + std::to_string(d.replica_id) +
+                   " of running node " + std::to_string(d.node) + " after healing";
+          }
         }
       }
     }
+    for (uint32_t g = 0; g < map.shards().size(); ++g) {
+      std::set<std::string> keys;
+      for (size_t i : serving[g]) {
+        for (const auto& [k, v] : engines[i]->EventualReplica(g)->states()) keys.insert(k);
+      }
+      const size_t a = serving[g][0];
+      for (const auto& k : keys) {
+        const crdt::CrdtValue* first = engines[a]->EventualReplica(g)->Get(k);
+        for (size_t i : serving[g]) {
+          const crdt::CrdtValue* other = engines[i]->EventualReplica(g)->Get(k);
+          if (!first || !other || first->Encode() != other->Encode()) {
+            return std::string("eventual key " + k + " differs between node " + std::to_string(region_of[a]) + " and node " +
+                               std::to_string(region_of[i]));
+          }
+        }
+      }
+    }
+    // An eventual key's state, as the first node serving its shard holds it.
+    auto value_of = [&](const std::string& key) -> const crdt::CrdtValue* {
+      for (auto* e : engines) {
+        if (const crdt::CrdtValue* v = e->EventualValue(key)) return v;
+      }
+      return nullptr;
+    };
     // Counters: nothing acknowledged lost, nothing invented.
     for (const auto& [key, sum] : acked_sum_) {
-      const crdt::CrdtValue* v = engines[0]->disseminator().Get(key);
+      const crdt::CrdtValue* v = value_of(key);
       const auto* counter = v ? v->As<crdt::PnCounter>() : nullptr;
       const int64_t value = counter ? counter->Value() : 0;
       if (value < sum - at_risk_sum_[key] || value > attempted_[key]) {
@@ -947,7 +999,7 @@ class Cluster {
     // Sets: acknowledged adds that were never removed are present; acknowledged removals
     // of elements (each added once) never come back.
     for (const auto& [key, elements] : added_) {
-      const crdt::CrdtValue* v = engines[0]->disseminator().Get(key);
+      const crdt::CrdtValue* v = value_of(key);
       const auto* set = v ? v->As<crdt::OrSet>() : nullptr;
       for (const auto& e : elements) {
         const bool present = set && set->Contains(e);
@@ -958,7 +1010,7 @@ class Cluster {
           }
           std::string where;
           for (size_t i = 0; i < engines.size(); ++i) {
-            const crdt::CrdtValue* w = engines[i]->disseminator().Get(key);
+            const crdt::CrdtValue* w = engines[i]->EventualValue(key);
             const auto* ws = w ? w->As<crdt::OrSet>() : nullptr;
             where += " " + std::to_string(region_of[i]) + (ws && ws->Contains(e) ? "+" : "-");
           }
@@ -1138,6 +1190,7 @@ class Cluster {
   uint64_t nodes_added_ = 0, nodes_removed_ = 0;
   std::string lost_ack_;   // the first operation it acknowledged after that
   int answered_by_ = -1;   // the node that answered the response being handled
+  std::map<std::string, int> added_at_;  // "key/element" -> the node that served its add
   // Eventual writes acknowledged per node; those of a node that then lost its disk.
   std::map<int, std::map<std::string, int64_t>> acked_by_;
   std::map<int, std::map<std::string, std::set<std::string>>> added_by_;

@@ -309,6 +309,12 @@ class Disseminator {
   // an unknown id.
   void MarkDeparted(ReplicaId id);
   bool departed(ReplicaId id) const { return id < departed_.size() && departed_[id]; }
+  // A join no longer waits for replica `id`'s transfer (its machine is down). Safe: the
+  // transfer of any one replica carries every collection (see Joining); what `id` alone
+  // holds reaches us as its batches when it is back. Persisted with the join.
+  void JoinWithout(ReplicaId id) {
+    if (joining()) JoinDone(id);
+  }
   // True when every local delta is sealed and every peer that is neither retired nor
   // departed has acknowledged every sealed batch: a departed replica is then no longer
   // the only holder of anything it wrote (the host may have it retired everywhere).

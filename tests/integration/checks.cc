@@ -170,12 +170,30 @@ void EventualWorker(Client& client, int node, const EventualKeys& keys, Eventual
     }
     {
       std::lock_guard lock(tally.mu);
-      note(add, "counter add", [&](bool acked) { (acked ? tally.acked : tally.unknown) += delta; });
-      note(sadd, "set add", [&](bool acked) { (acked ? tally.acked_elements : tally.unknown_elements).insert(element); });
+      note(add, "counter add", [&](bool acked) {
+        (acked ? tally.acked : tally.unknown) += delta;
+        if (acked && add.served_by != kNoRedirect) tally.acked_served_by[add.served_by] += delta;
+      });
+      note(sadd, "set add", [&](bool acked) {
+        (acked ? tally.acked_elements : tally.unknown_elements).insert(element);
+        if (acked && sadd.served_by != kNoRedirect) tally.elements_served_by[sadd.served_by].insert(element);
+      });
       if (put) note(*put, "lww put", [&](bool) { tally.lww_sent[lww_key].insert(element); });
     }
     std::this_thread::sleep_for(milliseconds(25));
   }
+}
+
+void ServedByALostNode(EventualTally& tally, uint32_t node) {
+  std::lock_guard lock(tally.mu);
+  const int64_t delta = tally.acked_served_by[node];
+  tally.acked -= delta;
+  tally.unknown += delta;
+  for (const auto& e : tally.elements_served_by[node]) {
+    if (tally.acked_elements.erase(e) != 0) tally.unknown_elements.insert(e);
+  }
+  tally.acked_served_by.erase(node);
+  tally.elements_served_by.erase(node);
 }
 
 void ExpectEventualConverged(LocalCluster& cluster, const EventualKeys& keys, EventualTally& tally,

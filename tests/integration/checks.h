@@ -82,7 +82,16 @@ struct EventualTally {
   std::map<std::string, std::set<std::string>> lww_sent;  // per key: values acknowledged or unknown
   std::map<int, size_t> acked_by_node;                     // acknowledged calls per node
   std::vector<std::string> unexpected;                     // answers that are none of the three
+  // Acknowledged counter deltas and set elements per node that served them
+  // (Response::served_by: the node of the client's region holding the keys' shard, which
+  // the client's node may have proxied them to); durable there when acknowledged.
+  std::map<uint32_t, int64_t> acked_served_by;
+  std::map<uint32_t, std::set<std::string>> elements_served_by;
 };
+
+// Node `node` died with its disk: what it served and acknowledged may never have left it,
+// so it counts as unknown (it may have reached the others, or not).
+void ServedByALostNode(EventualTally& tally, uint32_t node);
 
 // One client's loop of counter add, set add and lww put (keys in turn) through `client`
 // (node `node`) until `stop`, tallied in `tally`.

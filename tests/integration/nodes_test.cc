@@ -549,8 +549,10 @@ void PrintCounts(const std::string& name, const Recorder& rec, const placement::
               verdict.empty() ? "linearizable" : verdict.c_str());
 }
 
-// Folds g.doomed_tally into g.tally as unknown writes (after the workers stopped).
+// Folds g.doomed_tally into g.tally as unknown writes (after the workers stopped), and so
+// the writes the doomed node served for the other nodes' clients (proxied to it).
 void FoldDoomed(Growth& g) {
+  if (g.doomed) ServedByALostNode(g.tally, static_cast<uint32_t>(*g.doomed));
   EventualTally& d = g.doomed_tally;
   g.tally.unknown += d.acked + d.unknown;
   g.tally.unknown_elements.insert(d.acked_elements.begin(), d.acked_elements.end());

@@ -260,25 +260,29 @@ int RunBackup(Client& client, const std::string& dir, bool json) {
     if (Status s = WriteFileSynced(root / ShardFile(shard), *bytes); !s.ok()) return Fail("backup", s.ToString());
   }
 
-  // Eventual keys: pages of the answering node's keys, each after the last one received.
+  // Eventual keys, shard by shard: pages of the keys a node serving the shard holds, each
+  // after the last one received.
   crdt::Encoder dump;
   uint64_t eventual_keys = 0;
-  Request page;
-  page.op = Op::kCrdtDump;
-  for (bool more = true; more;) {
-    const Response r = CallRetrying(client, page, /*resend_on_timeout=*/true);
-    if (!r.status.ok()) {
-      return Fail("backup", "eventual keys after \"" + page.key + "\": " + r.status.ToString() +
-                                "; no backup was written (" + dir + " has no manifest)");
+  for (uint32_t shard = 0; shard < shards; ++shard) {
+    Request page;
+    page.op = Op::kCrdtDump;
+    page.delta = shard;
+    for (bool more = true; more;) {
+      const Response r = CallRetrying(client, page, /*resend_on_timeout=*/true);
+      if (!r.status.ok()) {
+        return Fail("backup", "eventual keys of shard " + std::to_string(shard) + " after \"" + page.key + "\": " +
+                                  r.status.ToString() + "; no backup was written (" + dir + " has no manifest)");
+      }
+      if (r.values.size() % 2 != 0) return Fail("backup", "the node answered a dump page with an odd number of values");
+      for (size_t i = 0; i < r.values.size(); i += 2) {
+        dump.PutBytes(r.values[i]);
+        dump.PutBytes(r.values[i + 1]);
+        ++eventual_keys;
+      }
+      if (!r.values.empty()) page.key = r.values[r.values.size() - 2];
+      more = r.found && !r.values.empty();
     }
-    if (r.values.size() % 2 != 0) return Fail("backup", "the node answered a dump page with an odd number of values");
-    for (size_t i = 0; i < r.values.size(); i += 2) {
-      dump.PutBytes(r.values[i]);
-      dump.PutBytes(r.values[i + 1]);
-      ++eventual_keys;
-    }
-    if (!r.values.empty()) page.key = r.values[r.values.size() - 2];
-    more = r.found && !r.values.empty();
   }
   const std::string dump_bytes = dump.Release();
   std::fprintf(stderr, "eventual keys: %llu, %zu bytes\n", static_cast<unsigned long long>(eventual_keys), dump_bytes.size());
@@ -397,12 +401,18 @@ int RunRestore(Client& client, const std::string& dir, int threads, bool json) {
                                  "); restore only into a new cluster");
     }
   }
-  Request probe;
-  probe.op = Op::kCrdtDump;
-  const Response held = CallRetrying(client, probe, /*resend_on_timeout=*/true);
-  if (!held.status.ok()) return Fail("restore", "cannot list the cluster's eventual keys: " + held.status.ToString());
-  if (!held.values.empty()) {
-    return Fail("restore", "the cluster already holds eventual key \"" + held.values.front() + "\"; restore only into a new cluster");
+  for (uint32_t shard = 0; shard < shards; ++shard) {
+    Request probe;
+    probe.op = Op::kCrdtDump;
+    probe.delta = shard;
+    const Response held = CallRetrying(client, probe, /*resend_on_timeout=*/true);
+    if (!held.status.ok()) {
+      return Fail("restore", "cannot list the cluster's eventual keys of shard " + std::to_string(shard) + ": " +
+                                 held.status.ToString());
+    }
+    if (!held.values.empty()) {
+      return Fail("restore", "the cluster already holds eventual key \"" + held.values.front() + "\"; restore only into a new cluster");
+    }
   }
 
   // Strong rows by put, through the normal client path (replicated, acknowledged by a

@@ -147,7 +147,8 @@ TEST_F(EngineTest, IdleNodeWakesOncePerHeartbeatAndBusyOneEveryTick) {
   Engine::RoundInputs in;
   in.calls.push_back(Engine::Call{Op(Op::kPut, "lww/k", "v"), [](Response) {}});
   engine_->Round(std::move(in));
-  ASSERT_TRUE(engine_->disseminator().HasOpenBatch());
+  ASSERT_NE(engine_->EventualReplica(engine_->ShardOf("lww/k")), nullptr);
+  ASSERT_TRUE(engine_->EventualReplica(engine_->ShardOf("lww/k"))->HasOpenBatch());
   EXPECT_LE(engine_->NextTimerUs() - env_.now_us, tick) << "a delta waits to be sealed: the next tick is due";
 }
 

@@ -7,6 +7,7 @@
 
 #include <deque>
 #include <memory>
+#include <tuple>
 #include <string>
 #include <vector>
 
@@ -62,7 +63,7 @@ class StoredCluster {
 
   void Open(int i) {
     Region& r = regions_[i];
-    r.crdt_store = std::make_unique<CrdtStore>(r.store);
+    r.crdt_store = std::make_unique<CrdtStore>(r.store, /*shard=*/7, static_cast<uint32_t>(i));
     auto image = r.crdt_store->Load();
     ASSERT_TRUE(image.ok()) << image.status().message();
     DisseminatorOptions o = base_;
@@ -152,14 +153,14 @@ TEST(CrdtStoreReload, SetsJoinedFromThreeRegionsAtTheCapsSurviveARestart) {
 TEST(CrdtStoreReload, ProgressKeepsMembershipAndReadsTheOldEncoding) {
   storage::MemoryStorage store;
   auto persist = [&](const crdt::Ready& ready) {
-    CrdtStore s(store);
+    CrdtStore s(store, /*shard=*/3, /*replica_id=*/2);
     storage::WriteBatch batch;
     s.Persist(ready, &batch);
     ASSERT_TRUE(store.Write(batch, storage::Durability::kSync).ok());
   };
   auto load = [&]() {
     store.Crash();
-    CrdtStore s(store);
+    CrdtStore s(store, /*shard=*/3, /*replica_id=*/2);
     auto image = s.Load();
     EXPECT_TRUE(image.ok()) << image.status().message();
     return image.ok() ? std::move(image).value() : crdt::DurableImage{};
@@ -196,7 +197,7 @@ TEST(CrdtStoreReload, ProgressKeepsMembershipAndReadsTheOldEncoding) {
   enc.PutSigned(1'700'000'000'000);
   crdt::HlcTimestamp{1'700'000'000'000, 3, 1}.EncodeTo(&enc);
   storage::WriteBatch old;
-  old.Put("crdt_meta", "progress", enc.bytes());
+  old.Put("crdt_meta", std::string("\0\0\0\3\0\0\0\2", 8) + "progress", enc.bytes());
   ASSERT_TRUE(store.Write(old, storage::Durability::kSync).ok());
   image = load();
   ASSERT_TRUE(image.progress.has_value());
@@ -208,6 +209,54 @@ TEST(CrdtStoreReload, ProgressKeepsMembershipAndReadsTheOldEncoding) {
   Disseminator d(o, image);
   EXPECT_FALSE(d.joining());
   EXPECT_TRUE(d.PutLww("k", "v").ok());
+}
+
+// Each CRDT replica of a node (one shard, one replica id) keeps its rows under its own
+// prefix: List finds every replica with rows, Erase takes one replica's rows and no other's,
+// and a directory written by an earlier version (one replica per node) is refused by name.
+TEST(CrdtStoreReload, ReplicasKeepApartAndEraseAlone) {
+  storage::MemoryStorage store;
+  auto write = [&](uint32_t shard, uint32_t id, const std::string& key) {
+    DisseminatorOptions o;
+    o.self = id;
+    o.regions = id + 1;
+    CrdtStore s(store, shard, id);
+    auto image = s.Load();
+    ASSERT_TRUE(image.ok());
+    Disseminator d(o, std::move(image).value());
+    ASSERT_TRUE(d.PutLww(key, "v").ok());
+    storage::WriteBatch batch;
+    s.Persist(d.GetReady(), &batch);
+    d.Advance();
+    ASSERT_TRUE(store.Write(batch, storage::Durability::kSync).ok());
+  };
+  write(1, 0, "a");
+  write(1, 3, "b");
+  write(256, 0, "c");
+  auto listed = CrdtStore::List(store);
+  ASSERT_TRUE(listed.ok()) << listed.status().ToString();
+  EXPECT_EQ(*listed, (std::vector<std::pair<uint32_t, uint32_t>>{{1, 0}, {1, 3}, {256, 0}}));
+  {
+    CrdtStore s(store, 1, 3);
+    storage::WriteBatch erase;
+    ASSERT_TRUE(s.Erase(&erase).ok());
+    ASSERT_TRUE(store.Write(erase, storage::Durability::kSync).ok());
+  }
+  listed = CrdtStore::List(store);
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(*listed, (std::vector<std::pair<uint32_t, uint32_t>>{{1, 0}, {256, 0}}));
+  for (auto [shard, id, key] : {std::tuple<uint32_t, uint32_t, std::string>{1, 0, "a"}, {256, 0, "c"}, {1, 3, ""}}) {
+    auto image = CrdtStore(store, shard, id).Load();
+    ASSERT_TRUE(image.ok());
+    EXPECT_EQ(image->states.size(), key.empty() ? 0u : 1u) << shard << "/" << id;
+    if (!key.empty()) {
+      EXPECT_EQ(image->states.count(key), 1u) << shard << "/" << id;
+    }
+  }
+  storage::WriteBatch old;
+  old.Put("crdt_meta", "progress", "x");
+  ASSERT_TRUE(store.Write(old, storage::Durability::kSync).ok());
+  EXPECT_EQ(CrdtStore::List(store).status().code(), Code::kVersion);
 }
 
 }  // namespace
