@@ -788,7 +788,6 @@ void Engine::Submit(Request request, Callback done) {
     r.id = request.id;
     return done(std::move(r));
   }
-  ObserveClocks();
   Dispatch(std::move(request), std::move(done), Via::kClient);
 }
 
@@ -1216,6 +1215,8 @@ void Engine::RetryParked(int64_t now) {
 
 void Engine::SubmitEventual(crdt::Disseminator& d, Mode mode, const Request& r, Callback done) {
   crdt::Disseminator* crdt = &d;
+  // Its HLC stamps this operation: the wall clock as of now (a client's, or a proxied one).
+  crdt->ObserveWallClock(env_.WallUs());
   Response out;
   out.id = r.id;
   out.served_by = options_.self;

@@ -384,7 +384,9 @@ class Engine {
   void Submit(Request request, Callback done);
   void Step(uint32_t from, std::string_view bytes);
   void Tick();
-  // Hands the wall clock to the CRDT layer's hybrid logical clock (LWW stamps).
+  // Hands the wall clock to every CRDT replica's hybrid logical clock (LWW stamps), at each
+  // tick; an operation hands it to the replica serving it (SubmitEventual), a message to the
+  // replica it is for (StepCrdt).
   void ObserveClocks();
 
   // Where a request comes from: a client of this node (or this node itself), a node of
