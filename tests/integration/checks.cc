@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <functional>
 #include <map>
@@ -102,14 +103,26 @@ void FinalChecks(LocalCluster& cluster, Recorder& rec, const std::vector<std::st
   std::printf("[%s] %zu definite ops, %zu unknown; finals:", name.c_str(), definite, unknown);
   for (const auto& [k, v] : finals) std::printf(" %s=%lld", k.c_str(), static_cast<long long>(v));
   std::printf("\n");
+  std::fflush(stdout);  // on a ctest timeout, what ran before the check shows
   const std::string path = std::string(GEOKV_INTEG_HISTORY_DIR) + "/" + name + "-" + std::to_string(getpid()) + ".json";
+  const auto check_start = std::chrono::steady_clock::now();
   const std::string verdict = CheckLinearizable(history, path, 1);
+  std::printf("[%s] Porcupine took %lld ms\n", name.c_str(),
+              static_cast<long long>(std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() -
+                                                                              check_start).count()));
   EXPECT_EQ(verdict, "");
   if (porcupine_verdict != nullptr) *porcupine_verdict = verdict;
 
-  // The checker is not vacuous: the same history with one final read changed to a value
-  // nobody wrote is rejected.
-  auto broken = history;
+  // The checker is not vacuous: the history with one final read changed to a value nobody
+  // wrote is rejected. Every part of a history that holds that read is as illegal, so the
+  // copy keeps only the definite operations: with the writes of unknown outcome (which may
+  // take effect anywhere after their call) Porcupine must try every order of them before it
+  // can say "illegal", minutes for a few dozen on one key (PauseNemesis went past its ctest
+  // timeout so), while a verdict on the definite ones takes milliseconds.
+  std::vector<sim::HistoryOp> broken;
+  for (const auto& op : history) {
+    if (!op.unknown) broken.push_back(op);
+  }
   for (auto it = broken.rbegin(); it != broken.rend(); ++it) {
     if (it->op == "get" && it->client >= 100) {
       it->out = -7;  // never written: values and deltas are all positive
