@@ -979,8 +979,8 @@ void WriteHistories(const std::string& path, const std::vector<PaxosSimResult>& 
   f << root.dump();
 }
 
-std::optional<std::vector<uint64_t>> PorcupineRejects(const std::string& checker,
-                                                      const std::string& path) {
+std::optional<std::vector<uint64_t>> PorcupineRejects(const std::string& checker, const std::string& path,
+                                                      std::vector<uint64_t>* undecided) {
   const std::string cmd = "'" + checker + "' -histories '" + path + "' 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   if (p == nullptr) return std::nullopt;
@@ -999,8 +999,10 @@ std::optional<std::vector<uint64_t>> PorcupineRejects(const std::string& checker
     ls >> word;
     if (word == "REJECT") {
       uint64_t seed = 0;
-      ls >> seed;
+      std::string why;
+      ls >> seed >> why;
       rejected.push_back(seed);
+      if (why == "unknown" && undecided != nullptr) undecided->push_back(seed);
     } else if (word == "CHECKED") {
       summary = true;
     }

@@ -123,9 +123,11 @@ PaxosSimResult RunPaxosSim(const PaxosSimOptions& options);
 void WriteHistories(const std::string& path, const std::vector<PaxosSimResult>& runs);
 
 // Runs the Porcupine checker binary on `path`; returns the seeds it rejected (illegal or
-// unknown), or nullopt if the checker could not be run or its output not parsed.
-std::optional<std::vector<uint64_t>> PorcupineRejects(const std::string& checker,
-                                                      const std::string& path);
+// unknown), or nullopt if the checker could not be run or its output not parsed. The seeds
+// rejected only for want of a verdict within the checker's time limit (unknown) also go to
+// *undecided when given.
+std::optional<std::vector<uint64_t>> PorcupineRejects(const std::string& checker, const std::string& path,
+                                                      std::vector<uint64_t>* undecided = nullptr);
 
 }  // namespace geokv::sim
 

@@ -98,15 +98,20 @@ size_t Recorder::AckedWritesSince(int64_t from_us, std::optional<int> region) co
   return n;
 }
 
-std::string CheckLinearizable(const std::vector<sim::HistoryOp>& ops, const std::string& path, uint64_t id) {
+std::string CheckLinearizable(const std::vector<sim::HistoryOp>& ops, const std::string& path, uint64_t id,
+                              bool* illegal) {
+  if (illegal != nullptr) *illegal = false;
   sim::PaxosSimResult run;
   run.seed = id;
   run.history = ops;
   sim::WriteHistories(path, {run});
-  auto rejected = sim::PorcupineRejects(PorcupinePath(), path);
+  std::vector<uint64_t> undecided;
+  auto rejected = sim::PorcupineRejects(PorcupinePath(), path, &undecided);
   if (!rejected) return "the Porcupine checker " + PorcupinePath() + " could not be run on " + path;
-  if (!rejected->empty()) return "Porcupine rejected the history in " + path;
-  return "";
+  if (rejected->empty()) return "";
+  if (!undecided.empty()) return "Porcupine gave no verdict within its time limit on the history in " + path;
+  if (illegal != nullptr) *illegal = true;
+  return "Porcupine rejected the history in " + path;
 }
 
 }  // namespace geokv::integration

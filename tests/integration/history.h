@@ -57,8 +57,10 @@ class Recorder {
 };
 
 // Writes `ops` as one history and runs the Porcupine checker: "" when it says
-// linearizable, else why not.
-std::string CheckLinearizable(const std::vector<sim::HistoryOp>& ops, const std::string& path, uint64_t id);
+// linearizable, else why not. *illegal (when given) says whether the checker proved a
+// violation, rather than giving up at its time limit or not running.
+std::string CheckLinearizable(const std::vector<sim::HistoryOp>& ops, const std::string& path, uint64_t id,
+                              bool* illegal = nullptr);
 
 int64_t ParseValue(const std::string& s);
 
