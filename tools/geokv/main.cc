@@ -411,7 +411,9 @@ int main(int argc, char** argv) {
   node->require_subcommand(1);
   // Subcommand -> the state it sets.
   const std::vector<std::pair<CLI::App*, const char*>> node_states = {
-      {node->add_subcommand("drain", "hand every leadership of node ID to other regions (before a restart)"), "draining"},
+      {node->add_subcommand("drain", "node ID hands every leadership to other regions at once, and its replicas to "
+                                     "its region's other up nodes a few at a time (before a restart or a removal)"),
+       "draining"},
       {node->add_subcommand("undrain", "node ID is up again and takes its preferred leaderships back"), "up"},
       {node->add_subcommand("down", "declare node ID dead (its replicas are to be replaced)"), "down"},
       {node->add_subcommand("remove", "remove node ID for good (refused while it holds replicas)"), "removed"},
