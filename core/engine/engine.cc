@@ -527,19 +527,24 @@ void Engine::TickCrdtReleases(int64_t now) {
   }
 }
 
-Engine::CrdtReplica* Engine::ServingCrdt(uint32_t shard) {
+std::optional<Engine::CrdtId> Engine::ServingCrdtId(uint32_t shard) const {
   const placement::ShardPlacement& s = map_.shards()[shard];
   for (size_t r = 0; r < s.replicas.size(); ++r) {
-    if (s.replicas[r] != options_.self) continue;
-    auto it = crdts_.find({shard, s.replica_ids[r]});
-    return it == crdts_.end() ? nullptr : &it->second;
+    if (s.replicas[r] == options_.self) return CrdtId{shard, s.replica_ids[r]};
   }
-  return nullptr;
+  return std::nullopt;
+}
+
+Engine::CrdtReplica* Engine::ServingCrdt(uint32_t shard) {
+  const std::optional<CrdtId> id = ServingCrdtId(shard);
+  auto it = id ? crdts_.find(*id) : crdts_.end();
+  return it == crdts_.end() ? nullptr : &it->second;
 }
 
 const crdt::Disseminator* Engine::EventualReplica(uint32_t shard) const {
-  CrdtReplica* c = const_cast<Engine*>(this)->ServingCrdt(shard);
-  return c == nullptr || c->d->joining() ? nullptr : c->d.get();
+  const std::optional<CrdtId> id = ServingCrdtId(shard);
+  auto it = id ? crdts_.find(*id) : crdts_.end();
+  return it == crdts_.end() || it->second.d->joining() ? nullptr : it->second.d.get();
 }
 
 const crdt::CrdtValue* Engine::EventualValue(std::string_view key) const {

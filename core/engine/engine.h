@@ -608,6 +608,8 @@ class Engine {
   void TickCrdtReleases(int64_t now);
   // The replica serving `shard` here (placed, joined or not); nullptr where there is none.
   CrdtReplica* ServingCrdt(uint32_t shard);
+  // Its id, by the map; nullopt where the map places no replica of `shard` here.
+  std::optional<CrdtId> ServingCrdtId(uint32_t shard) const;
   // True while the CRDT replica of this node's Paxos replica of `shard` still joins.
   bool CrdtJoining(uint32_t shard) const;
   // The node holding CRDT replica `id` of `shard` (placed, learning or departed).
