@@ -121,10 +121,15 @@ void FinalChecks(LocalCluster& cluster, Recorder& rec, const std::vector<std::st
       auto c = cluster.ClientFor(region, 3000);
       ASSERT_TRUE(c);
       int64_t v = 0;
-      ASSERT_TRUE(WaitFor([&] { return rec.Do(*c, 100 + static_cast<int>(region), static_cast<int>(region),
-                                              Get(key), &v) == Outcome::kOk; },
-                          seconds(30)))
-          << "region " << region << " could not read " << key;
+      Response last;
+      if (!WaitFor([&] { return rec.Do(*c, 100 + static_cast<int>(region), static_cast<int>(region), Get(key), &v,
+                                       &last) == Outcome::kOk; },
+                   seconds(30))) {
+        std::string status;
+        for (const auto& line : cluster.Status(region)) status += "\n  " + line;
+        FAIL() << "region " << region << " could not read " << key << " within 30 s; last answer: "
+               << last.status.ToString() << "; node " << region << "'s status:" << status;
+      }
       if (!agreed) agreed = v;
       EXPECT_EQ(v, *agreed) << key << " read from region " << region;
     }
