@@ -519,7 +519,8 @@ void Engine::EraseDepartedCrdts() {
 
 void Engine::TickCrdtReleases(int64_t now) {
   for (auto& [id, c] : crdts_) {
-    if (map_.NodeOfDeparted(id.first, id.second) != options_.self || !c.d->Shipped()) continue;
+    if (map_.NodeOfDeparted(id.first, id.second) != options_.self) continue;
+    if (!c.d->Shipped() && !options_.unsafe_release_unshipped) continue;
     if (now - c.release_proposed_us < kMoveRetryUs) continue;
     c.release_proposed_us = now;
     stats_.crdt_releases++;

@@ -213,6 +213,10 @@ struct EngineOptions {
   // group before the move was aborted is not brought back: the aborted move's voter is
   // removed as a stray, and the region is left without a replica. The simulator must catch it.
   bool unsafe_no_member_repair = false;
+  // TEST ONLY: a departed CRDT replica is released (ReleaseReplica, then erased) as soon as
+  // the map lists it departed, before every other replica acknowledged what it wrote: the
+  // writes it acknowledged that reached no other replica are lost. The simulator must catch it.
+  bool unsafe_release_unshipped = false;
 };
 
 struct EngineStats {

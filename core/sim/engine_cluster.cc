@@ -162,6 +162,7 @@ class Cluster {
     options_.unsafe_apply_first_of_shared_slot = o.unsafe_apply_first_of_shared_slot;
     options_.unsafe_finish_move_unsettled = o.unsafe_finish_move_unsettled;
     options_.unsafe_no_member_repair = o.unsafe_no_member_repair;
+    options_.unsafe_release_unshipped = o.unsafe_release_unshipped;
     options_.policy = Policy(Mode::kStrong);
     (void)options_.policy.Set("c/", Mode::kCounter);
     (void)options_.policy.Set("set/", Mode::kSet);
@@ -376,6 +377,7 @@ class Cluster {
     n.env->BeginRound();
     n.engine->Round(std::move(in));
     n.busy_until = net_.Now() + n.env->EndRound();
+    CutDepartingLinks(i);
     if (!n.engine->failure().ok()) {
       // Fail-stop: the process exits; its supervisor restarts it.
       result_.fail_stops++;
@@ -387,6 +389,47 @@ class Cluster {
     }
     const Time timer = n.env->GlobalAt(n.engine->NextTimerUs());
     Wake(i, n.inbox.messages.empty() ? std::max(n.busy_until, timer) : n.busy_until);
+  }
+
+  // departure_cuts: node i sees a replica of its own leave a shard (the move's removal of it
+  // applied in the shard's group, or the map listing it departed) that it was not cut for
+  // yet: its links to the nodes holding the shard's other replicas (the move's target
+  // included) drop everything for kDepartureCutUs. Links already blocked (a partition) are
+  // left to the nemesis.
+  static constexpr Time kDepartureCutUs = 3'000'000;
+  void CutDepartingLinks(int i) {
+    if (!o_.departure_cuts || !o_.faults || (o_.nodes_per_region == 1 && !o_.grow)) return;
+    const Engine& engine = *nodes_[i].engine;
+    const placement::ClusterMap& map = engine.cluster_map();
+    const auto self = static_cast<placement::NodeId>(i);
+    for (uint32_t shard = 0; shard < map.shards().size(); ++shard) {
+      const placement::ShardPlacement& s = map.shards()[shard];
+      std::vector<uint32_t> leaving;  // replica ids of node i leaving the shard
+      if (s.change && s.change->from == self && engine.Hosts(shard)) {
+        const paxos::Replica& r = engine.replica(shard);
+        if (!r.applied_members().IsMember(r.id())) leaving.push_back(r.id());
+      }
+      for (const placement::DepartedReplica& d : s.departed) {
+        if (d.node == self) leaving.push_back(d.replica_id);
+      }
+      for (uint32_t id : leaving) {
+        if (!departures_cut_.insert({shard, id}).second) continue;
+        std::vector<placement::NodeId> holders = s.replicas;
+        if (s.change) holders.push_back(s.change->to);
+        std::vector<int> cut;
+        for (placement::NodeId holder : holders) {
+          const int h = static_cast<int>(holder);
+          if (h == i || h >= static_cast<int>(nodes_.size()) || net_.IsBlocked(i, h)) continue;
+          net_.Block(i, h, true);
+          cut.push_back(h);
+        }
+        if (cut.empty()) continue;
+        result_.departure_cuts++;
+        net_.At(net_.Now() + kDepartureCutUs, [this, i, cut] {
+          for (int h : cut) net_.Block(i, h, false);
+        });
+      }
+    }
   }
 
   EngineOptions options_with_self(int i) const {
@@ -1188,6 +1231,7 @@ class Cluster {
   std::vector<int> members_;
   int dead_ = -1;
   uint64_t nodes_added_ = 0, nodes_removed_ = 0;
+  std::set<std::pair<uint32_t, uint32_t>> departures_cut_;  // (shard, replica id) cut for (departure_cuts)
   std::string lost_ack_;   // the first operation it acknowledged after that
   int answered_by_ = -1;   // the node that answered the response being handled
   std::map<std::string, int> added_at_;  // "key/element" -> the node that served its add

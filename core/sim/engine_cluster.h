@@ -6,6 +6,7 @@
 // that receive messages queued for the previous incarnation (as ZeroMQ delivers them),
 // process pauses of up to 10 s during which inputs queue, storage errors (the node
 // fail-stops and is restarted), a lost data directory (a node back on an empty disk),
+// connection resets as a replica departs (with replica moves: departure_cuts),
 // processing and fsync time with a heavy tail, loss,
 // duplication, jitter, and clocks per node: monotonic clocks with drift, wall clocks
 // seconds apart. Each node runs the production round (Engine::Round).
@@ -61,6 +62,12 @@ struct EngineSimOptions {
   // and comes back on an empty one. It must acknowledge nothing from then on; its clients
   // turn to the next region; the others converge without it, and it knows it was lost.
   bool disk_loss = false;
+  // With replica moves (several nodes per region, or grow) and faults: the moment a node
+  // learns that a move took a replica from it (the map lists it departed), its links to the
+  // nodes holding that shard's other replicas drop everything, what is in flight included,
+  // for kDepartureCutUs (a connection reset just then). What it wrote last reaches no one
+  // until it sends it again.
+  bool departure_cuts = true;
   Time wall_clock_offset_max_us = 5'000'000;  // wall clocks disagree by up to this, per node
   double clock_drift_max = 0.0005;
   uint64_t compact_every_slots = 8;  // small, so snapshots and their transfer run
@@ -79,6 +86,7 @@ struct EngineSimOptions {
   bool unsafe_apply_first_of_shared_slot = false;  // TEST ONLY: retries of lost commands are repeats
   bool unsafe_finish_move_unsettled = false;  // TEST ONLY: the map erases a voter still needed
   bool unsafe_no_member_repair = false;  // TEST ONLY: an aborted move leaves a region without a replica
+  bool unsafe_release_unshipped = false;  // TEST ONLY: a departed CRDT replica is erased before it shipped
 };
 
 struct EngineSimResult {
@@ -101,6 +109,7 @@ struct EngineSimResult {
   uint64_t nodes_added = 0;      // nodes added to the running cluster and started (grow)
   uint64_t nodes_removed = 0;    // nodes removed from the map after dying (grow)
   uint64_t metadata_voters_replaced = 0;  // dead metadata voters no longer voting (grow, even seeds)
+  uint64_t departure_cuts = 0;   // links cut as a replica departed (departure_cuts)
   int shards_used = 0;  // strong shards that acknowledged a write (keys must spread)
 };
 

@@ -59,6 +59,7 @@ std::vector<uint64_t> RunSeeds(const std::vector<uint64_t>& seeds, const std::st
     total.nodes_added += r.nodes_added;
     total.nodes_removed += r.nodes_removed;
     total.metadata_voters_replaced += r.metadata_voters_replaced;
+    total.departure_cuts += r.departure_cuts;
     if (expect_ok && base.grow) {
       // Every seed grows by one node per region and replaces one of them.
       EXPECT_EQ(r.nodes_added, static_cast<uint64_t>(o.regions) + 1) << "GEOKV_SEED=" << seed;
@@ -73,7 +74,7 @@ std::vector<uint64_t> RunSeeds(const std::vector<uint64_t>& seeds, const std::st
               "fail-stops %llu, snapshots %llu, forwards re-sent %llu, leaderships handed off %llu, "
               "node verdicts %llu, leaderships planned %llu, data directories lost %llu (peer messages "
               "dropped from them %llu), membership changes %llu, replicas moved %llu, nodes added %llu, "
-              "nodes removed %llu (metadata voters among them %llu)\n",
+              "nodes removed %llu (metadata voters among them %llu), links cut at a departure %llu\n",
               name.c_str(), seeds.size(), (unsigned long long)total.strong_ok, (unsigned long long)total.strong_unknown,
               (unsigned long long)total.eventual_ok, (unsigned long long)total.crashes, (unsigned long long)total.pauses,
               (unsigned long long)total.fail_stops, (unsigned long long)total.snapshots,
@@ -82,7 +83,7 @@ std::vector<uint64_t> RunSeeds(const std::vector<uint64_t>& seeds, const std::st
               (unsigned long long)total.disks_lost, (unsigned long long)total.foreign_disk_messages,
               (unsigned long long)total.member_changes, (unsigned long long)total.replicas_moved,
               (unsigned long long)total.nodes_added, (unsigned long long)total.nodes_removed,
-              (unsigned long long)total.metadata_voters_replaced);
+              (unsigned long long)total.metadata_voters_replaced, (unsigned long long)total.departure_cuts);
   if (expect_ok) {
     EXPECT_GT(spread * 2, seeds.size()) << "strong keys do not spread over the shards";
     // Even seeds of a growing cluster lose a metadata voter for good, and replace it.
@@ -326,7 +327,7 @@ TEST(EngineSim, ApplyingOnlyTheFirstCommandOfASharedSlotIsCaught) {
 // the removal: the leader dies with the voters that did not learn the commit still
 // counting the erased replica, and the shard never elects a leader again.
 TEST(EngineSim, FinishingAMoveBeforeTheVotersKnowIsCaught) {
-  CheckMutant({"finish_move_unsettled", [](EngineSimOptions* o) { o->unsafe_finish_move_unsettled = true; }, 151,
+  CheckMutant({"finish_move_unsettled", [](EngineSimOptions* o) { o->unsafe_finish_move_unsettled = true; }, 206,
                false, false, true});
 }
 
@@ -340,6 +341,14 @@ TEST(EngineSim, FinishingAMoveBeforeTheVotersKnowIsCaught) {
 // --gtest_also_run_disabled_tests and GEOKV_MUTANT_SEARCH to look again.
 TEST(EngineSim, DISABLED_LeavingARegionWithoutAReplicaAfterAnAbortedMoveIsCaught) {
   CheckMutant({"no_member_repair", [](EngineSimOptions* o) { o->unsafe_no_member_repair = true; }, 379, false, false,
+               true});
+}
+
+// A departed CRDT replica released before every other replica acknowledged what it wrote:
+// the eventual writes it acknowledged last are lost when its links to the other replicas
+// are cut as it departs (departure_cuts).
+TEST(EngineSim, ReleasingADepartedReplicaBeforeItShippedIsCaught) {
+  CheckMutant({"release_unshipped", [](EngineSimOptions* o) { o->unsafe_release_unshipped = true; }, 4, false, false,
                true});
 }
 
